@@ -1,0 +1,274 @@
+"""``fit``: a seeded, resumable training loop that any callback can watch."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from trainground.data.split import stratified_split
+from trainground.engine.batches import BatchSource
+from trainground.engine.callbacks import Callback, CallbackList
+from trainground.engine.checkpoint import load_latest_checkpoint, save_checkpoint
+from trainground.engine.config import FitConfig
+from trainground.engine.evaluate import evaluate
+from trainground.engine.events import Event
+from trainground.engine.metrics import MetricsWriter
+from trainground.engine.model_file import save_model
+from trainground.engine.rng import get_rng_state, set_rng_state
+from trainground.engine.rundir import RunDir
+from trainground.engine.state import TrainState
+from trainground.errors import ConfigError, RunDirError
+
+# Changing these mid-run changes the trajectory, so a resume must use the original values.
+_RESUME_MUST_MATCH = ("batch_size", "lr", "optimizer", "momentum", "weight_decay", "val_fraction", "seed")
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns: the trained model and what happened."""
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    steps: int
+    train_index: np.ndarray = field(repr=False)  # input indices of the training split
+    val_index: np.ndarray = field(repr=False)  # input indices of the validation split (may be empty)
+    run_dir: RunDir | None = None
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.history[-1] if self.history else {}
+
+
+def make_optimizer(config: FitConfig, params: Any) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    raise ConfigError(f"unknown optimizer {config.optimizer!r}; known: adam, adamw, sgd")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA device is available; use device: auto or cpu")
+    return torch.device(name)
+
+
+def _fingerprint(source: BatchSource) -> str:
+    # Labels and indices identify the data cheaply; a resume on other data must fail loudly.
+    digest = hashlib.sha1(str(len(source)).encode())
+    labels = source.labels()
+    if labels is not None:
+        digest.update(np.ascontiguousarray(labels).tobytes())
+    index = getattr(source.dataset, "index", None)
+    if index is not None:
+        digest.update(np.ascontiguousarray(np.asarray(index)).tobytes())
+    return digest.hexdigest()
+
+
+def _split(data: Dataset, val_data: Dataset | None, config: FitConfig) -> tuple[BatchSource, BatchSource | None]:
+    if val_data is not None:
+        return BatchSource(data), BatchSource(val_data)
+    if config.val_fraction <= 0:
+        return BatchSource(data), None
+    labels = BatchSource(data).labels()
+    if labels is None:  # a plain Dataset: no labels to stratify on without reading every item
+        rng = np.random.default_rng(config.seed)
+        perm = rng.permutation(len(data))  # type: ignore[arg-type]
+        n_val = int(round(config.val_fraction * len(perm)))
+        train_pos, val_pos = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    else:
+        train_pos, val_pos = stratified_split(labels, fraction=config.val_fraction, seed=config.seed)
+    return BatchSource(data, train_pos), BatchSource(data, val_pos)
+
+
+def _input_index(source: BatchSource | None) -> np.ndarray:
+    if source is None:
+        return np.empty(0, dtype=np.int64)
+    index = getattr(source.dataset, "index", None)
+    positions = np.arange(len(source.dataset)) if source.positions is None else source.positions.numpy()  # type: ignore[arg-type]
+    return positions if index is None else np.asarray(index)[positions]
+
+
+def _model_info(data: Dataset) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    encoder = getattr(data, "encoder", None)
+    if encoder is not None:
+        info["classes"] = encoder.to_json()
+    schema = getattr(data, "schema", None)
+    if schema is not None and hasattr(schema, "to_json"):
+        info["data_schema"] = schema.to_json()
+    return info
+
+
+def fit(
+    model: nn.Module,
+    data: Dataset,
+    *,
+    config: FitConfig | None = None,
+    val_data: Dataset | None = None,
+    loss_fn: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    callbacks: Sequence[Callback] = (),
+    run_dir: RunDir | str | Path | None = None,
+    resume: bool = False,
+) -> FitResult:
+    """Train ``model`` on ``data`` (items ``(index, x, y)``) and return what happened.
+
+    Batches come from a permutation drawn from a generator seeded with ``config.seed``,
+    so the same seed gives the same batches. With ``run_dir``, per-step metrics go to
+    ``metrics.jsonl``, checkpoints to ``checkpoints/`` and the final weights to
+    ``model.safetensors``; ``resume=True`` continues from the newest checkpoint there and
+    ends with the same weights as an uninterrupted run.
+
+    Args:
+        model: any ``nn.Module`` mapping a batch of ``x`` to class logits.
+        data: training data; an ``IndexedDataset`` or any map-style dataset of ``(index, x, y)``.
+        config: loop options (``FitConfig()`` when omitted).
+        val_data: validation data; when omitted, ``config.val_fraction`` of ``data`` is held out.
+        loss_fn: batch-mean loss ``loss_fn(logits, y)``; cross-entropy when omitted.
+        optimizer: built from ``config`` when omitted.
+        callbacks: watchers of the loop's events.
+        run_dir: where the run is written; None keeps everything in memory.
+        resume: continue the run in ``run_dir`` from its newest checkpoint.
+    """
+    config = config or FitConfig()
+    if config.epochs < 1 or config.batch_size < 1:
+        raise ConfigError(f"epochs and batch_size must be >= 1, got {config.epochs} and {config.batch_size}")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    train, val = _split(data, val_data, config)
+    if len(train) == 0:
+        raise ConfigError("the training split is empty")
+    model.to(device)
+    optimizer = optimizer or make_optimizer(config, model.parameters())
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+
+    run = None if run_dir is None else (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir))
+    all_callbacks = list(callbacks)
+    if run is not None:
+        run.path.mkdir(parents=True, exist_ok=True)
+        all_callbacks.insert(0, MetricsWriter(run.metrics, flush_every=config.log_every))
+    hooks = CallbackList(all_callbacks)
+
+    steps_per_epoch = -(-len(train) // config.batch_size)
+    state = TrainState(
+        model=model, optimizer=optimizer, config=config, num_epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch, run_dir=run,
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    epoch_start_rng = generator.get_state()
+    fingerprint = _fingerprint(train)
+    # Running sums of the current epoch, kept on the device: no host sync per step.
+    totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, samples
+
+    if resume:
+        if run is None:
+            raise ConfigError("resume=True needs a run_dir")
+        ckpt = load_latest_checkpoint(run.checkpoints)
+        if ckpt is None:
+            raise RunDirError(f"{run.checkpoints}: no checkpoint to resume from")
+        _check_resumable(ckpt, config, fingerprint, run)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        hooks.load_state_dict(ckpt["callbacks"])
+        set_rng_state(ckpt["rng"])
+        epoch_start_rng = ckpt["batch_rng"]
+        totals = ckpt["totals"].to(device)
+        state.step, state.epoch, state.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+        state.history = list(ckpt["history"])
+
+    def checkpoint() -> None:
+        if run is None:
+            return
+        hooks.fire(Event.CHECKPOINT, state)
+        payload = {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": get_rng_state(),
+            "batch_rng": epoch_start_rng, "totals": totals.cpu(), "step": state.step, "epoch": state.epoch,
+            "batch_in_epoch": state.batch_in_epoch, "history": state.history, "callbacks": hooks.state_dict(),
+            "config": asdict(config), "data_fingerprint": fingerprint,
+        }
+        save_checkpoint(run.checkpoints, state.step, payload, keep=config.keep_checkpoints)
+
+    model.train()
+    hooks.fire(Event.FIT_START, state)
+    while state.epoch < config.epochs:
+        generator.set_state(epoch_start_rng)
+        order = torch.randperm(len(train), generator=generator).split(config.batch_size)
+        if state.batch_in_epoch == 0:
+            hooks.fire(Event.EPOCH_START, state)
+        for rows in order[state.batch_in_epoch :]:
+            _train_step(state, train.batch(rows, device), loss_fn, hooks, totals)
+            last_of_epoch = state.batch_in_epoch == len(order)
+            if config.checkpoint_every and state.step % config.checkpoint_every == 0 and not last_of_epoch:
+                checkpoint()  # the epoch-end checkpoint follows anyway for the last batch
+        loss_sum, correct, seen = totals.tolist()
+        state.epoch_metrics = {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}
+        if val is not None and len(val):
+            scores = evaluate(model, val, loss_fn, batch_size=max(config.batch_size, 256), device=device)
+            state.epoch_metrics.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+        state.history.append(dict(state.epoch_metrics))
+        hooks.fire(Event.EPOCH_END, state)
+        state.epoch += 1
+        state.batch_in_epoch = 0
+        totals.zero_()
+        epoch_start_rng = generator.get_state()  # the next epoch's permutation starts here
+        checkpoint()
+    hooks.fire(Event.FIT_END, state)
+    if run is not None:
+        save_model(run.model, model, info=_model_info(data))
+    return FitResult(
+        model=model, history=state.history, steps=state.step, train_index=_input_index(train),
+        val_index=_input_index(val), run_dir=run,
+    )
+
+
+def _train_step(
+    state: TrainState, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], loss_fn: nn.Module,
+    hooks: CallbackList, totals: torch.Tensor,
+) -> None:
+    """One optimizer step on one batch; every line below is an event or the maths between two."""
+    state.batch = batch
+    hooks.fire(Event.BATCH_START, state)
+    _, x, y = batch
+    state.logits = state.model(x)
+    state.loss = loss_fn(state.logits, y)
+    hooks.fire(Event.AFTER_FORWARD, state)
+    state.optimizer.zero_grad(set_to_none=True)
+    state.loss.backward()
+    hooks.fire(Event.AFTER_BACKWARD, state)
+    state.optimizer.step()
+    with torch.no_grad():
+        n = len(y)
+        totals += torch.stack([
+            state.loss.detach().double() * n,
+            (state.logits.argmax(dim=1) == y).sum().double(),
+            torch.tensor(float(n), dtype=torch.float64, device=totals.device),
+        ])
+    state.step += 1
+    state.batch_in_epoch += 1
+    hooks.fire(Event.BATCH_END, state)
+
+
+def _check_resumable(ckpt: dict[str, Any], config: FitConfig, fingerprint: str, run: RunDir) -> None:
+    saved = ckpt["config"]
+    for key in _RESUME_MUST_MATCH:
+        if saved.get(key) != getattr(config, key):
+            raise RunDirError(
+                f"{run.path}: cannot resume: the run was started with {key}={saved.get(key)!r}, "
+                f"now {key}={getattr(config, key)!r}"
+            )
+    if ckpt["data_fingerprint"] != fingerprint:
+        raise RunDirError(f"{run.path}: cannot resume: the training data differ from the data the run started on")

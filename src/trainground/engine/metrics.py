@@ -1,0 +1,87 @@
+"""Per-step and per-epoch scalars to ``metrics.jsonl``, with one host sync per flush."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainground.engine.callbacks import Callback
+from trainground.engine.state import TrainState
+
+
+def _finite_or_none(value: float) -> float | None:
+    # JSON has no NaN/inf; null keeps the line valid and says "not a number" honestly.
+    return value if math.isfinite(value) else None
+
+
+class MetricsWriter(Callback):
+    """Appends one JSON object per line: ``{"kind": "step", "step", "epoch", "loss", "lr"}``
+    per optimizer step and ``{"kind": "epoch", "step", "epoch", <epoch_metrics>}`` per epoch.
+
+    Losses are kept on the device and copied to the host in one ``torch.stack(...).tolist()``
+    every ``flush_every`` steps, so logging costs one sync per flush, not one per step.
+    On resume the file is cut back to what the checkpoint had seen, so no line is duplicated.
+    """
+
+    def __init__(self, path: str | Path, *, flush_every: int = 50) -> None:
+        self.path = Path(path)
+        self.flush_every = max(1, flush_every)
+        self._pending: list[tuple[int, int, float, torch.Tensor]] = []
+        self._bytes_at_checkpoint = 0
+
+    def on_batch_end(self, state: TrainState) -> None:
+        assert state.loss is not None
+        self._pending.append((state.step, state.epoch, state.lr, state.loss.detach()))
+        if len(self._pending) >= self.flush_every:
+            self.flush()
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.flush()
+        record = {"kind": "epoch", "step": state.step, "epoch": state.epoch}
+        record.update({k: _finite_or_none(float(v)) for k, v in state.epoch_metrics.items()})
+        self._append([record])
+
+    def on_checkpoint(self, state: TrainState) -> None:
+        self.flush()
+        self._bytes_at_checkpoint = self.path.stat().st_size if self.path.exists() else 0
+
+    def on_fit_end(self, state: TrainState) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        losses = torch.stack([p[3] for p in self._pending]).float().cpu().tolist()
+        records = [
+            {"kind": "step", "step": step, "epoch": epoch, "loss": _finite_or_none(loss), "lr": lr}
+            for (step, epoch, lr, _), loss in zip(self._pending, losses)
+        ]
+        self._pending.clear()
+        self._append(records)
+
+    def _append(self, records: list[dict[str, Any]]) -> None:
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(r) + "\n" for r in records))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"bytes": self._bytes_at_checkpoint}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # Lines written after the checkpoint describe steps the resumed run will redo.
+        self._bytes_at_checkpoint = int(state["bytes"])
+        if self.path.exists() and self.path.stat().st_size > self._bytes_at_checkpoint:
+            with open(self.path, "r+b") as fh:
+                fh.truncate(self._bytes_at_checkpoint)
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a ``metrics.jsonl``."""
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]

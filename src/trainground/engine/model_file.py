@@ -1,0 +1,50 @@
+"""Final weights as safetensors, with what is needed to use them stored in the metadata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from trainground.engine.atomic import atomic_path
+from trainground.errors import RunDirError
+
+FORMAT = "trainground.model/1"
+
+
+def save_model(path: str | Path, model: nn.Module, *, info: dict[str, Any] | None = None) -> None:
+    """Write ``model``'s state dict to ``path`` atomically.
+
+    ``info`` (JSON-serialisable) goes into the safetensors header: with the model's
+    ``spec()``, the data schema and the classes, one file is enough to predict.
+    """
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT}
+    if hasattr(model, "spec"):
+        meta["model"] = json.dumps(model.spec())
+    for key, value in (info or {}).items():
+        meta[key] = json.dumps(value)
+    with atomic_path(path) as tmp:
+        # state_dict() never aliases storage across keys here, since every tensor was made contiguous copies.
+        save_file({k: v.clone() for k, v in state.items()}, str(tmp), metadata=meta)
+
+
+def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and decoded metadata of a file written by :func:`save_model`."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"{path}: missing; the run did not finish (resume it with `trainground fit --resume`)")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as err:
+        raise RunDirError(f"{path}: not a readable safetensors file ({err})") from None
+    if raw.get("format") != FORMAT:
+        raise RunDirError(f"{path}: not a trainground model file (format {raw.get('format')!r})")
+    return tensors, {k: json.loads(v) for k, v in raw.items() if k != "format"}

@@ -1,0 +1,48 @@
+"""What the loop knows at any moment; handed to every callback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from trainground.engine.config import FitConfig
+    from trainground.engine.rundir import RunDir
+
+
+@dataclass
+class TrainState:
+    """Mutable training state. Counters are exact after a resume.
+
+    Attributes:
+        step: optimizer steps taken so far (global, across epochs).
+        epoch: epochs completed so far; during an epoch, the index of the current one.
+        batch_in_epoch: batches of the current epoch already consumed.
+        batch: the current ``(index, x, y)``, on the training device.
+        logits, loss: outputs of the current forward pass (loss is the batch mean).
+        epoch_metrics: after EPOCH_END, ``train_loss``, ``train_accuracy``,
+            ``val_loss``, ``val_accuracy`` of that epoch (val only with a validation split).
+        history: one ``epoch_metrics`` dict per finished epoch.
+    """
+
+    model: nn.Module
+    optimizer: Any
+    config: FitConfig
+    num_epochs: int
+    steps_per_epoch: int
+    run_dir: RunDir | None = None
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    batch: tuple[Tensor, Tensor, Tensor] | None = None
+    logits: Tensor | None = None
+    loss: Tensor | None = None
+    epoch_metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def lr(self) -> float:
+        """Learning rate of the first parameter group."""
+        return float(self.optimizer.param_groups[0]["lr"])
