@@ -28,7 +28,8 @@ def stratified_split(
     n = len(labels)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    n_held = int(round(fraction * n))
+    # scikit-learn's rule for a float test_size (ceil), so splits match train_test_split's.
+    n_held = int(np.ceil(fraction * n))
     if n_held < 1 or n - n_held < 1:
         raise DataError(
             f"cannot hold out {fraction:.0%} of {n} samples: each part needs at least one sample"
@@ -38,6 +39,6 @@ def stratified_split(
     n_classes = len(counts)
     stratify = labels if counts.min() >= 2 and n_held >= n_classes and n - n_held >= n_classes else None
     train, held = train_test_split(
-        positions, test_size=n_held, stratify=stratify, random_state=seed, shuffle=True
+        positions, test_size=fraction, stratify=stratify, random_state=seed, shuffle=True
     )
     return np.sort(train), np.sort(held)

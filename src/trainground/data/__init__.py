@@ -1,0 +1,34 @@
+"""Data: tables, image folders and builtin datasets as indexed tensors, plus label noise."""
+
+from __future__ import annotations
+
+from trainground.data.builtin import builtin_frame, builtin_names, load_builtin
+from trainground.data.dataset import IndexedDataset
+from trainground.data.images import ImageSchema, load_image_folder, load_images_for_prediction
+from trainground.data.labels import LabelEncoder
+from trainground.data.load import load_data, load_features_for_prediction, schema_from_json
+from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
+from trainground.data.split import stratified_split
+from trainground.data.table import TableSchema, encode_table, load_table, read_table
+
+__all__ = [
+    "DIGIT_CONFUSION_MAP",
+    "ImageSchema",
+    "IndexedDataset",
+    "LabelEncoder",
+    "NoisyLabels",
+    "TableSchema",
+    "builtin_frame",
+    "builtin_names",
+    "encode_table",
+    "inject_label_noise",
+    "load_builtin",
+    "load_data",
+    "load_features_for_prediction",
+    "load_image_folder",
+    "load_images_for_prediction",
+    "load_table",
+    "read_table",
+    "schema_from_json",
+    "stratified_split",
+]
