@@ -1,0 +1,20 @@
+"""The training loop, its events and callbacks, checkpoints, run directories, predictions."""
+
+from trainground.engine.callbacks import Callback, CallbackList
+from trainground.engine.config import FitConfig
+from trainground.engine.evaluate import evaluate, predict_logits
+from trainground.engine.events import Event
+from trainground.engine.loop import FitResult, fit
+from trainground.engine.metrics import MetricsWriter, read_metrics
+from trainground.engine.predict import TrainedModel, load_trained_model, predict
+from trainground.engine.progress import ProgressBar
+from trainground.engine.run import PreparedData, RunResult, prepare_data, run_fit
+from trainground.engine.run_config import DataConfig, NoiseConfig, RunConfig
+from trainground.engine.rundir import RunDir
+from trainground.engine.state import TrainState
+
+__all__ = [
+    "Callback", "CallbackList", "DataConfig", "Event", "FitConfig", "FitResult", "MetricsWriter", "NoiseConfig",
+    "PreparedData", "ProgressBar", "RunConfig", "RunDir", "RunResult", "TrainState", "TrainedModel", "evaluate",
+    "fit", "load_trained_model", "predict", "predict_logits", "prepare_data", "read_metrics", "run_fit",
+]

@@ -38,8 +38,11 @@ class FitResult:
     model: nn.Module
     history: list[dict[str, float]]
     steps: int
-    train_index: np.ndarray = field(repr=False)  # input indices of the training split
-    val_index: np.ndarray = field(repr=False)  # input indices of the validation split (may be empty)
+    # Input indices (the dataset's ``index``) of the training and validation splits; for a
+    # dataset without an ``index`` attribute, positions in ``data`` (reading every item to
+    # learn its index would load the whole dataset).
+    train_index: np.ndarray = field(repr=False)
+    val_index: np.ndarray = field(repr=False)
     run_dir: RunDir | None = None
 
     @property

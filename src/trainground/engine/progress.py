@@ -10,11 +10,12 @@ from trainground.engine.state import TrainState
 
 
 def _summary(metrics: dict[str, float]) -> str:
+    names = {"train_loss": "loss", "train_accuracy": "acc", "val_loss": "val_loss", "val_accuracy": "val_acc"}
     parts = []
-    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+    for key, name in names.items():
         if key in metrics:
             value = metrics[key]
-            parts.append(f"{key} {value:.1%}" if key.endswith("accuracy") else f"{key} {value:.4f}")
+            parts.append(f"{name} {value:.1%}" if key.endswith("accuracy") else f"{name} {value:.4f}")
     return "  ".join(parts)
 
 
@@ -59,7 +60,7 @@ class ProgressBar(Callback):
         if self._progress is not None:
             self._progress.update(self._task, metrics=text)
         else:
-            self.console.print(f"epoch {state.epoch + 1}/{state.num_epochs}  {text}", highlight=False)
+            self.console.print(f"epoch {state.epoch + 1}/{state.num_epochs}  {text}", highlight=False, soft_wrap=True)
 
     def on_fit_end(self, state: TrainState) -> None:
         if self._progress is not None:

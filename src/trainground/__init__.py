@@ -1,0 +1,18 @@
+"""trainground: a PyTorch training ground that keeps training stable and finds, explains
+and repairs what is wrong with the data and the model."""
+
+from trainground.data import IndexedDataset, inject_label_noise, load_data
+from trainground.engine import (
+    Callback, DataConfig, Event, FitConfig, FitResult, NoiseConfig, RunConfig, RunDir, TrainState, fit,
+    predict, run_fit,
+)
+from trainground.errors import ConfigError, DataError, RunDirError, TraingroundError
+from trainground.models import ModelConfig, build_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Callback", "ConfigError", "DataConfig", "DataError", "Event", "FitConfig", "FitResult", "IndexedDataset",
+    "ModelConfig", "NoiseConfig", "RunConfig", "RunDir", "RunDirError", "TrainState", "TraingroundError",
+    "build_model", "fit", "inject_label_noise", "load_data", "predict", "run_fit",
+]

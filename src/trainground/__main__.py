@@ -1,0 +1,3 @@
+from trainground.cli import main
+
+main()

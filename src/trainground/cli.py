@@ -1,0 +1,136 @@
+"""The ``trainground`` command line: thin wrappers that build configs and call the library."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from trainground.engine.config_io import read_yaml
+from trainground.errors import ConfigError, TraingroundError
+
+app = typer.Typer(
+    name="trainground",
+    help="Train PyTorch models stably; find, explain and repair what is wrong with the data and the model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+out_console = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Exit status for errors in the user's input (files, columns, options): one message, no traceback.
+EXIT_BAD_INPUT = 2
+
+
+def user_errors(command: F) -> F:
+    """Turn a :class:`TraingroundError` into one line on stderr and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TraingroundError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; a run with checkpoints continues with --resume")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def demo(
+    root: Annotated[Path, typer.Option("--root", help="Folder the run directory is created in.")] = Path("runs"),
+) -> None:
+    """Train on bundled digits with 20 % injected label noise; write a run directory under runs/."""
+    from trainground.recipes.demo import run_demo
+
+    run_demo(root=root, console=out_console)
+
+
+@app.command("fit")
+@user_errors
+def fit_command(
+    data: Annotated[str, typer.Argument(help="CSV/Parquet file, image folder (one sub-folder per class) or builtin:NAME.")],
+    target: Annotated[str | None, typer.Option("--target", help="Label column of a table.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/fit-<data>-<time>).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over the training data.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the model init, split and batch order.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML with sections data, model, fit.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier run.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+) -> None:
+    """Train a model on DATA and write a run directory."""
+    from trainground.engine import ProgressBar, RunConfig, RunDir, run_fit
+    from trainground.engine.run import resume_config
+    from trainground.recipes.demo import print_summary
+
+    if resume:
+        if out is None:
+            raise ConfigError("--resume needs --out RUN_DIR, the run to continue")
+        if overwrite:
+            raise ConfigError("--resume and --overwrite contradict each other; choose one")
+        if config is not None:
+            raise ConfigError("--resume continues a run with its own config.yaml; --config cannot change it")
+        run_config = resume_config(RunDir.open(out), source=data, epochs=epochs, target=target, seed=seed)
+    else:
+        # Precedence: defaults < YAML file < command-line options.
+        values = read_yaml(config) if config is not None else {}
+        run_config = RunConfig.from_dict(values, where=str(config) if config else "config")
+        run_config.data.source = data
+        if target is not None:
+            run_config.data.target = target
+        if epochs is not None:
+            run_config.fit.epochs = epochs
+        if seed is not None:
+            run_config.fit.seed = seed
+        if out is None:
+            stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
+            out = RunDir.new_path("runs", f"fit-{stem}")
+    result = run_fit(
+        run_config, out=out, overwrite=overwrite, resume=resume, callbacks=[ProgressBar(err_console)]
+    )
+    print_summary(result, out_console)
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `trainground fit` or `demo`.")],
+    data: Annotated[str, typer.Argument(help="Data with the same feature columns (or images) as the training data.")],
+    out: Annotated[Path | None, typer.Option("--out", help="CSV to write; default: print CSV to stdout.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
+) -> None:
+    """Predict a label and class probabilities for every row (or image) of DATA."""
+    from trainground.engine import predict as predict_frame
+
+    if out is not None and out.exists() and not overwrite:
+        raise ConfigError(f"{out}: exists; pass --overwrite to replace it or choose another --out")
+    frame = predict_frame(run_dir, data)
+    if out is None:
+        frame.to_csv(sys.stdout, index=False)
+        return
+    from trainground.engine.atomic import atomic_write_text
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, frame.to_csv(index=False))
+    err_console.print(f"wrote {len(frame)} predictions to {out}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

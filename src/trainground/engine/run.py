@@ -1,0 +1,149 @@
+"""One complete run from a :class:`RunConfig`: load, split, (corrupt), build, train, write."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from trainground.data import IndexedDataset, inject_label_noise, load_data, stratified_split
+from trainground.engine.callbacks import Callback
+from trainground.engine.evaluate import predict_logits
+from trainground.engine.loop import FitResult, fit
+from trainground.engine.rng import seed_everything
+from trainground.engine.rundir import RunDir
+from trainground.engine.run_config import DataConfig, RunConfig
+from trainground.errors import ConfigError, RunDirError
+from trainground.models import build_model
+
+# The test split does not depend on the training seed, so runs with different seeds
+# are scored on the same samples.
+TEST_SPLIT_SEED = 0
+
+
+@dataclass
+class PreparedData:
+    """Training data (possibly with injected noise) and an optional clean test split."""
+
+    train: IndexedDataset
+    test: IndexedDataset | None = None
+    true_labels: np.ndarray | None = field(default=None, repr=False)  # train labels before noise
+    is_corrupted: np.ndarray | None = field(default=None, repr=False)  # which train labels noise changed
+
+
+def prepare_data(config: DataConfig) -> PreparedData:
+    """Load ``config.source``, hold out the test split, then inject noise into the rest."""
+    data = load_data(
+        config.source, target=config.target, image_size=config.image_size, max_categories=config.max_categories
+    )
+    test = None
+    if config.test_fraction > 0:
+        train_pos, test_pos = stratified_split(
+            data.labels.numpy(), fraction=config.test_fraction, seed=TEST_SPLIT_SEED
+        )
+        data, test = data.subset(train_pos), data.subset(test_pos)
+    if config.noise is None:
+        return PreparedData(train=data, test=test)
+    true = data.labels.numpy().copy()
+    noisy = inject_label_noise(
+        true, kind=config.noise.kind, rate=config.noise.rate, seed=config.noise.seed,
+        num_classes=data.num_classes, class_map=config.noise.class_map,
+    )
+    return PreparedData(
+        train=data.with_labels(noisy.labels), test=test, true_labels=true, is_corrupted=noisy.is_corrupted
+    )
+
+
+@dataclass
+class RunResult:
+    """A finished run: where it is, what ``fit`` returned, the data, and test scores."""
+
+    run_dir: RunDir
+    fit: FitResult
+    data: PreparedData
+    seconds: float
+    test_accuracy: float | None = None
+
+    def summary(self) -> dict[str, float | int | str | None]:
+        final = self.fit.final
+        return {
+            "run_dir": str(self.run_dir.path),
+            "samples": len(self.data.train),
+            "classes": self.data.train.num_classes,
+            "corrupted_labels": None if self.data.is_corrupted is None else int(self.data.is_corrupted.sum()),
+            "epochs": len(self.fit.history),
+            "steps": self.fit.steps,
+            "seconds": round(self.seconds, 2),
+            "train_accuracy": final.get("train_accuracy"),
+            "val_accuracy": final.get("val_accuracy"),
+            "test_accuracy": self.test_accuracy,
+        }
+
+
+def _same_source(a: str, b: str) -> bool:
+    if a.startswith("builtin:") or b.startswith("builtin:"):
+        return a == b
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def resume_config(
+    run: RunDir, *, source: str | None, epochs: int | None, target: str | None = None, seed: int | None = None
+) -> RunConfig:
+    """The config a run was started with; ``epochs`` may rise to train longer, nothing else may change."""
+    config = RunConfig.from_dict(run.read_config(), where=str(run.config))
+    if source is not None and not _same_source(source, config.data.source):
+        raise RunDirError(f"{run.path}: cannot resume: the run was trained on {config.data.source}, not {source}")
+    for name, given, saved in (("target", target, config.data.target), ("seed", seed, config.fit.seed)):
+        if given is not None and given != saved:
+            raise RunDirError(f"{run.path}: cannot resume with --{name} {given}: the run was started with {saved}")
+    if epochs is not None:
+        config.fit.epochs = epochs
+    return config
+
+
+def run_fit(
+    config: RunConfig, *, out: str | Path, overwrite: bool = False, resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> RunResult:
+    """Train as ``config`` says and write the run directory ``out``.
+
+    Args:
+        config: data, model and loop options (written to ``config.yaml``).
+        out: the run directory.
+        overwrite: replace ``out`` if it is an earlier run.
+        resume: continue the run in ``out`` from its newest checkpoint.
+        callbacks: extra watchers (e.g. a progress bar).
+    """
+    if config.data.test_fraction and not 0 < config.data.test_fraction < 1:
+        raise ConfigError(f"data.test_fraction must be in [0, 1), got {config.data.test_fraction}")
+    started = time.perf_counter()
+    run = RunDir.open(out) if resume else RunDir.create(out, overwrite=overwrite)
+    prepared = prepare_data(config.data)
+    if not resume:
+        run.write_config(config.to_dict())
+    train, val = prepared.train, None
+    if config.fit.val_fraction > 0:
+        # The same split fit() would take, done here so that the input standardisation
+        # below sees the training part only.
+        train_pos, val_pos = stratified_split(
+            train.labels.numpy(), fraction=config.fit.val_fraction, seed=config.fit.seed
+        )
+        train, val = train.subset(train_pos), train.subset(val_pos)
+    seed_everything(config.fit.seed)
+    model = build_model(
+        config.model, input_shape=train.input_shape, num_classes=train.num_classes, train_features=train.features
+    )
+    result = fit(model, train, val_data=val, config=config.fit, callbacks=callbacks, run_dir=run, resume=resume)
+    test_accuracy = None
+    if prepared.test is not None:
+        logits = predict_logits(result.model, prepared.test.features, device=next(result.model.parameters()).device)
+        test_accuracy = float((logits.argmax(1) == prepared.test.labels).double().mean())
+        with open(run.metrics, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"kind": "test", "step": result.steps, "test_accuracy": test_accuracy}) + "\n")
+    return RunResult(
+        run_dir=run, fit=result, data=prepared, seconds=time.perf_counter() - started, test_accuracy=test_accuracy
+    )
+

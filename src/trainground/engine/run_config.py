@@ -1,0 +1,59 @@
+"""The whole configuration of a run: data, model, loop. It is what ``config.yaml`` holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from trainground.engine.config import FitConfig
+from trainground.engine.config_io import from_dict, to_dict
+from trainground.models import ModelConfig
+
+
+@dataclass
+class NoiseConfig:
+    """Label noise injected into the training labels (demos, benchmarks), never the test labels."""
+
+    # "symmetric": each corrupted label becomes one of the other classes uniformly;
+    # "asymmetric": class c becomes class_map[c] (confusable pairs).
+    kind: Literal["symmetric", "asymmetric"] = "symmetric"
+    # Share of training labels corrupted (exactly round(rate * n), per class for asymmetric).
+    rate: float = 0.2
+    # Which labels are corrupted; independent of the training seed.
+    seed: int = 0
+    # Class id -> class id, asymmetric only.
+    class_map: dict[int, int] | None = None
+
+
+@dataclass
+class DataConfig:
+    """Where the data come from and how they are split before training."""
+
+    # A CSV/Parquet file, an image folder (one sub-folder per class) or builtin:NAME.
+    source: str = "builtin:digits"
+    # Label column of a table (not needed for image folders and builtin data).
+    target: str | None = None
+    # Side of the square images are resized to; None keeps the first image's size.
+    image_size: int | None = None
+    # A text column with more distinct values than this cannot be one-hot encoded.
+    max_categories: int = 50
+    # Share held out as a test split (stratified, seed 0) before anything else; 0 disables it.
+    test_fraction: float = 0.0
+    # Label noise injected into the training part (for demos and benchmarks).
+    noise: NoiseConfig | None = None
+
+
+@dataclass
+class RunConfig:
+    """``config.yaml``: sections ``data``, ``model`` and ``fit``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, where: str = "config") -> RunConfig:
+        return from_dict(cls, values, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)

@@ -1,0 +1,1 @@
+"""Reference recipes built from the library's public pieces."""

@@ -1,0 +1,54 @@
+"""Shared fixtures: small real datasets the tests make themselves (nothing is downloaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.datasets import load_digits, load_iris
+
+from trainground.data import IndexedDataset, LabelEncoder
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Determinism and speed: the suite compares weights bit for bit, and 2 cores are shared.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def digits() -> IndexedDataset:
+    d = load_digits()
+    return IndexedDataset(
+        features=torch.tensor(d.data, dtype=torch.float32),
+        labels=torch.tensor(d.target, dtype=torch.long),
+        index=torch.arange(len(d.target)),
+        encoder=LabelEncoder.fit(d.target),
+        kind="table",
+        name="digits",
+    )
+
+
+@pytest.fixture
+def iris_csv(tmp_path: Path) -> Path:
+    """Iris with string labels and a categorical column (a real mixed table)."""
+    iris = load_iris(as_frame=True)
+    frame = iris.data.copy()
+    frame.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    rng = np.random.default_rng(0)
+    frame["site"] = rng.choice(["north", "south", "east"], size=len(frame))
+    frame["species"] = np.asarray(iris.target_names)[iris.target]
+    path = tmp_path / "iris.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def iris_frame(iris_csv: Path) -> pd.DataFrame:
+    return pd.read_csv(iris_csv)

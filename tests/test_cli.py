@@ -1,0 +1,183 @@
+"""The command line, end to end on small data: outputs, overrides, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from trainground.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_demo_writes_a_run_directory_and_a_summary(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("demo")
+    assert result.exit_code == 0, result.stderr
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert run.name.startswith("demo-")
+    for name in ("config.yaml", "metrics.jsonl", "model.safetensors", "checkpoints"):
+        assert (run / name).exists(), name
+    assert "test accuracy" in result.stdout and "287 with a corrupted label" in result.stdout
+    test_record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert test_record["kind"] == "test" and test_record["test_accuracy"] > 0.8
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["data"]["noise"] == {"kind": "symmetric", "rate": 0.2, "seed": 0, "class_map": None}
+
+
+def test_fit_then_predict_in_original_label_values(tmp_path, iris_csv, iris_frame):
+    out = tmp_path / "run"
+    result = invoke("fit", iris_csv, "--target", "species", "--out", out, "--epochs", "30")
+    assert result.exit_code == 0, result.stderr
+    pred_path = tmp_path / "pred.csv"
+    result = invoke("predict", out, iris_csv, "--out", pred_path)
+    assert result.exit_code == 0, result.stderr
+    pred = pd.read_csv(pred_path)
+    species = ["setosa", "versicolor", "virginica"]
+    assert list(pred.columns) == ["row", "predicted_label"] + [f"prob_{s}" for s in species]
+    assert pred["row"].tolist() == list(range(len(iris_frame)))
+    assert np.allclose(pred[[f"prob_{s}" for s in species]].sum(axis=1), 1.0, atol=1e-5)
+    assert (pred["predicted_label"] == iris_frame["species"]).mean() > 0.9
+
+
+def test_predict_prints_csv_to_stdout_and_keeps_existing_files(tmp_path, iris_csv):
+    out = tmp_path / "run"
+    assert invoke("fit", iris_csv, "--target", "species", "--out", out, "--epochs", "1").exit_code == 0
+    result = invoke("predict", out, iris_csv)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0].startswith("row,predicted_label,prob_setosa")
+    existing = tmp_path / "mine.csv"
+    existing.write_text("keep me")
+    result = invoke("predict", out, iris_csv, "--out", existing)
+    assert result.exit_code == 2 and "exists" in result.stderr
+    assert existing.read_text() == "keep me"
+
+
+def test_command_line_options_override_the_yaml_config(tmp_path, iris_csv):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"fit": {"epochs": 5, "batch_size": 16, "seed": 3}, "model": {"hidden": [16]}}))
+    out = tmp_path / "run"
+    result = invoke("fit", iris_csv, "--target", "species", "--config", cfg, "--epochs", "2", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["fit"]["epochs"] == 2 and resolved["fit"]["batch_size"] == 16 and resolved["fit"]["seed"] == 3
+    assert resolved["model"]["hidden"] == [16] and resolved["data"]["target"] == "species"
+
+
+def test_existing_run_directory_needs_overwrite(tmp_path, iris_csv):
+    out = tmp_path / "run"
+    args = ("fit", iris_csv, "--target", "species", "--out", out, "--epochs", "1")
+    assert invoke(*args).exit_code == 0
+    result = invoke(*args)
+    assert result.exit_code == 2 and "--overwrite" in result.stderr
+    assert invoke(*args, "--overwrite").exit_code == 0
+
+
+def test_resume_from_the_cli_equals_one_longer_run(tmp_path, iris_csv):
+    base = ("fit", iris_csv, "--target", "species")
+    assert invoke(*base, "--out", tmp_path / "long", "--epochs", "6").exit_code == 0
+    assert invoke(*base, "--out", tmp_path / "short", "--epochs", "3").exit_code == 0
+    result = invoke(*base, "--out", tmp_path / "short", "--epochs", "6", "--resume")
+    assert result.exit_code == 0, result.stderr
+    # same final weights as training 6 epochs in one go (tensors compared: safetensors
+    # writes its metadata map in no fixed order, so the files' bytes may differ)
+    long, short = (load_file(tmp_path / name / "model.safetensors") for name in ("long", "short"))
+    assert long.keys() == short.keys() and all(torch.equal(long[k], short[k]) for k in long)
+    result = invoke(*base, "--out", tmp_path / "short", "--resume", "--seed", "4")
+    assert result.exit_code == 2 and "cannot resume with --seed 4" in result.stderr
+
+
+# ------------------------------------------------------------------ bad input
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _image_folder(root: Path, *, corrupt: bool = False, empty_class: bool = False) -> Path:
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        folder = root / label
+        folder.mkdir(parents=True)
+        if empty_class and label == "dog":
+            continue
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(folder / f"{i}.png")
+    if corrupt:
+        (root / "dog" / "broken.png").write_bytes(b"\x89PNG not really")
+    return root
+
+
+BAD_FIT_INPUTS = {
+    "missing file": (lambda d: d / "absent.csv", "y", ["absent.csv", "no such file"]),
+    "malformed csv": (lambda d: _write(d / "bad.csv", "a,b,y\n1,2,0\n1,2,3,4,5\n3,4,1\n"), "y", ["bad.csv", "line 3"]),
+    "missing target": (lambda d: _write(d / "t.csv", "a,b,label\n1,2,0\n3,4,1\n"), "lable", ["t.csv", "'lable'", "label"]),
+    "one class": (lambda d: _write(d / "one.csv", "a,y\n1,x\n2,x\n"), "y", ["one.csv", "single class"]),
+    "nan feature": (lambda d: _write(d / "nan.csv", "a,b,y\n1,2,0\n1,,1\n3,4,1\n"), "y", ["nan.csv", "'b'", "line 3"]),
+    "inf feature": (lambda d: _write(d / "inf.csv", "a,b,y\n1,2,0\n1,inf,1\n3,4,1\n"), "y", ["inf.csv", "'b'", "line 3"]),
+    "unencodable column": (
+        lambda d: pd.DataFrame({"a": range(80), "note": [f"free text {i}" for i in range(80)], "y": [0, 1] * 40})
+        .to_csv(d / "txt.csv", index=False) or d / "txt.csv",
+        "y", ["txt.csv", "'note'", "80"],
+    ),
+    "empty image folder": (lambda d: (d / "imgs").mkdir() or d / "imgs", None, ["imgs"]),
+    "class folder without images": (lambda d: _image_folder(d / "imgs", empty_class=True), None, ["dog"]),
+    "unreadable image": (lambda d: _image_folder(d / "imgs", corrupt=True), None, ["broken.png"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FIT_INPUTS))
+def test_bad_fit_input_is_one_clear_message_and_exit_2(case, tmp_path):
+    make, target, must_mention = BAD_FIT_INPUTS[case]
+    data = make(tmp_path)
+    args = ["fit", data, "--out", tmp_path / "run", "--epochs", "1"]
+    if target:
+        args += ["--target", target]
+    result = invoke(*args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    for text in must_mention:
+        assert text in result.stderr, (text, result.stderr)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_predict_data_missing_a_trained_feature_column(tmp_path, iris_csv, iris_frame):
+    out = tmp_path / "run"
+    assert invoke("fit", iris_csv, "--target", "species", "--out", out, "--epochs", "1").exit_code == 0
+    partial = tmp_path / "partial.csv"
+    iris_frame.drop(columns=["petal_width"]).to_csv(partial, index=False)
+    result = invoke("predict", out, partial)
+    assert result.exit_code == 2
+    assert "partial.csv" in result.stderr and "petal_width" in result.stderr
+
+
+def test_unknown_config_key_and_missing_run_are_exit_2(tmp_path, iris_csv):
+    cfg = _write(tmp_path / "c.yaml", "fit:\n  epoch: 3\n")
+    result = invoke("fit", iris_csv, "--target", "species", "--config", cfg)
+    assert result.exit_code == 2 and "c.yaml" in result.stderr and "'epoch'" in result.stderr
+    result = invoke("predict", tmp_path / "no_run", iris_csv)
+    assert result.exit_code == 2 and "no_run" in result.stderr
+
+
+def test_installed_command_prints_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainground", "fit", str(tmp_path / "nope.csv"), "--target", "y"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "nope.csv" in proc.stderr and "Traceback" not in proc.stderr
