@@ -405,8 +405,8 @@ def _one_hot(
             f"{rows.source}: category column {column!r} has {_count(len(missing), 'missing value')}, "
             f"at {rows.describe(missing)}; fill them in (e.g. with 'unknown') or drop those rows"
         )
-    # Categorical codes are -1 for values outside the training categories.
-    codes = pd.Categorical(series.astype(str), categories=list(categories)).codes.astype(np.int64)
+    # get_indexer gives -1 for values outside the training categories.
+    codes = pd.Index(categories).get_indexer(series.astype(str)).astype(np.int64)
     block = np.zeros((len(codes), len(categories)), dtype=np.float32)
     known = codes >= 0
     block[np.flatnonzero(known), codes[known]] = 1.0
