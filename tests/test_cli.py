@@ -181,3 +181,25 @@ def test_installed_command_prints_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "nope.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_image_folder_trains_a_cnn_and_predicts_per_file(tmp_path):
+    # Two visually distinct classes (bright top half vs bright bottom half), 12 images each.
+    rng = np.random.default_rng(0)
+    for label, half in (("top", slice(0, 6)), ("bottom", slice(6, 12))):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(0, 60, (12, 12), dtype=np.uint8)
+            pixels[half] += 180
+            Image.fromarray(pixels).save(tmp_path / "imgs" / label / f"{i}.png")
+    out = tmp_path / "run"
+    result = invoke("fit", tmp_path / "imgs", "--out", out, "--epochs", "15")
+    assert result.exit_code == 0, result.stderr
+    assert yaml.safe_load((out / "config.yaml").read_text())["model"]["name"] == "auto"
+    result = invoke("predict", out, tmp_path / "imgs")
+    assert result.exit_code == 0, result.stderr
+    pred = pd.read_csv(__import__("io").StringIO(result.stdout))
+    assert list(pred.columns) == ["row", "predicted_label", "prob_bottom", "prob_top"]
+    assert len(pred) == 24 and pred["row"].iloc[0] == "bottom/0.png"
+    truth = pred["row"].str.split("/").str[0]
+    assert (pred["predicted_label"] == truth).mean() >= 0.9
