@@ -3,8 +3,18 @@ and repairs what is wrong with the data and the model."""
 
 from trainground.data import IndexedDataset, inject_label_noise, load_data
 from trainground.engine import (
-    Callback, DataConfig, Event, FitConfig, FitResult, NoiseConfig, RunConfig, RunDir, TrainState, fit,
-    predict, run_fit,
+    Callback,
+    DataConfig,
+    Event,
+    FitConfig,
+    FitResult,
+    NoiseConfig,
+    RunConfig,
+    RunDir,
+    TrainState,
+    fit,
+    predict,
+    run_fit,
 )
 from trainground.errors import ConfigError, DataError, RunDirError, TraingroundError
 from trainground.models import ModelConfig, build_model

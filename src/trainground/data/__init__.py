@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from trainground.data.builtin import builtin_frame, builtin_names, load_builtin
 from trainground.data.dataset import IndexedDataset
-from trainground.data.images import ImageSchema, load_image_folder, load_images_for_prediction
+from trainground.data.images import (
+    ImageSchema,
+    load_image_folder,
+    load_images_for_prediction,
+)
 from trainground.data.labels import LabelEncoder
-from trainground.data.load import load_data, load_features_for_prediction, schema_from_json
+from trainground.data.load import (
+    load_data,
+    load_features_for_prediction,
+    schema_from_json,
+)
 from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
 from trainground.data.split import stratified_split
 from trainground.data.table import TableSchema, encode_table, load_table, read_table

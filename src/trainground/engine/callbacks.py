@@ -66,9 +66,9 @@ class CallbackList:
         return [f"{i}:{type(cb).__name__}" for i, cb in enumerate(self.callbacks)]
 
     def state_dict(self) -> dict[str, dict[str, Any]]:
-        return {key: cb.state_dict() for key, cb in zip(self._keys(), self.callbacks)}
+        return {key: cb.state_dict() for key, cb in zip(self._keys(), self.callbacks, strict=True)}
 
     def load_state_dict(self, states: dict[str, dict[str, Any]]) -> None:
-        for key, cb in zip(self._keys(), self.callbacks):
+        for key, cb in zip(self._keys(), self.callbacks, strict=True):
             if key in states:
                 cb.load_state_dict(states[key])

@@ -59,7 +59,7 @@ class MetricsWriter(Callback):
         losses = torch.stack([p[3] for p in self._pending]).float().cpu().tolist()
         records = [
             {"kind": "step", "step": step, "epoch": epoch, "loss": _finite_or_none(loss), "lr": lr}
-            for (step, epoch, lr, _), loss in zip(self._pending, losses)
+            for (step, epoch, lr, _), loss in zip(self._pending, losses, strict=True)
         ]
         self._pending.clear()
         self._append(records)

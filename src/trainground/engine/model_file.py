@@ -23,15 +23,15 @@ def save_model(path: str | Path, model: nn.Module, *, info: dict[str, Any] | Non
     ``info`` (JSON-serialisable) goes into the safetensors header: with the model's
     ``spec()``, the data schema and the classes, one file is enough to predict.
     """
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    # clone(): tied weights share storage, which safetensors refuses; copies do not.
+    state = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT}
     if hasattr(model, "spec"):
         meta["model"] = json.dumps(model.spec())
     for key, value in (info or {}).items():
         meta[key] = json.dumps(value)
     with atomic_path(path) as tmp:
-        # state_dict() never aliases storage across keys here, since every tensor was made contiguous copies.
-        save_file({k: v.clone() for k, v in state.items()}, str(tmp), metadata=meta)
+        save_file(state, str(tmp), metadata=meta)
 
 
 def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -10,7 +10,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from trainground.data import LabelEncoder, load_features_for_prediction, schema_from_json
+from trainground.data import (
+    LabelEncoder,
+    load_features_for_prediction,
+    schema_from_json,
+)
 from trainground.engine.evaluate import predict_logits
 from trainground.engine.model_file import read_model_file
 from trainground.engine.rundir import RunDir

@@ -9,13 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from trainground.data import IndexedDataset, inject_label_noise, load_data, stratified_split
+
+from trainground.data import (
+    IndexedDataset,
+    inject_label_noise,
+    load_data,
+    stratified_split,
+)
 from trainground.engine.callbacks import Callback
 from trainground.engine.evaluate import predict_logits
 from trainground.engine.loop import FitResult, fit
 from trainground.engine.rng import seed_everything
-from trainground.engine.rundir import RunDir
 from trainground.engine.run_config import DataConfig, RunConfig
+from trainground.engine.rundir import RunDir
 from trainground.errors import ConfigError, RunDirError
 from trainground.models import build_model
 

@@ -7,7 +7,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from trainground.engine import DataConfig, FitConfig, NoiseConfig, ProgressBar, RunConfig, RunDir, RunResult, run_fit
+from trainground.engine import (
+    DataConfig,
+    FitConfig,
+    NoiseConfig,
+    ProgressBar,
+    RunConfig,
+    RunDir,
+    RunResult,
+    run_fit,
+)
 
 DEMO_CONFIG = RunConfig(
     # scikit-learn's bundled digits: 1797 8x8 images as 64 features, 10 classes.
