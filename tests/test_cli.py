@@ -98,6 +98,7 @@ def test_resume_from_the_cli_equals_one_longer_run(tmp_path, iris_csv):
     # writes its metadata map in no fixed order, so the files' bytes may differ)
     long, short = (load_file(tmp_path / name / "model.safetensors") for name in ("long", "short"))
     assert long.keys() == short.keys() and all(torch.equal(long[k], short[k]) for k in long)
+    assert yaml.safe_load((tmp_path / "short" / "config.yaml").read_text())["fit"]["epochs"] == 6
     result = invoke(*base, "--out", tmp_path / "short", "--resume", "--seed", "4")
     assert result.exit_code == 2 and "cannot resume with --seed 4" in result.stderr
 

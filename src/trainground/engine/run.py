@@ -128,8 +128,8 @@ def run_fit(
     started = time.perf_counter()
     run = RunDir.open(out) if resume else RunDir.create(out, overwrite=overwrite)
     prepared = prepare_data(config.data)
-    if not resume:
-        run.write_config(config.to_dict())
+    # On resume too: config.yaml holds what the run is now asked to do (epochs may have grown).
+    run.write_config(config.to_dict())
     train, val = prepared.train, None
     if config.fit.val_fraction > 0:
         # The same split fit() would take, done here so that the input standardisation
