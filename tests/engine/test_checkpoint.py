@@ -78,6 +78,8 @@ def test_resume_refuses_changed_settings_or_data(digits, tmp_path):
     with pytest.raises(RunDirError, match="training data differ"):
         fit(_model(), digits.subset(torch.arange(500)), config=FitConfig(epochs=2, device="cpu"),
             run_dir=tmp_path, resume=True)
+    with pytest.raises(RunDirError, match="already holds a training run"):
+        fit(_model(), digits, config=FitConfig(epochs=1, device="cpu"), run_dir=tmp_path)
     with pytest.raises(RunDirError, match="no checkpoint"):
         fit(_model(), digits, config=FitConfig(epochs=2, device="cpu"), run_dir=tmp_path / "empty", resume=True)
 

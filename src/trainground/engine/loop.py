@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from trainground.data.split import stratified_split
 from trainground.engine.batches import BatchSource
 from trainground.engine.callbacks import Callback, CallbackList
-from trainground.engine.checkpoint import load_latest_checkpoint, save_checkpoint
+from trainground.engine.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
 from trainground.engine.config import FitConfig
 from trainground.engine.evaluate import evaluate
 from trainground.engine.events import Event
@@ -162,6 +162,12 @@ def fit(
     run = None if run_dir is None else (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir))
     all_callbacks = list(callbacks)
     if run is not None:
+        if not resume and (run.metrics.exists() or list_checkpoints(run.checkpoints)):
+            # Appending a second run to the first one's metrics and checkpoints would corrupt both.
+            raise RunDirError(
+                f"{run.path}: already holds a training run; pass resume=True to continue it, "
+                "or choose another run_dir"
+            )
         run.path.mkdir(parents=True, exist_ok=True)
         all_callbacks.insert(0, MetricsWriter(run.metrics, flush_every=config.log_every))
     hooks = CallbackList(all_callbacks)
