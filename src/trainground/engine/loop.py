@@ -261,11 +261,9 @@ def _train_step(
     state.optimizer.step()
     with torch.no_grad():
         n = len(y)
-        totals += torch.stack([
-            state.loss.detach().double() * n,
-            (state.logits.argmax(dim=1) == y).sum().double(),
-            torch.tensor(float(n), dtype=torch.float64, device=totals.device),
-        ])
+        totals[0] += state.loss.detach().double() * n
+        totals[1] += (state.logits.argmax(dim=1) == y).sum()
+        totals[2] += n
     state.step += 1
     state.batch_in_epoch += 1
     hooks.fire(Event.BATCH_END, state)
