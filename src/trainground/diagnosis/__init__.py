@@ -1,0 +1,17 @@
+"""Evidence -> findings: checks registered by name, each returning a ``CheckResult``."""
+
+from trainground.diagnosis.evidence import Evidence
+from trainground.diagnosis.findings import (
+    CheckResult,
+    Finding,
+    Severity,
+    read_findings,
+    sort_findings,
+    write_findings,
+)
+from trainground.diagnosis.registry import CheckSpec, available_checks, get_check, register_check, run_checks
+
+__all__ = [
+    "CheckResult", "CheckSpec", "Evidence", "Finding", "Severity", "available_checks", "get_check",
+    "read_findings", "register_check", "run_checks", "sort_findings", "write_findings",
+]

@@ -1,0 +1,39 @@
+"""Everything a check may read, gathered in one object; a check declares which fields it needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass
+class Evidence:
+    """Inputs of the checks. Every field is optional; a check whose ``requires`` names a
+    field that is None is skipped (and says so), never run on half its evidence.
+
+    Attributes:
+        steps: per-step scalars of the run (``metrics.jsonl`` records of kind ``step``):
+            columns ``step`` and whatever was logged (loss, lr, grad_norm, ...).
+        epochs: per-epoch metrics (``train_loss``, ``train_accuracy``, ``val_loss``, ...).
+        layers: per-layer statistics over time (``layers.parquet``).
+        samples: per-sample learning curves (``samples.parquet``).
+        train, val, test: the datasets (``IndexedDataset``) of the run's splits.
+        model: the trained model.
+        extra: anything else a check needs and no field names yet (keyed by check name).
+    """
+
+    steps: pd.DataFrame | None = None
+    epochs: pd.DataFrame | None = None
+    layers: pd.DataFrame | None = None
+    samples: pd.DataFrame | None = None
+    train: Any = None
+    val: Any = None
+    test: Any = None
+    model: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def available(self) -> set[str]:
+        """Names of the fields that hold something."""
+        return {f.name for f in fields(self) if f.name != "extra" and getattr(self, f.name) is not None}

@@ -1,0 +1,1 @@
+"""Gradient transforms and the Guard: clipping, accumulation, AMP, spike handling."""

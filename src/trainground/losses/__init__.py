@@ -1,0 +1,1 @@
+"""Losses: weighted, focal, label-smoothed, hierarchical and multi-task cross-entropy."""
