@@ -4,8 +4,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainground.diagnosis import CheckResult, Evidence, Finding, Severity, read_findings, write_findings
-from trainground.diagnosis.registry import _REGISTRY, get_check, register_check, run_checks
+from trainground.diagnosis import (
+    CheckResult,
+    Evidence,
+    Finding,
+    Severity,
+    read_findings,
+    write_findings,
+)
+from trainground.diagnosis.registry import (
+    _REGISTRY,
+    get_check,
+    register_check,
+    run_checks,
+)
 from trainground.errors import ConfigError
 
 

@@ -9,7 +9,13 @@ from trainground.diagnosis.findings import (
     sort_findings,
     write_findings,
 )
-from trainground.diagnosis.registry import CheckSpec, available_checks, get_check, register_check, run_checks
+from trainground.diagnosis.registry import (
+    CheckSpec,
+    available_checks,
+    get_check,
+    register_check,
+    run_checks,
+)
 
 __all__ = [
     "CheckResult", "CheckSpec", "Evidence", "Finding", "Severity", "available_checks", "get_check",
