@@ -66,3 +66,20 @@ def test_registry_skips_checks_without_their_evidence_and_names_known_ones():
             register_check("_bad", kind="training", requires=("nonsense",))
     finally:
         _REGISTRY.pop("_test_needs_layers", None)
+
+
+def test_print_findings_shows_most_severe_first_and_counts_the_rest():
+    from rich.console import Console
+
+    from trainground.diagnosis import print_findings
+
+    console = Console(record=True, width=200)
+    findings = [Finding(f"c{i}", Severity.INFO, "run", f"info {i}") for i in range(3)]
+    findings.append(Finding("boom", Severity.ERROR, "layer:fc1", "exploding", suggestion="lower lr"))
+    print_findings(findings, console=console, limit=2)
+    text = console.export_text()
+    assert text.index("boom") < text.index("info 0")
+    assert "and 2 more" in text
+    quiet = Console(record=True)
+    print_findings(findings[:1], console=quiet, min_severity=Severity.WARNING)
+    assert "nothing at or above warning" in quiet.export_text()
