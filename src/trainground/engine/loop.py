@@ -26,6 +26,7 @@ from trainground.engine.rng import get_rng_state, set_rng_state
 from trainground.engine.rundir import RunDir
 from trainground.engine.state import TrainState
 from trainground.errors import ConfigError, RunDirError
+from trainground.losses.sample_weights import loss_for_batch
 
 # Changing these mid-run changes the trajectory, so a resume must use the original values.
 _RESUME_MUST_MATCH = ("batch_size", "lr", "optimizer", "momentum", "weight_decay", "val_fraction", "seed")
@@ -140,7 +141,9 @@ def fit(
         data: training data; an ``IndexedDataset`` or any map-style dataset of ``(index, x, y)``.
         config: loop options (``FitConfig()`` when omitted).
         val_data: validation data; when omitted, ``config.val_fraction`` of ``data`` is held out.
-        loss_fn: batch-mean loss ``loss_fn(logits, y)``; cross-entropy when omitted.
+        loss_fn: batch-mean loss ``loss_fn(logits, y)``; cross-entropy when omitted. A loss with
+            ``indexed_loss(logits, y, index)`` (the ``trainground.losses`` modules) is called
+            through it in training, so per-sample weights keyed by input index apply.
         optimizer: built from ``config`` when omitted.
         callbacks: watchers of the loop's events.
         run_dir: where the run is written; None keeps everything in memory.
@@ -253,7 +256,7 @@ def _train_step(
     hooks.fire(Event.BATCH_START, state)
     _, x, y = batch
     state.logits = state.model(x)
-    state.loss = loss_fn(state.logits, y)
+    state.loss = _batch_loss(loss_fn, state.logits, batch)
     hooks.fire(Event.AFTER_FORWARD, state)
     state.optimizer.zero_grad(set_to_none=True)
     state.loss.backward()
@@ -267,6 +270,14 @@ def _train_step(
     state.step += 1
     state.batch_in_epoch += 1
     hooks.fire(Event.BATCH_END, state)
+
+
+def _batch_loss(loss_fn: nn.Module, logits: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """``loss_fn(logits, y)``; a loss with ``indexed_loss`` (per-sample weights keyed by the
+    input index, e.g. ``trainground.losses.WeightedCrossEntropy(sample_weights=...)``) also gets
+    the batch's index."""
+    index, _, y = batch
+    return loss_for_batch(loss_fn, logits, y, index)
 
 
 def _check_resumable(ckpt: dict[str, Any], config: FitConfig, fingerprint: str, run: RunDir) -> None:

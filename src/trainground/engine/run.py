@@ -23,6 +23,7 @@ from trainground.engine.rng import seed_everything
 from trainground.engine.run_config import DataConfig, RunConfig
 from trainground.engine.rundir import RunDir
 from trainground.errors import ConfigError, RunDirError
+from trainground.losses import build_loss
 from trainground.models import build_model
 
 # The test split does not depend on the training seed, so runs with different seeds
@@ -142,7 +143,10 @@ def run_fit(
     model = build_model(
         config.model, input_shape=train.input_shape, num_classes=train.num_classes, train_features=train.features
     )
-    result = fit(model, train, val_data=val, config=config.fit, callbacks=callbacks, run_dir=run, resume=resume)
+    loss_fn = build_loss(config.loss, train.labels.numpy(), num_classes=train.num_classes)
+    result = fit(
+        model, train, val_data=val, config=config.fit, loss_fn=loss_fn, callbacks=callbacks, run_dir=run, resume=resume
+    )
     test_accuracy = None
     if prepared.test is not None:
         logits = predict_logits(result.model, prepared.test.features, device=next(result.model.parameters()).device)

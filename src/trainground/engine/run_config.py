@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from trainground.engine.config import FitConfig
 from trainground.engine.config_io import from_dict, to_dict
+from trainground.losses.build import LossConfig
 from trainground.models import ModelConfig
 
 
@@ -45,15 +46,19 @@ class DataConfig:
 
 @dataclass
 class RunConfig:
-    """``config.yaml``: sections ``data``, ``model`` and ``fit``."""
+    """``config.yaml``: sections ``data``, ``model``, ``fit`` and ``loss``."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     fit: FitConfig = field(default_factory=FitConfig)
+    # Training loss (cross-entropy by default; class weights are counted on the training split).
+    loss: LossConfig = field(default_factory=LossConfig)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, where: str = "config") -> RunConfig:
-        return from_dict(cls, values, where)
+        config = from_dict(cls, values, where)
+        config.loss.validate()
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
