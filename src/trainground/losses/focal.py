@@ -45,7 +45,8 @@ def focal_loss(
     per_sample = -log_p
     if gamma != 0.0:
         # (1 - p)**gamma via -expm1(log p): exact for p near 1, where 1 - exp(log p) cancels.
-        per_sample = per_sample * (-torch.expm1(log_p)).clamp_min(0.0).pow(gamma)
+        # The floor keeps the gradient finite when p rounds to exactly 1 (d/dx x**gamma at 0).
+        per_sample = per_sample * (-torch.expm1(log_p)).clamp_min(torch.finfo(log_p.dtype).tiny).pow(gamma)
     return weighted_mean(per_sample, sample_class_weights(target, alpha, sample_weight), reduction)
 
 
