@@ -164,10 +164,11 @@ def main() -> None:
             weights = np.mean([r["final_weights"] for r in runs], axis=0)
             bad = sum(not r["finite"] for r in runs)
             note = f" ({bad} non-finite)" if bad else ""
-            print(f"| {method}{note} | {cells[0]} | {cells[1]} | {ms:.2f} | {weights[0]:.3g}, {weights[1]:.3g} |")
+            row = f"| {method}{note} | {cells[0]} | {cells[1]} | {ms:.2f} | {weights[0]:.3g}, {weights[1]:.3g} |"
+            print(row)
     if args.out:
-        meta = {"initial_gradient_ratio": ratios, "scale": args.scale, "seeds": args.seeds, "epochs": EPOCHS, "threads": args.threads,
-                "max_norm": MAX_NORM, "torch": torch.__version__}
+        meta = {"initial_gradient_ratio": ratios, "scale": args.scale, "seeds": args.seeds, "epochs": EPOCHS,
+                "threads": args.threads, "max_norm": MAX_NORM, "torch": torch.__version__}
         args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
         print(f"wrote {args.out}")
 

@@ -54,7 +54,9 @@ class LossConfig:
         return self
 
 
-def build_loss(config: LossConfig, train_labels: Tensor | np.ndarray | None = None, *, num_classes: int | None = None) -> nn.Module:
+def build_loss(
+    config: LossConfig, train_labels: Tensor | np.ndarray | None = None, *, num_classes: int | None = None
+) -> nn.Module:
     """The loss module ``config`` describes, with class weights counted on ``train_labels``.
 
     Args:

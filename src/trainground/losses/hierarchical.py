@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from trainground.errors import ConfigError
-from trainground.losses.sample_weights import Reduction, SampleWeights, SampleWeightedLoss, weighted_mean
+from trainground.losses.sample_weights import Reduction, SampleWeightedLoss, SampleWeights, weighted_mean
 
 
 def tree_to_index(tree: Mapping[int, Hashable] | Sequence[Hashable], num_fine: int | None = None) -> tuple[Tensor, list]:
@@ -95,7 +95,9 @@ def hierarchical_cross_entropy(
 
 
 @torch.no_grad()
-def hierarchical_accuracy(logits: Tensor, target: Tensor, fine_to_coarse: Tensor, num_coarse: int | None = None) -> dict[str, Tensor]:
+def hierarchical_accuracy(
+    logits: Tensor, target: Tensor, fine_to_coarse: Tensor, num_coarse: int | None = None
+) -> dict[str, Tensor]:
     """Accuracy at both levels, as 0-d tensors (no host sync).
 
     Returns:
