@@ -75,3 +75,17 @@ def test_bad_trees_raise():
     with pytest.raises(ConfigError, match="coarse_weight"):
         HierarchicalCrossEntropy(TREE, coarse_weight=-1)
     assert tree_to_index(["x", "y", "x"])[0].tolist() == [0, 1, 0]
+
+
+def test_usable_as_the_loss_of_fit(digits):
+    from trainground.engine import FitConfig, fit
+
+    data = digits.subset(torch.arange(300))
+    loss = HierarchicalCrossEntropy({d: d % 2 for d in range(10)}, coarse_weight=0.5)  # parity groups
+    torch.manual_seed(0)
+    model = torch.nn.Linear(64, 10)
+    result = fit(model, data, loss_fn=loss, config=FitConfig(epochs=3, lr=1e-2, val_fraction=0.0, device="cpu"))
+    assert result.history[-1]["train_accuracy"] > 0.8
+    with torch.no_grad():
+        acc = loss.accuracy(model(data.features), data.labels)
+    assert acc["coarse_accuracy"] >= acc["fine_accuracy"]
