@@ -38,14 +38,22 @@ class EarlyLearningWindow(Callback):
     Without a validation loss (no validation split) the window is the whole run, which
     includes memorisation and finds far fewer label errors: give the run a validation split.
 
+    With ``patience``, it ends training (``state.stop_requested``) once the validation loss
+    has not improved for that many epochs: what follows is memorisation, which the
+    diagnosis does not use (early stopping on the noisy validation loss, which also leaves
+    a better model than training on).
+
     Args:
         recorder: a ``SampleRecorder`` created with ``track_probs=True``, fed by ``RecordSamples``.
+        patience: epochs without a new best validation loss before training stops; None
+            trains for all the configured epochs.
     """
 
-    def __init__(self, recorder: SampleRecorder) -> None:
+    def __init__(self, recorder: SampleRecorder, *, patience: int | None = None) -> None:
         if not recorder.track_probs:
             raise ValueError("EarlyLearningWindow needs a SampleRecorder with track_probs=True")
         self.recorder = recorder
+        self.patience = patience
         self.best_loss = float("inf")
         self.best_epoch: int | None = None
         self.prob_sum: torch.Tensor | None = None
@@ -56,12 +64,15 @@ class EarlyLearningWindow(Callback):
         loss = state.epoch_metrics.get("val_loss")
         # A NaN validation loss never improves; with no validation split every epoch "improves".
         if loss is None or loss < self.best_loss:
+            self.recorder.sync()  # the sums must include this epoch's buffered rows
             self.best_loss = float("inf") if loss is None else float(loss)
             self.best_epoch = state.epoch
             assert self.recorder.prob_sum is not None and self.recorder.prob_count is not None
             self.prob_sum = self.recorder.prob_sum.clone()
             self.prob_count = self.recorder.prob_count.clone()
             self.weights = {k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()}
+        elif self.patience is not None and self.best_epoch is not None and state.epoch - self.best_epoch >= self.patience:
+            state.stop_requested = True
 
     def mean_probs(self) -> np.ndarray:
         """``[N, K]`` average prediction of each sample over the window (recorder index order)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
+import torch
 
 # Iglewicz & Hoaglin's cut-off for the modified z-score: beyond it a point is an outlier
 # of a roughly normal bulk (here: of log-distances). A statistical convention, not a fit.
@@ -20,21 +22,45 @@ def as_points(values: np.ndarray, *, standardize: bool) -> np.ndarray:
     return points
 
 
-def nearest_neighbors(points: np.ndarray, k: int, *, metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbors(
+    points: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"] = "euclidean", chunk: int = 2048,
+    exact: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Distances and indices of each point's ``k`` nearest other points, ``[N, k]`` each.
 
-    The point itself is excluded even when exact duplicates tie with it at distance 0.
+    Exact search by blocks of ``chunk`` rows: one matrix product and one top-k per block
+    (O(N^2 D) work, O(chunk N) memory); distances are finished only for the k winners.
+    The point itself is excluded; exact duplicates of it are not, and come first.
+
+    Args:
+        points: ``[N, D]``.
+        k: neighbours per point (at most N - 1).
+        metric: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
+        chunk: rows per block.
+        exact: float64 arithmetic, so that duplicates come out at distance 0 (float32 otherwise).
     """
-    n = len(points)
+    dtype = torch.float64 if exact else torch.float32
+    x = torch.as_tensor(np.ascontiguousarray(points)).to(dtype)
+    n = len(x)
     k = max(1, min(k, n - 1))
-    search = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(points)
-    dist, idx = search.kneighbors(points)
-    # Drop each row's own entry (it need not be first when duplicates tie at distance 0).
-    own = idx == np.arange(n)[:, None]
-    no_self = ~own.any(axis=1)
-    own[no_self, -1] = True  # row lists k+1 others: drop the farthest
-    keep = ~own
-    return dist[keep].reshape(n, k), idx[keep].reshape(n, k)
+    if metric == "cosine":
+        x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    sq = (x * x).sum(dim=1)
+    dists, idxs = [], []
+    for lo in range(0, n, chunk):
+        block = x[lo : lo + chunk]
+        rows = torch.arange(lo, lo + len(block))
+        # Rank by -2<a,b> + |b|^2 (the |a|^2 term is the same along a row); cosine: by -<a,b>.
+        key = -(block @ x.T) if metric == "cosine" else sq[None, :] - 2.0 * (block @ x.T)
+        key[rows - lo, rows] = float("inf")  # not its own neighbour
+        top = torch.topk(key, k, dim=1, largest=False)
+        if metric == "cosine":
+            d = (1.0 + top.values).clamp_min(0.0)
+        else:
+            d = (top.values + sq[lo : lo + chunk, None]).clamp_min(0.0).sqrt()
+        dists.append(d.double())
+        idxs.append(top.indices)
+    return torch.cat(dists).numpy(), torch.cat(idxs).numpy()
 
 
 def neighbor_label_probs(

@@ -32,6 +32,8 @@ def sample_issues_table(results: Sequence[CheckResult], data, predicted: np.ndar
     table = pd.DataFrame({"index": index, "given_label": decode(labels)})
     table["predicted_label"] = decode(predicted) if predicted is not None else None
     suggested = labels
+    order = list(ISSUE_TYPES)  # the documented column order first, other sample checks after
+    results = sorted(results, key=lambda r: order.index(r.check) if r.check in order else len(order))
     for result in results:
         if result.samples is None:
             continue

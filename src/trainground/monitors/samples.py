@@ -63,18 +63,24 @@ class SampleRecorder(Monitor):
     for every sample, the running sum of its softmax vectors, from which the diagnosis
     takes the average prediction a sample received before the model memorised it.
 
+    Per step, ``update`` only copies the batch's indices, labels and logits into
+    preallocated device buffers (three slice copies, no host sync); the statistics are
+    computed for a whole chunk at once when it is full, at :meth:`sync`/:meth:`flush`, or
+    when read, which is what keeps the recorder's cost per step small.
+
     Args:
         index: every input index the recorder may be shown (e.g. the dataset's ``index``).
-        num_classes: number of classes (size of the probability sums).
+        num_classes: number of classes (width of the logits).
         path: folder to write (``run_dir/samples.parquet``); None keeps records in memory.
-        chunk_rows: rows buffered on the device before one host transfer and one write.
+        chunk_rows: rows buffered on the device before they are processed; by default as
+            many as fit in about 16 MB of logits (at most 65536).
         track_probs: keep the per-sample sums of softmax vectors (``[N, K]`` on the device).
         device: where the buffers live; the device of the first ``update`` when None.
     """
 
     def __init__(
         self, index: Tensor | np.ndarray, num_classes: int, *, path: str | Path | None = None,
-        chunk_rows: int = 1 << 16, track_probs: bool = True, device: torch.device | str | None = None,
+        chunk_rows: int | None = None, track_probs: bool = True, device: torch.device | str | None = None,
     ) -> None:
         index = torch.as_tensor(np.asarray(index), dtype=torch.long)
         if index.numel() == 0 or int(index.min()) < 0:
@@ -82,14 +88,18 @@ class SampleRecorder(Monitor):
         self.index = index
         self.num_classes = int(num_classes)
         self.path = None if path is None else Path(path)
-        self.chunk_rows = int(chunk_rows)
+        self.chunk_rows = int(chunk_rows or max(256, min(1 << 16, (1 << 22) // max(self.num_classes, 1))))
         self.track_probs = track_probs
         self.epoch = 0
         self.parts_written = 0
         self._device = None if device is None else torch.device(device)
-        self._memory: list[pd.DataFrame] = []  # flushed chunks when there is no path
+        self._pending: list[pd.DataFrame] = []  # processed rows not yet written
+        self._memory: list[pd.DataFrame] = []  # written chunks when there is no path
         self._buffers: dict[str, Tensor] | None = None
         self._fill = 0
+        # (start, stop, epoch, split code) of the buffered rows: kept on the host, so the
+        # epoch and split columns cost no device op per step.
+        self._segments: list[list[int]] = []
         self.prob_sum: Tensor | None = None
         self.prob_count: Tensor | None = None
         if self._device is not None:
@@ -99,17 +109,13 @@ class SampleRecorder(Monitor):
     def _allocate(self, device: torch.device) -> None:
         self._device = device
         n, rows = len(self.index), self.chunk_rows
-        # Input index -> row of the probability sums; one gather per batch, no dict lookups.
+        # Input index -> row of the probability sums; one gather per chunk, no dict lookups.
         self._lookup = torch.full((int(self.index.max()) + 1,), -1, dtype=torch.long, device=device)
         self._lookup[self.index.to(device)] = torch.arange(n, device=device)
         self._buffers = {
             "index": torch.empty(rows, dtype=torch.long, device=device),
-            "epoch": torch.empty(rows, dtype=torch.int32, device=device),
-            "split": torch.empty(rows, dtype=torch.int8, device=device),
-            "loss": torch.empty(rows, dtype=torch.float32, device=device),
-            "margin": torch.empty(rows, dtype=torch.float32, device=device),
-            "prob_given": torch.empty(rows, dtype=torch.float32, device=device),
-            "predicted": torch.empty(rows, dtype=torch.int32, device=device),
+            "label": torch.empty(rows, dtype=torch.long, device=device),
+            "logits": torch.empty(rows, self.num_classes, dtype=torch.float32, device=device),
         }
         if self.track_probs and self.prob_sum is None:
             self.prob_sum = torch.zeros(n, self.num_classes, dtype=torch.float32, device=device)
@@ -125,34 +131,58 @@ class SampleRecorder(Monitor):
         if self._buffers is None:
             self._allocate(logits.device)
         assert self._buffers is not None
-        indices, labels = indices.to(self._device), labels.to(self._device)
-        loss, margin, prob, pred = sample_statistics(logits.to(self._device), labels)
-        if self.prob_sum is not None and self.prob_count is not None:
-            rows = self._lookup[indices]
-            self.prob_sum.index_add_(0, rows, torch.softmax(logits.detach().float(), dim=1).to(self._device))
-            self.prob_count.index_add_(0, rows, torch.ones_like(loss))
-        values = {"index": indices, "loss": loss, "margin": margin, "prob_given": prob, "predicted": pred}
+        code = SPLITS[split]
         start, b = 0, len(indices)
         while start < b:  # a batch larger than the free room spans two chunks
+            if self._fill == self.chunk_rows:
+                self.sync()
             take = min(b - start, self.chunk_rows - self._fill)
             dst = slice(self._fill, self._fill + take)
-            for name, value in values.items():
-                self._buffers[name][dst] = value[start : start + take]
-            self._buffers["epoch"][dst] = self.epoch
-            self._buffers["split"][dst] = SPLITS[split]
+            src = slice(start, start + take)
+            self._buffers["index"][dst] = indices[src]
+            self._buffers["label"][dst] = labels[src]
+            self._buffers["logits"][dst] = logits[src].detach()
+            last = self._segments[-1] if self._segments else None
+            if last is not None and last[1] == self._fill and last[2] == self.epoch and last[3] == code:
+                last[1] += take
+            else:
+                self._segments.append([self._fill, self._fill + take, self.epoch, code])
             self._fill += take
             start += take
-            if self._fill == self.chunk_rows:
-                self.flush()
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """Compute the statistics of the buffered rows (one pass over the chunk), add their
+        probabilities to the per-sample sums and move the rows to the host."""
+        if not self._fill or self._buffers is None:
+            return
+        n = self._fill
+        index, labels, logits = (self._buffers[k][:n] for k in ("index", "label", "logits"))
+        loss, margin, prob, pred = sample_statistics(logits, labels)
+        if self.prob_sum is not None and self.prob_count is not None:
+            rows = self._lookup[index]
+            self.prob_sum.index_add_(0, rows, torch.softmax(logits, dim=1))
+            self.prob_count.index_add_(0, rows, torch.ones_like(loss))
+        epoch = np.empty(n, dtype=np.int32)
+        split = np.empty(n, dtype=np.int8)
+        for lo, hi, e, code in self._segments:
+            epoch[lo:hi], split[lo:hi] = e, code
+        host = torch.stack([loss, margin, prob]).cpu().numpy()
+        self._pending.append(pd.DataFrame({
+            "index": index.cpu().numpy(), "epoch": epoch, "split": split, "loss": host[0], "margin": host[1],
+            "prob_given": host[2], "predicted": pred.to(torch.int32).cpu().numpy(),
+        }))
+        self._fill = 0
+        self._segments = []
 
     # -------------------------------------------------------------------- host side
     def flush(self) -> None:
-        """Move the buffered rows to the host and write them as one Parquet part."""
-        if not self._fill or self._buffers is None:
+        """Process what is buffered and write it as one Parquet part (or keep it in memory)."""
+        self.sync()
+        if not self._pending:
             return
-        table = {name: buf[: self._fill].cpu().numpy() for name, buf in self._buffers.items()}
-        self._fill = 0
-        frame = pd.DataFrame({name: table[name] for name in COLUMNS})
+        frame = pd.concat(self._pending, ignore_index=True) if len(self._pending) > 1 else self._pending[0]
+        self._pending = []
         if self.path is None:
             self._memory.append(frame)
             return
@@ -181,6 +211,8 @@ class SampleRecorder(Monitor):
 
     def mean_probs(self, prob_sum: Tensor | None = None, prob_count: Tensor | None = None) -> np.ndarray:
         """Average softmax vector of each sample in ``self.index`` order (uniform where unseen)."""
+        if prob_sum is None:
+            self.sync()
         prob_sum = self.prob_sum if prob_sum is None else prob_sum
         prob_count = self.prob_count if prob_count is None else prob_count
         if prob_sum is None or prob_count is None:
@@ -191,6 +223,8 @@ class SampleRecorder(Monitor):
 
     def reset(self) -> None:
         self._fill = 0
+        self._segments = []
+        self._pending.clear()
         self._memory.clear()
         if self.prob_sum is not None and self.prob_count is not None:
             self.prob_sum.zero_()
@@ -198,7 +232,7 @@ class SampleRecorder(Monitor):
 
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Call after :meth:`flush` (the loop flushes at every checkpoint)."""
+        """Flushes first, so the state and the parts on disk describe the same moment."""
         self.flush()
         state: dict[str, Any] = {"epoch": self.epoch, "parts_written": self.parts_written}
         if self.prob_sum is not None and self.prob_count is not None:
@@ -211,6 +245,7 @@ class SampleRecorder(Monitor):
         self.epoch = int(state["epoch"])
         self.parts_written = int(state["parts_written"])
         self._fill = 0
+        self._segments, self._pending = [], []
         if "prob_sum" in state:
             device = self._device or torch.device("cpu")
             if self._buffers is None:

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from rich.console import Console
 from rich.table import Table
+from threadpoolctl import threadpool_limits
 
 from trainground.data import IndexedDataset, load_data, stratified_split
 from trainground.diagnosis import Evidence, Finding, print_findings, run_checks, write_findings
@@ -36,6 +37,11 @@ from trainground.engine.sample_recording import RecordSamples
 from trainground.errors import ConfigError, DataError
 from trainground.models import ModelConfig, build_model
 from trainground.monitors.samples import SampleRecorder
+
+
+# Epochs without a better validation loss before training stops: the usual early-stopping
+# patience; past it the validation loss on noisy labels only rises as the model memorises.
+PATIENCE = 5
 
 
 @dataclass
@@ -72,7 +78,7 @@ def _validate(data: IndexedDataset, config: FitConfig) -> None:
 def diagnose_dataset(
     data: IndexedDataset, *, fit_config: FitConfig | None = None, model: torch.nn.Module | None = None,
     model_config: ModelConfig | None = None, run_dir: RunDir | str | Path | None = None,
-    extra_callbacks: Sequence[Callback] = (),
+    extra_callbacks: Sequence[Callback] = (), patience: int | None = PATIENCE,
 ) -> Diagnosis:
     """Train once on ``data`` while recording every sample, then run every check.
 
@@ -85,6 +91,9 @@ def diagnose_dataset(
             ``findings.json``, metrics, checkpoints, model); None keeps everything in memory.
         extra_callbacks: more watchers of the run; the ``.findings`` of any that has them
             (e.g. a training-diagnosis callback) are added to the findings.
+        patience: stop training once the validation loss has not improved for this many
+            epochs (memorisation has begun; the diagnosis needs only what came before);
+            None trains for all ``fit_config.epochs``.
 
     Returns:
         The :class:`Diagnosis`.
@@ -102,7 +111,7 @@ def diagnose_dataset(
             train_features=train.features,
         )
     recorder = SampleRecorder(data.index, data.num_classes, path=None if run is None else run.samples)
-    window = EarlyLearningWindow(recorder)
+    window = EarlyLearningWindow(recorder, patience=patience)
     callbacks = [RecordSamples(recorder, val_data=val), window, *extra_callbacks]
     result = fit(model, train, val_data=val, config=config, callbacks=callbacks, run_dir=run)
     records = recorder.compute()
@@ -123,10 +132,13 @@ def diagnose_dataset(
         extra={"early_learning_epoch": window.best_epoch},
     )
     results, skipped = [], []
-    for kind in ("samples", "dataset", "training"):
-        done, missed = run_checks(evidence, kind=kind)  # type: ignore[arg-type]
-        results += done
-        skipped += missed
+    # scikit-learn's BLAS/OpenMP pools would otherwise take every core: on a busy machine
+    # k-means then runs 100x slower; the training's own thread count is the right share.
+    with threadpool_limits(limits=torch.get_num_threads()):
+        for kind in ("samples", "dataset", "training"):
+            done, missed = run_checks(evidence, kind=kind)  # type: ignore[arg-type]
+            results += done
+            skipped += missed
     findings = [f for r in results for f in r.findings]
     for cb in extra_callbacks:
         findings += list(getattr(cb, "findings", []) or [])

@@ -18,7 +18,7 @@ def near_duplicate_scores(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     abnormally *small* for this data: the log nearest-neighbour distance has a robust
     z-score below -3.5 (the outlier rule mirrored), or the distance is exactly 0.
     """
-    dist, idx = nearest_neighbors(points, 1)
+    dist, idx = nearest_neighbors(points, 1, exact=True)
     d1, nearest = dist[:, 0], idx[:, 0]
     exact = d1 <= 1e-9 * max(float(np.abs(points).max(initial=0.0)), 1.0)
     log_d = np.log(np.where(exact, np.nan, d1))
