@@ -10,20 +10,21 @@ from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.registry import register_check
 
 # What "split between two classes" means: the runner-up gets at least half the
-# probability of the winner, and the two together hold at least two thirds of it
-# (else the sample is uncertain among many classes, not torn between two).
+# probability of the winner, and the third class at most half of the runner-up's (else
+# the sample is uncertain among many classes, not torn between two). Ratios, so the
+# rule reads the same for any number of classes.
 RUNNER_UP_RATIO = 0.5
-TWO_CLASS_MASS = 2.0 / 3.0
 
 
 def ambiguity(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Score (1 - runner-up/winner; low = ambiguous), flag, and the two classes."""
     order = np.argsort(-probs, axis=1)
-    top, second = order[:, 0], order[:, 1] if probs.shape[1] > 1 else order[:, 0]
     rows = np.arange(len(probs))
+    top, second = order[:, 0], order[:, min(1, probs.shape[1] - 1)]
     p1, p2 = probs[rows, top], probs[rows, second]
+    p3 = probs[rows, order[:, 2]] if probs.shape[1] > 2 else np.zeros(len(probs))
     ratio = np.where(p1 > 0, p2 / np.maximum(p1, 1e-12), 0.0)
-    flag = (ratio >= RUNNER_UP_RATIO) & (p1 + p2 >= TWO_CLASS_MASS)
+    flag = (ratio >= RUNNER_UP_RATIO) & (p3 <= RUNNER_UP_RATIO * p2)
     return np.clip(1.0 - ratio, 0.0, 1.0), flag, top, second
 
 
