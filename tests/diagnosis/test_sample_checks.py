@@ -8,7 +8,10 @@ import torch
 
 from trainground.data import IndexedDataset, LabelEncoder
 from trainground.diagnosis import Evidence, Severity, get_check, run_checks
-from trainground.diagnosis.confident_learning import confident_joint, prune_by_noise_rate
+from trainground.diagnosis.confident_learning import (
+    confident_joint,
+    prune_by_noise_rate,
+)
 from trainground.diagnosis.sample_curves import learning_curve_summary
 from trainground.diagnosis.sample_issues import sample_issues_table
 

@@ -102,7 +102,7 @@ def test_resume_after_a_crash_gives_the_records_of_an_uninterrupted_run(digits, 
     crashed = tmp_path / "crashed"
     _fit(digits, crashed, 3)
     # Simulate a crash after epoch 2's records were written but before its checkpoint.
-    newest = sorted((crashed / "checkpoints").glob("step-*.pt"))[-1]
+    newest = max((crashed / "checkpoints").glob("step-*.pt"))
     newest.unlink()
     resumed = _fit(digits, crashed, 3, resume=True).compute()
     pd.testing.assert_frame_equal(resumed, whole)

@@ -24,7 +24,7 @@ def confident_joint(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """``C[i, j]`` = number of samples labelled i confidently in class j (probability of j at
     or above ``t_j``, the most probable such class), calibrated so row i sums to the count
     of label i."""
-    n, k = probs.shape
+    k = probs.shape[1]
     thresholds = per_class_thresholds(labels, probs)
     above = np.where(probs >= thresholds - 1e-12, probs, -np.inf)
     has = np.isfinite(above.max(axis=1))
@@ -45,7 +45,7 @@ def prune_by_noise_rate(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     for i in range(k):
         members = np.flatnonzero(labels == i)
         for j in range(k):
-            m = int(round(joint[i, j]))
+            m = round(joint[i, j])
             if i == j or m == 0 or len(members) == 0:
                 continue
             margin = probs[members, j] - probs[members, i]

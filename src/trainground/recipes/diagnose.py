@@ -25,10 +25,24 @@ from rich.table import Table
 from threadpoolctl import threadpool_limits
 
 from trainground.data import IndexedDataset, load_data, stratified_split
-from trainground.diagnosis import Evidence, Finding, print_findings, run_checks, write_findings
+from trainground.diagnosis import (
+    Evidence,
+    Finding,
+    print_findings,
+    run_checks,
+    write_findings,
+)
 from trainground.diagnosis.early_learning import EarlyLearningWindow
 from trainground.diagnosis.sample_issues import sample_issues_table, top_sample_issues
-from trainground.engine import Callback, DataConfig, FitConfig, FitResult, RunConfig, RunDir, fit
+from trainground.engine import (
+    Callback,
+    DataConfig,
+    FitConfig,
+    FitResult,
+    RunConfig,
+    RunDir,
+    fit,
+)
 from trainground.engine.atomic import atomic_write_text
 from trainground.engine.evaluate import predict_logits
 from trainground.engine.metrics import read_metrics
@@ -37,7 +51,6 @@ from trainground.engine.sample_recording import RecordSamples
 from trainground.errors import ConfigError, DataError
 from trainground.models import ModelConfig, build_model
 from trainground.monitors.samples import SampleRecorder
-
 
 # Epochs without a better validation loss before training stops: the usual early-stopping
 # patience; past it the validation loss on noisy labels only rises as the model memorises.

@@ -8,7 +8,11 @@ import pandas as pd
 from trainground.diagnosis.confident_learning import prune_by_noise_rate
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
-from trainground.diagnosis.neighbors import as_points, nearest_neighbors, neighbor_label_probs
+from trainground.diagnosis.neighbors import (
+    as_points,
+    nearest_neighbors,
+    neighbor_label_probs,
+)
 from trainground.diagnosis.registry import register_check
 from trainground.diagnosis.sample_curves import learning_curve_summary
 

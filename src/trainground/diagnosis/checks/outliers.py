@@ -7,7 +7,13 @@ import pandas as pd
 
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
-from trainground.diagnosis.neighbors import ROBUST_Z_CUTOFF, as_points, nearest_neighbors, robust_z, z_to_score
+from trainground.diagnosis.neighbors import (
+    ROBUST_Z_CUTOFF,
+    as_points,
+    nearest_neighbors,
+    robust_z,
+    z_to_score,
+)
 from trainground.diagnosis.registry import register_check
 
 # Neighbours averaged for the distance; enough that a pair of outliers does not hide
