@@ -12,7 +12,9 @@ so both methods see the same noisy labels. For every (data, noise, seed):
               batch 64, 40 epochs) on 90 % of the samples with a 10 % validation split,
               recording every sample; all checks run (label issues, outliers, near
               duplicates, ambiguous, class imbalance, groups); training stops 5 epochs
-              after the best validation loss (--full-training: all 40 epochs); flagged = is_label_issue;
+              after the best validation loss (--full-training: all 40 epochs), then a
+              second early-stopped pass trains on the samples the first one trusts;
+              flagged = is_label_issue;
               score = 1 - label_score. Every train-split sample is scored.
 
 Metrics: precision / recall / F1 of the flagged set vs the truly corrupted indices, AUROC
@@ -78,11 +80,11 @@ def trainground_run(x: np.ndarray, y_noisy: np.ndarray, truth: np.ndarray, seed:
     table = result.table
     out = prf(table["is_label_issue"].to_numpy(), truth)
     out.update(ranking(1.0 - table["label_score"].to_numpy(), truth))
-    # Trainings' worth of compute: epochs run on 90 % of the samples, in units of the
-    # anchor's training (40 epochs on all of them); the per-epoch validation passes are
-    # forward-only on 10 % and left out.
+    # Trainings' worth of compute: sample presentations of both passes in units of the
+    # anchor's training (40 epochs on all samples); the forward-only eval passes of the
+    # held-out samples at each epoch end are left out.
     epochs = len(result.fit.history)
-    out.update(wall_s=wall, trainings=round(0.9 * epochs / 40, 2), epochs=epochs,
+    out.update(wall_s=wall, trainings=round(result.sample_presentations / (40 * len(y_noisy)), 3), epochs=epochs,
                early_learning_epoch=result.early_learning_epoch)
     return out
 

@@ -125,3 +125,20 @@ def test_cli_diagnose_refuses_to_overwrite_a_run_without_the_flag(tmp_path, iris
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "--overwrite" in again.stderr
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_second_pass_retrains_on_trusted_samples_and_costs_what_it_says(digits):
+    data = digits.subset(np.arange(500))
+    noisy = inject_label_noise(data.labels.numpy(), kind="symmetric", rate=0.3, seed=4, num_classes=10)
+    config = FitConfig(epochs=30, seed=2, device="cpu")
+    one = diagnose_dataset(data.with_labels(noisy.labels), fit_config=config, second_pass=False)
+    two = diagnose_dataset(data.with_labels(noisy.labels), fit_config=config)
+    n_fit = len(one.fit.train_index)
+    assert one.sample_presentations == n_fit * len(one.fit.history)
+    extra = two.sample_presentations - one.sample_presentations
+    flagged_first = int(one.table["is_label_issue"].sum())
+    # The second pass trains on (unflagged samples - their validation split), for >= 1 epoch.
+    assert 0 < extra and extra % (500 - flagged_first - int(np.ceil(0.1 * (500 - flagged_first)))) == 0
+    for result in (one, two):
+        f = result.table["is_label_issue"].to_numpy() & noisy.is_corrupted
+        assert f.sum() / noisy.is_corrupted.sum() > 0.6

@@ -11,6 +11,7 @@ each epoch, so every input row gets a row in ``sample_issues.csv``.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from trainground.diagnosis import (
     run_checks,
     write_findings,
 )
+from trainground.diagnosis.checks.label_issues import label_issue_probs
+from trainground.diagnosis.confident_learning import prune_by_noise_rate
 from trainground.diagnosis.early_learning import EarlyLearningWindow
 from trainground.diagnosis.sample_issues import sample_issues_table, top_sample_issues
 from trainground.engine import (
@@ -69,6 +72,8 @@ class Diagnosis:
     early_learning_epoch: int | None = None
     skipped_checks: list[str] = field(default_factory=list)
     pred_probs: np.ndarray | None = field(default=None, repr=False)
+    # Training samples x epochs over both passes: the compute spent, in sample presentations.
+    sample_presentations: int = 0
 
 
 def _validate(data: IndexedDataset, config: FitConfig) -> None:
@@ -91,7 +96,7 @@ def _validate(data: IndexedDataset, config: FitConfig) -> None:
 def diagnose_dataset(
     data: IndexedDataset, *, fit_config: FitConfig | None = None, model: torch.nn.Module | None = None,
     model_config: ModelConfig | None = None, run_dir: RunDir | str | Path | None = None,
-    extra_callbacks: Sequence[Callback] = (), patience: int | None = PATIENCE,
+    extra_callbacks: Sequence[Callback] = (), patience: int | None = PATIENCE, second_pass: bool = True,
 ) -> Diagnosis:
     """Train once on ``data`` while recording every sample, then run every check.
 
@@ -107,6 +112,10 @@ def diagnose_dataset(
         patience: stop training once the validation loss has not improved for this many
             epochs (memorisation has begun; the diagnosis needs only what came before);
             None trains for all ``fit_config.epochs``.
+        second_pass: train a second time on the samples the first pass does not flag as
+            label issues, holding the flagged ones out (see :func:`_second_pass`); the
+            sample checks then read the second pass's early-learning probabilities and
+            representation. The first pass is the run written to ``run_dir``.
 
     Returns:
         The :class:`Diagnosis`.
@@ -123,26 +132,28 @@ def diagnose_dataset(
             model_config or ModelConfig(), input_shape=data.input_shape, num_classes=data.num_classes,
             train_features=train.features,
         )
+    initial = copy.deepcopy(model)  # the second pass starts from the same initial weights
     recorder = SampleRecorder(data.index, data.num_classes, path=None if run is None else run.samples)
     window = EarlyLearningWindow(recorder, patience=patience)
     callbacks = [RecordSamples(recorder, val_data=val), window, *extra_callbacks]
     result = fit(model, train, val_data=val, config=config, callbacks=callbacks, run_dir=run)
     records = recorder.compute()
-
     device = next(result.model.parameters()).device
     pred_probs = window.mean_probs()
-    best = window.model_at_best(result.model)
-    embeddings = None
-    if hasattr(best, "embed"):
-        with torch.no_grad():
-            embeddings = torch.cat([
-                best.embed(chunk.to(device)).float().cpu() for chunk in data.features.split(1024)
-            ]).reshape(len(data), -1).numpy()
+    embeddings = _embed(window.model_at_best(result.model), data, device)
+    window_epoch = window.best_epoch
+    work = len(train) * len(result.history)
+    if second_pass:
+        trusted = ~prune_by_noise_rate(data.labels.numpy(), label_issue_probs(data.labels.numpy(), pred_probs, embeddings))
+        if not trusted.all() and trusted.sum() >= 10:
+            pred_probs, embeddings, extra_work = _second_pass(data, trusted, initial, config, patience)
+            work += extra_work
+    predicted = predict_logits(result.model, data.features, device=device).argmax(1).numpy()
     predicted = predict_logits(result.model, data.features, device=device).argmax(1).numpy()
     evidence = Evidence(
         steps=_steps(run), epochs=pd.DataFrame(result.history), samples=records, train=data, val=val,
         model=result.model, pred_probs=pred_probs, embeddings=embeddings,
-        extra={"early_learning_epoch": window.best_epoch},
+        extra={"early_learning_epoch": window_epoch},
     )
     results, skipped = [], []
     # scikit-learn's BLAS/OpenMP pools would otherwise take every core: on a busy machine
@@ -161,8 +172,45 @@ def diagnose_dataset(
         write_findings(run.findings, findings)
     return Diagnosis(
         table=table, findings=findings, fit=result, seconds=time.perf_counter() - started, run_dir=run,
-        early_learning_epoch=window.best_epoch, skipped_checks=skipped, pred_probs=pred_probs,
+        early_learning_epoch=window_epoch, skipped_checks=skipped, pred_probs=pred_probs, sample_presentations=work,
     )
+
+
+def _embed(model: torch.nn.Module, data: IndexedDataset, device: torch.device) -> np.ndarray | None:
+    """Penultimate representation of every sample, when the model exposes ``embed``."""
+    if not hasattr(model, "embed"):
+        return None
+    with torch.no_grad():
+        chunks = [model.embed(chunk.to(device)).float().cpu() for chunk in data.features.split(1024)]
+    return torch.cat(chunks).reshape(len(data), -1).numpy()
+
+
+def _second_pass(
+    data: IndexedDataset, trusted: np.ndarray, initial: torch.nn.Module, config: FitConfig, patience: int | None,
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Train again, from the same initial weights, on the samples the first pass trusts.
+
+    The model then learns from cleaner labels, and the samples flagged by the first pass
+    are held out: their probabilities come from eval passes at each epoch end, so they are
+    genuinely out-of-sample (the idea of iterative noisy cross-validation, here with one
+    split chosen by the data instead of K folds). Costs one more early-stopped training
+    on most of the data.
+
+    References:
+        Chen et al., "Understanding and Utilizing Deep Neural Networks Trained with Noisy
+        Labels", ICML 2019 (INCV).
+    """
+    positions = np.flatnonzero(trusted)
+    fit_pos, val_pos = stratified_split(data.labels.numpy()[positions], fraction=config.val_fraction, seed=config.seed)
+    train, val = data.subset(positions[fit_pos]), data.subset(positions[val_pos])
+    heldout = data.subset(np.sort(np.concatenate([positions[val_pos], np.flatnonzero(~trusted)])))
+    recorder = SampleRecorder(data.index, data.num_classes)
+    window = EarlyLearningWindow(recorder, patience=patience)
+    model = copy.deepcopy(initial)
+    result = fit(model, train, val_data=val, config=config, callbacks=[RecordSamples(recorder, val_data=heldout), window])
+    device = next(result.model.parameters()).device
+    work = len(train) * len(result.history)
+    return window.mean_probs(), _embed(window.model_at_best(result.model), data, device), work
 
 
 def _steps(run: RunDir | None) -> pd.DataFrame | None:
