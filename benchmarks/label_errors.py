@@ -146,7 +146,7 @@ def main() -> None:
                 if not r:
                     continue
                 s = summarize(r)
-                name = "trainground diagnose (1 run)" if method == "trainground" else "cleanlab 5-fold find_label_issues"
+                name = "trainground diagnose (1 run + short 2nd pass)" if method == "trainground" else "cleanlab 5-fold find_label_issues"
                 cells = " | ".join(f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}"
                                    for k in ("precision", "recall", "f1", "auroc", "precision_at_k"))
                 lines.append(f"| {ds} | {noise} | {name} | {s['trainings']['mean']:.2f} | {cells} | {s['wall_s']['mean']:.1f} |")
