@@ -105,6 +105,34 @@ def fit_command(
 
 @app.command()
 @user_errors
+def diagnose(
+    data: Annotated[str, typer.Argument(help="CSV/Parquet file, image folder (one sub-folder per class) or builtin:NAME.")],
+    target: Annotated[str | None, typer.Option("--target", help="Label column of a table.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/diagnose-<data>-<time>).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over the training data.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the model init, split and batch order.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier run.")] = False,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many findings and sample issues to print.")] = 10,
+) -> None:
+    """Train once while recording every sample; find wrong labels, outliers, duplicates, ambiguous samples."""
+    from trainground.engine import FitConfig, RunDir
+    from trainground.recipes.diagnose import diagnose as run_diagnose
+    from trainground.recipes.diagnose import print_diagnosis
+
+    fit_config = FitConfig()
+    if epochs is not None:
+        fit_config.epochs = epochs
+    if seed is not None:
+        fit_config.seed = seed
+    if out is None:
+        stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
+        out = RunDir.new_path("runs", f"diagnose-{stem}")
+    result = run_diagnose(data, target=target, out=out, overwrite=overwrite, fit_config=fit_config)
+    print_diagnosis(result, out_console, limit=top)
+
+
+@app.command()
+@user_errors
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `trainground fit` or `demo`.")],
     data: Annotated[str, typer.Argument(help="Data with the same feature columns (or images) as the training data.")],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -21,6 +22,11 @@ class Evidence:
         samples: per-sample learning curves (``samples.parquet``).
         train, val, test: the datasets (``IndexedDataset``) of the run's splits.
         model: the trained model.
+        pred_probs: ``[N, K]`` class probabilities of the samples of ``train`` (same row
+            order) obtained before the model memorised them (the early-learning average of
+            ``diagnosis.early_learning``), for the sample checks.
+        embeddings: ``[N, D]`` learned representation of the samples of ``train`` (same
+            row order), for neighbour-based sample checks.
         extra: anything else a check needs and no field names yet (keyed by check name).
     """
 
@@ -32,6 +38,8 @@ class Evidence:
     val: Any = None
     test: Any = None
     model: Any = None
+    pred_probs: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def available(self) -> set[str]:

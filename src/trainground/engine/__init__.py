@@ -11,10 +11,11 @@ from trainground.engine.progress import ProgressBar
 from trainground.engine.run import PreparedData, RunResult, prepare_data, run_fit
 from trainground.engine.run_config import DataConfig, NoiseConfig, RunConfig
 from trainground.engine.rundir import RunDir
+from trainground.engine.sample_recording import RecordSamples
 from trainground.engine.state import TrainState
 
 __all__ = [
     "Callback", "CallbackList", "DataConfig", "Event", "FitConfig", "FitResult", "MetricsWriter", "NoiseConfig",
-    "PreparedData", "ProgressBar", "RunConfig", "RunDir", "RunResult", "TrainState", "TrainedModel", "evaluate",
+    "PreparedData", "ProgressBar", "RecordSamples", "RunConfig", "RunDir", "RunResult", "TrainState", "TrainedModel", "evaluate",
     "fit", "load_trained_model", "predict", "predict_logits", "prepare_data", "read_metrics", "run_fit",
 ]

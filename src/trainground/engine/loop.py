@@ -238,6 +238,8 @@ def fit(
         totals.zero_()
         epoch_start_rng = generator.get_state()  # the next epoch's permutation starts here
         checkpoint()
+        if state.stop_requested:
+            break
     hooks.fire(Event.FIT_END, state)
     if run is not None:
         save_model(run.model, model, info=_model_info(data))

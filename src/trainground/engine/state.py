@@ -25,6 +25,8 @@ class TrainState:
         epoch_metrics: after EPOCH_END, ``train_loss``, ``train_accuracy``,
             ``val_loss``, ``val_accuracy`` of that epoch (val only with a validation split).
         history: one ``epoch_metrics`` dict per finished epoch.
+        stop_requested: set by a callback (at EPOCH_END) to end training after this epoch,
+            e.g. early stopping; the loop still checkpoints the epoch and fires FIT_END.
     """
 
     model: nn.Module
@@ -41,6 +43,7 @@ class TrainState:
     loss: Tensor | None = None
     epoch_metrics: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+    stop_requested: bool = False
 
     @property
     def lr(self) -> float:

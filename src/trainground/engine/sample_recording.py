@@ -1,0 +1,70 @@
+"""``RecordSamples``: the per-sample recorder plugged into ``fit``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from trainground.engine.batches import BatchSource
+from trainground.engine.callbacks import Callback
+from trainground.engine.state import TrainState
+from trainground.monitors.samples import SampleRecorder
+
+
+class RecordSamples(Callback):
+    """Feeds every training batch to a :class:`SampleRecorder` right after the forward pass.
+
+    The logits are those the loop computed anyway (no extra forward pass for training
+    samples); each training sample is recorded once per epoch, as the model saw it just
+    before stepping on it. With ``val_data``, the validation samples are recorded at the
+    end of every epoch from one eval-mode pass, so held-out samples get curves too.
+    Buffers are flushed at every checkpoint, so a resumed run's records equal an
+    uninterrupted run's.
+
+    Args:
+        recorder: where the records go.
+        val_data: validation dataset (items ``(index, x, y)``) to record each epoch, or None.
+        val_batch_size: batch size of the validation pass.
+    """
+
+    def __init__(self, recorder: SampleRecorder, *, val_data: Dataset | None = None, val_batch_size: int = 1024) -> None:
+        self.recorder = recorder
+        self.val = None if val_data is None or len(val_data) == 0 else BatchSource(val_data)  # type: ignore[arg-type]
+        self.val_batch_size = val_batch_size
+
+    def on_epoch_start(self, state: TrainState) -> None:
+        self.recorder.set_epoch(state.epoch)
+
+    def on_after_forward(self, state: TrainState) -> None:
+        assert state.batch is not None and state.logits is not None
+        index, _, y = state.batch
+        self.recorder.update(index, state.logits, y)
+
+    @torch.no_grad()
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self.val is None:
+            return
+        model = state.model
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        try:
+            for rows in torch.arange(len(self.val)).split(self.val_batch_size):
+                index, x, y = self.val.batch(rows, device)
+                self.recorder.update(index, model(x), y, split="val")
+        finally:
+            model.train(was_training)
+
+    def on_checkpoint(self, state: TrainState) -> None:
+        self.recorder.flush()
+
+    def on_fit_end(self, state: TrainState) -> None:
+        self.recorder.close()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.recorder.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.recorder.load_state_dict(state)
