@@ -149,7 +149,6 @@ def diagnose_dataset(
             pred_probs, embeddings, extra_work = _second_pass(data, trusted, initial, config, patience)
             work += extra_work
     predicted = predict_logits(result.model, data.features, device=device).argmax(1).numpy()
-    predicted = predict_logits(result.model, data.features, device=device).argmax(1).numpy()
     evidence = Evidence(
         steps=_steps(run), epochs=pd.DataFrame(result.history), samples=records, train=data, val=val,
         model=result.model, pred_probs=pred_probs, embeddings=embeddings,
