@@ -17,12 +17,14 @@ from trainground.engine import (
     run_fit,
 )
 from trainground.errors import ConfigError, DataError, RunDirError, TraingroundError
+from trainground.gradients import Guard, GuardConfig
 from trainground.models import ModelConfig, build_model
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Callback", "ConfigError", "DataConfig", "DataError", "Event", "FitConfig", "FitResult", "IndexedDataset",
+    "Callback", "ConfigError", "DataConfig", "DataError", "Event", "FitConfig", "FitResult", "Guard", "GuardConfig",
+    "IndexedDataset",
     "ModelConfig", "NoiseConfig", "RunConfig", "RunDir", "RunDirError", "TrainState", "TraingroundError",
     "build_model", "fit", "inject_label_noise", "load_data", "predict", "run_fit",
 ]

@@ -142,7 +142,8 @@ def run_fit(
     model = build_model(
         config.model, input_shape=train.input_shape, num_classes=train.num_classes, train_features=train.features
     )
-    result = fit(model, train, val_data=val, config=config.fit, callbacks=callbacks, run_dir=run, resume=resume)
+    result = fit(model, train, val_data=val, config=config.fit, callbacks=callbacks, run_dir=run, resume=resume,
+                 guard=config.guard)
     test_accuracy = None
     if prepared.test is not None:
         logits = predict_logits(result.model, prepared.test.features, device=next(result.model.parameters()).device)

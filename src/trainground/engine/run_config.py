@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from trainground.engine.config import FitConfig
 from trainground.engine.config_io import from_dict, to_dict
+from trainground.gradients import GuardConfig
 from trainground.models import ModelConfig
 
 
@@ -45,11 +46,13 @@ class DataConfig:
 
 @dataclass
 class RunConfig:
-    """``config.yaml``: sections ``data``, ``model`` and ``fit``."""
+    """``config.yaml``: sections ``data``, ``model``, ``fit`` and ``guard``."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     fit: FitConfig = field(default_factory=FitConfig)
+    # The Guard's options (AMP, accumulation, clipping, spike skip/rollback); defaults win benchmark C.
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, where: str = "config") -> RunConfig:

@@ -41,6 +41,8 @@ class TrainState:
     loss: Tensor | None = None
     epoch_metrics: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+    # The Guard stepping the optimizer; ``guard.last_stats`` holds the last step's tensors.
+    guard: Any = None
 
     @property
     def lr(self) -> float:
