@@ -84,6 +84,7 @@ class Guard:
         self._pending: list[tuple[int, Tensor, Tensor, Tensor]] = []  # (step, keep, norm, loss) since check
         self._snapshot: dict[str, Any] | None = None
         self._snapshot_step = -1
+        self._streak = 0  # consecutive skipped steps, as last read on the host
         zero = torch.zeros((), device=device)
         self.last_stats: dict[str, Tensor] = {
             "grad_norm": zero, "clip_threshold": zero, "accum_k": zero + self.k, "skipped": zero,
@@ -192,7 +193,7 @@ class Guard:
             self.scaler.unscale_(self.optimizer)  # before any transform sees a norm
         grads = self._views if self._flat is not None else [p.grad for p in self.params if p.grad is not None]
         params = self.params if self._flat is not None else [p for p in self.params if p.grad is not None]
-        ctx = GradContext.from_grads(grads, params, flat=self._flat, loss=self._loss_sum / self._samples)
+        ctx = GradContext.from_grads(grads, params, flat=self._flat, loss=(self._loss_sum / self._samples).float())
         ctx.base_scale = (1.0 / self._samples).float()
         ctx.scale = ctx.base_scale.clone()
         ctx.lr = float(self.optimizer.param_groups[0]["lr"])
@@ -256,10 +257,11 @@ class Guard:
         rows, noise = values.tolist(), float(extra.item())
         self._pending.clear()
         skipped = [(s, norm, loss) for s, (keep, norm, loss) in zip(steps, rows, strict=True) if keep == 0]
-        streak, longest = 0, 0
+        streak, longest = self._streak, 0  # consecutive skips carry over from the last check
         for _, (keep, _, _) in zip(steps, rows, strict=True):
             streak = streak + 1 if keep == 0 else 0
             longest = max(longest, streak)
+        self._streak = streak
         for s, norm, loss in skipped:
             self._record(s, "skip", "gradient norm or loss is a spike (or not finite); update not applied",
                          {"grad_norm": norm, "loss": loss, "z_skip": self.config.spike_z})
@@ -290,6 +292,7 @@ class Guard:
         self.optimizer.load_state_dict(copy.deepcopy(self._snapshot["optimizer"]))
         self._ensure_flat()
         spike = self._spike()
+        self._streak = 0
         if spike is not None:
             spike.streak = torch.zeros_like(spike.streak)
         for t, scale in zip(self._trust(), self._snapshot["trust_scale"], strict=True):
