@@ -295,11 +295,12 @@ class Guard:
         self._streak = 0
         if spike is not None:
             spike.streak = torch.zeros_like(spike.streak)
-        for t, scale in zip(self._trust(), self._snapshot["trust_scale"], strict=True):
-            # The steps that led here were too long: a quarter of the good state's trust scale,
-            # and no secant across the jump. (Compounding the cut over repeated rollbacks and
-            # resetting the secant EMAs was tried: worse on benchmark C, Adam median 92.9 vs 96.9.)
-            t.scale = scale.to(t.scale.device) * 0.25
+        for i, t in enumerate(self._trust()):
+            # The steps that led here were too long: cut the good state's trust scale, compounding
+            # over repeated rollbacks (each one starts from a smaller step), no secant across the jump.
+            scale = self._snapshot["trust_scale"][i].to(t.scale.device) * self.config.rollback_trust
+            self._snapshot["trust_scale"][i] = scale.clone()
+            t.scale = scale
             t.reset_direction()
         self._record(step, "rollback", f"{streak} consecutive skipped steps (a persistent spike); restored the "
                      f"state of step {self._snapshot_step} and dropped the batches since",

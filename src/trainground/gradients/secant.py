@@ -50,16 +50,17 @@ class SecantTrustRegion:
     successive gradients, 1 for uncorrelated ones (pure noise) and 2 for opposite ones
     (bouncing across a valley). When ``rho > target`` the trust scale shrinks by ``target / rho``
     so the next steps land near the minimiser (Newton's step length along ``u``); otherwise it
-    regrows by ``grow`` per step up to 1. It is a clip of the *update*: on Adam, where a gradient
+    regrows by ``grow`` per step up to 1. Pure noise gives ``rho ~ 1`` and the stationary phase
+    of SGD slightly more (successive gradients anti-correlate), so with ``target = 1`` the scale
+    decays slowly late in training, like an lr schedule. It is a clip of the *update*: on Adam, where a gradient
     clip cancels out (the update is scale-invariant), it still bounds the step. Cost: two dot
     products on the flat gradient plus the Guard's copy/lerp of the parameters.
 
     The secant uses gradients of different mini-batches, so it measures the curvature plus the
-    noise; the EMA and the ``target`` above 1 (uncorrelated noise gives ``rho ~ 1``) keep noise
-    from shrinking the step.
+    noise; the EMA averages the noise out of both terms before their ratio is taken.
 
     Args:
-        target: the largest tolerated ``rho`` (1.5: past the 1-D minimum, still decreasing).
+        target: the largest tolerated ``rho`` (1.0: on average no further than the 1-D minimiser).
         beta: EMA decay of ``C`` and ``D``.
         grow: largest per-step growth of the scale.
         min_factor: largest per-step shrink (0.1: ten times smaller at most).
@@ -72,7 +73,7 @@ class SecantTrustRegion:
         Optimization. NeurIPS 2019.
     """
 
-    def __init__(self, target: float = 1.2, beta: float = 0.9, grow: float = 1.02, min_factor: float = 0.1,
+    def __init__(self, target: float = 1.0, beta: float = 0.9, grow: float = 1.02, min_factor: float = 0.1,
                  min_scale: float = 1e-4) -> None:
         self.target, self.beta, self.grow, self.min_factor, self.min_scale = target, beta, grow, min_factor, min_scale
         self.scale = torch.ones(())
