@@ -323,6 +323,7 @@ class Guard:
             "noise_scale": self.noise_scale.state_dict(),
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
             "snapshot_step": self._snapshot_step,
+            "last_stats": {k: v.detach().cpu().clone() for k, v in self.last_stats.items()},
             "window": {"micro": self._micro, "samples": self._samples.cpu(), "loss_sum": self._loss_sum.cpu(),
                        "grads": None if self._flat is None or self._micro == 0 else self._flat.cpu().clone()},
         }
@@ -333,6 +334,7 @@ class Guard:
         self.noise_scale.load_state_dict(state["noise_scale"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        self.last_stats = {k: v.to(self.device) for k, v in state.get("last_stats", self.last_stats).items()}
         window = state["window"]
         self._ensure_flat()
         self._micro = int(window["micro"])
