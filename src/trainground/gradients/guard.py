@@ -73,6 +73,7 @@ class Guard:
         self.noise_scale = NoiseScale()
         self.steps = 0  # optimizer steps (windows) closed
         self._flat = self._old = None
+        self._prev: Tensor | None = None  # adaptive K: the buffer before the last micro-batch
         self._views: list[Tensor] = []
         self._old_views: list[Tensor] = []
         self._same_layout = len({(p.dtype, p.device) for p in self.params}) == 1 and bool(self.params)
@@ -173,10 +174,18 @@ class Guard:
         self._loss_sum = self._loss_sum + total * n
         self._samples = self._samples + n
         self._micro += 1
-        if self._micro == 1 and self.config.adaptive_accumulation and self._flat is not None:
-            # The first micro-batch alone: the small-batch norm of the noise-scale estimate.
-            self._small_sq = torch.linalg.vector_norm(self._flat, dtype=torch.float64) ** 2 / (scale * n) ** 2
-            self._small_n = torch.full_like(self._small_n, n)
+        if self.config.adaptive_accumulation and self._flat is not None:
+            # Each micro-batch's own mean gradient (the buffer's growth since the last backward):
+            # the small-batch norms of the noise-scale estimate, averaged over the window.
+            if self._prev is None or self._prev.shape != self._flat.shape:
+                self._prev = torch.zeros_like(self._flat)
+            if self._micro == 1:
+                self._prev.zero_()
+            micro = torch.linalg.vector_norm(self._flat - self._prev, dtype=torch.float64) ** 2 / (scale * n) ** 2
+            self._prev.copy_(self._flat)
+            k = self._micro
+            self._small_sq = micro if k == 1 else self._small_sq + (micro - self._small_sq) / k
+            self._small_n = torch.full_like(self._small_n, n) if k == 1 else self._small_n + (n - self._small_n) / k
 
     # ----------------------------------------------------------------- step
     def step(self, *, force: bool = False) -> bool:
@@ -309,7 +318,9 @@ class Guard:
 
     def _adapt_k(self, step: int, noise: float) -> None:
         micro = max(float(self._small_n.item()), 1.0)
-        target = int(min(max(round(noise / micro), 2), self.config.max_accumulation))
+        # inf (no measurable signal left) means "as large as allowed"; a negative estimate "as small".
+        ratio = min(max(noise / micro, 0.0), float(self.config.max_accumulation)) if noise == noise else 2.0
+        target = int(min(max(round(ratio), 2), self.config.max_accumulation))
         if target != self.k:
             self._record(step, "accumulation", "micro-batches per step follow the gradient noise scale",
                          {"noise_scale": noise, "micro_batch": micro, "from": self.k, "to": target})

@@ -16,7 +16,8 @@ def noise_scale_terms(small_sq: Tensor, big_sq: Tensor, small: float | Tensor, b
     ``|G|^2 = (B |G_B|^2 - b |G_b|^2) / (B - b)`` and ``tr(Sigma) = (|G_b|^2 - |G_B|^2) / (1/b - 1/B)``.
 
     Args:
-        small_sq: ``|G_b|^2`` of one micro-batch of ``small`` samples.
+        small_sq: ``|G_b|^2`` of one micro-batch of ``small`` samples (or the mean over the
+            window's micro-batches: still unbiased, and K times less noisy).
         big_sq: ``|G_B|^2`` of the whole window of ``big`` samples (``big > small``).
 
     Returns:

@@ -17,7 +17,7 @@ def spike_keep(value: Tensor, mean: Tensor, var: Tensor, count: Tensor, *, z_ski
 
     Log space makes the test scale-free: a 1000x jump is a spike whether norms are 1e-3 or 1e3.
     """
-    logv = torch.log(value.float().clamp_min(1e-30))
+    logv = torch.log(value.float().clamp_min(1e-30))  # works elementwise on a vector of values
     # A floor of 0.25 in log space: nothing within 4.5x (at z 6) of the mean is ever a spike,
     # so a young or very flat history does not flag ordinary wiggles.
     std = var.clamp_min(0).sqrt().clamp_min(0.25)
@@ -56,18 +56,17 @@ class SpikeSkip:
 
     def __call__(self, ctx: GradContext) -> None:
         self._to(ctx.raw_norm.device)
-        values = [ctx.norm]
+        # Norm and loss are tested as one 2-vector: a handful of kernels per step, not two sets.
         if self.watch_loss and ctx.loss is not None:
-            values.append(ctx.loss.detach().float().reshape(()))
-        keep = torch.ones((), device=ctx.raw_norm.device)
-        for i, value in enumerate(values):
-            mean, var = self.stats[i, 0], self.stats[i, 1]
-            keep = keep * spike_keep(value, mean, var, self.count[i], z_skip=self.z_skip, warmup=self.warmup)
-        for i, value in enumerate(values):
-            # A skipped step does not feed the statistics: log of a NaN makes ema_update_ ignore it.
-            logv = torch.where(keep > 0, torch.log(value.float().clamp_min(1e-30)), float("nan"))
-            ema_update_(self.stats[i, 0], self.stats[i, 1], self.count[i], logv, alpha=self.alpha,
-                        warmup=self.warmup)
+            values = torch.stack([ctx.norm.float().reshape(()), ctx.loss.detach().float().reshape(())])
+            rows = 2
+        else:
+            values, rows = ctx.norm.float().reshape(1), 1
+        mean, var, count = self.stats[:rows, 0], self.stats[:rows, 1], self.count[:rows]
+        keep = spike_keep(values, mean, var, count, z_skip=self.z_skip, warmup=self.warmup).amin()
+        # A skipped step does not feed the statistics: ema_update_ ignores NaN.
+        logv = torch.where(keep > 0, torch.log(values.clamp_min(1e-30)), float("nan"))
+        ema_update_(mean, var, count, logv, alpha=self.alpha, warmup=self.warmup)
         self.streak = torch.where(keep > 0, torch.zeros_like(self.streak), self.streak + 1)
         self.skipped = self.skipped + (keep == 0).to(self.skipped.dtype)
         ctx.keep = ctx.keep * keep
