@@ -38,7 +38,9 @@ def trust_scale_update(scale: Tensor, rho: Tensor, *, target: float, grow: float
 
 
 class SecantTrustRegion:
-    """Scale the optimizer's update by ``s`` in (0, 1], with ``s`` steered by a secant curvature estimate.
+    """Put it after ``SpikeSkip`` in a chain: a step marked for skipping does not feed it.
+
+    Scale the optimizer's update by ``s`` in (0, 1], with ``s`` steered by a secant curvature estimate.
 
     Maths. Let ``u_t`` be the update applied at step t and ``g_t``, ``g_{t+1}`` the (unclipped)
     gradients before and after it. Along ``u_t`` the secant gives the curvature
@@ -96,7 +98,9 @@ class SecantTrustRegion:
             # C_t = <g_{t+1} - g_t, u_t> = <g_{t+1}, u_t> + D_t, with the raw (unclipped) gradient.
             along = -torch.dot(ctx.flat, self.neg_update) * ctx.base_scale
             curvature = along + self.last_descent
-            valid = torch.isfinite(curvature) & (self.last_descent != 0)
+            # A step already marked for skipping (spike, NaN) says nothing about the curvature:
+            # a poisoned batch's gradient must not shrink the trust region for the healthy steps.
+            valid = torch.isfinite(curvature) & (self.last_descent != 0) & (ctx.keep > 0)
             b = self.beta
             self.curvature = torch.where(valid, b * self.curvature + (1 - b) * curvature, self.curvature)
             self.descent = torch.where(valid, b * self.descent + (1 - b) * self.last_descent, self.descent)
