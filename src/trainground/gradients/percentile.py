@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,13 +12,19 @@ from torch import Tensor
 from trainground.gradients.context import GradContext, global_norm
 
 
-def percentile_threshold(history: Tensor, percentile: float) -> Tensor:
-    """The ``percentile``-th percentile (0-100) of the finite entries of ``history``; NaN slots are empty.
+def percentile_threshold(history: Tensor, percentile: float, filled: int) -> Tensor:
+    """The nearest-rank ``percentile``-th percentile (0-100) of the first ``filled`` slots of ``history``.
 
-    Returns ``inf`` while the history is empty, so nothing is clipped before the first finite norm.
+    Empty (NaN) slots count as ``+inf``, so they sit above every real norm. ``filled`` is a host
+    integer (the Guard counts its steps), so one ``kthvalue`` kernel answers: no sort of the whole
+    buffer, no host sync. Returns ``inf`` while nothing is recorded.
     """
-    value = torch.nanquantile(history, percentile / 100.0)
-    return torch.where(torch.isnan(value), torch.full_like(value, float("inf")), value)
+    n = min(int(filled), history.numel())
+    if n == 0:
+        return torch.full((), float("inf"), device=history.device)
+    k = max(1, math.ceil(percentile / 100.0 * n))
+    window = history[:n]
+    return torch.kthvalue(torch.where(torch.isnan(window), float("inf"), window), k).values
 
 
 def record_norm_(history: Tensor, count: Tensor, norm: Tensor) -> None:
@@ -51,7 +58,7 @@ def percentile_clip_(
     grads = [g for g in grads if g is not None]
     norm = global_norm(grads)
     record_norm_(history, count, norm)
-    threshold = percentile_threshold(history, percentile)
+    threshold = percentile_threshold(history, percentile, int(count))  # the functional form may sync
     factor = torch.clamp(threshold / (norm + 1e-12), max=1.0)
     torch._foreach_mul_(grads, torch.where(torch.isfinite(factor), factor, 1.0))
     return threshold
@@ -62,6 +69,9 @@ class PercentileClip:
 
     Memory is bounded (a ring buffer of ``history`` floats). The current norm is recorded
     before the threshold is taken, as in the paper, so the first step is never clipped.
+    The percentile is the nearest-rank one (AutoClip's numpy code interpolates; the
+    difference is below one history entry). Slots of non-finite steps stay empty (+inf):
+    until the buffer wraps, a run with many NaN steps gets a slightly higher threshold.
 
     Args:
         percentile: 0-100; 10 is the paper's choice for the global variant.
@@ -74,18 +84,22 @@ class PercentileClip:
         self.percentile = float(percentile)
         self.history = torch.full((int(history),), float("nan"))
         self.count = torch.zeros((), dtype=torch.int64)
+        self.calls = 0  # host-side upper bound of the finite norms recorded (no sync to read count)
 
     def __call__(self, ctx: GradContext) -> None:
         device = ctx.raw_norm.device
         if self.history.device != device:
             self.history, self.count = self.history.to(device), self.count.to(device)
         record_norm_(self.history, self.count, ctx.norm)
-        ctx.clip_to(percentile_threshold(self.history, self.percentile))
+        self.calls += 1
+        ctx.clip_to(percentile_threshold(self.history, self.percentile, self.calls))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"percentile": self.percentile, "history": self.history.clone(), "count": self.count.clone()}
+        return {"percentile": self.percentile, "history": self.history.clone(), "count": self.count.clone(),
+                "calls": self.calls}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.percentile = float(state["percentile"])
         self.history = state["history"].clone().to(self.history.device)
         self.count = state["count"].clone().to(self.history.device)
+        self.calls = int(state.get("calls", int(self.count)))
