@@ -90,8 +90,30 @@ def run_guard(config, opt_kind, lr, seed, Xtr, ytr, Xte, yte, poison_step, poiso
     return clean, poisoned
 
 
+def table(paths: list[str]) -> None:
+    """Print the markdown tables from result files (later files override a method of earlier ones)."""
+    merged: dict[str, dict[str, dict]] = {}
+    for path in paths:
+        for opt_kind, methods in json.loads(Path(path).read_text())["results"].items():
+            merged.setdefault(opt_kind, {}).update(methods)
+    for opt_kind, methods in merged.items():
+        print(f"\n**{opt_kind.upper()}**\n")
+        print("| method | diverged | failed | median acc | best acc | no-failure lr range | poison 'scale' survived "
+              "| poison 'scale_wrong' survived |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, v in methods.items():
+            s = v["summary"]
+            r = s["widest_nonfailed_lr_range"]
+            rng = f"{r['lo']:.3g} - {r['hi']:.3g} ({r['n_points']} pts)" if r["n_points"] else "-"
+            ps = " | ".join(f"{p['survived']}/{p['eligible']}" for p in s["poison"].values())
+            print(f"| {name} | {s['diverged_runs']}/{s['total_runs']} | {s['failed_runs']}/{s['total_runs']} | "
+                  f"{s['median_test_acc'] * 100:.1f} | {s['best_test_acc'] * 100:.1f} | {rng} | {ps} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--table", nargs="*", default=None, metavar="JSON",
+                    help="print the markdown tables of these result files (no training)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--seeds", nargs="*", type=int, default=list(B.SEEDS))
     ap.add_argument("--methods", nargs="*",
@@ -101,6 +123,8 @@ def main() -> None:
     ap.add_argument("--poison-modes", nargs="*", default=list(B.POISON_MODES))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    if args.table:
+        return table(args.table)
     C.setup_torch(args.threads)
     anchors = B.available_methods()
     Xtr, Xte, ytr, yte = (torch.as_tensor(a) for a in C.load_dataset("digits"))
