@@ -161,6 +161,10 @@ def fit(
     if len(train) == 0:
         raise ConfigError("the training split is empty")
     model.to(device)
+    if isinstance(guard, Guard):
+        if optimizer is not None and optimizer is not guard.optimizer:
+            raise ConfigError("fit got a Guard and a different optimizer; pass the Guard's optimizer or neither")
+        optimizer = guard.optimizer
     optimizer = optimizer or make_optimizer(config, model.parameters())
     loss_fn = loss_fn or nn.CrossEntropyLoss()
 
