@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
@@ -30,7 +29,7 @@ from torch import nn
 
 from trainground.gradients import Guard, GuardConfig
 
-PLAIN = dict(spike_z=None, percentile=None, trust_region=False)  # accumulation only
+PLAIN = {"spike_z": None, "percentile": None, "trust_region": False}  # accumulation only
 
 
 def load() -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,7 +113,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x, y = load()
     print("## noise scale: estimate vs exact (softmax regression, digits)")
-    print("| seed | exact B_simple | est. 500 windows | est. 2000 | est. %d | error |" % args.windows)
+    print(f"| seed | exact B_simple | est. 500 windows | est. 2000 | est. {args.windows} | error |")
     print("|---|---|---|---|---|---|")
     for s in args.seeds:
         r = part1(x, y, args.windows, seed=s)

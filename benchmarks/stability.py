@@ -31,10 +31,10 @@ for candidate in (ANCHORS, Path("/work/shared/anchors")):
     if (candidate / "bench_c_stability.py").exists():
         sys.path.insert(0, str(candidate))
         break
-import bench_c_stability as B  # noqa: E402  (the anchor protocol itself)
-import common as C  # noqa: E402
+import bench_c_stability as B
+import common as C
 
-from trainground.gradients import Guard, GuardConfig  # noqa: E402
+from trainground.gradients import Guard, GuardConfig
 
 GUARDS = {
     "guard": GuardConfig(),

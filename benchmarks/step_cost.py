@@ -17,6 +17,7 @@ Timing is only meaningful on an otherwise idle machine:
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import numpy as np
@@ -31,7 +32,7 @@ from trainground.gradients import Guard
 
 def _mlp(sizes: list[int]) -> nn.Module:
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 

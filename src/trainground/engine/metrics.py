@@ -13,7 +13,6 @@ import torch
 from trainground.engine.callbacks import Callback
 from trainground.engine.state import TrainState
 
-
 # Per-step Guard scalars written next to the loss (keys of ``Guard.last_stats``).
 _GUARD_KEYS = ("grad_norm", "clip_threshold", "accum_k", "skipped")
 

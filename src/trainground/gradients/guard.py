@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -278,7 +279,7 @@ class Guard:
             self._rollback(steps[-1], longest, skipped)
         elif not skipped and steps[-1] + 1 - self._snapshot_step >= self.config.snapshot_every:
             self._take_snapshot()
-        if self.config.adaptive_accumulation and noise == noise:  # not NaN
+        if self.config.adaptive_accumulation and not math.isnan(noise):
             self._adapt_k(steps[-1], noise)
 
     def _record(self, step: int, action: str, reason: str, evidence: dict[str, Any]) -> None:
@@ -319,7 +320,7 @@ class Guard:
     def _adapt_k(self, step: int, noise: float) -> None:
         micro = max(float(self._small_n.item()), 1.0)
         # inf (no measurable signal left) means "as large as allowed"; a negative estimate "as small".
-        ratio = min(max(noise / micro, 0.0), float(self.config.max_accumulation)) if noise == noise else 2.0
+        ratio = min(max(noise / micro, 0.0), float(self.config.max_accumulation))
         target = int(min(max(round(ratio), 2), self.config.max_accumulation))
         if target != self.k:
             self._record(step, "accumulation", "micro-batches per step follow the gradient noise scale",
