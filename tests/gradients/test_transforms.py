@@ -194,3 +194,18 @@ def test_noise_scale_terms_recover_signal_and_trace():
         traces.append(tr)
     assert abs(torch.stack(g2s).mean() / true_g.pow(2).sum() - 1) < 0.05
     assert abs(torch.stack(traces).mean() / (sigma**2 * dim) - 1) < 0.05
+
+
+def test_gradient_stats_record_layer_norms_and_the_clipped_fraction():
+    from trainground.gradients import GradientStats
+
+    stats = GradientStats(per_layer=True)
+    big, small = _grads(1, 10.0), _grads(2, 0.01)
+    chain(ClipByGlobalNorm(1.0), stats).apply_([g.clone() for g in big])
+    expected = torch.stack([torch.linalg.vector_norm(g) for g in big]) * (1.0 / global_norm(big))
+    assert torch.allclose(stats.last["layer_norms"], expected, rtol=1e-5)  # what the optimizer receives
+    chain(ClipByGlobalNorm(1.0), stats).apply_([g.clone() for g in small])
+    assert stats.clipped_fraction.item() == 0.5
+    restored = GradientStats()
+    restored.load_state_dict(stats.state_dict())
+    assert restored.clipped_fraction.item() == 0.5 and restored.per_layer
