@@ -233,3 +233,21 @@ def test_adaptive_accumulation_changes_k_and_logs_it():
     changes = [a for a in guard.actions if a["action"] == "accumulation"]
     assert changes and 2 <= guard.k <= 8
     assert all(a["evidence"]["from"] != a["evidence"]["to"] for a in changes)
+
+
+def test_mixed_dtype_parameters_fall_back_to_per_tensor_gradients():
+    x, y = _data(8)
+    model = _model()
+    model[2].double()  # a layer in float64: no single flat buffer is possible
+    head = model[2]
+
+    class Cast(nn.Module):
+        def forward(self, h):
+            return head(h.double()).float()
+
+    net = nn.Sequential(model[0], model[1], Cast())
+    guard = Guard(net, torch.optim.SGD(list(model.parameters()), lr=0.1))
+    for _ in range(3):
+        guard.backward(nn.functional.cross_entropy(net(x), y), batch_size=8)
+        assert guard.step()
+    assert guard._flat is None and all(torch.isfinite(p).all() for p in model.parameters())

@@ -43,7 +43,14 @@ class Guard:
     Per optimizer step: unscale (AMP) and divide by the window's sample count, run the chain
     (skip-on-spike, clips, secant trust region), zero the gradients of a skipped or non-finite
     step, step the optimizer, scale its update by the trust region (a skipped step restores
-    the old weights exactly), zero the gradients. Every ``check_every`` steps one host read
+    the old weights exactly), zero the gradients. The exact skip and the trust region need
+    all parameters in one dtype and on one device (their gradients become views of one flat
+    buffer); otherwise the Guard falls back to per-tensor gradients, a skipped step only
+    zeroes the gradient (momentum still moves the weights) and the trust region is off.
+
+    Memory: one parameter-sized flat gradient buffer (it replaces the grads), one
+    parameter-sized buffer for the update, an in-memory snapshot of model + optimizer
+    state, and one more buffer with adaptive K. Every ``check_every`` steps one host read
     turns skips into actions, rolls back a persistent spike to the last in-memory snapshot,
     takes a new snapshot when healthy and adapts K.
 

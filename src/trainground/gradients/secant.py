@@ -92,7 +92,8 @@ class SecantTrustRegion:
 
     def __call__(self, ctx: GradContext) -> None:
         if ctx.flat is None:
-            raise ValueError("SecantTrustRegion needs the Guard's flat gradient buffer")
+            # Parameters of mixed dtype/device have no flat buffer: no secant, the update stays as is.
+            return
         self._to(ctx.flat.device)
         if self.neg_update is not None:
             # C_t = <g_{t+1} - g_t, u_t> = <g_{t+1}, u_t> + D_t, with the raw (unclipped) gradient.
