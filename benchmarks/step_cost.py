@@ -5,6 +5,8 @@ Variants, each a full training step (zero_grad + forward + backward + [clip] + o
   clipnorm1  -- torch.nn.utils.clip_grad_norm_(params, 1.0)
   guard      -- trainground Guard with its default config (spike skip, AutoClip p10, secant trust
                 region, per-step statistics grad_norm / threshold / skipped kept as tensors)
+  guard_no_trust -- the same without the secant trust region (where its share of the cost shows)
+  guard_bare -- the Guard with an empty chain (weighting, skip bookkeeping, statistics only)
 Models: the benchmark-C MLP 64-256-256-10 (84k parameters, batch 64 of digits) and an MLP
 64-768-768-512-10 (~1.0M parameters). Protocol as the anchors' step_overhead: SGD lr 0.05,
 fixed batches, 30 warm-up steps, then interleaved rounds of timed steps (perf_counter_ns);
@@ -27,7 +29,10 @@ from sklearn.datasets import load_digits
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from trainground.gradients import Guard
+from trainground.gradients import Guard, GuardConfig
+
+GUARD_CONFIGS = {"guard": GuardConfig(), "guard_no_trust": GuardConfig(trust_region=False),
+                 "guard_bare": GuardConfig(spike_z=None, percentile=None, trust_region=False)}
 
 
 def _mlp(sizes: list[int]) -> nn.Module:
@@ -42,8 +47,8 @@ MODELS = {"mlp_84k": [64, 256, 256, 10], "mlp_1m": [64, 768, 768, 512, 10]}
 
 def make_step(variant: str, model: nn.Module, opt: torch.optim.Optimizer):
     params = list(model.parameters())
-    if variant == "guard":
-        guard = Guard(model, opt)
+    if variant in GUARD_CONFIGS:
+        guard = Guard(model, opt, config=GUARD_CONFIGS[variant])
 
         def step(x, y):
             with guard.autocast():
@@ -63,7 +68,7 @@ def make_step(variant: str, model: nn.Module, opt: torch.optim.Optimizer):
 
 def measure(sizes, batches, *, rounds: int, steps: int, warmup: int = 30) -> dict[str, dict[str, float]]:
     runs = {}
-    for variant in ("plain", "clipnorm1", "guard"):
+    for variant in ("plain", "clipnorm1", *GUARD_CONFIGS):
         torch.manual_seed(0)
         model = _mlp(sizes)
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
