@@ -17,6 +17,7 @@ from trainground.engine import (
     run_fit,
 )
 from trainground.errors import ConfigError, DataError, RunDirError, TraingroundError
+from trainground.gradients import Guard, GuardConfig
 from trainground.models import ModelConfig, build_model
 from trainground.monitors import SampleRecorder
 from trainground.recipes.diagnose import diagnose, find_sample_issues
@@ -24,7 +25,8 @@ from trainground.recipes.diagnose import diagnose, find_sample_issues
 __version__ = "0.1.0"
 
 __all__ = [
-    "Callback", "ConfigError", "DataConfig", "DataError", "Event", "FitConfig", "FitResult", "IndexedDataset",
-    "ModelConfig", "NoiseConfig", "RunConfig", "RunDir", "RunDirError", "SampleRecorder", "TrainState", "TraingroundError",
-    "build_model", "diagnose", "find_sample_issues", "fit", "inject_label_noise", "load_data", "predict", "run_fit",
+    "Callback", "ConfigError", "DataConfig", "DataError", "Event", "FitConfig", "FitResult", "Guard", "GuardConfig",
+    "IndexedDataset", "ModelConfig", "NoiseConfig", "RunConfig", "RunDir", "RunDirError", "SampleRecorder",
+    "TrainState", "TraingroundError", "build_model", "diagnose", "find_sample_issues", "fit", "inject_label_noise",
+    "load_data", "predict", "run_fit",
 ]

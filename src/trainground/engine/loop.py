@@ -16,7 +16,11 @@ from torch.utils.data import Dataset
 from trainground.data.split import stratified_split
 from trainground.engine.batches import BatchSource
 from trainground.engine.callbacks import Callback, CallbackList
-from trainground.engine.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
+from trainground.engine.checkpoint import (
+    list_checkpoints,
+    load_latest_checkpoint,
+    save_checkpoint,
+)
 from trainground.engine.config import FitConfig
 from trainground.engine.evaluate import evaluate
 from trainground.engine.events import Event
@@ -26,6 +30,7 @@ from trainground.engine.rng import get_rng_state, set_rng_state
 from trainground.engine.rundir import RunDir
 from trainground.engine.state import TrainState
 from trainground.errors import ConfigError, RunDirError
+from trainground.gradients import ActionLog, Guard, GuardConfig
 from trainground.losses.sample_weights import loss_for_batch
 
 # Changing these mid-run changes the trajectory, so a resume must use the original values.
@@ -127,6 +132,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     run_dir: RunDir | str | Path | None = None,
     resume: bool = False,
+    guard: Guard | GuardConfig | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data`` (items ``(index, x, y)``) and return what happened.
 
@@ -148,6 +154,9 @@ def fit(
         callbacks: watchers of the loop's events.
         run_dir: where the run is written; None keeps everything in memory.
         resume: continue the run in ``run_dir`` from its newest checkpoint.
+        guard: the step's protection (AMP, accumulation, clipping, spike skip/rollback): a
+            ``GuardConfig``, a ready ``Guard`` over ``model``/``optimizer``, or None for
+            ``Guard`` with ``GuardConfig()`` defaults. Its actions go to ``actions.jsonl``.
     """
     config = config or FitConfig()
     if config.epochs < 1 or config.batch_size < 1:
@@ -159,6 +168,10 @@ def fit(
     if len(train) == 0:
         raise ConfigError("the training split is empty")
     model.to(device)
+    if isinstance(guard, Guard):
+        if optimizer is not None and optimizer is not guard.optimizer:
+            raise ConfigError("fit got a Guard and a different optimizer; pass the Guard's optimizer or neither")
+        optimizer = guard.optimizer
     optimizer = optimizer or make_optimizer(config, model.parameters())
     loss_fn = loss_fn or nn.CrossEntropyLoss()
 
@@ -174,11 +187,16 @@ def fit(
         run.path.mkdir(parents=True, exist_ok=True)
         all_callbacks.insert(0, MetricsWriter(run.metrics, flush_every=config.log_every))
     hooks = CallbackList(all_callbacks)
+    if not isinstance(guard, Guard):
+        guard = Guard(model, optimizer, config=guard or GuardConfig(),
+                      actions=None if run is None else ActionLog(run.actions))
+    elif run is not None and guard.action_log is None:
+        guard.action_log = ActionLog(run.actions)
 
     steps_per_epoch = -(-len(train) // config.batch_size)
     state = TrainState(
         model=model, optimizer=optimizer, config=config, num_epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch, run_dir=run,
+        steps_per_epoch=steps_per_epoch, run_dir=run, guard=guard,
     )
     generator = torch.Generator().manual_seed(config.seed)
     epoch_start_rng = generator.get_state()
@@ -201,6 +219,10 @@ def fit(
         totals = ckpt["totals"].to(device)
         state.step, state.epoch, state.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         state.history = list(ckpt["history"])
+        if "guard" in ckpt:
+            guard.load_state_dict(ckpt["guard"])
+            if guard.action_log is not None:
+                guard.action_log.truncate(int(ckpt.get("actions_bytes", 0)))
 
     def checkpoint() -> None:
         if run is None:
@@ -210,7 +232,8 @@ def fit(
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": get_rng_state(),
             "batch_rng": epoch_start_rng, "totals": totals.cpu(), "step": state.step, "epoch": state.epoch,
             "batch_in_epoch": state.batch_in_epoch, "history": state.history, "callbacks": hooks.state_dict(),
-            "config": asdict(config), "data_fingerprint": fingerprint,
+            "config": asdict(config), "data_fingerprint": fingerprint, "guard": guard.state_dict(),
+            "actions_bytes": 0 if guard.action_log is None else guard.action_log.size(),
         }
         save_checkpoint(run.checkpoints, state.step, payload, keep=config.keep_checkpoints)
 
@@ -222,10 +245,11 @@ def fit(
         if state.batch_in_epoch == 0:
             hooks.fire(Event.EPOCH_START, state)
         for rows in order[state.batch_in_epoch :]:
-            _train_step(state, train.batch(rows, device), loss_fn, hooks, totals)
+            _train_step(state, train.batch(rows, device), loss_fn, hooks, totals, guard)
             last_of_epoch = state.batch_in_epoch == len(order)
             if config.checkpoint_every and state.step % config.checkpoint_every == 0 and not last_of_epoch:
                 checkpoint()  # the epoch-end checkpoint follows anyway for the last batch
+        guard.step(force=True)  # a short last accumulation window still steps (weighted exactly)
         loss_sum, correct, seen = totals.tolist()
         state.epoch_metrics = {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}
         if val is not None and len(val):
@@ -251,19 +275,24 @@ def fit(
 
 def _train_step(
     state: TrainState, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], loss_fn: nn.Module,
-    hooks: CallbackList, totals: torch.Tensor,
+    hooks: CallbackList, totals: torch.Tensor, guard: Guard,
 ) -> None:
-    """One optimizer step on one batch; every line below is an event or the maths between two."""
+    """One batch through the Guard; every line below is an event or the maths between two.
+
+    The Guard accumulates the batch's gradient weighted by its size and steps the optimizer
+    when its window closes (every batch with the default K=1), after unscaling, the transform
+    chain and the spike checks.
+    """
     state.batch = batch
     hooks.fire(Event.BATCH_START, state)
     _, x, y = batch
-    state.logits = state.model(x)
-    state.loss = _batch_loss(loss_fn, state.logits, batch)
+    with guard.autocast():
+        state.logits = state.model(x)
+        state.loss = _batch_loss(loss_fn, state.logits, batch)
     hooks.fire(Event.AFTER_FORWARD, state)
-    state.optimizer.zero_grad(set_to_none=True)
-    state.loss.backward()
+    guard.backward(state.loss, batch_size=len(y))
     hooks.fire(Event.AFTER_BACKWARD, state)
-    state.optimizer.step()
+    guard.step()
     with torch.no_grad():
         n = len(y)
         totals[0] += state.loss.detach().double() * n

@@ -13,6 +13,9 @@ import torch
 from trainground.engine.callbacks import Callback
 from trainground.engine.state import TrainState
 
+# Per-step Guard scalars written next to the loss (keys of ``Guard.last_stats``).
+_GUARD_KEYS = ("grad_norm", "clip_threshold", "accum_k", "skipped")
+
 
 def _finite_or_none(value: float) -> float | None:
     # JSON has no NaN/inf; null keeps the line valid and says "not a number" honestly.
@@ -20,8 +23,9 @@ def _finite_or_none(value: float) -> float | None:
 
 
 class MetricsWriter(Callback):
-    """Appends one JSON object per line: ``{"kind": "step", "step", "epoch", "loss", "lr"}``
-    per optimizer step and ``{"kind": "epoch", "step", "epoch", <epoch_metrics>}`` per epoch.
+    """Appends one JSON object per line: ``{"kind": "step", "step", "epoch", "loss", "lr", "grad_norm",
+    "clip_threshold", "accum_k", "skipped"}`` per batch (the last four from the Guard's last step)
+    and ``{"kind": "epoch", "step", "epoch", <epoch_metrics>}`` per epoch.
 
     Losses are kept on the device and copied to the host in one ``torch.stack(...).tolist()``
     every ``flush_every`` steps, so logging costs one sync per flush, not one per step.
@@ -31,12 +35,17 @@ class MetricsWriter(Callback):
     def __init__(self, path: str | Path, *, flush_every: int = 50) -> None:
         self.path = Path(path)
         self.flush_every = max(1, flush_every)
-        self._pending: list[tuple[int, int, float, torch.Tensor]] = []
+        self._pending: list[tuple[int, int, float, torch.Tensor]] = []  # loss + Guard scalars, stacked
         self._bytes_at_checkpoint = 0
 
     def on_batch_end(self, state: TrainState) -> None:
         assert state.loss is not None
-        self._pending.append((state.step, state.epoch, state.lr, state.loss.detach()))
+        values = state.loss.detach().float().reshape(1)
+        if state.guard is not None:
+            stats = state.guard.last_stats
+            values = torch.cat([values, torch.stack([stats[k].detach().float().reshape(()).to(values.device)
+                                                     for k in _GUARD_KEYS])])
+        self._pending.append((state.step, state.epoch, state.lr, values))
         if len(self._pending) >= self.flush_every:
             self.flush()
 
@@ -61,11 +70,15 @@ class MetricsWriter(Callback):
     def flush(self) -> None:
         if not self._pending:
             return
-        losses = torch.stack([p[3] for p in self._pending]).float().cpu().tolist()
-        records = [
-            {"kind": "step", "step": step, "epoch": epoch, "loss": _finite_or_none(loss), "lr": lr}
-            for (step, epoch, lr, _), loss in zip(self._pending, losses, strict=True)
-        ]
+        rows = torch.nn.utils.rnn.pad_sequence([p[3] for p in self._pending], batch_first=True,
+                                               padding_value=float("nan")).cpu().tolist()
+        records = []
+        for (step, epoch, lr, _), row in zip(self._pending, rows, strict=True):
+            record = {"kind": "step", "step": step, "epoch": epoch, "loss": _finite_or_none(row[0]), "lr": lr}
+            if len(row) > 1:
+                record.update({k: _finite_or_none(v) for k, v in zip(_GUARD_KEYS, row[1:], strict=True)})
+                record["accum_k"] = int(row[3]) if math.isfinite(row[3]) else None
+            records.append(record)
         self._pending.clear()
         self._append(records)
 

@@ -145,7 +145,8 @@ def run_fit(
     )
     loss_fn = build_loss(config.loss, train.labels.numpy(), num_classes=train.num_classes)
     result = fit(
-        model, train, val_data=val, config=config.fit, loss_fn=loss_fn, callbacks=callbacks, run_dir=run, resume=resume
+        model, train, val_data=val, config=config.fit, loss_fn=loss_fn, guard=config.guard, callbacks=callbacks,
+        run_dir=run, resume=resume,
     )
     test_accuracy = None
     if prepared.test is not None:

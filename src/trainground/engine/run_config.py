@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from trainground.engine.config import FitConfig
 from trainground.engine.config_io import from_dict, to_dict
+from trainground.gradients import GuardConfig
 from trainground.losses.build import LossConfig
 from trainground.models import ModelConfig
 
@@ -46,13 +47,15 @@ class DataConfig:
 
 @dataclass
 class RunConfig:
-    """``config.yaml``: sections ``data``, ``model``, ``fit`` and ``loss``."""
+    """``config.yaml``: sections ``data``, ``model``, ``fit``, ``loss`` and ``guard``."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     # Training loss (cross-entropy by default; class weights are counted on the training split).
     loss: LossConfig = field(default_factory=LossConfig)
+    # The Guard's options (AMP, accumulation, clipping, spike skip/rollback); defaults win benchmark C.
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, where: str = "config") -> RunConfig:

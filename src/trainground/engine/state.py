@@ -44,6 +44,8 @@ class TrainState:
     epoch_metrics: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     stop_requested: bool = False
+    # The Guard stepping the optimizer; ``guard.last_stats`` holds the last step's tensors.
+    guard: Any = None
 
     @property
     def lr(self) -> float:

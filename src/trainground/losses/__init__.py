@@ -1,7 +1,12 @@
 """Losses: weighted, focal, label-smoothed, hierarchical and multi-task cross-entropy."""
 
 from trainground.losses.build import LOSSES, LossConfig, build_loss
-from trainground.losses.class_weights import WEIGHTING_SCHEMES, class_counts, class_weights, class_weights_from_labels
+from trainground.losses.class_weights import (
+    WEIGHTING_SCHEMES,
+    class_counts,
+    class_weights,
+    class_weights_from_labels,
+)
 from trainground.losses.focal import FocalLoss, focal_loss
 from trainground.losses.hierarchical import (
     HierarchicalCrossEntropy,
@@ -12,7 +17,12 @@ from trainground.losses.hierarchical import (
 )
 from trainground.losses.label_smoothing import smooth_labels, smoothed_cross_entropy
 from trainground.losses.multitask import MultiTaskLoss
-from trainground.losses.sample_weights import SampleWeightedLoss, SampleWeights, loss_for_batch, weighted_mean
+from trainground.losses.sample_weights import (
+    SampleWeightedLoss,
+    SampleWeights,
+    loss_for_batch,
+    weighted_mean,
+)
 from trainground.losses.task_weighting import (
     DynamicWeightAverage,
     StaticWeighting,

@@ -7,7 +7,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainground.errors import ConfigError
-from trainground.losses.sample_weights import Reduction, SampleWeightedLoss, SampleWeights, weighted_mean
+from trainground.losses.sample_weights import (
+    Reduction,
+    SampleWeightedLoss,
+    SampleWeights,
+    weighted_mean,
+)
 from trainground.losses.weighted_ce import sample_class_weights
 
 

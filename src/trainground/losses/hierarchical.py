@@ -8,7 +8,12 @@ import torch
 from torch import Tensor
 
 from trainground.errors import ConfigError
-from trainground.losses.sample_weights import Reduction, SampleWeightedLoss, SampleWeights, weighted_mean
+from trainground.losses.sample_weights import (
+    Reduction,
+    SampleWeightedLoss,
+    SampleWeights,
+    weighted_mean,
+)
 
 
 def tree_to_index(tree: Mapping[int, Hashable] | Sequence[Hashable], num_fine: int | None = None) -> tuple[Tensor, list]:

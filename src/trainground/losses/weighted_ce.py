@@ -7,7 +7,12 @@ from torch import Tensor
 
 from trainground.errors import ConfigError
 from trainground.losses.label_smoothing import check_smoothing, smoothed_cross_entropy
-from trainground.losses.sample_weights import Reduction, SampleWeightedLoss, SampleWeights, weighted_mean
+from trainground.losses.sample_weights import (
+    Reduction,
+    SampleWeightedLoss,
+    SampleWeights,
+    weighted_mean,
+)
 
 
 def sample_class_weights(target: Tensor, class_weight: Tensor | None, sample_weight: Tensor | None) -> Tensor | None:

@@ -1,0 +1,118 @@
+"""Benchmark D (cost per step): the Guard against a plain PyTorch step, same model, same run.
+
+Variants, each a full training step (zero_grad + forward + backward + [clip] + optimizer step):
+  plain      -- no clipping (the reference, ratio 1.00)
+  clipnorm1  -- torch.nn.utils.clip_grad_norm_(params, 1.0)
+  guard      -- trainground Guard with its default config (spike skip, AutoClip p10, secant trust
+                region, per-step statistics grad_norm / threshold / skipped kept as tensors)
+  guard_no_trust -- the same without the secant trust region (where its share of the cost shows)
+  guard_bare -- the Guard with an empty chain (weighting, skip bookkeeping, statistics only)
+Models: the benchmark-C MLP 64-256-256-10 (84k parameters, batch 64 of digits) and an MLP
+64-768-768-512-10 (~1.0M parameters). Protocol as the anchors' step_overhead: SGD lr 0.05,
+fixed batches, 30 warm-up steps, then interleaved rounds of timed steps (perf_counter_ns);
+median per variant and its ratio to plain.
+
+Timing is only meaningful on an otherwise idle machine:
+    .venv/bin/python benchmarks/step_cost.py --threads 1 --rounds 5 --steps 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from trainground.gradients import Guard, GuardConfig
+
+GUARD_CONFIGS = {"guard": GuardConfig(), "guard_no_trust": GuardConfig(trust_region=False),
+                 "guard_bare": GuardConfig(spike_z=None, percentile=None, trust_region=False)}
+
+
+def _mlp(sizes: list[int]) -> nn.Module:
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+MODELS = {"mlp_84k": [64, 256, 256, 10], "mlp_1m": [64, 768, 768, 512, 10]}
+
+
+def make_step(variant: str, model: nn.Module, opt: torch.optim.Optimizer):
+    params = list(model.parameters())
+    if variant in GUARD_CONFIGS:
+        guard = Guard(model, opt, config=GUARD_CONFIGS[variant])
+
+        def step(x, y):
+            with guard.autocast():
+                loss = F.cross_entropy(model(x), y)
+            guard.backward(loss, batch_size=len(y))
+            guard.step()
+        return step
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        if variant == "clipnorm1":
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+    return step
+
+
+def measure(sizes, batches, *, rounds: int, steps: int, warmup: int = 30) -> dict[str, dict[str, float]]:
+    runs = {}
+    for variant in ("plain", "clipnorm1", *GUARD_CONFIGS):
+        torch.manual_seed(0)
+        model = _mlp(sizes)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        runs[variant] = {"step": make_step(variant, model, opt), "k": 0, "times": []}
+
+    def go(run, n, record):
+        for _ in range(n):
+            x, y = batches[run["k"] % len(batches)]
+            run["k"] += 1
+            t0 = time.perf_counter_ns()
+            run["step"](x, y)
+            if record:
+                run["times"].append((time.perf_counter_ns() - t0) / 1e6)
+
+    for run in runs.values():
+        go(run, warmup, False)
+    for _ in range(rounds):
+        for run in runs.values():
+            go(run, steps, True)
+    base = float(np.median(runs["plain"]["times"]))
+    return {v: {"median_ms": float(np.median(r["times"])), "p90_ms": float(np.percentile(r["times"], 90)),
+                "ratio": float(np.median(r["times"]) / base)} for v, r in runs.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=200)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    d = load_digits()
+    x = torch.as_tensor(StandardScaler().fit_transform(d.data), dtype=torch.float32)
+    y = torch.as_tensor(d.target)
+    batches = [(x[i:i + 64], y[i:i + 64]) for i in range(0, len(y) - 63, 64)]
+    print(f"threads {args.threads}, {args.rounds} rounds x {args.steps} steps")
+    print("| model | params | variant | median ms/step | p90 ms/step | ratio vs plain |")
+    print("|---|---|---|---|---|---|")
+    for name, sizes in MODELS.items():
+        n = sum(p.numel() for p in _mlp(sizes).parameters())
+        for variant, r in measure(sizes, batches, rounds=args.rounds, steps=args.steps).items():
+            print(f"| {name} | {n:,} | {variant} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['ratio']:.2f} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""``GuardConfig``: the Guard's options; the defaults are the settings that won benchmark C."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from trainground.gradients.chain import Chain
+from trainground.gradients.context import GradientTransform
+from trainground.gradients.global_norm import ClipByGlobalNorm
+from trainground.gradients.percentile import PercentileClip
+from trainground.gradients.secant import SecantTrustRegion
+from trainground.gradients.spike import SpikeSkip
+from trainground.gradients.zscore import ZScoreClip
+
+
+@dataclass
+class GuardConfig:
+    """How the Guard protects a training step. Each field says why its default is what it is.
+
+    Every default was chosen on benchmark C (benchmarks/stability.py) and is used there
+    unchanged for both optimizers and all learning rates: no per-case tuning.
+    """
+
+    # Mixed precision: "off" (fp32), "bf16" (bf16 autocast, no scaler), "fp16" (fp16 autocast +
+    # GradScaler, CUDA), "auto" (bf16 on CPU, fp16 + GradScaler on CUDA). Off by default: on CPUs
+    # without bf16 units autocast is slower, and small models gain nothing from it.
+    amp: Literal["off", "auto", "bf16", "fp16"] = "off"
+    # Micro-batches per optimizer step (fixed K); gradients are weighted by sample count.
+    accumulation: int = 1
+    # Adapt K to the gradient noise scale (McCandlish et al. 2018) within [2, max_accumulation];
+    # two micro-batches per window are the least that lets the noise scale be measured.
+    adaptive_accumulation: bool = False
+    # Upper bound of the adaptive K (memory is constant; wall time per step grows with K).
+    max_accumulation: int = 16
+    # Skip a step whose log gradient norm or log loss is this many EMA std above its mean;
+    # None disables. 6 is far outside healthy mini-batch noise (a poisoned batch scores > 10).
+    spike_z: float | None = 6.0
+    # AutoClip percentile of the global-norm history (None disables). See benchmarks/README.md.
+    percentile: float | None = 10.0
+    # Norms kept for the percentile (bounded memory).
+    percentile_history: int = 1000
+    # ZClip z-score threshold (None: not in the chain; it adds little on top of the percentile).
+    zscore: float | None = None
+    # Fixed global-norm cap (None: none; a fixed cap needs tuning per model, the adaptive ones do not).
+    max_norm: float | None = None
+    # Curvature-aware secant trust region on the update (the part that keeps large lrs stable).
+    trust_region: bool = True
+    # Largest tolerated step, as a multiple of the 1-D minimiser the secant estimates. 1.0 = the
+    # step may not overshoot the minimiser along its own direction on average (rho ~ 1 is also
+    # what pure mini-batch noise gives, so late in training it acts as a gentle lr decay).
+    # Benchmark C: 1.2 and 1.5 left SGD at lr >= 1.33 failing (rho stayed ~1.3 while it diverged).
+    trust_target: float = 1.0
+    # Consecutive skipped steps that make a spike "persistent": roll back to the last good state.
+    rollback_after: int = 3
+    # Each rollback multiplies the trust scale of the restored state by this (it compounds, so
+    # repeated rollbacks shrink the step geometrically until the run is stable).
+    rollback_trust: float = 0.25
+    # Steps between in-memory snapshots of model + optimizer (taken only when healthy).
+    snapshot_every: int = 50
+    # Steps between the Guard's host reads (spike streak, actions, adaptive K): one sync per N steps.
+    check_every: int = 10
+
+    def build_chain(self) -> Chain:
+        """The transform chain these options describe (in order: spike, clips, trust region)."""
+        steps: list[GradientTransform] = []
+        if self.spike_z is not None:
+            steps.append(SpikeSkip(z_skip=self.spike_z))
+        if self.max_norm is not None:
+            steps.append(ClipByGlobalNorm(self.max_norm))
+        if self.percentile is not None:
+            steps.append(PercentileClip(self.percentile, history=self.percentile_history))
+        if self.zscore is not None:
+            steps.append(ZScoreClip(z_thresh=self.zscore))
+        if self.trust_region:
+            steps.append(SecantTrustRegion(target=self.trust_target))
+        return Chain(steps)

@@ -1,0 +1,123 @@
+"""What a gradient transform sees: the gradients, a lazily applied scale, the global norm, the skip flag."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+def global_norm(grads: Sequence[Tensor], flat: Tensor | None = None) -> Tensor:
+    """L2 norm of all ``grads`` together, as a float32 0-dim tensor (no host sync).
+
+    Args:
+        grads: gradient tensors (``None`` entries are not allowed; filter them first).
+        flat: one contiguous tensor the grads are views of; when given, a single kernel reads it.
+
+    Returns:
+        The global norm; ``inf``/``nan`` when a gradient is not finite.
+    """
+    if flat is not None:
+        return torch.linalg.vector_norm(flat, dtype=torch.float32)
+    if not grads:
+        return torch.zeros((), dtype=torch.float32)
+    norms = torch._foreach_norm(list(grads))
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
+
+
+def finite_or(value: Tensor, fallback: Tensor) -> Tensor:
+    """``value`` where it is finite, else ``fallback``: how a history refuses a NaN/inf entry."""
+    return torch.where(torch.isfinite(value), value, fallback)
+
+
+@dataclass
+class GradContext:
+    """One optimizer step's gradients as they pass through a chain of transforms.
+
+    Norm-based clippers do not touch the gradients: they multiply ``scale`` and the chain
+    applies it once at the end (one pass over the gradients for any number of clippers).
+    Transforms that need the actual values (value clip, AGC) call :meth:`materialize` first.
+
+    Attributes:
+        grads: the gradient tensors, one per parameter with a gradient (modified in place).
+        params: the parameters, aligned with ``grads``.
+        flat: a contiguous tensor the grads are views of, or None.
+        scale: pending multiplier of the gradients (0-dim tensor).
+        raw_norm: the global norm before any transform (after unscaling/averaging).
+        loss: the window's mean loss (0-dim tensor) or None.
+        keep: 1.0 to take the step, 0.0 to skip it (a tensor: no host sync decides it).
+        threshold: the tightest clip threshold any transform applied this step (inf if none).
+        update_scale: multiplier of the optimizer's update (trust region), 1.0 unless a transform sets it.
+        lr: learning rate of the first parameter group (Python float, read before the step).
+    """
+
+    grads: list[Tensor]
+    params: list[Tensor]
+    flat: Tensor | None = None
+    scale: Tensor = field(default_factory=lambda: torch.ones(()))
+    raw_norm: Tensor = field(default_factory=lambda: torch.zeros(()))
+    loss: Tensor | None = None
+    keep: Tensor = field(default_factory=lambda: torch.ones(()))
+    threshold: Tensor = field(default_factory=lambda: torch.tensor(float("inf")))
+    update_scale: Tensor = field(default_factory=lambda: torch.ones(()))
+    lr: float = 0.0
+    # Multiplier from the accumulated gradient buffer to the true mean gradient (1/samples),
+    # and the total multiplier that ended up applied to the buffer (set by ``materialize``).
+    base_scale: Tensor = field(default_factory=lambda: torch.ones(()))
+    applied_scale: Tensor = field(default_factory=lambda: torch.ones(()))
+
+    @property
+    def norm(self) -> Tensor:
+        """The global norm the gradients will have once ``scale`` is applied."""
+        return self.raw_norm * self.scale
+
+    def clip_to(self, threshold: Tensor) -> None:
+        """Scale the gradients down so their global norm is at most ``threshold``."""
+        factor = torch.clamp(threshold / (self.norm + 1e-12), max=1.0)
+        self.scale = self.scale * factor
+        self.threshold = torch.minimum(self.threshold, threshold)
+
+    def materialize(self) -> None:
+        """Apply the pending ``scale`` to the gradients (one pass), then carry the norm along."""
+        self.applied_scale = self.applied_scale * self.scale
+        if self.flat is not None:
+            self.flat.mul_(self.scale)
+        else:
+            torch._foreach_mul_(self.grads, self.scale)
+        # ||c * g|| = c * ||g||: no second pass over the gradients to learn the new norm.
+        self.raw_norm = self.norm
+        self.scale = torch.ones_like(self.scale)
+
+    @classmethod
+    def from_grads(cls, grads: Sequence[Tensor], params: Sequence[Tensor] | None = None, **kw: Any) -> GradContext:
+        """A context over plain gradient tensors (functional use and tests)."""
+        grads = list(grads)
+        ref = grads[0] if grads else torch.zeros(())
+        ctx = cls(grads=grads, params=list(params) if params is not None else [], **kw)
+        ctx.scale = torch.ones((), device=ref.device)
+        ctx.keep = torch.ones((), device=ref.device)
+        ctx.threshold = torch.full((), float("inf"), device=ref.device)
+        ctx.update_scale = torch.ones((), device=ref.device)
+        ctx.base_scale = torch.ones((), device=ref.device)
+        ctx.applied_scale = torch.ones((), device=ref.device)
+        ctx.raw_norm = global_norm(grads, ctx.flat)
+        return ctx
+
+
+@runtime_checkable
+class GradientTransform(Protocol):
+    """A step of the chain: looks at (and may change) the gradients of one optimizer step.
+
+    ``__call__`` runs after unscaling/averaging and before the optimizer step. A transform
+    that controls the update itself may also define ``after_step(ctx, neg_update)``, called
+    after the step with ``old - new`` parameters (flat, the update that was applied, negated).
+    """
+
+    def __call__(self, ctx: GradContext) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...

@@ -1,0 +1,147 @@
+"""Curvature-aware trust region: shrink the update when a secant says it overshoots the valley."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from trainground.gradients.context import GradContext
+
+
+def secant_ratio(descent: Tensor, curvature: Tensor) -> Tensor:
+    """``rho = curvature / descent``: the applied step as a multiple of the 1-D quadratic minimiser.
+
+    Along the last update ``u`` the loss is modelled as ``phi(a) = f - a*D + a^2*C/2`` with
+    ``D = -<g_t, u>`` (descent rate) and ``C = <g_{t+1} - g_t, u>`` (secant curvature, ``u^T H u``
+    for a quadratic). The step taken is ``a = 1``; the minimiser is ``a* = D / C``, so
+    ``rho = 1 / a* = C / D``. ``rho < 1``: short of the minimum; ``rho = 2``: the loss did not
+    decrease at all; ``rho > 2``: the step went uphill (divergence of a quadratic).
+    Returns ``+inf`` when ``D <= 0 < C`` (uphill and curving up) and ``-inf`` when ``C <= 0``.
+    """
+    safe = torch.where(descent > 0, descent, torch.ones_like(descent))
+    ratio = curvature / safe
+    return torch.where(descent > 0, ratio, torch.where(curvature > 0, float("inf"), float("-inf")))
+
+
+def trust_scale_update(scale: Tensor, rho: Tensor, *, target: float, grow: float, min_factor: float,
+                       min_scale: float) -> Tensor:
+    """Next trust scale: ``scale * clamp(target / rho, min_factor, grow)``, clamped to ``[min_scale, 1]``.
+
+    A step longer than ``target`` times the 1-D minimiser shrinks the next ones in proportion
+    (at most by ``min_factor`` per step); shorter steps let the scale grow back by ``grow`` per
+    step, never above 1 (the optimizer's own step size is a ceiling, never exceeded).
+    """
+    factor = torch.where(rho > 0, target / rho.clamp_min(1e-12), torch.full_like(rho, grow))
+    return (scale * factor.clamp(min_factor, grow)).clamp(min_scale, 1.0)
+
+
+class SecantTrustRegion:
+    """Put it after ``SpikeSkip`` in a chain: a step marked for skipping does not feed it.
+
+    Scale the optimizer's update by ``s`` in (0, 1], with ``s`` steered by a secant curvature estimate.
+
+    Maths. Let ``u_t`` be the update applied at step t and ``g_t``, ``g_{t+1}`` the (unclipped)
+    gradients before and after it. Along ``u_t`` the secant gives the curvature
+    ``C_t = <g_{t+1} - g_t, u_t>`` (``= u^T H u`` on a quadratic) and the descent rate
+    ``D_t = -<g_t, u_t>``. The step was ``rho_t = C_t / D_t`` times the length of the 1-D
+    minimiser (:func:`secant_ratio`). Mini-batch noise enters both terms, so ``rho`` is the ratio
+    of their EMAs (decay ``beta``), which is unbiased by the EMA's start (same weights on top and
+    bottom). For SGD ``u = -lr g_t``: ``rho = 1 - <g_{t+1}, g_t> / |g_t|^2``, i.e. 0 for agreeing
+    successive gradients, 1 for uncorrelated ones (pure noise) and 2 for opposite ones
+    (bouncing across a valley). When ``rho > target`` the trust scale shrinks by ``target / rho``
+    so the next steps land near the minimiser (Newton's step length along ``u``); otherwise it
+    regrows by ``grow`` per step up to 1. Pure noise gives ``rho ~ 1`` and the stationary phase
+    of SGD slightly more (successive gradients anti-correlate), so with ``target = 1`` the scale
+    decays slowly late in training, like an lr schedule. It is a clip of the *update*: on Adam, where a gradient
+    clip cancels out (the update is scale-invariant), it still bounds the step. Cost: two dot
+    products on the flat gradient plus the Guard's copy/lerp of the parameters.
+
+    The secant uses gradients of different mini-batches, so it measures the curvature plus the
+    noise; the EMA averages the noise out of both terms before their ratio is taken.
+
+    Args:
+        target: the largest tolerated ``rho`` (1.0: on average no further than the 1-D minimiser).
+        beta: EMA decay of ``C`` and ``D``.
+        grow: largest per-step growth of the scale.
+        min_factor: largest per-step shrink (0.1: ten times smaller at most).
+        min_scale: floor of the scale.
+
+    References:
+        Secant (quasi-Newton) curvature along the step: Barzilai, Borwein. Two-point step size
+        gradient methods. IMA J. Numer. Anal. 1988. Successive-gradient correlation as an
+        overshoot test: Pflug 1983; Lang, Xiao, Zhang. Using Statistics to Automate Stochastic
+        Optimization. NeurIPS 2019.
+    """
+
+    def __init__(self, target: float = 1.0, beta: float = 0.9, grow: float = 1.02, min_factor: float = 0.1,
+                 min_scale: float = 1e-4) -> None:
+        self.target, self.beta, self.grow, self.min_factor, self.min_scale = target, beta, grow, min_factor, min_scale
+        self.scale = torch.ones(())
+        self.descent = torch.zeros(())  # EMA of D
+        self.curvature = torch.zeros(())  # EMA of C
+        self.last_descent = torch.zeros(())  # D of the last step, awaiting its C
+        self.rho = torch.zeros(())
+        self.neg_update: Tensor | None = None  # -u_t (flat), owned by the Guard
+
+    def _to(self, device: torch.device) -> None:
+        if self.scale.device != device:
+            for name in ("scale", "descent", "curvature", "last_descent", "rho"):
+                setattr(self, name, getattr(self, name).to(device))
+
+    def __call__(self, ctx: GradContext) -> None:
+        if ctx.flat is None:
+            # Parameters of mixed dtype/device have no flat buffer: no secant, the update stays as is.
+            return
+        self._to(ctx.flat.device)
+        if self.neg_update is not None:
+            # C_t = <g_{t+1} - g_t, u_t> = <g_{t+1}, u_t> + D_t, with the raw (unclipped) gradient.
+            along = -torch.dot(ctx.flat, self.neg_update) * ctx.base_scale
+            curvature = along + self.last_descent
+            # A step already marked for skipping (spike, NaN) says nothing about the curvature:
+            # a poisoned batch's gradient must not shrink the trust region for the healthy steps.
+            valid = torch.isfinite(curvature) & (self.last_descent != 0) & (ctx.keep > 0)
+            b = self.beta
+            self.curvature = torch.where(valid, b * self.curvature + (1 - b) * curvature, self.curvature)
+            self.descent = torch.where(valid, b * self.descent + (1 - b) * self.last_descent, self.descent)
+            self.rho = secant_ratio(self.descent, self.curvature)
+            new = trust_scale_update(self.scale, self.rho, target=self.target, grow=self.grow,
+                                     min_factor=self.min_factor, min_scale=self.min_scale)
+            self.scale = torch.where(valid, new, self.scale)
+        ctx.update_scale = ctx.update_scale * self.scale
+
+    def after_step(self, ctx: GradContext, neg_update: Tensor) -> None:
+        """Record ``D_t = -<g_t, u_t>`` with the raw gradient; ``neg_update`` is ``-u_t``."""
+        assert ctx.flat is not None
+        raw = torch.dot(ctx.flat, neg_update) * ctx.base_scale / ctx.applied_scale.clamp_min(1e-30)
+        self.last_descent = torch.where(torch.isfinite(raw) & (ctx.keep > 0), raw, torch.zeros_like(raw))
+        self.neg_update = neg_update
+
+    def reset_direction(self) -> None:
+        """Forget the last update (after a rollback the parameters jumped; no secant across it)."""
+        self.neg_update = None
+        self.last_descent = torch.zeros_like(self.last_descent)
+
+    def reset_statistics(self) -> None:
+        """Forget the direction and the EMAs (after a rollback to an earlier state)."""
+        self.reset_direction()
+        self.descent = torch.zeros_like(self.descent)
+        self.curvature = torch.zeros_like(self.curvature)
+        self.rho = torch.zeros_like(self.rho)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "beta": self.beta, "grow": self.grow, "min_factor": self.min_factor,
+                "min_scale": self.min_scale, "scale": self.scale.clone(), "descent": self.descent.clone(),
+                "curvature": self.curvature.clone(), "last_descent": self.last_descent.clone(),
+                "rho": self.rho.clone(),
+                # Saved so a resumed run computes the same secant as an uninterrupted one.
+                "neg_update": None if self.neg_update is None else self.neg_update.detach().cpu().clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("target", "beta", "grow", "min_factor", "min_scale"):
+            setattr(self, key, float(state[key]))
+        for key in ("scale", "descent", "curvature", "last_descent", "rho"):
+            setattr(self, key, state[key].clone())
+        saved = state.get("neg_update")
+        self.neg_update = None if saved is None else saved.clone()

@@ -1,0 +1,83 @@
+"""Skip-on-spike: a step whose gradient norm or loss is far outside its recent statistics is skipped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from trainground.gradients.context import GradContext
+from trainground.gradients.zscore import ema_update_
+
+
+def spike_keep(value: Tensor, mean: Tensor, var: Tensor, count: Tensor, *, z_skip: float, warmup: int) -> Tensor:
+    """1.0 when ``log(value)`` is within ``z_skip`` standard deviations above its EMA (or still warming up),
+    0.0 when it is a spike or not finite. A tensor, so no host sync decides the skip.
+
+    Log space makes the test scale-free: a 1000x jump is a spike whether norms are 1e-3 or 1e3.
+    """
+    logv = torch.log(value.float().clamp_min(1e-30))  # works elementwise on a vector of values
+    # A floor of 0.25 in log space: nothing within 4.5x (at z 6) of the mean is ever a spike,
+    # so a young or very flat history does not flag ordinary wiggles.
+    std = var.clamp_min(0).sqrt().clamp_min(0.25)
+    calm = (logv - mean) <= z_skip * std
+    ok = torch.isfinite(logv) & (calm | (count < warmup))
+    return ok.to(torch.float32)
+
+
+class SpikeSkip:
+    """Skip the step (multiplier 0) when the norm or the loss is a spike in log space.
+
+    Statistics are EMAs of log-norm and log-loss fed only by steps that were taken, so a spike
+    never raises the bar for the next one. ``streak`` counts consecutive skipped steps; the
+    Guard escalates to a rollback when it persists.
+
+    Args:
+        z_skip: how many EMA standard deviations above the mean make a spike (log space).
+        alpha: EMA decay.
+        warmup: steps observed before anything is skipped (non-finite values are always skipped).
+            1: the very first update is judged already; a step that wrecks the model at once
+            (Adam at lr 1) must not enter the statistics it is judged by.
+        watch_loss: also test the loss (needs ``ctx.loss``).
+    """
+
+    def __init__(self, z_skip: float = 6.0, alpha: float = 0.95, warmup: int = 1, watch_loss: bool = True) -> None:
+        self.z_skip, self.alpha, self.warmup, self.watch_loss = z_skip, alpha, warmup, watch_loss
+        self.stats = torch.zeros(2, 2)  # rows: norm, loss; cols: mean, var (of the log)
+        self.count = torch.zeros(2, dtype=torch.int64)
+        self.streak = torch.zeros((), dtype=torch.int64)
+        self.skipped = torch.zeros((), dtype=torch.int64)
+
+    def _to(self, device: torch.device) -> None:
+        if self.stats.device != device:
+            for name in ("stats", "count", "streak", "skipped"):
+                setattr(self, name, getattr(self, name).to(device))
+
+    def __call__(self, ctx: GradContext) -> None:
+        self._to(ctx.raw_norm.device)
+        # Norm and loss are tested as one 2-vector: a handful of kernels per step, not two sets.
+        if self.watch_loss and ctx.loss is not None:
+            values = torch.stack([ctx.norm.float().reshape(()), ctx.loss.detach().float().reshape(())])
+            rows = 2
+        else:
+            values, rows = ctx.norm.float().reshape(1), 1
+        mean, var, count = self.stats[:rows, 0], self.stats[:rows, 1], self.count[:rows]
+        keep = spike_keep(values, mean, var, count, z_skip=self.z_skip, warmup=self.warmup).amin()
+        # A skipped step does not feed the statistics: ema_update_ ignores NaN.
+        logv = torch.where(keep > 0, torch.log(values.clamp_min(1e-30)), float("nan"))
+        ema_update_(mean, var, count, logv, alpha=self.alpha, warmup=self.warmup)
+        self.streak = torch.where(keep > 0, torch.zeros_like(self.streak), self.streak + 1)
+        self.skipped = self.skipped + (keep == 0).to(self.skipped.dtype)
+        ctx.keep = ctx.keep * keep
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"z_skip": self.z_skip, "alpha": self.alpha, "warmup": self.warmup, "watch_loss": self.watch_loss,
+                "stats": self.stats.clone(), "count": self.count.clone(), "streak": self.streak.clone(),
+                "skipped": self.skipped.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.z_skip, self.alpha = float(state["z_skip"]), float(state["alpha"])
+        self.warmup, self.watch_loss = int(state["warmup"]), bool(state["watch_loss"])
+        for name in ("stats", "count", "streak", "skipped"):
+            setattr(self, name, state[name].clone())

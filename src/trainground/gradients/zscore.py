@@ -1,0 +1,107 @@
+"""Z-score clip (ZClip): clip the global norm when it is a statistical outlier of its EMA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from trainground.gradients.context import GradContext, global_norm
+
+
+def zscore_threshold(mean: Tensor, var: Tensor, norm: Tensor, *, z_thresh: float) -> Tensor:
+    """ZClip's adaptive threshold: ``mean + z_thresh**2 / z * std`` when ``z > z_thresh``, else ``inf``.
+
+    ``z = (norm - mean) / std``. The ``z_thresh / z`` factor ("adaptive scaling") clips harder
+    the further out the norm is.
+    """
+    std = var.clamp_min(0).sqrt()
+    z = (norm - mean) / (std + 1e-12)
+    clipped = mean + (z_thresh / z.clamp_min(1e-12)) * z_thresh * std
+    return torch.where(z > z_thresh, clipped, torch.full_like(norm, float("inf")))
+
+
+def ema_update_(mean: Tensor, var: Tensor, count: Tensor, value: Tensor, *, alpha: float, warmup: int) -> None:
+    """Update EMA ``mean``/``var`` in place with ``value`` (ignored when not finite).
+
+    During the first ``warmup`` values the weights are 1/n (a plain running mean/variance),
+    then ``1 - alpha``: the EMA starts from the warm-up statistics, as ZClip does.
+    """
+    finite = torch.isfinite(value)
+    n = count.to(mean.dtype) + 1
+    weight = torch.where(n <= warmup, 1.0 / n, torch.full_like(n, 1.0 - alpha))
+    value = torch.where(finite, value.to(mean.dtype), mean)
+    delta = value - mean
+    new_mean = mean + weight * delta
+    new_var = (1 - weight) * (var + weight * delta * delta)
+    mean.copy_(torch.where(finite, new_mean, mean))
+    var.copy_(torch.where(finite, new_var, var))
+    count.add_(finite.to(count.dtype))
+
+
+def zscore_clip_(
+    grads: list[Tensor], mean: Tensor, var: Tensor, count: Tensor, *,
+    alpha: float = 0.97, z_thresh: float = 2.5, warmup: int = 25,
+) -> Tensor:
+    """Clip ``grads`` in place at ZClip's threshold, then update the EMA with the clipped norm.
+
+    Returns:
+        The threshold used (``inf`` when nothing was clipped), 0-dim tensor.
+
+    References:
+        Kumar, Owen, Subramaniam et al. ZClip: Adaptive Spike Mitigation for LLM Pre-Training. 2025.
+    """
+    norm = global_norm(grads)
+    threshold = torch.where(count >= warmup, zscore_threshold(mean, var, norm, z_thresh=z_thresh),
+                            torch.full_like(norm, float("inf")))
+    factor = torch.clamp(threshold / (norm + 1e-12), max=1.0)
+    torch._foreach_mul_(grads, torch.where(torch.isfinite(factor), factor, 1.0))
+    ema_update_(mean, var, count, torch.minimum(norm, threshold), alpha=alpha, warmup=warmup)
+    return threshold
+
+
+class ZScoreClip:
+    """ZClip: EMA mean/variance of the global norm; an outlier norm is clipped back towards the mean.
+
+    The EMA is fed the clipped norm, so a spike does not inflate the statistics it is judged by;
+    a non-finite norm is not fed at all.
+
+    Args:
+        alpha: EMA decay (ZClip default 0.97).
+        z_thresh: z-score above which the norm is clipped (ZClip default 2.5).
+        warmup: norms collected before any clipping (ZClip default 25).
+        max_norm: optional hard cap on top (ZClip's package default is 1.0; None here).
+    """
+
+    def __init__(self, alpha: float = 0.97, z_thresh: float = 2.5, warmup: int = 25,
+                 max_norm: float | None = None) -> None:
+        self.alpha, self.z_thresh, self.warmup, self.max_norm = alpha, z_thresh, warmup, max_norm
+        self.mean = torch.zeros((), dtype=torch.float32)
+        self.var = torch.zeros((), dtype=torch.float32)
+        self.count = torch.zeros((), dtype=torch.int64)
+
+    def __call__(self, ctx: GradContext) -> None:
+        device = ctx.raw_norm.device
+        if self.mean.device != device:
+            self.mean, self.var, self.count = self.mean.to(device), self.var.to(device), self.count.to(device)
+        norm = ctx.norm
+        threshold = torch.where(self.count >= self.warmup,
+                                zscore_threshold(self.mean, self.var, norm, z_thresh=self.z_thresh),
+                                torch.full_like(norm, float("inf")))
+        if self.max_norm is not None:
+            threshold = threshold.clamp_max(self.max_norm)
+        ctx.clip_to(threshold)
+        ema_update_(self.mean, self.var, self.count, torch.minimum(norm, threshold),
+                    alpha=self.alpha, warmup=self.warmup)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "z_thresh": self.z_thresh, "warmup": self.warmup, "max_norm": self.max_norm,
+                "mean": self.mean.clone(), "var": self.var.clone(), "count": self.count.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.alpha, self.z_thresh = float(state["alpha"]), float(state["z_thresh"])
+        self.warmup, self.max_norm = int(state["warmup"]), state["max_norm"]
+        device = self.mean.device
+        self.mean, self.var = state["mean"].clone().to(device), state["var"].clone().to(device)
+        self.count = state["count"].clone().to(device)
