@@ -1,5 +1,6 @@
 """Evidence -> findings: checks registered by name, each returning a ``CheckResult``."""
 
+from trainground.diagnosis.callback import DiagnosisCallback, DiagnosisConfig
 from trainground.diagnosis.console import print_findings
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import (
@@ -19,6 +20,6 @@ from trainground.diagnosis.registry import (
 )
 
 __all__ = [
-    "CheckResult", "CheckSpec", "Evidence", "Finding", "Severity", "available_checks", "get_check", "print_findings",
+    "CheckResult", "CheckSpec", "DiagnosisCallback", "DiagnosisConfig", "Evidence", "Finding", "Severity", "available_checks", "get_check", "print_findings",
     "read_findings", "register_check", "run_checks", "sort_findings", "write_findings",
 ]

@@ -1,0 +1,89 @@
+"""Helpers the training checks share: reading the layers table and the loss history."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from trainground.monitors.table import stat_matrix
+
+# Three consecutive sampled steps: a condition seen once may be one odd batch; three in a
+# row (30 steps at the default sampling) is a state of the run.
+SUSTAIN = 3
+
+
+def matrix(layers: pd.DataFrame, stat: str) -> pd.DataFrame:
+    """``step x layer`` values of ``stat`` (empty frame when absent)."""
+    if layers is None or layers.empty:
+        return pd.DataFrame()
+    return stat_matrix(layers, stat)
+
+
+def weight_layers(layers: pd.DataFrame) -> list[str]:
+    """Layers with a weight matrix or kernel (ndim >= 2), in model order: Linear, Conv, ...
+    Norm layers and biases have their own scales and are left out of depth comparisons."""
+    ndim = matrix(layers, "ndim")
+    if ndim.empty:
+        return []
+    last = ndim.iloc[-1]
+    return [c for c in ndim.columns if last[c] >= 2]
+
+
+def trainable_weight_layers(layers: pd.DataFrame) -> list[str]:
+    names = weight_layers(layers)
+    trainable = matrix(layers, "trainable")
+    if trainable.empty:
+        return names
+    return [n for n in names if trainable[n].iloc[-1] > 0]
+
+
+def first_sustained(steps: np.ndarray, mask: np.ndarray, run: int = SUSTAIN) -> int | None:
+    """First step that starts ``run`` consecutive True values of ``mask`` (None if none)."""
+    count = 0
+    for i, flag in enumerate(mask):
+        count = count + 1 if flag else 0
+        if count >= run:
+            return int(steps[i - run + 1])
+    return None
+
+
+def onset_of_final_streak(steps: np.ndarray, mask: np.ndarray) -> int | None:
+    """First step of the streak of True values that runs to the end (None if the last is False)."""
+    if len(mask) == 0 or not mask[-1]:
+        return None
+    i = len(mask) - 1
+    while i > 0 and mask[i - 1]:
+        i -= 1
+    return int(steps[i])
+
+
+def finite_losses(steps: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and losses with non-finite losses removed."""
+    if steps is None or steps.empty or "loss" not in steps:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    loss = pd.to_numeric(steps["loss"], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(loss)
+    return steps["step"].to_numpy()[ok], loss[ok]
+
+
+def initial_loss(steps: pd.DataFrame | None, n: int = 10) -> float:
+    """Median loss of the first ``n`` finite steps: where training started from."""
+    _, loss = finite_losses(steps)
+    return float(np.median(loss[:n])) if loss.size else float("nan")
+
+
+def block_means(steps: pd.DataFrame | None, blocks: int = 40, min_block: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Loss averaged over consecutive blocks of steps (about ``blocks`` of them, each at least
+    ``min_block`` steps, so mini-batch noise is averaged down); returns block end steps and means."""
+    step, loss = finite_losses(steps)
+    if loss.size < 2 * min_block:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    size = max(min_block, loss.size // blocks)
+    n = loss.size // size
+    means = loss[: n * size].reshape(n, size).mean(axis=1)
+    ends = step[size - 1 : n * size : size]
+    return ends, means
+
+
+def fmt(x: float) -> str:
+    return f"{x:.3g}"

@@ -1,0 +1,124 @@
+"""Per-layer gradient norm and update-to-weight ratio, kept on the device between computes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from trainground.monitors.base import Monitor
+from trainground.monitors.table import empty_table, long_table
+
+
+def parameter_layers(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
+    """Modules that own parameters directly, with those parameters, in ``named_modules`` order.
+
+    A "layer" is such a module (``body.0`` for the first Linear of an MLP); the root module's
+    own parameters are called ``model``.
+    """
+    layers = []
+    for name, module in model.named_modules():
+        params = list(module.parameters(recurse=False))
+        if params:
+            layers.append((name or "model", params))
+    return layers
+
+
+def layer_norms(tensors: Sequence[Tensor], layer_of: Tensor, num_layers: int) -> Tensor:
+    """L2 norm per layer of ``tensors`` (each belongs to layer ``layer_of[i]``), one fused pass.
+
+    Returns:
+        ``[num_layers]`` float32 on the tensors' device; no host sync.
+    """
+    if not tensors:
+        return torch.zeros(num_layers)
+    per_tensor = torch.stack(torch._foreach_norm(list(tensors))).float()
+    squares = torch.zeros(num_layers, device=per_tensor.device).index_add_(0, layer_of, per_tensor.square())
+    return squares.sqrt()
+
+
+class GradientMonitor(Monitor):
+    """Per layer: gradient norm, weight norm and the norm of the last optimizer update.
+
+    Call :meth:`update` after ``backward`` (gradients in ``param.grad``) and
+    :meth:`update_after_step` after ``optimizer.step()``. The update-to-weight ratio
+    ``||w_after - w_before|| / ||w_before||`` is the scale-free size of a step: Karpathy's
+    rule of thumb puts a healthy one near 1e-3. Both calls stay on the device; the weight
+    copy they need exists only between the two calls of a sampled step.
+
+    Args:
+        model: the network whose parameters are watched.
+
+    References:
+        Karpathy, "CS231n: Neural Networks Part 3" (ratio of updates to weights ~1e-3).
+    """
+
+    STATS = ("grad_norm", "weight_norm", "update_norm")
+
+    def __init__(self, model: nn.Module) -> None:
+        self.layers = parameter_layers(model)
+        self.names = [name for name, _ in self.layers]
+        self.params = [p for _, ps in self.layers for p in ps]
+        self._layer_of = torch.tensor([i for i, (_, ps) in enumerate(self.layers) for _ in ps], dtype=torch.long)
+        self.numel = [sum(p.numel() for p in ps) for _, ps in self.layers]
+        self.ndim = [max(p.ndim for p in ps) for _, ps in self.layers]
+        self._before: list[Tensor] | None = None
+        self._pending: tuple[int, int, Tensor, list[int], list[int]] | None = None
+        self._rows: list[tuple[int, int, Tensor, list[int], list[int]]] = []
+
+    def update(self, step: int, epoch: int) -> None:
+        """Read gradients (call after backward) and keep a copy of the weights for the update."""
+        device = self.params[0].device if self.params else torch.device("cpu")
+        layer_of = self._layer_of.to(device)
+        n = len(self.layers)
+        with torch.no_grad():
+            grads = [p.grad for p in self.params if p.grad is not None]
+            grad_layers = layer_of[[i for i, p in enumerate(self.params) if p.grad is not None]]
+            grad_norm = layer_norms(grads, grad_layers, n) if grads else torch.zeros(n, device=device)
+            weight_norm = layer_norms([p.detach() for p in self.params], layer_of, n)
+            self._before = [p.detach().clone() for p in self.params]
+        trainable = [int(all(p.requires_grad for p in ps)) for _, ps in self.layers]
+        has_grad = [int(any(p.grad is not None for p in ps)) for _, ps in self.layers]
+        self._pending = (step, epoch, torch.stack([grad_norm, weight_norm]), trainable, has_grad)
+
+    def update_after_step(self) -> None:
+        """Measure how far the optimizer moved each layer (call after ``optimizer.step()``)."""
+        if self._pending is None or self._before is None:
+            return
+        step, epoch, norms, trainable, has_grad = self._pending
+        with torch.no_grad():
+            diffs = torch._foreach_sub([p.detach() for p in self.params], self._before)
+            update_norm = layer_norms(diffs, self._layer_of.to(norms.device), len(self.layers))
+        self._rows.append((step, epoch, torch.cat([norms, update_norm[None]]), trainable, has_grad))
+        self._before, self._pending = None, None
+
+    def compute(self) -> pd.DataFrame:
+        """Long table ``step, epoch, layer, stat, value`` (one host copy for all pending steps)."""
+        if not self._rows:
+            return empty_table()
+        values = torch.stack([r[2] for r in self._rows]).cpu().double().numpy()  # [steps, 3, layers]
+        grad, weight, upd = values[:, 0], values[:, 1], values[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(weight > 0, upd / weight, np.nan)
+        shape = (len(self._rows), len(self.names))
+        stats = {
+            "grad_norm": grad, "weight_norm": weight, "update_norm": upd, "update_ratio": ratio,
+            "trainable": np.array([r[3] for r in self._rows], dtype=float),
+            "has_grad": np.array([r[4] for r in self._rows], dtype=float),
+            "numel": np.broadcast_to(np.asarray(self.numel, dtype=float), shape),
+            "ndim": np.broadcast_to(np.asarray(self.ndim, dtype=float), shape),
+        }
+        return long_table([r[0] for r in self._rows], [r[1] for r in self._rows], self.names, stats)
+
+    def reset(self) -> None:
+        self._rows.clear()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": [(s, e, v.cpu(), t, g) for s, e, v, t, g in self._rows]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        device = self.params[0].device if self.params else torch.device("cpu")
+        self._rows = [(s, e, v.to(device), t, g) for s, e, v, t, g in state.get("rows", [])]
