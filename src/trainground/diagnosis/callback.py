@@ -79,6 +79,8 @@ class DiagnosisCallback(Callback):
         self.train_data, self.val_data, self.test_data = train_data, val_data, test_data
         self.findings: list[Finding] = []
         self.skipped: list[str] = []
+        # (check, subject) -> step of the check run that first reported it (live detection latency).
+        self.reported_at: dict[tuple[str, str], int] = {}
         self._specs = self._resolve_checks()
         self._tables: list[pd.DataFrame] = []
         self._unwritten: list[pd.DataFrame] = []
@@ -194,14 +196,15 @@ class DiagnosisCallback(Callback):
         # A finding keeps the first step of its uninterrupted run of sightings; one that
         # stopped showing (a transient early alarm the full evidence no longer supports)
         # is dropped, and its clock restarts if it comes back.
-        seen = {}
+        seen, reported = {}, {}
         merged = []
         for f in found:
             key = (f.check, f.subject)
             first = min(s for s in (self._first_seen.get(key), f.step, step) if s is not None)
             seen[key] = first
+            reported[key] = self.reported_at.get(key, step)
             merged.append(dataclasses.replace(f, step=first))
-        self._first_seen = seen
+        self._first_seen, self.reported_at = seen, reported
         return sort_findings(merged)
 
     # ---- tables -----------------------------------------------------------------------
@@ -238,6 +241,7 @@ class DiagnosisCallback(Callback):
             return {}
         return {
             "parts": self._parts, "first_seen": [[c, s, n] for (c, s), n in self._first_seen.items()],
+            "reported_at": [[c, s, n] for (c, s), n in self.reported_at.items()],
             "activations": self.activations.state_dict(), "representation": self.representation.state_dict(),
             "predictions": self.predictions.state_dict(), "history": self.history.state_dict(),
             "gradients": self.gradients.state_dict(),
@@ -250,6 +254,7 @@ class DiagnosisCallback(Callback):
     def _restore(self, saved: dict[str, Any], state: TrainState) -> None:
         self._parts = int(saved.get("parts", 0))
         self._first_seen = {(c, s): int(n) for c, s, n in saved.get("first_seen", [])}
+        self.reported_at = {(c, s): int(n) for c, s, n in saved.get("reported_at", [])}
         for name in ("activations", "representation", "predictions", "history", "gradients"):
             if name in saved:
                 getattr(self, name).load_state_dict(saved[name])

@@ -36,6 +36,10 @@ def representation_stats(features: Tensor) -> dict[str, float]:
     the share of the features' second moment that varies between samples
     (trace of the covariance / mean squared norm; 0 when every sample maps to the same point)."""
     x = features.float()
+    x = x[torch.isfinite(x).all(dim=1)]  # a diverged run's NaN rows say nothing about the geometry
+    if x.shape[0] < 2:
+        nan = float("nan")
+        return {"effective_rank": nan, "width": float(features.shape[1]), "feature_rms": nan, "spread": nan}
     second_moment = x.square().sum(dim=1).mean()
     variance = (x - x.mean(dim=0, keepdim=True)).square().sum(dim=1).mean()
     spread = variance / second_moment if second_moment > 0 else torch.zeros(())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
+from trainground.diagnosis.evidence import Evidence
 from trainground.monitors.table import stat_matrix
 
 # Three consecutive sampled steps: a condition seen once may be one odd batch; three in a
@@ -87,3 +90,34 @@ def block_means(steps: pd.DataFrame | None, blocks: int = 40, min_block: int = 1
 
 def fmt(x: float) -> str:
     return f"{x:.3g}"
+
+
+def divergence_step(evidence: Evidence) -> int | None:
+    """First step with a non-finite loss or gradient norm (None when the run stayed finite)."""
+    candidates = []
+    if evidence.steps is not None and not evidence.steps.empty and "loss" in evidence.steps:
+        loss = pd.to_numeric(evidence.steps["loss"], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(loss)
+        if bad.any():
+            candidates.append(int(evidence.steps["step"].to_numpy()[int(np.argmax(bad))]))
+    grad = matrix(evidence.layers, "grad_norm")
+    if not grad.empty:
+        bad = ~np.isfinite(grad.to_numpy()).all(axis=1)
+        if bad.any():
+            candidates.append(int(grad.index[int(np.argmax(bad))]))
+    return min(candidates) if candidates else None
+
+
+def before_divergence(evidence: Evidence) -> Evidence:
+    """The evidence up to (excluding) the first non-finite step. After a NaN every statistic is
+    NaN or meaningless (NaN > 0 is False: every unit looks dead); the checks that report the
+    divergence itself read the full evidence, the others read this."""
+    step = divergence_step(evidence)
+    if step is None:
+        return evidence
+    cut = {}
+    for name in ("steps", "layers", "epochs"):
+        frame = getattr(evidence, name)
+        if frame is not None and "step" in frame:
+            cut[name] = frame[frame["step"] < step].reset_index(drop=True)
+    return dataclasses.replace(evidence, **cut)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from trainground.diagnosis.checks._common import matrix, trainable_weight_layers
@@ -16,8 +18,9 @@ def typical_update_ratio(evidence: Evidence) -> tuple[np.ndarray, np.ndarray]:
     if ratio.empty or not names:
         return np.empty(0, dtype=np.int64), np.empty(0)
     values = ratio[[n for n in names if n in ratio.columns]].to_numpy()
-    with np.errstate(all="ignore"):
-        values = np.where(np.isfinite(values), values, np.nan)
+    values = np.where(np.isfinite(values), values, np.nan)
+    with warnings.catch_warnings():  # a step whose layers are all NaN gives NaN, dropped below
+        warnings.simplefilter("ignore", RuntimeWarning)
         typical = np.nanmedian(values, axis=1) if values.size else np.empty(0)
     ok = np.isfinite(typical)
     return ratio.index.to_numpy()[ok], typical[ok]

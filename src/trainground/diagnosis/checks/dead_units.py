@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainground.diagnosis.checks._common import fmt, matrix, onset_of_final_streak
+from trainground.diagnosis.checks._common import before_divergence, fmt, matrix, onset_of_final_streak
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.registry import register_check
@@ -20,6 +20,7 @@ ERROR_FRACTION = 0.9
 @register_check(NAME, kind="training", requires=("layers",))
 def dead_units(evidence: Evidence) -> CheckResult:
     """Rectifier layers in which most units never activate (dead ReLUs)."""
+    evidence = before_divergence(evidence)
     result = CheckResult(NAME)
     dead = matrix(evidence.layers, "dead_fraction")
     if dead.empty:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from trainground.diagnosis.checks._common import first_sustained, fmt, initial_loss, matrix, trainable_weight_layers
@@ -48,7 +50,9 @@ def exploding_gradients(evidence: Evidence) -> CheckResult:
         return result
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = grad[names].to_numpy() / weight[names].to_numpy()
-    typical = np.nanmedian(np.where(np.isfinite(relative), relative, np.nan), axis=1)
+    with warnings.catch_warnings():  # all-NaN rows give NaN, set to 0 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        typical = np.nanmedian(np.where(np.isfinite(relative), relative, np.nan), axis=1)
     typical = np.nan_to_num(typical, nan=0.0)
     recent = float(np.median(typical[typical.size // 2 :]))
     onset = first_sustained(steps, typical > WARNING_RELATIVE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainground.diagnosis.checks._common import SUSTAIN, matrix, onset_of_final_streak
+from trainground.diagnosis.checks._common import SUSTAIN, before_divergence, matrix, onset_of_final_streak
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.registry import register_check
@@ -18,6 +18,7 @@ MIN_SAMPLES = SUSTAIN
 @register_check(NAME, kind="training", requires=("layers",))
 def frozen_layer(evidence: Evidence) -> CheckResult:
     """Layers whose weights never change: requires_grad off, no gradient, or not in the optimizer."""
+    evidence = before_divergence(evidence)
     result = CheckResult(NAME)
     update = matrix(evidence.layers, "update_norm")
     if update.empty or len(update) < MIN_SAMPLES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainground.diagnosis.checks._common import block_means, first_sustained, fmt, initial_loss
+from trainground.diagnosis.checks._common import before_divergence, block_means, first_sustained, fmt, initial_loss
 from trainground.diagnosis.checks._update_ratio import typical_update_ratio
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
@@ -24,6 +24,7 @@ STEADY_SHARE = 0.8
 @register_check(NAME, kind="training", requires=("layers", "steps"))
 def lr_too_low(evidence: Evidence) -> CheckResult:
     """Update/weight ratio < 1e-4, or a steady but slow fall, while the loss is above half its start."""
+    evidence = before_divergence(evidence)
     result = CheckResult(NAME)
     steps, ratio = typical_update_ratio(evidence)
     ends, means = block_means(evidence.steps)

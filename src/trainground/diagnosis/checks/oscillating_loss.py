@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainground.diagnosis.checks._common import block_means, fmt, initial_loss
+from trainground.diagnosis.checks._common import before_divergence, block_means, fmt, initial_loss
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.registry import register_check
@@ -34,6 +34,7 @@ def oscillating(means: np.ndarray, start: float) -> bool:
 @register_check(NAME, kind="training", requires=("steps",))
 def oscillating_loss(evidence: Evidence) -> CheckResult:
     """The training loss zig-zags with an amplitude of >= 10 % of its starting value."""
+    evidence = before_divergence(evidence)
     result = CheckResult(NAME)
     ends, means = block_means(evidence.steps)
     start = initial_loss(evidence.steps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainground.diagnosis.checks._common import fmt
+from trainground.diagnosis.checks._common import before_divergence, fmt
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.registry import register_check
@@ -21,6 +21,7 @@ GAP_GROWTH = 2.0
 @register_check(NAME, kind="training", requires=("epochs",))
 def overfitting(evidence: Evidence) -> CheckResult:
     """Validation loss >= 2x its minimum with the train/validation gap >= 2x what it was then."""
+    evidence = before_divergence(evidence)
     result = CheckResult(NAME)
     epochs = evidence.epochs
     if epochs is None or "val_loss" not in epochs or "train_loss" not in epochs or len(epochs) < 3:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainground.diagnosis.checks._common import block_means, fmt, initial_loss
+from trainground.diagnosis.checks._common import before_divergence, block_means, fmt, initial_loss
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.registry import register_check
@@ -22,6 +22,7 @@ DIVERGED = 1.05
 @register_check(NAME, kind="training", requires=("steps",))
 def plateau(evidence: Evidence) -> CheckResult:
     """Over the last third of the run the loss fell < 1 % while above half its starting value."""
+    evidence = before_divergence(evidence)
     result = CheckResult(NAME)
     ends, means = block_means(evidence.steps)
     start = initial_loss(evidence.steps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainground.diagnosis.checks._common import fmt, matrix, onset_of_final_streak
+from trainground.diagnosis.checks._common import before_divergence, fmt, matrix, onset_of_final_streak
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.registry import register_check
@@ -28,6 +28,7 @@ def representation_collapse(evidence: Evidence) -> CheckResult:
         Roy & Vetterli, "The effective rank", EUSIPCO 2007; Papyan, Han & Donoho,
         "Prevalence of neural collapse during the terminal phase of deep learning training", PNAS 2020.
     """
+    evidence = before_divergence(evidence)
     result = CheckResult(NAME)
     rank = matrix(evidence.layers, "effective_rank")
     if rank.empty:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainground.diagnosis.checks._common import first_sustained, fmt, matrix
+from trainground.diagnosis.checks._common import before_divergence, first_sustained, fmt, matrix
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.registry import register_check
@@ -19,6 +19,7 @@ ERROR_FRACTION = 0.9
 @register_check(NAME, kind="training", requires=("layers",))
 def saturated_activations(evidence: Evidence) -> CheckResult:
     """Bounded activations (sigmoid, tanh) whose outputs sit at their bounds most of the time."""
+    evidence = before_divergence(evidence)
     result = CheckResult(NAME)
     sat = matrix(evidence.layers, "saturation")
     if sat.empty:

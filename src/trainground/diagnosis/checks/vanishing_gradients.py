@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainground.diagnosis.checks._common import first_sustained, fmt, matrix, trainable_weight_layers
+from trainground.diagnosis.checks._common import before_divergence, first_sustained, fmt, matrix, trainable_weight_layers
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.registry import register_check
@@ -30,13 +30,16 @@ def depth_gradient_ratio(evidence: Evidence) -> tuple[np.ndarray, np.ndarray, st
         rel_first = grad[first].to_numpy() / weight[first].to_numpy()
         rel_last = grad[last].to_numpy() / weight[last].to_numpy()
         ratio = rel_first / rel_last
-    ok = np.isfinite(ratio)
+    # An exactly zero gradient is a cut path (dead units, a detached or frozen layer), which
+    # the checks for those name; vanishing is a gradient that is small but flows.
+    ok = np.isfinite(ratio) & (rel_first > 0)
     return grad.index.to_numpy()[ok], ratio[ok], first, last
 
 
 @register_check(NAME, kind="training", requires=("layers",))
 def vanishing_gradients(evidence: Evidence) -> CheckResult:
     """First-layer gradients orders of magnitude smaller (relative to weights) than last-layer ones."""
+    evidence = before_divergence(evidence)
     found = depth_gradient_ratio(evidence)
     result = CheckResult(NAME)
     if found is None:
