@@ -61,9 +61,12 @@ class LossHistory(Monitor):
 
     def state_dict(self) -> dict[str, Any]:
         steps = self.compute()
-        return {"steps": {c: steps[c].to_numpy() for c in steps.columns}, "epochs": list(self.epochs)}
+        # Tensors, not numpy arrays: checkpoints are read back with torch.load(weights_only=True).
+        return {"steps": {c: torch.from_numpy(steps[c].to_numpy().copy()) for c in steps.columns},
+                "epochs": list(self.epochs)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reset()
-        self._steps = pd.DataFrame(state["steps"])
+        self._steps = pd.DataFrame({c: v.numpy() if isinstance(v, Tensor) else np.asarray(v)
+                                    for c, v in state["steps"].items()})
         self.epochs = list(state.get("epochs", []))
