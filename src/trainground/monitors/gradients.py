@@ -72,7 +72,9 @@ class GradientMonitor(Monitor):
     def update(self, step: int, epoch: int) -> None:
         """Read gradients (call after backward) and keep a copy of the weights for the update."""
         device = self.params[0].device if self.params else torch.device("cpu")
-        layer_of = self._layer_of.to(device)
+        if self._layer_of.device != device:
+            self._layer_of = self._layer_of.to(device)  # once, not a host-to-device copy per step
+        layer_of = self._layer_of
         n = len(self.layers)
         with torch.no_grad():
             grads = [p.grad for p in self.params if p.grad is not None]
@@ -91,7 +93,7 @@ class GradientMonitor(Monitor):
         step, epoch, norms, trainable, has_grad = self._pending
         with torch.no_grad():
             diffs = torch._foreach_sub([p.detach() for p in self.params], self._before)
-            update_norm = layer_norms(diffs, self._layer_of.to(norms.device), len(self.layers))
+            update_norm = layer_norms(diffs, self._layer_of, len(self.layers))
         self._rows.append((step, epoch, torch.cat([norms, update_norm[None]]), trainable, has_grad))
         self._before, self._pending = None, None
 

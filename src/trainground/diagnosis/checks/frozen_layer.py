@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from trainground.diagnosis.checks._common import SUSTAIN, before_divergence, matrix, onset_of_final_streak
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
@@ -24,6 +26,7 @@ def frozen_layer(evidence: Evidence) -> CheckResult:
     if update.empty or len(update) < MIN_SAMPLES:
         return result
     trainable, has_grad = matrix(evidence.layers, "trainable"), matrix(evidence.layers, "has_grad")
+    grad_norm = matrix(evidence.layers, "grad_norm")
     steps = update.index.to_numpy()
     still = (update.fillna(0.0) == 0).to_numpy()
     run_onset = onset_of_final_streak(steps, still.all(axis=1))
@@ -51,6 +54,10 @@ def frozen_layer(evidence: Evidence) -> CheckResult:
         elif not got_grad:
             severity, why = Severity.ERROR, "its parameters never receive a gradient (not on the loss's graph)"
             suggestion = f"check that the output of {layer} is used in the forward pass and not detached"
+        elif layer in grad_norm and np.nan_to_num(grad_norm[layer][grad_norm.index >= onset].to_numpy()).max() == 0:
+            severity, why = Severity.ERROR, "its gradient is exactly zero (no signal reaches it)"
+            suggestion = (f"look downstream of {layer} for dead units (see dead_units) or a zero scale/mask "
+                          "that cuts the gradient path")
         else:
             severity, why = Severity.ERROR, "it has gradients but the optimizer never moves it"
             suggestion = f"pass the parameters of {layer} to the optimizer (or give its group lr > 0)"
