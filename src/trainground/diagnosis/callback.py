@@ -29,6 +29,9 @@ from trainground.monitors import (
 # Checks about the data rather than the optimisation: their evidence does not change
 # during training, so they run once at the first periodic check and once at the end.
 DATA_CHECKS = ("distribution_shift",)
+# Sampled steps kept on the device before one host copy turns them into rows (bounds the
+# memory of a long run without checkpoints; each copy costs a few milliseconds).
+_DRAIN_EVERY = 256
 
 
 @dataclass
@@ -137,8 +140,15 @@ class DiagnosisCallback(Callback):
 
     def on_epoch_end(self, state: TrainState) -> None:
         self.history.update_epoch(state.step, state.epoch, state.epoch_metrics)
-        self._drain()
+        # Windows close at epoch ends once they hold enough evidence, not at every epoch:
+        # with short epochs a per-epoch SVD and host copy would cost more than the steps.
         self._add(self.activations.compute_window(state.step, state.epoch))
+        if max(self.gradients.pending, self.activations.pending) >= _DRAIN_EVERY:
+            self._drain()
+        if self.representation.full:
+            self._close_representation_window(state)
+
+    def _close_representation_window(self, state: TrainState) -> None:
         self._add(self.representation.compute_window(state.step, state.epoch))
         self.representation.reset()
         self._add(self._prediction_rows(state.step, state.epoch))
@@ -153,6 +163,8 @@ class DiagnosisCallback(Callback):
         if not any((t["stat"] == "dead_fraction").any() for t in self._tables if not t.empty):
             # A run shorter than one dead-unit window still gets a (labelled) verdict.
             self._add(self.activations.compute_window(state.step, state.epoch, force=True))
+        if self.representation.rows:
+            self._close_representation_window(state)
         self._flush(state)
         self._run_checks(state, final=True)
         if self.config.write_findings and state.run_dir is not None:

@@ -77,11 +77,16 @@ class GradientMonitor(Monitor):
         layer_of = self._layer_of
         n = len(self.layers)
         with torch.no_grad():
-            grads = [p.grad for p in self.params if p.grad is not None]
-            grad_layers = layer_of[[i for i, p in enumerate(self.params) if p.grad is not None]]
-            grad_norm = layer_norms(grads, grad_layers, n) if grads else torch.zeros(n, device=device)
-            weight_norm = layer_norms([p.detach() for p in self.params], layer_of, n)
-            self._before = [p.detach().clone() for p in self.params]
+            with_grad = [i for i, p in enumerate(self.params) if p.grad is not None]
+            weights = [p.detach() for p in self.params]
+            # One fused norm over weights and gradients together.
+            norms = torch.stack(torch._foreach_norm(weights + [self.params[i].grad for i in with_grad])).float()
+            squares = torch.zeros(2 * n, device=device)
+            squares.index_add_(0, layer_of, norms[: len(weights)].square())
+            if with_grad:
+                squares.index_add_(0, layer_of[with_grad] + n, norms[len(weights) :].square())
+            weight_norm, grad_norm = squares.sqrt().split(n)
+            self._before = torch._foreach_mul(weights, 1.0)  # a copy, in one fused call
         trainable = [int(all(p.requires_grad for p in ps)) for _, ps in self.layers]
         has_grad = [int(any(p.grad is not None for p in ps)) for _, ps in self.layers]
         self._pending = (step, epoch, torch.stack([grad_norm, weight_norm]), trainable, has_grad)
@@ -96,6 +101,11 @@ class GradientMonitor(Monitor):
             update_norm = layer_norms(diffs, self._layer_of, len(self.layers))
         self._rows.append((step, epoch, torch.cat([norms, update_norm[None]]), trainable, has_grad))
         self._before, self._pending = None, None
+
+    @property
+    def pending(self) -> int:
+        """Sampled steps held on the device since the last reset."""
+        return len(self._rows)
 
     def compute(self) -> pd.DataFrame:
         """Long table ``step, epoch, layer, stat, value`` (one host copy for all pending steps)."""

@@ -15,30 +15,41 @@ COLUMNS = ("step", "epoch", "layer", "stat", "value")
 
 
 def empty_table() -> pd.DataFrame:
-    return pd.DataFrame({
-        "step": pd.Series(dtype="int64"), "epoch": pd.Series(dtype="int64"), "layer": pd.Series(dtype="object"),
-        "stat": pd.Series(dtype="object"), "value": pd.Series(dtype="float64"),
-    })
+    """The table with no rows (one shared instance: building it costs milliseconds; do not mutate it)."""
+    global _EMPTY
+    if _EMPTY is None:
+        _EMPTY = pd.DataFrame({
+            "step": pd.Series(dtype="int64"), "epoch": pd.Series(dtype="int64"), "layer": pd.Series(dtype="object"),
+            "stat": pd.Series(dtype="object"), "value": pd.Series(dtype="float64"),
+        })
+    return _EMPTY
+
+
+_EMPTY: pd.DataFrame | None = None
 
 
 def long_table(
     steps: Sequence[int], epochs: Sequence[int], layers: Sequence[str], stats: Mapping[str, np.ndarray],
 ) -> pd.DataFrame:
-    """Rows for every (moment, layer, stat); ``stats[name]`` has shape ``[moments, layers]``."""
+    """Rows for every (moment, layer, stat); ``stats[name]`` has shape ``[moments, layers]``.
+
+    Built as one DataFrame with categorical ``layer``/``stat`` columns: a DataFrame per
+    statistic (or Python strings per row) costs milliseconds per call, which a monitor
+    computed every few steps cannot afford.
+    """
     n_moments, n_layers = len(steps), len(layers)
     if n_moments == 0 or n_layers == 0 or not stats:
         return empty_table()
-    frames = []
-    for stat, values in stats.items():
-        values = np.asarray(values, dtype=np.float64).reshape(n_moments, n_layers)
-        frames.append(pd.DataFrame({
-            "step": np.repeat(np.asarray(steps, dtype=np.int64), n_layers),
-            "epoch": np.repeat(np.asarray(epochs, dtype=np.int64), n_layers),
-            "layer": np.tile(np.asarray(layers, dtype=object), n_moments),
-            "stat": stat,
-            "value": values.reshape(-1),
-        }))
-    return pd.concat(frames, ignore_index=True)
+    names = list(stats)
+    n_stats, cell = len(names), n_moments * n_layers
+    values = np.concatenate([np.asarray(stats[k], dtype=np.float64).reshape(-1) for k in names])
+    return pd.DataFrame({
+        "step": np.tile(np.repeat(np.asarray(steps, dtype=np.int64), n_layers), n_stats),
+        "epoch": np.tile(np.repeat(np.asarray(epochs, dtype=np.int64), n_layers), n_stats),
+        "layer": pd.Categorical.from_codes(np.tile(np.arange(n_layers), n_moments * n_stats), categories=list(layers)),
+        "stat": pd.Categorical.from_codes(np.repeat(np.arange(n_stats), cell), categories=names),
+        "value": values,
+    })
 
 
 def stat_matrix(table: pd.DataFrame, stat: str) -> pd.DataFrame:
@@ -47,5 +58,6 @@ def stat_matrix(table: pd.DataFrame, stat: str) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     order = list(dict.fromkeys(rows["layer"]))
-    wide = rows.pivot_table(index="step", columns="layer", values="value", aggfunc="last", dropna=False)
+    wide = rows.pivot_table(index="step", columns="layer", values="value", aggfunc="last", dropna=False,
+                           observed=True)
     return wide[[c for c in order if c in wide.columns]]
