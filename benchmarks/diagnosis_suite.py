@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
+from torch import nn
 
 from trainground.data import IndexedDataset, LabelEncoder, load_data, stratified_split
 from trainground.diagnosis import DiagnosisCallback, DiagnosisConfig, Finding, Severity

@@ -119,7 +119,7 @@ def compare(train: Any, other: Any, split: str, model: Any) -> Finding | None:
         "top_features": top, "alpha": ALPHA,
     }
     classes = int(getattr(train, "num_classes", 0) or 0)
-    shape = tuple(getattr(train, "features").shape[1:])
+    shape = tuple(train.features.shape[1:])
     pa = _predicted_distribution(model, a, shape, classes)
     pb = _predicted_distribution(model, b, shape, classes)
     label_shift = False

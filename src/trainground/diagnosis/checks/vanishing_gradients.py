@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainground.diagnosis.checks._common import before_divergence, first_sustained, fmt, matrix, trainable_weight_layers
+from trainground.diagnosis.checks._common import (
+    before_divergence,
+    first_sustained,
+    fmt,
+    matrix,
+    trainable_weight_layers,
+)
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.registry import register_check
