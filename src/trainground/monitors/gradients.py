@@ -63,7 +63,8 @@ class GradientMonitor(Monitor):
         self.layers = parameter_layers(model)
         self.names = [name for name, _ in self.layers]
         self.params = [p for _, ps in self.layers for p in ps]
-        self._layer_of = torch.tensor([i for i, (_, ps) in enumerate(self.layers) for _ in ps], dtype=torch.long)
+        self._layer_index = np.array([i for i, (_, ps) in enumerate(self.layers) for _ in ps], dtype=np.int64)
+        self._zero: Tensor | None = None
         self.numel = [sum(p.numel() for p in ps) for _, ps in self.layers]
         self.ndim = [max(p.ndim for p in ps) for _, ps in self.layers]
         self._before: list[Tensor] | None = None
@@ -71,36 +72,34 @@ class GradientMonitor(Monitor):
         self._rows: list[tuple[int, int, Tensor, list[int], list[int]]] = []
 
     def update(self, step: int, epoch: int) -> None:
-        """Read gradients (call after backward) and keep a copy of the weights for the update."""
-        device = self.params[0].device if self.params else torch.device("cpu")
-        if self._layer_of.device != device:
-            self._layer_of = self._layer_of.to(device)  # once, not a host-to-device copy per step
-        layer_of = self._layer_of
-        n = len(self.layers)
+        """Read gradients (call after backward) and keep a copy of the weights for the update.
+
+        Norms are kept per parameter on the device (a few fused calls); summing them per
+        layer happens on the host in :meth:`compute`, where it costs nothing.
+        """
         with torch.no_grad():
-            with_grad = [i for i, p in enumerate(self.params) if p.grad is not None]
-            weights = [p.detach() for p in self.params]
-            # One fused norm over weights and gradients together.
-            norms = torch.stack(torch._foreach_norm(weights + [self.params[i].grad for i in with_grad])).float()
-            squares = torch.zeros(2 * n, device=device)
-            squares.index_add_(0, layer_of, norms[: len(weights)].square())
-            if with_grad:
-                squares.index_add_(0, layer_of[with_grad] + n, norms[len(weights) :].square())
-            weight_norm, grad_norm = squares.sqrt().split(n)
-            self._before = torch._foreach_mul(weights, 1.0)  # a copy, in one fused call
+            if self._zero is None or self._zero.device != self.params[0].device:
+                self._zero = torch.zeros((), device=self.params[0].device)
+            grads = [p.grad if p.grad is not None else self._zero for p in self.params]
+            grad_norm = torch.stack(torch._foreach_norm(grads))
+            self._before = torch._foreach_mul([p.detach() for p in self.params], 1.0)  # a copy, one fused call
         trainable = [int(all(p.requires_grad for p in ps)) for _, ps in self.layers]
         has_grad = [int(any(p.grad is not None for p in ps)) for _, ps in self.layers]
-        self._pending = (step, epoch, torch.stack([grad_norm, weight_norm]), trainable, has_grad)
+        self._pending = (step, epoch, grad_norm, trainable, has_grad)
 
     def update_after_step(self) -> None:
         """Measure how far the optimizer moved each layer (call after ``optimizer.step()``)."""
         if self._pending is None or self._before is None:
             return
-        step, epoch, norms, trainable, has_grad = self._pending
+        step, epoch, grad_norm, trainable, has_grad = self._pending
         with torch.no_grad():
-            diffs = torch._foreach_sub([p.detach() for p in self.params], self._before)
-            update_norm = layer_norms(diffs, self._layer_of, len(self.layers))
-        self._rows.append((step, epoch, torch.cat([norms, update_norm[None]]), trainable, has_grad))
+            weights = [p.detach() for p in self.params]
+            torch._foreach_sub_(self._before, weights)  # now -(update), in place
+            # The ratio's denominator is the weight norm after the step: it differs from the
+            # norm before by at most the update norm, i.e. by a relative ratio^2 / 2 order.
+            norms = torch.stack(torch._foreach_norm(weights + list(self._before)))
+        per_param = torch.cat([grad_norm.float(), norms.float()])  # [grad | weight | update] x params
+        self._rows.append((step, epoch, per_param, trainable, has_grad))
         self._before, self._pending = None, None
 
     @property
@@ -112,8 +111,11 @@ class GradientMonitor(Monitor):
         """Long table ``step, epoch, layer, stat, value`` (one host copy for all pending steps)."""
         if not self._rows:
             return empty_table()
-        values = torch.stack([r[2] for r in self._rows]).cpu().double().numpy()  # [steps, 3, layers]
-        grad, weight, upd = values[:, 0], values[:, 1], values[:, 2]
+        per_param = torch.stack([r[2] for r in self._rows]).cpu().double().numpy()  # [steps, 3 * params]
+        per_param = per_param.reshape(len(self._rows), 3, -1) ** 2
+        layer_sq = np.zeros((len(self._rows), 3, len(self.names)))
+        np.add.at(layer_sq, (slice(None), slice(None), self._layer_index), per_param)
+        grad, weight, upd = np.sqrt(layer_sq[:, 0]), np.sqrt(layer_sq[:, 1]), np.sqrt(layer_sq[:, 2])
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(weight > 0, upd / weight, np.nan)
         shape = (len(self._rows), len(self.names))

@@ -20,19 +20,30 @@ def effective_rank(features: Tensor) -> Tensor:
     References:
         Roy & Vetterli, "The effective rank: a measure of effective dimensionality", EUSIPCO 2007.
     """
-    x = features.double()
+    x = features.float()
     x = x - x.mean(dim=0, keepdim=True)
     # Singular values from the eigenvalues of the smaller Gram matrix: several times faster
-    # than an SVD of the tall matrix. In float64: the Gram matrix squares the condition
-    # number, and in float32 the rounding of ~0 eigenvalues would add spurious rank.
+    # than an SVD of the tall matrix. Eigenvalues below the numerical-rank tolerance of
+    # float32 (max * size * eps, as in numpy.linalg.matrix_rank) are rounding noise and set
+    # to 0, or hundreds of them would add spurious rank.
     gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
-    s = torch.linalg.eigvalsh(gram).clamp_min(0).sqrt()
+    try:
+        if not torch.isfinite(gram).all():  # float32 overflow of huge features: redo in float64
+            raise torch.linalg.LinAlgError("overflow")
+        eig = torch.linalg.eigvalsh(gram)
+        tol = eig.max().clamp_min(0) * gram.shape[0] * torch.finfo(eig.dtype).eps
+        s = torch.where(eig > tol, eig, torch.zeros_like(eig)).sqrt()
+    except torch.linalg.LinAlgError:
+        try:
+            s = torch.linalg.svdvals(x.double())
+        except torch.linalg.LinAlgError:
+            return torch.full((), float("nan"), device=x.device)
     total = s.sum()
     if not torch.isfinite(total) or total <= 0:
         return torch.zeros((), device=x.device)
     p = s / total
-    entropy = -(p * torch.log(p.clamp_min(1e-300))).sum()
-    return torch.exp(entropy).float()
+    entropy = -(p * torch.log(p.clamp_min(1e-30))).sum()
+    return torch.exp(entropy)
 
 
 def representation_stats(features: Tensor) -> dict[str, float]:
