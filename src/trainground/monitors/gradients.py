@@ -77,6 +77,8 @@ class GradientMonitor(Monitor):
         Norms are kept per parameter on the device (a few fused calls); summing them per
         layer happens on the host in :meth:`compute`, where it costs nothing.
         """
+        if not self.params:
+            return
         with torch.no_grad():
             if self._zero is None or self._zero.device != self.params[0].device:
                 self._zero = torch.zeros((), device=self.params[0].device)
