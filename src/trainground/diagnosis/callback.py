@@ -166,7 +166,8 @@ class DiagnosisCallback(Callback):
         if self.representation.rows:
             self._close_representation_window(state)
         self._flush(state)
-        self._run_checks(state, final=True)
+        if self._specs:  # building the evidence costs a few pandas concatenations; skip it for none
+            self._run_checks(state, final=True)
         if self.config.write_findings and state.run_dir is not None:
             write_findings(state.run_dir.findings, self.findings)
 
