@@ -155,6 +155,30 @@ def predict(
     err_console.print(f"wrote {len(frame)} predictions to {out}")
 
 
+@app.command("findings")
+@user_errors
+def findings_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (with findings.json, or metrics to re-check).")],
+    show_all: Annotated[bool, typer.Option("--all", help="Show every finding, info included, not only the top 10.")] = False,
+    recompute: Annotated[bool, typer.Option("--recompute", help="Re-run the training checks on the run's files and "
+                                                             "rewrite findings.json.")] = False,
+) -> None:
+    """Print the findings of a run (findings.json), most severe first."""
+    from trainground.diagnosis import Severity, print_findings, read_findings
+    from trainground.diagnosis.run_dir import diagnose_run
+    from trainground.engine import RunDir
+
+    run = RunDir.open(run_dir)
+    if recompute:
+        found = diagnose_run(run, write=True)
+    elif run.findings.is_file():
+        found = read_findings(run.findings)
+    else:
+        raise ConfigError(f"{run.findings}: missing; train with a DiagnosisCallback, or pass --recompute")
+    print_findings(found, console=out_console, limit=None if show_all else 10,
+                   min_severity=Severity.INFO if show_all else Severity.WARNING)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

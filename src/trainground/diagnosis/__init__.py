@@ -1,5 +1,6 @@
 """Evidence -> findings: checks registered by name, each returning a ``CheckResult``."""
 
+from trainground.diagnosis.callback import DiagnosisCallback, DiagnosisConfig
 from trainground.diagnosis.console import print_findings
 from trainground.diagnosis.early_learning import EarlyLearningWindow
 from trainground.diagnosis.evidence import Evidence
@@ -21,6 +22,7 @@ from trainground.diagnosis.registry import (
 from trainground.diagnosis.sample_issues import sample_issues_table
 
 __all__ = [
-    "CheckResult", "CheckSpec", "EarlyLearningWindow", "Evidence", "Finding", "Severity", "available_checks", "get_check", "print_findings",
-    "read_findings", "register_check", "run_checks", "sample_issues_table", "sort_findings", "write_findings",
+    "CheckResult", "CheckSpec", "DiagnosisCallback", "DiagnosisConfig", "EarlyLearningWindow", "Evidence", "Finding",
+    "Severity", "available_checks", "get_check", "print_findings", "read_findings", "register_check", "run_checks",
+    "sample_issues_table", "sort_findings", "write_findings",
 ]

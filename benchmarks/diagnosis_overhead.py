@@ -1,0 +1,89 @@
+"""Cost per step of the diagnosis monitors: ``fit`` with a ``DiagnosisCallback`` against the
+same ``fit`` without it.
+
+Recipe of ``loop_overhead.py``: digits (80/20 stratified split, seed 0), 64-256-256-10 MLP
+(trainground's, with its input standardisation), Adam 1e-3, batch 64, 40 epochs (920
+steps), no validation, in memory. Variants, interleaved over rounds so machine drift hits
+all alike:
+
+  fit          no callbacks
+  monitors     DiagnosisCallback(checks=()): every monitor at its default sampling
+               (sample_every=10), per-epoch host syncs, no checks
+  monitors/20  the same, sampling one step in 20
+  monitors/1   the same, sampling every step (sample_every=1): the worst case
+  diagnosis    the default DiagnosisCallback(): monitors plus every check once at the end
+
+The goal (issue 5) is monitors / fit <= 1.05 per step.
+
+Usage: python benchmarks/diagnosis_overhead.py [--threads 1] [--rounds 11]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from sklearn.datasets import load_digits
+
+from trainground.data import IndexedDataset, LabelEncoder, stratified_split
+from trainground.diagnosis import DiagnosisCallback, DiagnosisConfig
+from trainground.engine import FitConfig, fit
+from trainground.models import MLP
+
+EPOCHS, BATCH, LR = 40, 64, 1e-3
+
+
+def data() -> IndexedDataset:
+    d = load_digits()
+    full = IndexedDataset(torch.tensor(d.data, dtype=torch.float32), torch.tensor(d.target), torch.arange(len(d.target)),
+                          LabelEncoder.fit(d.target), "table", "digits")
+    train_pos, _ = stratified_split(d.target, fraction=0.2, seed=0)
+    return full.subset(train_pos)
+
+
+def run(train: IndexedDataset, callback: DiagnosisCallback | None, threads: int) -> tuple[float, int]:
+    torch.manual_seed(0)
+    model = MLP(64, 10, hidden=(256, 256)).fit_input_stats(train.features)
+    config = FitConfig(epochs=EPOCHS, batch_size=BATCH, lr=LR, val_fraction=0.0, device="cpu", threads=threads)
+    start = time.perf_counter()
+    result = fit(model, train, config=config, callbacks=[callback] if callback else [])
+    return time.perf_counter() - start, result.steps
+
+
+VARIANTS = {
+    "fit": lambda: None,
+    "monitors": lambda: DiagnosisCallback(DiagnosisConfig(checks=())),
+    "monitors/20": lambda: DiagnosisCallback(DiagnosisConfig(checks=(), sample_every=20)),
+    "monitors/1": lambda: DiagnosisCallback(DiagnosisConfig(checks=(), sample_every=1)),
+    "diagnosis": lambda: DiagnosisCallback(),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=11)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    train = data()
+    times: dict[str, list[float]] = {k: [] for k in VARIANTS}
+    steps = 0
+    run(train, None, args.threads)  # warm-up: allocator, kernels, imports
+    for _ in range(args.rounds):
+        for name, make in VARIANTS.items():
+            seconds, steps = run(train, make(), args.threads)
+            times[name].append(seconds)
+    base = statistics.median(times["fit"])
+    print("| variant | median s | ms/step | ratio vs fit |")
+    print("|---|---|---|---|")
+    for name, values in times.items():
+        med = statistics.median(values)
+        print(f"| {name} | {med:.3f} | {1000 * med / steps:.3f} | {med / base:.3f} |")
+    print(json.dumps({k: [round(v, 4) for v in vs] for k, vs in times.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Loss per step and loss/accuracy per epoch and split, with no host sync per step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from trainground.monitors.base import Monitor
+
+# Device scalars are stacked into one tensor every so often, so the pending list stays short.
+_CHUNK = 256
+
+
+class LossHistory(Monitor):
+    """Every step's training loss (kept on the device until :meth:`compute`), and the
+    per-epoch metrics of every split (``train_loss``, ``val_accuracy``, ...)."""
+
+    def __init__(self) -> None:
+        self._pending: list[Tensor] = []
+        self._pending_meta: list[tuple[int, int, float]] = []
+        self._steps = pd.DataFrame({"step": pd.Series(dtype="int64"), "epoch": pd.Series(dtype="int64"),
+                                    "loss": pd.Series(dtype="float64"), "lr": pd.Series(dtype="float64")})
+        self._chunks: list[tuple[Tensor, list[tuple[int, int, float]]]] = []
+        self.epochs: list[dict[str, float]] = []
+
+    def update(self, step: int, epoch: int, loss: Tensor, lr: float = float("nan")) -> None:
+        """Record one step's (batch-mean) loss; ``step`` counts optimizer steps taken before it."""
+        self._pending.append(loss.detach().reshape(()))
+        self._pending_meta.append((step, epoch, lr))
+        if len(self._pending) >= _CHUNK:
+            self._chunks.append((torch.stack(self._pending), self._pending_meta))
+            self._pending, self._pending_meta = [], []
+
+    def update_epoch(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
+        """Record one epoch's metrics (train and validation loss/accuracy)."""
+        self.epochs.append({"step": step, "epoch": epoch, **{k: float(v) for k, v in metrics.items()}})
+
+    def compute(self) -> pd.DataFrame:
+        """Per-step table ``step, epoch, loss, lr`` (the same columns as ``metrics.jsonl``)."""
+        if self._pending:
+            self._chunks.append((torch.stack(self._pending), self._pending_meta))
+            self._pending, self._pending_meta = [], []
+        if self._chunks:
+            losses = torch.cat([c for c, _ in self._chunks]).double().cpu().numpy()
+            meta = np.array([m for _, ms in self._chunks for m in ms], dtype=float).reshape(-1, 3)
+            new = pd.DataFrame({"step": meta[:, 0].astype(np.int64), "epoch": meta[:, 1].astype(np.int64),
+                                "loss": losses, "lr": meta[:, 2]})
+            self._steps = new if self._steps.empty else pd.concat([self._steps, new], ignore_index=True)
+            self._chunks = []
+        return self._steps
+
+    def compute_epochs(self) -> pd.DataFrame:
+        return pd.DataFrame(self.epochs)
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def state_dict(self) -> dict[str, Any]:
+        steps = self.compute()
+        # Tensors, not numpy arrays: checkpoints are read back with torch.load(weights_only=True).
+        return {"steps": {c: torch.from_numpy(steps[c].to_numpy().copy()) for c in steps.columns},
+                "epochs": list(self.epochs)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.reset()
+        self._steps = pd.DataFrame({c: v.numpy() if isinstance(v, Tensor) else np.asarray(v)
+                                    for c, v in state["steps"].items()})
+        self.epochs = list(state.get("epochs", []))

@@ -1,0 +1,113 @@
+"""Each training check fires on a small deliberately broken run and stays silent on a healthy one
+(fast versions of benchmarks/diagnosis_suite.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from trainground.diagnosis import DiagnosisCallback, DiagnosisConfig, Severity
+from trainground.engine import FitConfig, fit
+from trainground.models import MLP
+from trainground.models.standardize import Standardize
+
+FAST = DiagnosisConfig(sample_every=2, min_dead_samples=256)
+
+
+class Deep(nn.Module):
+    def __init__(self, x: torch.Tensor, *, width: int, depth: int, act: type[nn.Module], scale: float = 1.0,
+                 bias: float | None = None) -> None:
+        super().__init__()
+        self.normalize = Standardize((x.shape[1],)).fit(x, dims=(0,))
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            linear = nn.Linear(x.shape[1] if i == 0 else width, width)
+            with torch.no_grad():
+                linear.weight.mul_(scale)
+                if bias is not None:
+                    linear.bias.fill_(bias)
+            layers += [linear, act()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.normalize(x)))
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    return digits.subset(torch.arange(800).numpy())
+
+
+def _diagnose(data, model: nn.Module, *, epochs: int = 6, **fit_options) -> list:
+    callback = DiagnosisCallback(FAST)
+    config = FitConfig(epochs=epochs, batch_size=64, device="cpu", val_fraction=0.2, **fit_options)
+    fit(model, data, config=config, callbacks=[callback])
+    return [f for f in callback.findings if f.severity >= Severity.WARNING]
+
+
+def _mlp(data, hidden=(64, 64)) -> nn.Module:
+    torch.manual_seed(0)
+    return MLP(64, 10, hidden=hidden).fit_input_stats(data.features)
+
+
+def test_healthy_run_has_no_warning(small):
+    assert _diagnose(small, _mlp(small), epochs=8) == []
+
+
+def test_sgd_healthy_run_has_no_warning(small):
+    assert _diagnose(small, _mlp(small), epochs=8, optimizer="sgd", lr=0.05) == []
+
+
+def _checks(findings) -> set[str]:
+    return {f.check for f in findings}
+
+
+def test_vanishing_gradients_in_deep_sigmoid_net(small):
+    torch.manual_seed(0)
+    found = _diagnose(small, Deep(small.features, width=32, depth=8, act=nn.Sigmoid))
+    assert "vanishing_gradients" in _checks(found)
+
+
+def test_dead_units_with_negative_biases(small):
+    torch.manual_seed(0)
+    found = _diagnose(small, Deep(small.features, width=64, depth=2, act=nn.ReLU, bias=-5.0))
+    dead = [f for f in found if f.check == "dead_units"]
+    assert dead and dead[0].severity is Severity.ERROR and dead[0].subject.startswith("layer:body.")
+
+
+def test_saturation_with_huge_tanh_weights(small):
+    torch.manual_seed(0)
+    found = _diagnose(small, Deep(small.features, width=64, depth=2, act=nn.Tanh, scale=10.0))
+    assert "saturated_activations" in _checks(found)
+
+
+def test_frozen_layer_with_requires_grad_off(small):
+    model = _mlp(small)
+    for p in model.body[2].parameters():
+        p.requires_grad_(False)
+    found = _diagnose(small, model)
+    frozen = [f for f in found if f.check == "frozen_layer"]
+    assert [f.subject for f in frozen] == ["layer:body.2"] and frozen[0].step == 1
+
+
+def test_collapse_with_a_bottleneck(small):
+    found = _diagnose(small, _mlp(small, hidden=(64, 2)))
+    assert "representation_collapse" in _checks(found)
+
+
+def test_exploding_with_huge_init(small):
+    torch.manual_seed(0)
+    found = _diagnose(small, Deep(small.features, width=64, depth=6, act=nn.ReLU, scale=10.0), optimizer="sgd", lr=0.01)
+    assert "exploding_gradients" in _checks(found)
+
+
+def test_lr_too_low(small):
+    found = _diagnose(small, _mlp(small), optimizer="sgd", lr=1e-4)
+    assert "lr_too_low" in _checks(found)
+
+
+def test_lr_too_high_diverges(small):
+    found = _diagnose(small, _mlp(small, hidden=(256, 256)), optimizer="sgd", lr=3.0)
+    assert {"lr_too_high", "loss_spikes"} <= _checks(found)
