@@ -136,11 +136,17 @@ class DiagnosisCallback(Callback):
 
     def on_after_backward(self, state: TrainState) -> None:
         if self._sampled:
-            self.gradients.update(state.step + 1, state.epoch)
+            # Under the Guard, param.grad holds the window's sample-weighted sum (times the AMP
+            # scale) until the Guard steps: read it at the scale of a mean gradient.
+            scale = state.guard.grad_scale if state.guard is not None else 1.0
+            self.gradients.update(state.step + 1, state.epoch, grad_scale=scale)
 
     def on_batch_end(self, state: TrainState) -> None:
         if self._sampled:
-            self.gradients.update_after_step()
+            if state.guard is None or state.window_closed:
+                self.gradients.update_after_step()
+            else:
+                self.gradients.discard()  # a micro-batch of an open window: no update to measure
         if state.loss is not None:
             self.history.update(state.step, state.epoch, state.loss, state.lr)
         every = self.config.check_every

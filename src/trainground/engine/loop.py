@@ -292,7 +292,7 @@ def _train_step(
     hooks.fire(Event.AFTER_FORWARD, state)
     guard.backward(state.loss, batch_size=len(y))
     hooks.fire(Event.AFTER_BACKWARD, state)
-    guard.step()
+    state.window_closed = guard.step()
     with torch.no_grad():
         n = len(y)
         totals[0] += state.loss.detach().double() * n

@@ -46,6 +46,9 @@ class TrainState:
     stop_requested: bool = False
     # The Guard stepping the optimizer; ``guard.last_stats`` holds the last step's tensors.
     guard: Any = None
+    # Whether the last batch closed the Guard's accumulation window (the optimizer stepped or
+    # the step was skipped); False on micro-batches that only accumulated.
+    window_closed: bool = False
 
     @property
     def lr(self) -> float:

@@ -335,6 +335,14 @@ class Guard:
             self.k = target
 
     # ------------------------------------------------------------ state
+    @property
+    def grad_scale(self) -> Tensor | float:
+        """How many times ``param.grad`` exceeds the mean gradient of the samples accumulated
+        so far in this window (their count, times the AMP loss scale). Between ``backward`` and
+        ``step``, divide gradient norms by it to read them at true scale."""
+        scale = self.scaler.get_scale() if self.scaler is not None else 1.0
+        return self._samples * scale
+
     def state_dict(self) -> dict[str, Any]:
         """Everything that changes the trajectory: chain statistics, K, noise scale, scaler, window."""
         return {

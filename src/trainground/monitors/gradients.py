@@ -71,11 +71,16 @@ class GradientMonitor(Monitor):
         self._pending: tuple[int, int, Tensor, list[int], list[int]] | None = None
         self._rows: list[tuple[int, int, Tensor, list[int], list[int]]] = []
 
-    def update(self, step: int, epoch: int) -> None:
+    def update(self, step: int, epoch: int, *, grad_scale: Tensor | float = 1.0) -> None:
         """Read gradients (call after backward) and keep a copy of the weights for the update.
 
         Norms are kept per parameter on the device (a few fused calls); summing them per
         layer happens on the host in :meth:`compute`, where it costs nothing.
+
+        Args:
+            step, epoch: where the loop is.
+            grad_scale: how many times ``param.grad`` exceeds the true gradient (e.g. a
+                loss scale, or the sample count of an accumulation window); norms are divided by it.
         """
         if not self.params:
             return
@@ -83,7 +88,7 @@ class GradientMonitor(Monitor):
             if self._zero is None or self._zero.device != self.params[0].device:
                 self._zero = torch.zeros((), device=self.params[0].device)
             grads = [p.grad if p.grad is not None else self._zero for p in self.params]
-            grad_norm = torch.stack(torch._foreach_norm(grads))
+            grad_norm = torch.stack(torch._foreach_norm(grads)) / grad_scale
             self._before = torch._foreach_mul([p.detach() for p in self.params], 1.0)  # a copy, one fused call
         trainable = [int(all(p.requires_grad for p in ps)) for _, ps in self.layers]
         has_grad = [int(any(p.grad is not None for p in ps)) for _, ps in self.layers]
@@ -102,6 +107,10 @@ class GradientMonitor(Monitor):
             norms = torch.stack(torch._foreach_norm(weights + list(self._before)))
         per_param = torch.cat([grad_norm.float(), norms.float()])  # [grad | weight | update] x params
         self._rows.append((step, epoch, per_param, trainable, has_grad))
+        self._before, self._pending = None, None
+
+    def discard(self) -> None:
+        """Drop what :meth:`update` took when no optimizer step follows it."""
         self._before, self._pending = None, None
 
     @property
