@@ -104,6 +104,11 @@ class DiagnosisCallback(Callback):
         self._model: Any = None
         self._state: TrainState | None = None
 
+    @property
+    def check_names(self) -> list[str]:
+        """Names of the checks this callback runs."""
+        return [s.name for s in self._specs]
+
     def _resolve_checks(self) -> list[CheckSpec]:
         if self.config.checks is not None:
             return [get_check(n) for n in self.config.checks]

@@ -12,6 +12,7 @@ each epoch, so every input row gets a row in ``sample_issues.csv``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,10 @@ from threadpoolctl import threadpool_limits
 
 from trainground.data import IndexedDataset, load_data, stratified_split
 from trainground.diagnosis import (
+    DiagnosisCallback,
+    DiagnosisConfig,
     Evidence,
+    available_checks,
     Finding,
     print_findings,
     run_checks,
@@ -97,6 +101,7 @@ def diagnose_dataset(
     data: IndexedDataset, *, fit_config: FitConfig | None = None, model: torch.nn.Module | None = None,
     model_config: ModelConfig | None = None, run_dir: RunDir | str | Path | None = None,
     extra_callbacks: Sequence[Callback] = (), patience: int | None = PATIENCE, second_pass: bool = True,
+    training_checks: DiagnosisConfig | None = None,
 ) -> Diagnosis:
     """Train once on ``data`` while recording every sample, then run every check.
 
@@ -108,7 +113,7 @@ def diagnose_dataset(
         run_dir: where to write the run (``samples.parquet``, ``sample_issues.csv``,
             ``findings.json``, metrics, checkpoints, model); None keeps everything in memory.
         extra_callbacks: more watchers of the run; the ``.findings`` of any that has them
-            (e.g. a training-diagnosis callback) are added to the findings.
+            are added to the findings.
         patience: stop training once the validation loss has not improved for this many
             epochs (memorisation has begun; the diagnosis needs only what came before);
             None trains for all ``fit_config.epochs``.
@@ -116,6 +121,9 @@ def diagnose_dataset(
             label issues, holding the flagged ones out (see :func:`_second_pass`); the
             sample checks then read the second pass's early-learning probabilities and
             representation. The first pass is the run written to ``run_dir``.
+        training_checks: options of the training diagnosis (gradient, activation and
+            representation monitors, the training checks and the train/validation shift
+            check) that watches the first pass; default ``DiagnosisConfig()``.
 
     Returns:
         The :class:`Diagnosis`.
@@ -135,7 +143,10 @@ def diagnose_dataset(
     initial = copy.deepcopy(model)  # the second pass starts from the same initial weights
     recorder = SampleRecorder(data.index, data.num_classes, path=None if run is None else run.samples)
     window = EarlyLearningWindow(recorder, patience=patience)
-    callbacks = [RecordSamples(recorder, val_data=val), window, *extra_callbacks]
+    training = DiagnosisCallback(
+        dataclasses.replace(training_checks or DiagnosisConfig(), write_findings=False), train_data=train, val_data=val,
+    )
+    callbacks = [RecordSamples(recorder, val_data=val), window, training, *extra_callbacks]
     result = fit(model, train, val_data=val, config=config, callbacks=callbacks, run_dir=run)
     records = recorder.compute()
     device = next(result.model.parameters()).device
@@ -154,15 +165,16 @@ def diagnose_dataset(
         model=result.model, pred_probs=pred_probs, embeddings=embeddings,
         extra={"early_learning_epoch": window_epoch},
     )
-    results, skipped = [], []
+    # The training checks (and the train/validation shift check) ran inside the first pass,
+    # on the monitors' evidence; the sample and dataset checks run here.
+    names = [s.name for kind in ("samples", "dataset") for s in available_checks(kind)]  # type: ignore[arg-type]
+    names = [n for n in names if n not in training.check_names]
     # scikit-learn's BLAS/OpenMP pools would otherwise take every core: on a busy machine
     # k-means then runs 100x slower; the training's own thread count is the right share.
     with threadpool_limits(limits=torch.get_num_threads()):
-        for kind in ("samples", "dataset", "training"):
-            done, missed = run_checks(evidence, kind=kind)  # type: ignore[arg-type]
-            results += done
-            skipped += missed
-    findings = [f for r in results for f in r.findings]
+        results, skipped = run_checks(evidence, names)
+    skipped += training.skipped
+    findings = [f for r in results for f in r.findings] + list(training.findings)
     for cb in extra_callbacks:
         findings += list(getattr(cb, "findings", []) or [])
     table = sample_issues_table(results, data, predicted)

@@ -16,6 +16,10 @@ from trainground.diagnosis.registry import register_check
 Z_CUTOFF = 3.0
 # Groups smaller than this say little about accuracy whatever their z.
 MIN_GROUP = 10
+# Significance is not materiality: with ~100 % overall accuracy a group at 97 % is
+# "significant" yet nothing to act on. A group is a warning only when its accuracy is this
+# many points below the overall one, otherwise an info.
+MATERIAL_GAP = 0.10
 # Dimensions kept for clustering.
 PCA_DIMS = 16
 
@@ -50,7 +54,8 @@ def underperforming_groups(evidence: Evidence) -> CheckResult:
         if z < -Z_CUTOFF:
             top = np.bincount(labels[members], minlength=data.num_classes).argsort()[::-1][:3]
             findings.append(Finding(
-                check="underperforming_groups", severity=Severity.WARNING, subject=f"group:{g}",
+                check="underperforming_groups",
+                severity=Severity.WARNING if overall - acc >= MATERIAL_GAP else Severity.INFO, subject=f"group:{g}",
                 message=f"a group of {size} similar samples (mostly classes "
                 f"{', '.join(repr(c) for c in data.encoder.decode(top))}) has accuracy {acc:.0%} "
                 f"against {overall:.0%} overall",
