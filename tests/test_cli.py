@@ -31,9 +31,12 @@ def test_demo_writes_a_run_directory_and_a_summary(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.stderr
     (run,) = list((tmp_path / "runs").iterdir())
     assert run.name.startswith("demo-")
-    for name in ("config.yaml", "metrics.jsonl", "model.safetensors", "checkpoints"):
+    for name in ("config.yaml", "metrics.jsonl", "model.safetensors", "checkpoints", "findings.json",
+                 "sample_issues.csv", "samples.parquet", "layers.parquet"):
         assert (run / name).exists(), name
-    assert "test accuracy" in result.stdout and "287 with a corrupted label" in result.stdout
+    assert "test accuracy" in result.stdout and "of 287 corrupted labels flagged" in result.stdout
+    issues = pd.read_csv(run / "sample_issues.csv")
+    assert len(issues) == 1437 and 200 < issues["is_label_issue"].sum() < 400
     test_record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert test_record["kind"] == "test" and test_record["test_accuracy"] > 0.8
     config = yaml.safe_load((run / "config.yaml").read_text())
