@@ -72,6 +72,7 @@ def fit_command(
 ) -> None:
     """Train a model on DATA and write a run directory."""
     from trainground.engine import ProgressBar, RunConfig, RunDir, run_fit
+    from trainground.diagnosis import DiagnosisCallback, Severity, print_findings
     from trainground.engine.run import resume_config
     from trainground.recipes.demo import print_summary
 
@@ -97,10 +98,13 @@ def fit_command(
         if out is None:
             stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
             out = RunDir.new_path("runs", f"fit-{stem}")
+    # Every run is watched by the training diagnosis: findings.json and layers.parquet in the run.
+    diagnosis = DiagnosisCallback()
     result = run_fit(
-        run_config, out=out, overwrite=overwrite, resume=resume, callbacks=[ProgressBar(err_console)]
+        run_config, out=out, overwrite=overwrite, resume=resume, callbacks=[ProgressBar(err_console), diagnosis]
     )
     print_summary(result, out_console)
+    print_findings(diagnosis.findings, console=out_console, min_severity=Severity.WARNING, title="Training findings")
 
 
 @app.command()
