@@ -62,6 +62,7 @@ from trainground.monitors.samples import SampleRecorder
 # Epochs without a better validation loss before training stops: the usual early-stopping
 # patience; past it the validation loss on noisy labels only rises as the model memorises.
 PATIENCE = 5
+_DEFAULT_TRAINING_CHECKS = DiagnosisConfig()
 
 
 @dataclass
@@ -101,7 +102,7 @@ def diagnose_dataset(
     data: IndexedDataset, *, fit_config: FitConfig | None = None, model: torch.nn.Module | None = None,
     model_config: ModelConfig | None = None, run_dir: RunDir | str | Path | None = None,
     extra_callbacks: Sequence[Callback] = (), patience: int | None = PATIENCE, second_pass: bool = True,
-    training_checks: DiagnosisConfig | None = None,
+    training_checks: DiagnosisConfig | None = _DEFAULT_TRAINING_CHECKS,
 ) -> Diagnosis:
     """Train once on ``data`` while recording every sample, then run every check.
 
@@ -123,7 +124,8 @@ def diagnose_dataset(
             representation. The first pass is the run written to ``run_dir``.
         training_checks: options of the training diagnosis (gradient, activation and
             representation monitors, the training checks and the train/validation shift
-            check) that watches the first pass; default ``DiagnosisConfig()``.
+            check) that watches the first pass; None: samples and dataset only (what
+            :func:`find_sample_issues` does).
 
     Returns:
         The :class:`Diagnosis`.
@@ -143,10 +145,12 @@ def diagnose_dataset(
     initial = copy.deepcopy(model)  # the second pass starts from the same initial weights
     recorder = SampleRecorder(data.index, data.num_classes, path=None if run is None else run.samples)
     window = EarlyLearningWindow(recorder, patience=patience)
-    training = DiagnosisCallback(
-        dataclasses.replace(training_checks or DiagnosisConfig(), write_findings=False), train_data=train, val_data=val,
-    )
-    callbacks = [RecordSamples(recorder, val_data=val), window, training, *extra_callbacks]
+    watchers: list[Callback] = []
+    if training_checks is not None:
+        watchers.append(DiagnosisCallback(
+            dataclasses.replace(training_checks, write_findings=False), train_data=train, val_data=val,
+        ))
+    callbacks = [RecordSamples(recorder, val_data=val), window, *watchers, *extra_callbacks]
     result = fit(model, train, val_data=val, config=config, callbacks=callbacks, run_dir=run)
     records = recorder.compute()
     device = next(result.model.parameters()).device
@@ -168,14 +172,14 @@ def diagnose_dataset(
     # The training checks (and the train/validation shift check) ran inside the first pass,
     # on the monitors' evidence; the sample and dataset checks run here.
     names = [s.name for kind in ("samples", "dataset") for s in available_checks(kind)]  # type: ignore[arg-type]
-    names = [n for n in names if n not in training.check_names]
+    names = [n for n in names if not any(n in w.check_names for w in watchers)]
     # scikit-learn's BLAS/OpenMP pools would otherwise take every core: on a busy machine
     # k-means then runs 100x slower; the training's own thread count is the right share.
     with threadpool_limits(limits=torch.get_num_threads()):
         results, skipped = run_checks(evidence, names)
-    skipped += training.skipped
-    findings = [f for r in results for f in r.findings] + list(training.findings)
-    for cb in extra_callbacks:
+    skipped += [name for w in watchers for name in w.skipped]
+    findings = [f for r in results for f in r.findings]
+    for cb in [*watchers, *extra_callbacks]:
         findings += list(getattr(cb, "findings", []) or [])
     table = sample_issues_table(results, data, predicted)
     if run is not None:
@@ -266,7 +270,9 @@ def find_sample_issues(
     near_duplicate_score, is_ambiguous_issue, ambiguous_score`` (scores in [0, 1], low = bad).
     """
     if isinstance(data, IndexedDataset):
-        return diagnose_dataset(data, fit_config=fit_config, model_config=model_config, run_dir=out).table
+        return diagnose_dataset(
+            data, fit_config=fit_config, model_config=model_config, run_dir=out, training_checks=None,
+        ).table
     return diagnose(data, target=target, out=out, fit_config=fit_config, model_config=model_config).table
 
 
