@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from trainground.gradients.context import GradContext
+from trainground.gradients.context import GradContext, HostContext, ScalarState
 
 
 def secant_ratio(descent: Tensor, curvature: Tensor) -> Tensor:
@@ -37,7 +38,21 @@ def trust_scale_update(scale: Tensor, rho: Tensor, *, target: float, grow: float
     return (scale * factor.clamp(min_factor, grow)).clamp(min_scale, 1.0)
 
 
-class SecantTrustRegion:
+def secant_ratio_host(descent: float, curvature: float) -> float:
+    """:func:`secant_ratio` in floats."""
+    if descent > 0:
+        return curvature / descent
+    return math.inf if curvature > 0 else -math.inf
+
+
+def trust_scale_update_host(scale: float, rho: float, *, target: float, grow: float, min_factor: float,
+                            min_scale: float) -> float:
+    """:func:`trust_scale_update` in floats."""
+    factor = target / max(rho, 1e-12) if rho > 0 else grow
+    return min(max(scale * min(max(factor, min_factor), grow), min_scale), 1.0)
+
+
+class SecantTrustRegion(ScalarState):
     """Put it after ``SpikeSkip`` in a chain: a step marked for skipping does not feed it.
 
     Scale the optimizer's update by ``s`` in (0, 1], with ``s`` steered by a secant curvature estimate.
@@ -85,10 +100,36 @@ class SecantTrustRegion:
         self.rho = torch.zeros(())
         self.neg_update: Tensor | None = None  # -u_t (flat), owned by the Guard
 
+    _fields = {name: torch.float32 for name in ("scale", "descent", "curvature", "last_descent", "rho")}
+
     def _to(self, device: torch.device) -> None:
-        if self.scale.device != device:
-            for name in ("scale", "descent", "curvature", "last_descent", "rho"):
-                setattr(self, name, getattr(self, name).to(device))
+        self._device_state(device)
+
+    def scale_tensor(self) -> Tensor:
+        """The current trust scale as a CPU tensor (snapshots)."""
+        return self._state_tensor("scale")
+
+    def set_scale(self, scale: Tensor) -> None:
+        self.scale = float(scale) if self._on_host else scale.to(self.scale.device, self.scale.dtype)
+
+    def host(self, ctx: HostContext) -> None:
+        """The same trust region in floats (the Guard's CPU path): one dot product, one read."""
+        if ctx.flat is None:
+            return
+        self._host_state()
+        if self.neg_update is not None and ctx.keep > 0:  # a skipped step cannot be valid: no dot
+            along = -float(torch.dot(ctx.flat, self.neg_update)) * ctx.base_scale
+            curvature = along + self.last_descent
+            if math.isfinite(curvature) and self.last_descent != 0:
+                b = self.beta
+                self.curvature = b * self.curvature + (1 - b) * curvature
+                self.descent = b * self.descent + (1 - b) * self.last_descent
+                self.scale = trust_scale_update_host(
+                    self.scale, secant_ratio_host(self.descent, self.curvature), target=self.target,
+                    grow=self.grow, min_factor=self.min_factor, min_scale=self.min_scale)
+        if self.neg_update is not None:
+            self.rho = secant_ratio_host(self.descent, self.curvature)
+        ctx.update_scale = ctx.update_scale * self.scale
 
     def __call__(self, ctx: GradContext) -> None:
         if ctx.flat is None:
@@ -111,9 +152,16 @@ class SecantTrustRegion:
             self.scale = torch.where(valid, new, self.scale)
         ctx.update_scale = ctx.update_scale * self.scale
 
-    def after_step(self, ctx: GradContext, neg_update: Tensor) -> None:
+    def after_step(self, ctx: GradContext | HostContext, neg_update: Tensor) -> None:
         """Record ``D_t = -<g_t, u_t>`` with the raw gradient; ``neg_update`` is ``-u_t``."""
         assert ctx.flat is not None
+        if isinstance(ctx, HostContext):
+            raw = 0.0
+            if ctx.keep > 0:
+                raw = float(torch.dot(ctx.flat, neg_update)) * ctx.base_scale / max(ctx.applied_scale, 1e-30)
+            self.last_descent = raw if math.isfinite(raw) else 0.0
+            self.neg_update = neg_update
+            return
         raw = torch.dot(ctx.flat, neg_update) * ctx.base_scale / ctx.applied_scale.clamp_min(1e-30)
         self.last_descent = torch.where(torch.isfinite(raw) & (ctx.keep > 0), raw, torch.zeros_like(raw))
         self.neg_update = neg_update
@@ -121,27 +169,23 @@ class SecantTrustRegion:
     def reset_direction(self) -> None:
         """Forget the last update (after a rollback the parameters jumped; no secant across it)."""
         self.neg_update = None
-        self.last_descent = torch.zeros_like(self.last_descent)
+        self.last_descent = 0.0 if self._on_host else torch.zeros_like(self.last_descent)
 
     def reset_statistics(self) -> None:
         """Forget the direction and the EMAs (after a rollback to an earlier state)."""
         self.reset_direction()
-        self.descent = torch.zeros_like(self.descent)
-        self.curvature = torch.zeros_like(self.curvature)
-        self.rho = torch.zeros_like(self.rho)
+        for name in ("descent", "curvature", "rho"):
+            setattr(self, name, 0.0 if self._on_host else torch.zeros_like(getattr(self, name)))
 
     def state_dict(self) -> dict[str, Any]:
         return {"target": self.target, "beta": self.beta, "grow": self.grow, "min_factor": self.min_factor,
-                "min_scale": self.min_scale, "scale": self.scale.clone(), "descent": self.descent.clone(),
-                "curvature": self.curvature.clone(), "last_descent": self.last_descent.clone(),
-                "rho": self.rho.clone(),
+                "min_scale": self.min_scale, **{name: self._state_tensor(name) for name in self._fields},
                 # Saved so a resumed run computes the same secant as an uninterrupted one.
                 "neg_update": None if self.neg_update is None else self.neg_update.detach().cpu().clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key in ("target", "beta", "grow", "min_factor", "min_scale"):
             setattr(self, key, float(state[key]))
-        for key in ("scale", "descent", "curvature", "last_descent", "rho"):
-            setattr(self, key, state[key].clone())
+        self._load_tensors(state)
         saved = state.get("neg_update")
         self.neg_update = None if saved is None else saved.clone()
