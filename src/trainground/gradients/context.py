@@ -133,10 +133,23 @@ class HostContext:
     lr: float = 0.0
     base_scale: float = 1.0
     applied_scale: float = 1.0
+    # Without a flat gradient buffer: 1-D views of the Guard's flat update buffer aligned with
+    # ``grads``, so a transform can take <grads, update> tensor by tensor (see :meth:`dot`).
+    update_views: list[Tensor] | None = None
 
     @property
     def norm(self) -> float:
         return self.raw_norm * self.scale
+
+    def dot(self, flat_update: Tensor) -> float:
+        """``<gradients, flat_update>`` for a vector laid out like the Guard's update buffer."""
+        if self.flat is not None:
+            return float(torch.dot(self.flat, flat_update))
+        if self.update_views is None:
+            raise ValueError("HostContext.dot needs a flat gradient buffer or update_views")
+        # The views alias ``flat_update`` (the Guard's buffer); one dot per tensor, one read.
+        return float(torch.stack([torch.dot(g.reshape(-1), v) for g, v in zip(self.grads, self.update_views,
+                                                                                strict=True)]).sum())
 
     def clip_to(self, threshold: float) -> None:
         factor = threshold / (self.norm + 1e-12)

@@ -101,8 +101,7 @@ class Guard:
         # CPU with K = 1 and no trust region the gradients stay where autograd puts them.
         self._flat_mode = self._same_layout and (
             not self._cpu or self.config.accumulation > 1 or self.config.adaptive_accumulation
-            or use_scaler or bool(self._trust()))
-        self._old_list: list[Tensor] | None = None  # scratch copy of the weights (no flat buffer)
+            or use_scaler or not self.chain.supports_host)
         self._micro = 0
         self._samples: float = 0
         # The window's loss sum: a float on a CPU (read per backward, free there), a tensor elsewhere.
@@ -251,15 +250,23 @@ class Guard:
         params = [p for p in self.params if p.grad is not None]
         return [p.grad for p in params], params
 
+    def _ensure_old(self) -> None:
+        """The flat update buffer (``-u`` for the trust region, the old weights while stepping)
+        without a flat gradient buffer: allocated on first use."""
+        if self._old is None and self._same_layout:
+            ref = self.params[0]
+            self._old = torch.zeros(sum(p.numel() for p in self.params), dtype=ref.dtype, device=ref.device)
+            self._old_views, offset = [], 0
+            for p in self.params:
+                self._old_views.append(self._old[offset:offset + p.numel()].view_as(p))
+                offset += p.numel()
+
     def _scratch(self, params: list[Tensor]) -> list[Tensor]:
-        """Tensors to hold a copy of ``params``: views of the flat update buffer, or a lazy list."""
-        if self._flat is not None:
+        """Views of the flat update buffer aligned with ``params`` (all of them, or those with a grad)."""
+        self._ensure_old()
+        if self._flat is not None or len(params) == len(self.params):
             return self._old_views
-        if self._old_list is None or len(self._old_list) != len(self.params):
-            self._old_list = [torch.empty_like(p) for p in self.params]
-        if len(params) == len(self.params):
-            return self._old_list
-        return [self._old_list[i] for i, p in enumerate(self.params) if p.grad is not None]
+        return [v for p, v in zip(self.params, self._old_views, strict=True) if p.grad is not None]
 
     def _step_host(self) -> None:
         """The CPU step: one read of the norm, the chain in floats, the weights touched once."""
@@ -273,14 +280,18 @@ class Guard:
         if self.config.adaptive_accumulation and self._micro >= 2:
             big = torch.tensor(window_norm, dtype=torch.float64) ** 2
             self.noise_scale.update(self._small_sq, big, self._small_n, float(self._samples))
+        trust = self._same_layout and any(isinstance(t, SecantTrustRegion) for t in self.chain)
+        if trust and flat is None:
+            ctx.update_views = [v.view(-1) for v in self._scratch(params)]  # per-tensor dot products
         self.chain.host(ctx)
-        trust = flat is not None and any(isinstance(t, SecantTrustRegion) for t in self.chain)
         keep = ctx.keep > 0 and math.isfinite(window_norm)
         if keep:
             ctx.materialize()  # finite norm: no NaN to clean; scale 1: no pass at all
             s = ctx.update_scale
             old = self._scratch(params) if trust or s != 1.0 else None
             with torch.no_grad():
+                if trust and flat is None and len(params) < len(self.params):
+                    self._old.zero_()  # type: ignore[union-attr]  # a parameter without a grad did not move
                 if old is not None:
                     torch._foreach_copy_(old, params)
                 if not step_scaled(self.optimizer, s):
@@ -466,7 +477,9 @@ class Guard:
             for p, g in zip(self.params, grads, strict=True):
                 p.grad = None if g is None else g.to(p.device).clone()
         for t in self._trust():
-            if t.neg_update is not None and self._old is not None:
+            if t.neg_update is not None and self._same_layout:
+                self._ensure_old()
+                assert self._old is not None
                 self._old.copy_(t.neg_update.to(self._old.device))
                 t.neg_update = self._old
         # The snapshot itself is not saved: after a resume the loaded state is the last good one.

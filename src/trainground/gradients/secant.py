@@ -114,11 +114,11 @@ class SecantTrustRegion(ScalarState):
 
     def host(self, ctx: HostContext) -> None:
         """The same trust region in floats (the Guard's CPU path): one dot product, one read."""
-        if ctx.flat is None:
-            return
+        if ctx.flat is None and ctx.update_views is None:
+            return  # parameters of mixed dtype/device: no update buffer, no secant
         self._host_state()
         if self.neg_update is not None and ctx.keep > 0:  # a skipped step cannot be valid: no dot
-            along = -float(torch.dot(ctx.flat, self.neg_update)) * ctx.base_scale
+            along = -ctx.dot(self.neg_update) * ctx.base_scale
             curvature = along + self.last_descent
             if math.isfinite(curvature) and self.last_descent != 0:
                 b = self.beta
@@ -154,14 +154,14 @@ class SecantTrustRegion(ScalarState):
 
     def after_step(self, ctx: GradContext | HostContext, neg_update: Tensor) -> None:
         """Record ``D_t = -<g_t, u_t>`` with the raw gradient; ``neg_update`` is ``-u_t``."""
-        assert ctx.flat is not None
         if isinstance(ctx, HostContext):
             raw = 0.0
             if ctx.keep > 0:
-                raw = float(torch.dot(ctx.flat, neg_update)) * ctx.base_scale / max(ctx.applied_scale, 1e-30)
+                raw = ctx.dot(neg_update) * ctx.base_scale / max(ctx.applied_scale, 1e-30)
             self.last_descent = raw if math.isfinite(raw) else 0.0
             self.neg_update = neg_update
             return
+        assert ctx.flat is not None
         raw = torch.dot(ctx.flat, neg_update) * ctx.base_scale / ctx.applied_scale.clamp_min(1e-30)
         self.last_descent = torch.where(torch.isfinite(raw) & (ctx.keep > 0), raw, torch.zeros_like(raw))
         self.neg_update = neg_update
