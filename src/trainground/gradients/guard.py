@@ -18,7 +18,7 @@ from trainground.gradients.context import GradContext, HostContext, host_norm
 from trainground.gradients.noise_scale import NoiseScale
 from trainground.gradients.secant import SecantTrustRegion
 from trainground.gradients.spike import SpikeSkip
-from trainground.gradients.update import FloatStats, skip_step_, step_scaled
+from trainground.gradients.update import FloatStats, lr_scalable, skip_step_, step_scaled
 
 
 class TaskGradients(Protocol):
@@ -99,9 +99,7 @@ class Guard:
         self._cpu = device.type == "cpu"
         # The flat buffer pays for itself when gradients accumulate or dot products are taken; on a
         # CPU with K = 1 and no trust region the gradients stay where autograd puts them.
-        self._flat_mode = self._same_layout and (
-            not self._cpu or self.config.accumulation > 1 or self.config.adaptive_accumulation
-            or use_scaler or not self.chain.supports_host)
+        self._flat_mode = self._wants_flat()
         self._micro = 0
         self._samples: float = 0
         # The window's loss sum: a float on a CPU (read per backward, free there), a tensor elsewhere.
@@ -169,6 +167,21 @@ class Guard:
             if t.neg_update is not None and t.neg_update.numel() == total:
                 t.neg_update = old.copy_(t.neg_update.to(old.device)) if t.neg_update is not old else old
 
+    def _wants_flat(self) -> bool:
+        return self._same_layout and (
+            not self._cpu or self.k > 1 or self.config.adaptive_accumulation or self.scaler is not None
+            or not self.chain.supports_host)
+
+    def _choose_mode(self) -> None:
+        """At a window's start: flat buffer or direct gradients (the chain or K may have changed)."""
+        flat_mode = self._wants_flat()
+        if flat_mode != self._flat_mode:
+            self._flat_mode = flat_mode
+            if not flat_mode and self._flat is not None:
+                self._flat = None  # back to autograd's own tensors
+                for p in self.params:
+                    p.grad = None
+
     def _trust(self) -> list[SecantTrustRegion]:
         return [t for t in self.chain if isinstance(t, SecantTrustRegion)]
 
@@ -185,6 +198,8 @@ class Guard:
         """
         n = 1 if batch_size is None else int(batch_size)
         multiplier = n
+        if self._micro == 0:
+            self._choose_mode()
         if self._flat_mode:
             self._ensure_flat()
         elif self._micro == 0 and not isinstance(loss, Mapping):
@@ -280,7 +295,9 @@ class Guard:
         if self.config.adaptive_accumulation and self._micro >= 2:
             big = torch.tensor(window_norm, dtype=torch.float64) ** 2
             self.noise_scale.update(self._small_sq, big, self._small_n, float(self._samples))
-        trust = self._same_layout and any(isinstance(t, SecantTrustRegion) for t in self.chain)
+        trusts = [t for t in self.chain if isinstance(t, SecantTrustRegion)] if self._same_layout else []
+        trust = bool(trusts)
+        measure = trust and any(t.measures() for t in trusts)  # this step's update feeds a secant
         if trust and flat is None:
             ctx.update_views = [v.view(-1) for v in self._scratch(params)]  # per-tensor dot products
         self.chain.host(ctx)
@@ -288,15 +305,15 @@ class Guard:
         if keep:
             ctx.materialize()  # finite norm: no NaN to clean; scale 1: no pass at all
             s = ctx.update_scale
-            old = self._scratch(params) if trust or s != 1.0 else None
+            old = self._scratch(params) if measure or (s != 1.0 and not lr_scalable(self.optimizer)) else None
             with torch.no_grad():
-                if trust and flat is None and len(params) < len(self.params):
+                if measure and flat is None and len(params) < len(self.params):
                     self._old.zero_()  # type: ignore[union-attr]  # a parameter without a grad did not move
                 if old is not None:
                     torch._foreach_copy_(old, params)
                 if not step_scaled(self.optimizer, s):
                     torch._foreach_lerp_(params, old, 1.0 - s)  # type: ignore[arg-type]
-                if trust:
+                if measure:
                     torch._foreach_sub_(old, params)  # type: ignore[arg-type]  # old <- -(applied update)
         else:
             ctx.keep = 0.0

@@ -17,6 +17,11 @@ LR_LINEAR: tuple[type, ...] = (
 )
 
 
+def lr_scalable(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether :func:`step_scaled` can scale this optimizer's update through its learning rates."""
+    return type(optimizer) in LR_LINEAR and all(type(g["lr"]) is float for g in optimizer.param_groups)
+
+
 def step_scaled(optimizer: torch.optim.Optimizer, scale: float) -> bool:
     """``optimizer.step()`` with its update multiplied by ``scale``, without touching the weights twice.
 
@@ -30,10 +35,10 @@ def step_scaled(optimizer: torch.optim.Optimizer, scale: float) -> bool:
     if scale == 1.0:
         optimizer.step()
         return True
-    groups = optimizer.param_groups
-    if type(optimizer) not in LR_LINEAR or not all(type(g["lr"]) is float for g in groups):
+    if not lr_scalable(optimizer):
         optimizer.step()
         return False
+    groups = optimizer.param_groups
     saved = [g["lr"] for g in groups]
     try:
         for g in groups:
