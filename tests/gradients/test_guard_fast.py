@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from trainground.gradients import guard as guard_module
 from trainground.gradients import Guard, GuardConfig, PercentileClip, SecantTrustRegion, SpikeSkip, ZScoreClip, chain
 from trainground.gradients.context import HostContext
 from trainground.gradients.update import FloatStats, skip_step_, step_scaled
@@ -64,15 +65,18 @@ def _run(config: GuardConfig, opt_cls, lr: float, *, tensor_path: bool, batches)
 
 @pytest.mark.parametrize("opt_cls,lr", [(lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), 0.5),
                                         (torch.optim.Adam, 0.05), (torch.optim.Rprop, 0.01)])
-@pytest.mark.parametrize("accumulation", [1, 2])
-def test_the_host_path_agrees_with_the_tensor_path(opt_cls, lr, accumulation):
+@pytest.mark.parametrize("accumulation,flat", [(1, True), (1, False), (2, True)])
+def test_the_host_path_agrees_with_the_tensor_path(opt_cls, lr, accumulation, flat, monkeypatch):
     # Default chain (spike skip, percentile clip, secant trust region) with a poisoned batch:
     # the float path must clip, skip and shrink the update as the tensor path does.
     # Rprop is not lr-linear: its trust-region share is applied by interpolating the weights.
+    # flat=False: tensors count as large, so K=1 keeps autograd's gradients (per-tensor dots).
+    monkeypatch.setattr(guard_module, "_SMALL_TENSOR", 1 << 16 if flat else 0)
     batches = _batches(40, poison_at=25)
     config = GuardConfig(accumulation=accumulation, check_every=5)
     host_model, host_guard, host_skips = _run(config, opt_cls, lr, tensor_path=False, batches=batches)
     dev_model, dev_guard, dev_skips = _run(config, opt_cls, lr, tensor_path=True, batches=batches)
+    assert (host_guard._flat is not None) == flat
     assert [s for s, _ in host_skips] == [s for s, _ in dev_skips] and any(s == 1.0 for s, _ in host_skips)
     for a, b in zip(host_model.parameters(), dev_model.parameters(), strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -21,6 +21,11 @@ from trainground.gradients.spike import SpikeSkip
 from trainground.gradients.update import FloatStats, lr_scalable, skip_step_, step_scaled
 
 
+# Mean elements per parameter tensor below which one kernel over a flat buffer is cheaper than
+# one dispatch per tensor (a CPU kernel on 64k floats costs about as much as its launch).
+_SMALL_TENSOR = 1 << 16
+
+
 class TaskGradients(Protocol):
     """What the Guard needs from a multi-task handler (``trainground.gradients.tasks``)."""
 
@@ -97,6 +102,7 @@ class Guard:
         self._old_views: list[Tensor] = []
         self._same_layout = len({(p.dtype, p.device) for p in self.params}) == 1 and bool(self.params)
         self._cpu = device.type == "cpu"
+        self._numel = sum(p.numel() for p in self.params)
         # The flat buffer pays for itself when gradients accumulate or dot products are taken; on a
         # CPU with K = 1 and no trust region the gradients stay where autograd puts them.
         self._flat_mode = self._wants_flat()
@@ -168,9 +174,15 @@ class Guard:
                 t.neg_update = old.copy_(t.neg_update.to(old.device)) if t.neg_update is not old else old
 
     def _wants_flat(self) -> bool:
+        # On a CPU with K = 1 the flat buffer costs two passes per step (zeroing it, and autograd
+        # adding into it instead of handing over its own tensor). Only the trust region's dot
+        # products gain from it, and only when the tensors are small: then one kernel over the
+        # buffer beats a dispatch per tensor (84k MLP: 1.29x vs 1.37x the plain step; 1M MLP,
+        # tensors of ~130k elements: 1.30x vs 1.24x, benchmarks/step_cost.py on a shared CPU).
+        small = self._numel <= _SMALL_TENSOR * max(1, len(self.params))
         return self._same_layout and (
             not self._cpu or self.k > 1 or self.config.adaptive_accumulation or self.scaler is not None
-            or not self.chain.supports_host)
+            or not self.chain.supports_host or (small and bool(self._trust())))
 
     def _choose_mode(self) -> None:
         """At a window's start: flat buffer or direct gradients (the chain or K may have changed)."""
