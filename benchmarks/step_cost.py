@@ -5,6 +5,7 @@ Variants, each a full training step (zero_grad + forward + backward + [clip] + o
   clipnorm1  -- torch.nn.utils.clip_grad_norm_(params, 1.0)
   guard      -- trainground Guard with its default config (spike skip, AutoClip p10, secant trust
                 region, per-step statistics grad_norm / threshold / skipped kept as tensors)
+  guard_trust_every2 -- the default with the secant measured every 2nd step (GuardConfig(trust_every=2))
   guard_no_trust -- the same without the secant trust region (where its share of the cost shows)
   guard_bare -- the Guard with an empty chain (weighting, skip bookkeeping, statistics only)
 Models: the benchmark-C MLP 64-256-256-10 (84k parameters, batch 64 of digits) and an MLP
@@ -38,7 +39,8 @@ from torch import nn
 
 from trainground.gradients import Guard, GuardConfig
 
-GUARD_CONFIGS = {"guard": GuardConfig(), "guard_no_trust": GuardConfig(trust_region=False),
+GUARD_CONFIGS = {"guard": GuardConfig(), "guard_trust_every2": GuardConfig(trust_every=2),
+                 "guard_no_trust": GuardConfig(trust_region=False),
                  "guard_bare": GuardConfig(spike_z=None, percentile=None, trust_region=False)}
 
 

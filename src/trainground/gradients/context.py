@@ -108,7 +108,7 @@ class GradContext:
         return ctx
 
 
-@dataclass
+@dataclass(slots=True)
 class HostContext:
     """:class:`GradContext` with every scalar a Python float: the Guard's path on a CPU device.
 

@@ -103,6 +103,8 @@ class Guard:
         self._same_layout = len({(p.dtype, p.device) for p in self.params}) == 1 and bool(self.params)
         self._cpu = device.type == "cpu"
         self._numel = sum(p.numel() for p in self.params)
+        self._chain_key: tuple[int, ...] | None = None
+        self._chain_cache: tuple[bool, list[SecantTrustRegion]] = (True, [])
         # The flat buffer pays for itself when gradients accumulate or dot products are taken; on a
         # CPU with K = 1 and no trust region the gradients stay where autograd puts them.
         self._flat_mode = self._wants_flat()
@@ -173,6 +175,14 @@ class Guard:
             if t.neg_update is not None and t.neg_update.numel() == total:
                 t.neg_update = old.copy_(t.neg_update.to(old.device)) if t.neg_update is not old else old
 
+    def _chain_info(self) -> tuple[bool, list[SecantTrustRegion]]:
+        """(chain has a float path, its trust regions), recomputed only when the chain changes."""
+        key = tuple(map(id, self.chain.transforms))
+        if key != self._chain_key:
+            self._chain_key = key
+            self._chain_cache = (self.chain.supports_host, self._trust())
+        return self._chain_cache
+
     def _wants_flat(self) -> bool:
         # On a CPU with K = 1 the flat buffer costs two passes per step (zeroing it, and autograd
         # adding into it instead of handing over its own tensor). Only the trust region's dot
@@ -182,7 +192,7 @@ class Guard:
         small = self._numel <= _SMALL_TENSOR * max(1, len(self.params))
         return self._same_layout and (
             not self._cpu or self.k > 1 or self.config.adaptive_accumulation or self.scaler is not None
-            or not self.chain.supports_host or (small and bool(self._trust())))
+            or not self._chain_info()[0] or (small and bool(self._chain_info()[1])))
 
     def _choose_mode(self) -> None:
         """At a window's start: flat buffer or direct gradients (the chain or K may have changed)."""
@@ -261,7 +271,7 @@ class Guard:
             self._take_snapshot()  # the state before the first update is the first good state
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)  # before any transform sees a norm
-        if self._cpu and self.scaler is None and self.chain.supports_host:
+        if self._cpu and self.scaler is None and self._chain_info()[0]:
             self._step_host()
         else:
             self._step_device()
@@ -307,7 +317,7 @@ class Guard:
         if self.config.adaptive_accumulation and self._micro >= 2:
             big = torch.tensor(window_norm, dtype=torch.float64) ** 2
             self.noise_scale.update(self._small_sq, big, self._small_n, float(self._samples))
-        trusts = [t for t in self.chain if isinstance(t, SecantTrustRegion)] if self._same_layout else []
+        trusts = self._chain_info()[1] if self._same_layout else []
         trust = bool(trusts)
         measure = trust and any(t.measures() for t in trusts)  # this step's update feeds a secant
         if trust and flat is None:
@@ -318,15 +328,17 @@ class Guard:
             ctx.materialize()  # finite norm: no NaN to clean; scale 1: no pass at all
             s = ctx.update_scale
             old = self._scratch(params) if measure or (s != 1.0 and not lr_scalable(self.optimizer)) else None
-            with torch.no_grad():
-                if measure and flat is None and len(params) < len(self.params):
-                    self._old.zero_()  # type: ignore[union-attr]  # a parameter without a grad did not move
-                if old is not None:
+            if old is None:
+                step_scaled(self.optimizer, s)  # the common case: nothing but the optimizer touches the weights
+            else:
+                with torch.no_grad():
+                    if measure and flat is None and len(params) < len(self.params):
+                        self._old.zero_()  # type: ignore[union-attr]  # a parameter without a grad did not move
                     torch._foreach_copy_(old, params)
-                if not step_scaled(self.optimizer, s):
-                    torch._foreach_lerp_(params, old, 1.0 - s)  # type: ignore[arg-type]
-                if measure:
-                    torch._foreach_sub_(old, params)  # type: ignore[arg-type]  # old <- -(applied update)
+                    if not step_scaled(self.optimizer, s):
+                        torch._foreach_lerp_(params, old, 1.0 - s)
+                    if measure:
+                        torch._foreach_sub_(old, params)  # old <- -(applied update)
         else:
             ctx.keep = 0.0
             skip_step_(self.optimizer, params, grads, self._scratch(params) if self._same_layout else None)
