@@ -8,8 +8,16 @@ import pytest
 import torch
 from torch import nn
 
+from trainground.gradients import (
+    Guard,
+    GuardConfig,
+    PercentileClip,
+    SecantTrustRegion,
+    SpikeSkip,
+    ZScoreClip,
+    chain,
+)
 from trainground.gradients import guard as guard_module
-from trainground.gradients import Guard, GuardConfig, PercentileClip, SecantTrustRegion, SpikeSkip, ZScoreClip, chain
 from trainground.gradients.context import HostContext
 from trainground.gradients.update import FloatStats, skip_step_, step_scaled
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -187,7 +187,7 @@ class ScalarState:
     (float64 ones from the host path, so a resumed run continues with exactly the same numbers).
     """
 
-    _fields: dict[str, torch.dtype] = {}
+    _fields: ClassVar[dict[str, torch.dtype]] = {}
     _on_host: bool = False
 
     def _host_state(self) -> None:

@@ -18,8 +18,12 @@ from trainground.gradients.context import GradContext, HostContext, host_norm
 from trainground.gradients.noise_scale import NoiseScale
 from trainground.gradients.secant import SecantTrustRegion
 from trainground.gradients.spike import SpikeSkip
-from trainground.gradients.update import FloatStats, lr_scalable, skip_step_, step_scaled
-
+from trainground.gradients.update import (
+    FloatStats,
+    lr_scalable,
+    skip_step_,
+    step_scaled,
+)
 
 # Mean elements per parameter tensor below which one kernel over a flat buffer is cheaper than
 # one dispatch per tensor (a CPU kernel on 64k floats costs about as much as its launch).
@@ -50,13 +54,14 @@ class Guard:
     (skip-on-spike, clips, secant trust region), zero the gradients of a skipped or non-finite
     step, step the optimizer, scale its update by the trust region (a skipped step restores
     the old weights exactly), zero the gradients. The exact skip and the trust region need
-    all parameters in one dtype and on one device (their gradients become views of one flat
-    buffer); otherwise the Guard falls back to per-tensor gradients, a skipped step only
-    zeroes the gradient (momentum still moves the weights) and the trust region is off.
+    all parameters in one dtype and on one device (one flat update buffer); otherwise a
+    skipped step only zeroes the gradient (momentum still moves the weights) and the trust
+    region is off.
 
-    Memory: one parameter-sized flat gradient buffer (it replaces the grads), one
-    parameter-sized buffer for the update, an in-memory snapshot of model + optimizer
-    state, and one more buffer with adaptive K. Every ``check_every`` steps one host read
+    Memory: a parameter-sized flat gradient buffer (it replaces the grads) when gradients
+    accumulate (K > 1, AMP scaler, CUDA, or a small model with the trust region), one
+    parameter-sized buffer for the update (trust region or exact skip), an in-memory
+    snapshot of model + optimizer state, and one more buffer with adaptive K. Every ``check_every`` steps one host read
     turns skips into actions, rolls back a persistent spike to the last in-memory snapshot,
     takes a new snapshot when healthy and adapts K.
 

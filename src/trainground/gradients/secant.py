@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -71,8 +71,9 @@ class SecantTrustRegion(ScalarState):
     regrows by ``grow`` per step up to 1. Pure noise gives ``rho ~ 1`` and the stationary phase
     of SGD slightly more (successive gradients anti-correlate), so with ``target = 1`` the scale
     decays slowly late in training, like an lr schedule. It is a clip of the *update*: on Adam, where a gradient
-    clip cancels out (the update is scale-invariant), it still bounds the step. Cost: two dot
-    products on the flat gradient plus the Guard's copy/lerp of the parameters.
+    clip cancels out (the update is scale-invariant), it still bounds the step. Cost per
+    measured step: two dot products (gradient . update) plus the Guard's copy and difference
+    of the parameters (on a CPU the scale itself is applied through the lr, no extra pass).
 
     The secant uses gradients of different mini-batches, so it measures the curvature plus the
     noise; the EMA averages the noise out of both terms before their ratio is taken.
@@ -111,7 +112,7 @@ class SecantTrustRegion(ScalarState):
         self.rho = torch.zeros(())
         self.neg_update: Tensor | None = None  # -u_t (flat), owned by the Guard
 
-    _fields = {name: torch.float32 for name in ("scale", "descent", "curvature", "last_descent", "rho")}
+    _fields: ClassVar[dict[str, torch.dtype]] = {name: torch.float32 for name in ("scale", "descent", "curvature", "last_descent", "rho")}
 
     def _to(self, device: torch.device) -> None:
         self._device_state(device)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -59,7 +59,7 @@ class SpikeSkip(ScalarState):
         self.streak = torch.zeros((), dtype=torch.int64)
         self.skipped = torch.zeros((), dtype=torch.int64)
 
-    _fields = {"stats": torch.float32, "count": torch.int64, "streak": torch.int64, "skipped": torch.int64}
+    _fields: ClassVar[dict[str, torch.dtype]] = {"stats": torch.float32, "count": torch.int64, "streak": torch.int64, "skipped": torch.int64}
 
     def _to(self, device: torch.device) -> None:
         self._device_state(device)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from trainground.gradients.context import GradContext, HostContext, ScalarState, global_norm
+from trainground.gradients.context import (
+    GradContext,
+    HostContext,
+    ScalarState,
+    global_norm,
+)
 
 
 def zscore_threshold(mean: Tensor, var: Tensor, norm: Tensor, *, z_thresh: float) -> Tensor:
@@ -106,7 +111,7 @@ class ZScoreClip(ScalarState):
         self.var = torch.zeros((), dtype=torch.float32)
         self.count = torch.zeros((), dtype=torch.int64)
 
-    _fields = {"mean": torch.float32, "var": torch.float32, "count": torch.int64}
+    _fields: ClassVar[dict[str, torch.dtype]] = {"mean": torch.float32, "var": torch.float32, "count": torch.int64}
 
     def host(self, ctx: HostContext) -> None:
         """The same clip in floats (the Guard's CPU path)."""
