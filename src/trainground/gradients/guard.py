@@ -155,6 +155,8 @@ class Guard:
         """
         if not self._flat_mode:
             return
+        if self._flat is not None and all(p.grad is v for p, v in zip(self.params, self._views, strict=True)):
+            return  # the usual case: the grads are still our view objects
         if self._flat is not None and all(
             p.grad is not None and p.grad.data_ptr() == v.data_ptr() for p, v in zip(self.params, self._views, strict=True)
         ) and self._flat.data_ptr() == self._views[0].data_ptr():
