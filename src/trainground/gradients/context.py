@@ -136,6 +136,7 @@ class HostContext:
     # Without a flat gradient buffer: 1-D views of the Guard's flat update buffer aligned with
     # ``grads``, so a transform can take <grads, update> tensor by tensor (see :meth:`dot`).
     update_views: list[Tensor] | None = None
+    update_buffer: Tensor | None = None  # the flat tensor ``update_views`` are views of
 
     @property
     def norm(self) -> float:
@@ -145,8 +146,8 @@ class HostContext:
         """``<gradients, flat_update>`` for a vector laid out like the Guard's update buffer."""
         if self.flat is not None:
             return float(torch.dot(self.flat, flat_update))
-        if self.update_views is None:
-            raise ValueError("HostContext.dot needs a flat gradient buffer or update_views")
+        if self.update_views is None or flat_update is not self.update_buffer:
+            raise ValueError("HostContext.dot needs a flat gradient buffer, or update_views of flat_update")
         # The views alias ``flat_update`` (the Guard's buffer); one dot per tensor, one read.
         return float(torch.stack([torch.dot(g.reshape(-1), v) for g, v in zip(self.grads, self.update_views,
                                                                                 strict=True)]).sum())

@@ -329,6 +329,7 @@ class Guard:
         measure = trust and any(t.measures() for t in trusts)  # this step's update feeds a secant
         if trust and flat is None:
             ctx.update_views = [v.view(-1) for v in self._scratch(params)]  # per-tensor dot products
+            ctx.update_buffer = self._old
         self.chain.host(ctx)
         keep = ctx.keep > 0 and math.isfinite(window_norm)
         if keep:
