@@ -5,12 +5,20 @@ Variants, each a full training step (zero_grad + forward + backward + [clip] + o
   clipnorm1  -- torch.nn.utils.clip_grad_norm_(params, 1.0)
   guard      -- trainground Guard with its default config (spike skip, AutoClip p10, secant trust
                 region, per-step statistics grad_norm / threshold / skipped kept as tensors)
+  guard_trust_every2 -- the default with the secant measured every 2nd step (GuardConfig(trust_every=2))
   guard_no_trust -- the same without the secant trust region (where its share of the cost shows)
   guard_bare -- the Guard with an empty chain (weighting, skip bookkeeping, statistics only)
 Models: the benchmark-C MLP 64-256-256-10 (84k parameters, batch 64 of digits) and an MLP
 64-768-768-512-10 (~1.0M parameters). Protocol as the anchors' step_overhead: SGD lr 0.05,
 fixed batches, 30 warm-up steps, then interleaved rounds of timed steps (perf_counter_ns);
-median per variant and its ratio to plain.
+median per variant and its ratio to plain. Every variant starts from the same weights
+(seed 0), sees the same batches in the same order and uses the same optimizer; the plain
+step is exactly zero_grad(set_to_none) / forward / backward / optimizer.step.
+
+Two ratios: ``ratio`` = median of all of a variant's steps / median of plain's; ``paired`` =
+median over rounds of (the variant's median in that round / plain's median in that round),
+which is robust to drift (another process taking the core for a while hits one round of
+every variant alike). Use many short rounds on a busy machine.
 
 Timing is only meaningful on an otherwise idle machine:
     .venv/bin/python benchmarks/step_cost.py --threads 1 --rounds 5 --steps 200
@@ -31,7 +39,8 @@ from torch import nn
 
 from trainground.gradients import Guard, GuardConfig
 
-GUARD_CONFIGS = {"guard": GuardConfig(), "guard_no_trust": GuardConfig(trust_region=False),
+GUARD_CONFIGS = {"guard": GuardConfig(), "guard_trust_every2": GuardConfig(trust_every=2),
+                 "guard_no_trust": GuardConfig(trust_region=False),
                  "guard_bare": GuardConfig(spike_z=None, percentile=None, trust_region=False)}
 
 
@@ -85,12 +94,16 @@ def measure(sizes, batches, *, rounds: int, steps: int, warmup: int = 30) -> dic
 
     for run in runs.values():
         go(run, warmup, False)
+    round_medians: dict[str, list[float]] = {v: [] for v in runs}
     for _ in range(rounds):
-        for run in runs.values():
+        for v, run in runs.items():
             go(run, steps, True)
+            round_medians[v].append(float(np.median(run["times"][-steps:])))
     base = float(np.median(runs["plain"]["times"]))
+    plain_rounds = np.array(round_medians["plain"])
     return {v: {"median_ms": float(np.median(r["times"])), "p90_ms": float(np.percentile(r["times"], 90)),
-                "ratio": float(np.median(r["times"]) / base)} for v, r in runs.items()}
+                "ratio": float(np.median(r["times"]) / base),
+                "paired": float(np.median(np.array(round_medians[v]) / plain_rounds))} for v, r in runs.items()}
 
 
 def main() -> None:
@@ -98,6 +111,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--models", nargs="*", default=None, help=f"subset of {list(MODELS)}")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     d = load_digits()
@@ -105,13 +119,15 @@ def main() -> None:
     y = torch.as_tensor(d.target)
     batches = [(x[i:i + 64], y[i:i + 64]) for i in range(0, len(y) - 63, 64)]
     print(f"threads {args.threads}, {args.rounds} rounds x {args.steps} steps")
-    print("| model | params | variant | median ms/step | p90 ms/step | ratio vs plain |")
-    print("|---|---|---|---|---|---|")
+    print("| model | params | variant | median ms/step | p90 ms/step | ratio vs plain | paired ratio |")
+    print("|---|---|---|---|---|---|---|")
     for name, sizes in MODELS.items():
+        if args.models and name not in args.models:
+            continue
         n = sum(p.numel() for p in _mlp(sizes).parameters())
         for variant, r in measure(sizes, batches, rounds=args.rounds, steps=args.steps).items():
-            print(f"| {name} | {n:,} | {variant} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['ratio']:.2f} |",
-                  flush=True)
+            print(f"| {name} | {n:,} | {variant} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['ratio']:.2f} "
+                  f"| {r['paired']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

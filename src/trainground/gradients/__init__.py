@@ -4,7 +4,12 @@ from trainground.gradients.actions import ActionLog, read_actions
 from trainground.gradients.agc import AdaptiveClip, adaptive_clip_
 from trainground.gradients.chain import Chain, chain
 from trainground.gradients.config import GuardConfig
-from trainground.gradients.context import GradContext, GradientTransform, global_norm
+from trainground.gradients.context import (
+    GradContext,
+    GradientTransform,
+    HostContext,
+    global_norm,
+)
 from trainground.gradients.global_norm import ClipByGlobalNorm, clip_by_global_norm_
 from trainground.gradients.guard import Guard
 from trainground.gradients.noise_scale import NoiseScale, noise_scale_terms
@@ -22,8 +27,8 @@ from trainground.gradients.zscore import ZScoreClip, zscore_clip_
 
 __all__ = [
     "ActionLog", "AdaptiveClip", "Chain", "ClipByGlobalNorm", "ClipByValue", "GradContext", "GradientStats",
-    "GradientTransform", "Guard", "GuardConfig", "NoiseScale", "PercentileClip", "SecantTrustRegion", "SpikeSkip",
-    "TaskGradients",
+    "GradientTransform", "Guard", "GuardConfig", "HostContext", "NoiseScale", "PercentileClip", "SecantTrustRegion",
+    "SpikeSkip", "TaskGradients",
     "ZScoreClip", "adaptive_clip_", "chain", "clip_by_global_norm_", "clip_by_value_", "global_norm", "layer_norms",
     "noise_scale_terms", "percentile_clip_", "read_actions", "secant_ratio", "spike_keep", "trust_scale_update",
     "zscore_clip_",

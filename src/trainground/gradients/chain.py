@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainground.gradients.context import GradContext, GradientTransform
+from trainground.gradients.context import GradContext, GradientTransform, HostContext
 
 
 class Chain:
@@ -26,7 +26,17 @@ class Chain:
         for transform in self.transforms:
             transform(ctx)
 
-    def after_step(self, ctx: GradContext, neg_update: Tensor) -> None:
+    @property
+    def supports_host(self) -> bool:
+        """True when every transform has a float path (``host``); the Guard then uses it on a CPU."""
+        return all(t.supports_host if isinstance(t, Chain) else callable(getattr(t, "host", None))
+                   for t in self.transforms)
+
+    def host(self, ctx: HostContext) -> None:
+        for transform in self.transforms:
+            transform.host(ctx)  # type: ignore[attr-defined]
+
+    def after_step(self, ctx: GradContext | HostContext, neg_update: Tensor) -> None:
         for transform in self.transforms:
             hook = getattr(transform, "after_step", None)
             if hook is not None:

@@ -51,6 +51,10 @@ class GuardConfig:
     # what pure mini-batch noise gives, so late in training it acts as a gentle lr decay).
     # Benchmark C: 1.2 and 1.5 left SGD at lr >= 1.33 failing (rho stayed ~1.3 while it diverged).
     trust_target: float = 1.0
+    # Measure the secant every N steps (its scale applies to every step). Each measurement costs
+    # a copy and a difference of the weights plus two dot products (memory passes, most of the
+    # trust region's cost on a CPU); the EMAs and the scale keep their time constants in steps.
+    trust_every: int = 1
     # Consecutive skipped steps that make a spike "persistent": roll back to the last good state.
     rollback_after: int = 3
     # Each rollback multiplies the trust scale of the restored state by this (it compounds, so
@@ -73,5 +77,5 @@ class GuardConfig:
         if self.zscore is not None:
             steps.append(ZScoreClip(z_thresh=self.zscore))
         if self.trust_region:
-            steps.append(SecantTrustRegion(target=self.trust_target))
+            steps.append(SecantTrustRegion(target=self.trust_target, every=self.trust_every))
         return Chain(steps)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -105,6 +106,119 @@ class GradContext:
         ctx.applied_scale = torch.ones((), device=ref.device)
         ctx.raw_norm = global_norm(grads, ctx.flat)
         return ctx
+
+
+@dataclass(slots=True)
+class HostContext:
+    """:class:`GradContext` with every scalar a Python float: the Guard's path on a CPU device.
+
+    On a CPU a host read costs nothing, while each 0-dim tensor op costs microseconds of
+    dispatch (a hundred of them doubled the step of a small MLP). So the Guard reads the norm
+    once and the transforms do their bookkeeping in floats (``transform.host(ctx)``); only
+    the gradient passes (scale, dot products) stay tensor ops. The maths is the same as the
+    tensor path's; the floats are float64, so the two paths agree to rounding, not bit for bit.
+
+    Attributes: as :class:`GradContext`, as floats.
+    """
+
+    grads: list[Tensor]
+    params: list[Tensor]
+    flat: Tensor | None = None
+    raw_norm: float = 0.0
+    scale: float = 1.0
+    loss: float | None = None
+    keep: float = 1.0
+    threshold: float = math.inf
+    update_scale: float = 1.0
+    lr: float = 0.0
+    base_scale: float = 1.0
+    applied_scale: float = 1.0
+    # Without a flat gradient buffer: 1-D views of the Guard's flat update buffer aligned with
+    # ``grads``, so a transform can take <grads, update> tensor by tensor (see :meth:`dot`).
+    update_views: list[Tensor] | None = None
+    update_buffer: Tensor | None = None  # the flat tensor ``update_views`` are views of
+
+    @property
+    def norm(self) -> float:
+        return self.raw_norm * self.scale
+
+    def dot(self, flat_update: Tensor) -> float:
+        """``<gradients, flat_update>`` for a vector laid out like the Guard's update buffer."""
+        if self.flat is not None:
+            return float(torch.dot(self.flat, flat_update))
+        if self.update_views is None or flat_update is not self.update_buffer:
+            raise ValueError("HostContext.dot needs a flat gradient buffer, or update_views of flat_update")
+        # The views alias ``flat_update`` (the Guard's buffer); one dot per tensor, one read.
+        return float(torch.stack([torch.dot(g.reshape(-1), v) for g, v in zip(self.grads, self.update_views,
+                                                                                strict=True)]).sum())
+
+    def clip_to(self, threshold: float) -> None:
+        factor = threshold / (self.norm + 1e-12)
+        if factor < 1.0 or math.isnan(factor):  # NaN stays NaN, as torch.clamp leaves it
+            self.scale = self.scale * factor
+        self.threshold = min(self.threshold, threshold)
+
+    def materialize(self) -> None:
+        """Apply the pending ``scale`` to the gradients (one pass, none when it is 1)."""
+        if self.scale != 1.0:
+            if self.flat is not None:
+                self.flat.mul_(self.scale)
+            else:
+                torch._foreach_mul_(self.grads, self.scale)
+        self.applied_scale = self.applied_scale * self.scale
+        self.raw_norm = self.norm
+        self.scale = 1.0
+
+
+def host_norm(grads: Sequence[Tensor], flat: Tensor | None = None) -> float:
+    """Global L2 norm as a float: one kernel (flat) or one ``_foreach_norm`` plus one read."""
+    if flat is not None:
+        return float(torch.linalg.vector_norm(flat, dtype=torch.float32))
+    if not grads:
+        return 0.0
+    return math.sqrt(sum(v * v for v in torch.stack(torch._foreach_norm(list(grads))).tolist()))
+
+
+class ScalarState:
+    """Mixin for a transform whose scalar state lives in tensors (device path) or floats (host path).
+
+    ``_fields`` maps attribute names to dtypes. The state follows the path that uses it: the
+    first ``host`` call turns the tensors into Python numbers (one read), the first tensor call
+    turns them back. ``state_dict`` always holds CPU tensors, so checkpoints do not depend on it
+    (float64 ones from the host path, so a resumed run continues with exactly the same numbers).
+    """
+
+    _fields: ClassVar[dict[str, torch.dtype]] = {}
+    _on_host: bool = False
+
+    def _host_state(self) -> None:
+        if not self._on_host:
+            for name in self._fields:
+                setattr(self, name, getattr(self, name).tolist())
+            self._on_host = True
+
+    def _device_state(self, device: torch.device) -> None:
+        if self._on_host:
+            for name, dtype in self._fields.items():
+                setattr(self, name, torch.tensor(getattr(self, name), dtype=dtype, device=device))
+            self._on_host = False
+        else:
+            for name in self._fields:
+                value = getattr(self, name)
+                if value.device != device:
+                    setattr(self, name, value.to(device))
+
+    def _state_tensor(self, name: str) -> Tensor:
+        value = getattr(self, name)
+        if self._on_host:
+            dtype = self._fields[name]
+            return torch.tensor(value, dtype=torch.float64 if dtype.is_floating_point else dtype)
+        return value.detach().cpu().clone()
+
+    def _load_tensors(self, state: dict[str, Any]) -> None:
+        for name in self._fields:
+            setattr(self, name, state[name].clone())
+        self._on_host = False
 
 
 @runtime_checkable

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainground.gradients.context import GradContext, global_norm
+from trainground.gradients.context import GradContext, HostContext, global_norm
 
 
 def clip_by_global_norm_(grads: Iterable[Tensor], max_norm: float | Tensor) -> Tensor:
@@ -43,6 +43,9 @@ class ClipByGlobalNorm:
 
     def __call__(self, ctx: GradContext) -> None:
         ctx.clip_to(torch.full((), self.max_norm, device=ctx.raw_norm.device))
+
+    def host(self, ctx: HostContext) -> None:
+        ctx.clip_to(self.max_norm)
 
     def state_dict(self) -> dict[str, Any]:
         return {"max_norm": self.max_norm}

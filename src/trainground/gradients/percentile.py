@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainground.gradients.context import GradContext, global_norm
+from trainground.gradients.context import GradContext, HostContext, global_norm
 
 
 def percentile_threshold(history: Tensor, percentile: float, filled: int) -> Tensor:
@@ -85,21 +86,62 @@ class PercentileClip:
         self.history = torch.full((int(history),), float("nan"))
         self.count = torch.zeros((), dtype=torch.int64)
         self.calls = 0  # host-side upper bound of the finite norms recorded (no sync to read count)
+        # Host path (the Guard on a CPU): the ring as a list plus its finite values kept sorted,
+        # so the percentile is one index (bisect insert/remove in a list of <= history floats).
+        self._ring: list[float] | None = None
+        self._sorted: list[float] = []
+        self._n = 0
+
+    def _host_state(self) -> None:
+        if self._ring is None:
+            self._ring = self.history.double().tolist()
+            self._n = int(self.count)
+            self._sorted = sorted(v for v in self._ring if not math.isnan(v))
+
+    def _device_state(self, device: torch.device) -> None:
+        if self._ring is not None:
+            self.history = torch.tensor(self._ring, dtype=torch.float32, device=device)
+            self.count = torch.tensor(self._n, dtype=torch.int64, device=device)
+            self._ring = None
+        elif self.history.device != device:
+            self.history, self.count = self.history.to(device), self.count.to(device)
+
+    def host(self, ctx: HostContext) -> None:
+        """The same clip in floats (the Guard's CPU path): record the norm, clip at the percentile."""
+        self._host_state()
+        ring, ordered = self._ring, self._sorted
+        assert ring is not None
+        norm = ctx.norm
+        if math.isfinite(norm):  # a NaN or inf norm never enters the history
+            pos = self._n % len(ring)
+            old = ring[pos]
+            if not math.isnan(old):
+                del ordered[bisect.bisect_left(ordered, old)]
+            ring[pos] = norm
+            bisect.insort(ordered, norm)
+            self._n += 1
+        self.calls += 1
+        n = min(self.calls, len(ring))  # empty slots of the window count as +inf (see percentile_threshold)
+        k = max(1, math.ceil(self.percentile / 100.0 * n))
+        ctx.clip_to(ordered[k - 1] if k <= len(ordered) else math.inf)
 
     def __call__(self, ctx: GradContext) -> None:
-        device = ctx.raw_norm.device
-        if self.history.device != device:
-            self.history, self.count = self.history.to(device), self.count.to(device)
+        self._device_state(ctx.raw_norm.device)
         record_norm_(self.history, self.count, ctx.norm)
         self.calls += 1
         ctx.clip_to(percentile_threshold(self.history, self.percentile, self.calls))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"percentile": self.percentile, "history": self.history.clone(), "count": self.count.clone(),
-                "calls": self.calls}
+        if self._ring is not None:
+            history = torch.tensor(self._ring, dtype=torch.float64)  # float64: a resume is exact
+            count = torch.tensor(self._n, dtype=torch.int64)
+        else:
+            history, count = self.history.clone(), self.count.clone()
+        return {"percentile": self.percentile, "history": history, "count": count, "calls": self.calls}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.percentile = float(state["percentile"])
-        self.history = state["history"].clone().to(self.history.device)
-        self.count = state["count"].clone().to(self.history.device)
+        self._ring = None
+        self.history = state["history"].clone()
+        self.count = state["count"].clone()
         self.calls = int(state.get("calls", int(self.count)))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from trainground.gradients.context import GradContext
+from trainground.gradients.context import GradContext, HostContext, ScalarState
 
 
 def secant_ratio(descent: Tensor, curvature: Tensor) -> Tensor:
@@ -26,18 +27,33 @@ def secant_ratio(descent: Tensor, curvature: Tensor) -> Tensor:
 
 
 def trust_scale_update(scale: Tensor, rho: Tensor, *, target: float, grow: float, min_factor: float,
-                       min_scale: float) -> Tensor:
+                       min_scale: float, power: int = 1) -> Tensor:
     """Next trust scale: ``scale * clamp(target / rho, min_factor, grow)``, clamped to ``[min_scale, 1]``.
 
     A step longer than ``target`` times the 1-D minimiser shrinks the next ones in proportion
     (at most by ``min_factor`` per step); shorter steps let the scale grow back by ``grow`` per
     step, never above 1 (the optimizer's own step size is a ceiling, never exceeded).
+    ``power``: steps this update stands for (a secant measured every ``power`` steps).
     """
     factor = torch.where(rho > 0, target / rho.clamp_min(1e-12), torch.full_like(rho, grow))
-    return (scale * factor.clamp(min_factor, grow)).clamp(min_scale, 1.0)
+    return (scale * factor.clamp(min_factor, grow) ** power).clamp(min_scale, 1.0)
 
 
-class SecantTrustRegion:
+def secant_ratio_host(descent: float, curvature: float) -> float:
+    """:func:`secant_ratio` in floats."""
+    if descent > 0:
+        return curvature / descent
+    return math.inf if curvature > 0 else -math.inf
+
+
+def trust_scale_update_host(scale: float, rho: float, *, target: float, grow: float, min_factor: float,
+                            min_scale: float, power: int = 1) -> float:
+    """:func:`trust_scale_update` in floats."""
+    factor = target / max(rho, 1e-12) if rho > 0 else grow
+    return min(max(scale * min(max(factor, min_factor), grow) ** power, min_scale), 1.0)
+
+
+class SecantTrustRegion(ScalarState):
     """Put it after ``SpikeSkip`` in a chain: a step marked for skipping does not feed it.
 
     Scale the optimizer's update by ``s`` in (0, 1], with ``s`` steered by a secant curvature estimate.
@@ -55,8 +71,9 @@ class SecantTrustRegion:
     regrows by ``grow`` per step up to 1. Pure noise gives ``rho ~ 1`` and the stationary phase
     of SGD slightly more (successive gradients anti-correlate), so with ``target = 1`` the scale
     decays slowly late in training, like an lr schedule. It is a clip of the *update*: on Adam, where a gradient
-    clip cancels out (the update is scale-invariant), it still bounds the step. Cost: two dot
-    products on the flat gradient plus the Guard's copy/lerp of the parameters.
+    clip cancels out (the update is scale-invariant), it still bounds the step. Cost per
+    measured step: two dot products (gradient . update) plus the Guard's copy and difference
+    of the parameters (on a CPU the scale itself is applied through the lr, no extra pass).
 
     The secant uses gradients of different mini-batches, so it measures the curvature plus the
     noise; the EMA averages the noise out of both terms before their ratio is taken.
@@ -67,6 +84,12 @@ class SecantTrustRegion:
         grow: largest per-step growth of the scale.
         min_factor: largest per-step shrink (0.1: ten times smaller at most).
         min_scale: floor of the scale.
+        every: measure the secant on every ``every``-th step only (the measurement costs the
+            Guard a copy and a difference of the weights plus two dot products; on a CPU these
+            passes are most of the trust region's cost). The EMAs then decay by ``beta**every``
+            and the scale moves by the per-step factor to the power ``every`` per measurement,
+            so the time constants stay those of ``every = 1``; the applied scale is still used
+            on every step.
 
     References:
         Secant (quasi-Newton) curvature along the step: Barzilai, Borwein. Two-point step size
@@ -76,8 +99,12 @@ class SecantTrustRegion:
     """
 
     def __init__(self, target: float = 1.0, beta: float = 0.9, grow: float = 1.02, min_factor: float = 0.1,
-                 min_scale: float = 1e-4) -> None:
+                 min_scale: float = 1e-4, every: int = 1) -> None:
         self.target, self.beta, self.grow, self.min_factor, self.min_scale = target, beta, grow, min_factor, min_scale
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.every = int(every)
+        self.tick = 0  # steps seen (host counter): a step with tick % every == 0 measures
         self.scale = torch.ones(())
         self.descent = torch.zeros(())  # EMA of D
         self.curvature = torch.zeros(())  # EMA of C
@@ -85,10 +112,40 @@ class SecantTrustRegion:
         self.rho = torch.zeros(())
         self.neg_update: Tensor | None = None  # -u_t (flat), owned by the Guard
 
+    _fields: ClassVar[dict[str, torch.dtype]] = {name: torch.float32 for name in ("scale", "descent", "curvature", "last_descent", "rho")}
+
     def _to(self, device: torch.device) -> None:
-        if self.scale.device != device:
-            for name in ("scale", "descent", "curvature", "last_descent", "rho"):
-                setattr(self, name, getattr(self, name).to(device))
+        self._device_state(device)
+
+    def measures(self) -> bool:
+        """Whether the coming step's update is measured (the Guard then keeps ``-u`` for the secant)."""
+        return self.tick % self.every == 0
+
+    def scale_tensor(self) -> Tensor:
+        """The current trust scale as a CPU tensor (snapshots)."""
+        return self._state_tensor("scale")
+
+    def set_scale(self, scale: Tensor) -> None:
+        self.scale = float(scale) if self._on_host else scale.to(self.scale.device, self.scale.dtype)
+
+    def host(self, ctx: HostContext) -> None:
+        """The same trust region in floats (the Guard's CPU path): one dot product, one read."""
+        if ctx.flat is None and ctx.update_views is None:
+            return  # parameters of mixed dtype/device: no update buffer, no secant
+        self._host_state()
+        if self.neg_update is not None and ctx.keep > 0:  # a skipped step cannot be valid: no dot
+            along = -ctx.dot(self.neg_update) * ctx.base_scale
+            curvature = along + self.last_descent
+            if math.isfinite(curvature) and self.last_descent != 0:
+                b = self.beta ** self.every
+                self.curvature = b * self.curvature + (1 - b) * curvature
+                self.descent = b * self.descent + (1 - b) * self.last_descent
+                self.scale = trust_scale_update_host(
+                    self.scale, secant_ratio_host(self.descent, self.curvature), target=self.target,
+                    grow=self.grow, min_factor=self.min_factor, min_scale=self.min_scale, power=self.every)
+        if self.neg_update is not None:
+            self.rho = secant_ratio_host(self.descent, self.curvature)
+        ctx.update_scale = ctx.update_scale * self.scale
 
     def __call__(self, ctx: GradContext) -> None:
         if ctx.flat is None:
@@ -102,17 +159,34 @@ class SecantTrustRegion:
             # A step already marked for skipping (spike, NaN) says nothing about the curvature:
             # a poisoned batch's gradient must not shrink the trust region for the healthy steps.
             valid = torch.isfinite(curvature) & (self.last_descent != 0) & (ctx.keep > 0)
-            b = self.beta
+            b = self.beta ** self.every
             self.curvature = torch.where(valid, b * self.curvature + (1 - b) * curvature, self.curvature)
             self.descent = torch.where(valid, b * self.descent + (1 - b) * self.last_descent, self.descent)
             self.rho = secant_ratio(self.descent, self.curvature)
             new = trust_scale_update(self.scale, self.rho, target=self.target, grow=self.grow,
-                                     min_factor=self.min_factor, min_scale=self.min_scale)
+                                     min_factor=self.min_factor, min_scale=self.min_scale, power=self.every)
             self.scale = torch.where(valid, new, self.scale)
         ctx.update_scale = ctx.update_scale * self.scale
 
-    def after_step(self, ctx: GradContext, neg_update: Tensor) -> None:
-        """Record ``D_t = -<g_t, u_t>`` with the raw gradient; ``neg_update`` is ``-u_t``."""
+    def after_step(self, ctx: GradContext | HostContext, neg_update: Tensor) -> None:
+        """Record ``D_t = -<g_t, u_t>`` with the raw gradient; ``neg_update`` is ``-u_t``.
+
+        On a step that is not measured (``every > 1``) nothing is recorded and the next step
+        takes no secant.
+        """
+        measured = self.measures()
+        self.tick += 1
+        if not measured:
+            self.neg_update = None
+            self.last_descent = 0.0 if self._on_host else torch.zeros_like(self.last_descent)
+            return
+        if isinstance(ctx, HostContext):
+            raw = 0.0
+            if ctx.keep > 0:
+                raw = ctx.dot(neg_update) * ctx.base_scale / max(ctx.applied_scale, 1e-30)
+            self.last_descent = raw if math.isfinite(raw) else 0.0
+            self.neg_update = neg_update
+            return
         assert ctx.flat is not None
         raw = torch.dot(ctx.flat, neg_update) * ctx.base_scale / ctx.applied_scale.clamp_min(1e-30)
         self.last_descent = torch.where(torch.isfinite(raw) & (ctx.keep > 0), raw, torch.zeros_like(raw))
@@ -121,27 +195,25 @@ class SecantTrustRegion:
     def reset_direction(self) -> None:
         """Forget the last update (after a rollback the parameters jumped; no secant across it)."""
         self.neg_update = None
-        self.last_descent = torch.zeros_like(self.last_descent)
+        self.last_descent = 0.0 if self._on_host else torch.zeros_like(self.last_descent)
 
     def reset_statistics(self) -> None:
         """Forget the direction and the EMAs (after a rollback to an earlier state)."""
         self.reset_direction()
-        self.descent = torch.zeros_like(self.descent)
-        self.curvature = torch.zeros_like(self.curvature)
-        self.rho = torch.zeros_like(self.rho)
+        for name in ("descent", "curvature", "rho"):
+            setattr(self, name, 0.0 if self._on_host else torch.zeros_like(getattr(self, name)))
 
     def state_dict(self) -> dict[str, Any]:
         return {"target": self.target, "beta": self.beta, "grow": self.grow, "min_factor": self.min_factor,
-                "min_scale": self.min_scale, "scale": self.scale.clone(), "descent": self.descent.clone(),
-                "curvature": self.curvature.clone(), "last_descent": self.last_descent.clone(),
-                "rho": self.rho.clone(),
+                "every": self.every, "tick": self.tick,
+                "min_scale": self.min_scale, **{name: self._state_tensor(name) for name in self._fields},
                 # Saved so a resumed run computes the same secant as an uninterrupted one.
                 "neg_update": None if self.neg_update is None else self.neg_update.detach().cpu().clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key in ("target", "beta", "grow", "min_factor", "min_scale"):
             setattr(self, key, float(state[key]))
-        for key in ("scale", "descent", "curvature", "last_descent", "rho"):
-            setattr(self, key, state[key].clone())
+        self.every, self.tick = int(state.get("every", 1)), int(state.get("tick", 0))
+        self._load_tensors(state)
         saved = state.get("neg_update")
         self.neg_update = None if saved is None else saved.clone()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from trainground.gradients.context import GradContext
-from trainground.gradients.zscore import ema_update_
+from trainground.gradients.context import GradContext, HostContext, ScalarState
+from trainground.gradients.zscore import ema_update_, ema_update_host
 
 
 def spike_keep(value: Tensor, mean: Tensor, var: Tensor, count: Tensor, *, z_skip: float, warmup: int) -> Tensor:
@@ -26,7 +27,16 @@ def spike_keep(value: Tensor, mean: Tensor, var: Tensor, count: Tensor, *, z_ski
     return ok.to(torch.float32)
 
 
-class SpikeSkip:
+def spike_keep_host(value: float, mean: float, var: float, count: int, *, z_skip: float, warmup: int) -> bool:
+    """:func:`spike_keep` for one Python float (the Guard's CPU path): True to keep the step."""
+    if not math.isfinite(value):
+        return False
+    logv = math.log(max(value, 1e-30))
+    std = max(math.sqrt(max(var, 0.0)), 0.25)
+    return logv - mean <= z_skip * std or count < warmup
+
+
+class SpikeSkip(ScalarState):
     """Skip the step (multiplier 0) when the norm or the loss is a spike in log space.
 
     Statistics are EMAs of log-norm and log-loss fed only by steps that were taken, so a spike
@@ -49,10 +59,30 @@ class SpikeSkip:
         self.streak = torch.zeros((), dtype=torch.int64)
         self.skipped = torch.zeros((), dtype=torch.int64)
 
+    _fields: ClassVar[dict[str, torch.dtype]] = {"stats": torch.float32, "count": torch.int64, "streak": torch.int64, "skipped": torch.int64}
+
     def _to(self, device: torch.device) -> None:
-        if self.stats.device != device:
-            for name in ("stats", "count", "streak", "skipped"):
-                setattr(self, name, getattr(self, name).to(device))
+        self._device_state(device)
+
+    def reset_streak(self) -> None:
+        """Forget the current run of skipped steps (after a rollback)."""
+        self.streak = 0 if self._on_host else torch.zeros_like(self.streak)
+
+    def host(self, ctx: HostContext) -> None:
+        """The same test in floats (the Guard's CPU path; no tensor op)."""
+        self._host_state()
+        values = [ctx.norm] + ([ctx.loss] if self.watch_loss and ctx.loss is not None else [])
+        keep = all(spike_keep_host(v, self.stats[i][0], self.stats[i][1], self.count[i], z_skip=self.z_skip,
+                                   warmup=self.warmup) for i, v in enumerate(values))
+        if keep:  # a skipped step does not feed the statistics
+            for i, v in enumerate(values):
+                ema_update_host(self.stats[i], self.count, i, math.log(max(v, 1e-30)), alpha=self.alpha,
+                                warmup=self.warmup)
+            self.streak = 0
+        else:
+            self.streak += 1
+            self.skipped += 1
+            ctx.keep = 0.0
 
     def __call__(self, ctx: GradContext) -> None:
         self._to(ctx.raw_norm.device)
@@ -73,11 +103,9 @@ class SpikeSkip:
 
     def state_dict(self) -> dict[str, Any]:
         return {"z_skip": self.z_skip, "alpha": self.alpha, "warmup": self.warmup, "watch_loss": self.watch_loss,
-                "stats": self.stats.clone(), "count": self.count.clone(), "streak": self.streak.clone(),
-                "skipped": self.skipped.clone()}
+                **{name: self._state_tensor(name) for name in self._fields}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.z_skip, self.alpha = float(state["z_skip"]), float(state["alpha"])
         self.warmup, self.watch_loss = int(state["warmup"]), bool(state["watch_loss"])
-        for name in ("stats", "count", "streak", "skipped"):
-            setattr(self, name, state[name].clone())
+        self._load_tensors(state)

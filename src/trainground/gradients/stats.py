@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainground.gradients.context import GradContext
+from trainground.gradients.context import GradContext, HostContext
 
 
 def layer_norms(grads: list[Tensor]) -> Tensor:
@@ -39,6 +39,14 @@ class GradientStats:
         self.steps = self.steps + 1
         self.clipped = self.clipped + clipped
         self.last = {"grad_norm": ctx.norm, "clip_threshold": ctx.threshold}
+        if self.per_layer:
+            self.last["layer_norms"] = layer_norms(ctx.grads) * ctx.scale
+
+    def host(self, ctx: HostContext) -> None:
+        """The Guard's CPU path: the same figures (counters stay tensors: two tiny ops)."""
+        self.steps = self.steps + 1
+        self.clipped = self.clipped + int(ctx.scale < ctx.base_scale)
+        self.last = {"grad_norm": torch.tensor(ctx.norm), "clip_threshold": torch.tensor(ctx.threshold)}
         if self.per_layer:
             self.last["layer_norms"] = layer_norms(ctx.grads) * ctx.scale
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from trainground.gradients.context import GradContext, global_norm
+from trainground.gradients.context import (
+    GradContext,
+    HostContext,
+    ScalarState,
+    global_norm,
+)
 
 
 def zscore_threshold(mean: Tensor, var: Tensor, norm: Tensor, *, z_thresh: float) -> Tensor:
@@ -40,6 +46,30 @@ def ema_update_(mean: Tensor, var: Tensor, count: Tensor, value: Tensor, *, alph
     count.add_(finite.to(count.dtype))
 
 
+def ema_update_host(stats: list[float], counts: list[int], i: int, value: float, *, alpha: float,
+                    warmup: int) -> None:
+    """:func:`ema_update_` in floats: ``stats = [mean, var]`` and ``counts[i]`` updated in place
+    (a non-finite ``value`` is ignored)."""
+    if not math.isfinite(value):
+        return
+    mean, var = stats
+    n = counts[i] + 1
+    weight = 1.0 / n if n <= warmup else 1.0 - alpha
+    delta = value - mean
+    stats[0] = mean + weight * delta
+    stats[1] = (1 - weight) * (var + weight * delta * delta)
+    counts[i] = n
+
+
+def zscore_threshold_host(mean: float, var: float, norm: float, *, z_thresh: float) -> float:
+    """:func:`zscore_threshold` in floats."""
+    std = math.sqrt(max(var, 0.0))
+    z = (norm - mean) / (std + 1e-12)
+    if not z > z_thresh:
+        return math.inf
+    return mean + (z_thresh / max(z, 1e-12)) * z_thresh * std
+
+
 def zscore_clip_(
     grads: list[Tensor], mean: Tensor, var: Tensor, count: Tensor, *,
     alpha: float = 0.97, z_thresh: float = 2.5, warmup: int = 25,
@@ -61,7 +91,7 @@ def zscore_clip_(
     return threshold
 
 
-class ZScoreClip:
+class ZScoreClip(ScalarState):
     """ZClip: EMA mean/variance of the global norm; an outlier norm is clipped back towards the mean.
 
     The EMA is fed the clipped norm, so a spike does not inflate the statistics it is judged by;
@@ -81,10 +111,24 @@ class ZScoreClip:
         self.var = torch.zeros((), dtype=torch.float32)
         self.count = torch.zeros((), dtype=torch.int64)
 
+    _fields: ClassVar[dict[str, torch.dtype]] = {"mean": torch.float32, "var": torch.float32, "count": torch.int64}
+
+    def host(self, ctx: HostContext) -> None:
+        """The same clip in floats (the Guard's CPU path)."""
+        self._host_state()
+        norm = ctx.norm
+        threshold = math.inf
+        if self.count >= self.warmup:
+            threshold = zscore_threshold_host(self.mean, self.var, norm, z_thresh=self.z_thresh)
+        if self.max_norm is not None:
+            threshold = min(threshold, self.max_norm)
+        ctx.clip_to(threshold)
+        stats, counts = [self.mean, self.var], [self.count]
+        ema_update_host(stats, counts, 0, min(norm, threshold), alpha=self.alpha, warmup=self.warmup)
+        self.mean, self.var, self.count = stats[0], stats[1], counts[0]
+
     def __call__(self, ctx: GradContext) -> None:
-        device = ctx.raw_norm.device
-        if self.mean.device != device:
-            self.mean, self.var, self.count = self.mean.to(device), self.var.to(device), self.count.to(device)
+        self._device_state(ctx.raw_norm.device)
         norm = ctx.norm
         threshold = torch.where(self.count >= self.warmup,
                                 zscore_threshold(self.mean, self.var, norm, z_thresh=self.z_thresh),
@@ -97,11 +141,9 @@ class ZScoreClip:
 
     def state_dict(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "z_thresh": self.z_thresh, "warmup": self.warmup, "max_norm": self.max_norm,
-                "mean": self.mean.clone(), "var": self.var.clone(), "count": self.count.clone()}
+                **{name: self._state_tensor(name) for name in self._fields}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.alpha, self.z_thresh = float(state["alpha"]), float(state["z_thresh"])
         self.warmup, self.max_norm = int(state["warmup"]), state["max_norm"]
-        device = self.mean.device
-        self.mean, self.var = state["mean"].clone().to(device), state["var"].clone().to(device)
-        self.count = state["count"].clone().to(device)
+        self._load_tensors(state)
