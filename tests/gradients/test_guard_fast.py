@@ -81,7 +81,8 @@ def test_the_host_path_agrees_with_the_tensor_path(opt_cls, lr, accumulation, fl
     # flat=False: tensors count as large, so K=1 keeps autograd's gradients (per-tensor dots).
     monkeypatch.setattr(guard_module, "_SMALL_TENSOR", 1 << 16 if flat else 0)
     batches = _batches(40, poison_at=25)
-    config = GuardConfig(accumulation=accumulation, check_every=5)
+    # The loss gate off: the trust region must act here whatever the loss does (this compares paths).
+    config = GuardConfig(accumulation=accumulation, check_every=5, trust_loss_gate=False)
     host_model, host_guard, host_skips = _run(config, opt_cls, lr, tensor_path=False, batches=batches)
     dev_model, dev_guard, dev_skips = _run(config, opt_cls, lr, tensor_path=True, batches=batches)
     assert (host_guard._flat is not None) == flat

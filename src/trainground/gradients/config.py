@@ -55,6 +55,10 @@ class GuardConfig:
     # a copy and a difference of the weights plus two dot products (memory passes, most of the
     # trust region's cost on a CPU); the EMAs and the scale keep their time constants in steps.
     trust_every: int = 1
+    # Let the trust region shrink the step only while the loss is not improving (short loss EMA
+    # above the long one). Without it, momentum's ordinary overshoot (rho > 1) shrank healthy
+    # runs' steps ~1e5-fold (mnist1d: 48-51 % validation accuracy instead of 62-65 %).
+    trust_loss_gate: bool = True
     # Consecutive skipped steps that make a spike "persistent": roll back to the last good state.
     rollback_after: int = 3
     # Each rollback multiplies the trust scale of the restored state by this (it compounds, so
@@ -77,5 +81,6 @@ class GuardConfig:
         if self.zscore is not None:
             steps.append(ZScoreClip(z_thresh=self.zscore))
         if self.trust_region:
-            steps.append(SecantTrustRegion(target=self.trust_target, every=self.trust_every))
+            steps.append(SecantTrustRegion(target=self.trust_target, every=self.trust_every,
+                                           loss_gate=self.trust_loss_gate))
         return Chain(steps)

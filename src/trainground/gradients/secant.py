@@ -26,7 +26,7 @@ def secant_ratio(descent: Tensor, curvature: Tensor) -> Tensor:
     return torch.where(descent > 0, ratio, torch.where(curvature > 0, float("inf"), float("-inf")))
 
 
-def trust_scale_update(scale: Tensor, rho: Tensor, *, target: float, grow: float, min_factor: float,
+def trust_scale_update(scale: Tensor, rho: Tensor, *, target: float, grow: float, min_factor: float | Tensor,
                        min_scale: float, power: int = 1) -> Tensor:
     """Next trust scale: ``scale * clamp(target / rho, min_factor, grow)``, clamped to ``[min_scale, 1]``.
 
@@ -36,7 +36,11 @@ def trust_scale_update(scale: Tensor, rho: Tensor, *, target: float, grow: float
     ``power``: steps this update stands for (a secant measured every ``power`` steps).
     """
     factor = torch.where(rho > 0, target / rho.clamp_min(1e-12), torch.full_like(rho, grow))
-    return (scale * factor.clamp(min_factor, grow) ** power).clamp(min_scale, 1.0)
+    if isinstance(min_factor, Tensor):  # clamp takes both bounds as tensors or both as numbers
+        factor = torch.maximum(factor, min_factor.to(factor.dtype)).clamp_max(grow)
+    else:
+        factor = factor.clamp(min_factor, grow)
+    return (scale * factor ** power).clamp(min_scale, 1.0)
 
 
 def secant_ratio_host(descent: float, curvature: float) -> float:
@@ -78,12 +82,25 @@ class SecantTrustRegion(ScalarState):
     The secant uses gradients of different mini-batches, so it measures the curvature plus the
     noise; the EMA averages the noise out of both terms before their ratio is taken.
 
+    Loss gate (``loss_gate=True``, the default). Momentum methods overshoot the 1-D minimiser
+    along their update as a matter of course (heavy-ball dynamics bounce across valleys), so
+    ``rho > 1`` also holds in healthy training; without the gate the scale decayed to ~1e-5
+    on mnist1d (SGD 0.05 momentum 0.9 and Adam 1e-3: 20-epoch validation accuracy 48 % and
+    51 % against 62 % without the trust region). An overshoot only needs damping when it
+    costs progress, so the scale may shrink only while the loss is not improving: while the
+    loss's short EMA (horizon ~10 steps) is below its long EMA (~100 steps) the scale holds
+    or grows. A diverging or stalled run (the regime of benchmark C's large learning rates)
+    has a rising or flat loss and is damped as before. The two horizons are a conventional
+    1:10 pair, not tuned. With the gate: mnist1d 65 % (SGD) and 62 % (Adam); benchmark C
+    still 0 diverged / 0 failed in both sweeps (SGD median 96.9 instead of 97.1).
+
     Args:
         target: the largest tolerated ``rho`` (1.0: on average no further than the 1-D minimiser).
         beta: EMA decay of ``C`` and ``D``.
         grow: largest per-step growth of the scale.
         min_factor: largest per-step shrink (0.1: ten times smaller at most).
         min_scale: floor of the scale.
+        loss_gate: shrink only while the loss is not improving (see above).
         every: measure the secant on every ``every``-th step only (the measurement costs the
             Guard a copy and a difference of the weights plus two dot products; on a CPU these
             passes are most of the trust region's cost). The EMAs then decay by ``beta**every``
@@ -99,8 +116,14 @@ class SecantTrustRegion(ScalarState):
     """
 
     def __init__(self, target: float = 1.0, beta: float = 0.9, grow: float = 1.02, min_factor: float = 0.1,
-                 min_scale: float = 1e-4, every: int = 1) -> None:
+                 min_scale: float = 1e-4, every: int = 1, loss_gate: bool = True) -> None:
         self.target, self.beta, self.grow, self.min_factor, self.min_scale = target, beta, grow, min_factor, min_scale
+        self.loss_gate = loss_gate
+        # Loss EMAs of two horizons (bias-corrected by their weight sums): the gate's trend.
+        self.loss_fast = torch.zeros(())
+        self.loss_slow = torch.zeros(())
+        self.loss_weight_fast = torch.zeros(())
+        self.loss_weight_slow = torch.zeros(())
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.every = int(every)
@@ -112,7 +135,43 @@ class SecantTrustRegion(ScalarState):
         self.rho = torch.zeros(())
         self.neg_update: Tensor | None = None  # -u_t (flat), owned by the Guard
 
-    _fields: ClassVar[dict[str, torch.dtype]] = {name: torch.float32 for name in ("scale", "descent", "curvature", "last_descent", "rho")}
+    _fields: ClassVar[dict[str, torch.dtype]] = {
+        name: torch.float32 for name in (
+            "scale", "descent", "curvature", "last_descent", "rho",
+            "loss_fast", "loss_slow", "loss_weight_fast", "loss_weight_slow",
+        )
+    }
+    # Horizons (steps) of the gate's loss averages: a short one against a ten times longer one.
+    FAST, SLOW = 0.9, 0.99
+
+    def _min_factor_host(self, loss: float | None) -> float:
+        """Shrinking is allowed only while the loss is not improving (see the class docstring)."""
+        if not self.loss_gate or loss is None:
+            return self.min_factor
+        if math.isfinite(loss):  # a non-finite loss never enters the averages
+            self.loss_fast = self.FAST * self.loss_fast + (1 - self.FAST) * loss
+            self.loss_slow = self.SLOW * self.loss_slow + (1 - self.SLOW) * loss
+            self.loss_weight_fast = self.FAST * self.loss_weight_fast + (1 - self.FAST)
+            self.loss_weight_slow = self.SLOW * self.loss_weight_slow + (1 - self.SLOW)
+        if self.loss_weight_fast == 0:
+            return self.min_factor
+        improving = self.loss_fast / self.loss_weight_fast < self.loss_slow / self.loss_weight_slow
+        return 1.0 if improving else self.min_factor
+
+    def _min_factor_tensor(self, loss: Tensor | None, valid: Tensor) -> Tensor | float:
+        """:meth:`_min_factor_host` on the device (the EMAs move only on valid steps)."""
+        if not self.loss_gate or loss is None:
+            return self.min_factor
+        loss = loss.to(self.loss_fast.device, self.loss_fast.dtype)
+        ok = valid & torch.isfinite(loss)
+        loss = torch.where(ok, loss, torch.zeros_like(loss))
+        for name, b in (("fast", self.FAST), ("slow", self.SLOW)):
+            ema, weight = getattr(self, f"loss_{name}"), getattr(self, f"loss_weight_{name}")
+            setattr(self, f"loss_{name}", torch.where(ok, b * ema + (1 - b) * loss, ema))
+            setattr(self, f"loss_weight_{name}", torch.where(ok, b * weight + (1 - b), weight))
+        improving = self.loss_fast / self.loss_weight_fast.clamp_min(1e-12) < (
+            self.loss_slow / self.loss_weight_slow.clamp_min(1e-12))
+        return torch.where(improving, torch.ones_like(self.scale), torch.full_like(self.scale, self.min_factor))
 
     def _to(self, device: torch.device) -> None:
         self._device_state(device)
@@ -142,7 +201,8 @@ class SecantTrustRegion(ScalarState):
                 self.descent = b * self.descent + (1 - b) * self.last_descent
                 self.scale = trust_scale_update_host(
                     self.scale, secant_ratio_host(self.descent, self.curvature), target=self.target,
-                    grow=self.grow, min_factor=self.min_factor, min_scale=self.min_scale, power=self.every)
+                    grow=self.grow, min_factor=self._min_factor_host(ctx.loss), min_scale=self.min_scale,
+                    power=self.every)
         if self.neg_update is not None:
             self.rho = secant_ratio_host(self.descent, self.curvature)
         ctx.update_scale = ctx.update_scale * self.scale
@@ -164,7 +224,8 @@ class SecantTrustRegion(ScalarState):
             self.descent = torch.where(valid, b * self.descent + (1 - b) * self.last_descent, self.descent)
             self.rho = secant_ratio(self.descent, self.curvature)
             new = trust_scale_update(self.scale, self.rho, target=self.target, grow=self.grow,
-                                     min_factor=self.min_factor, min_scale=self.min_scale, power=self.every)
+                                     min_factor=self._min_factor_tensor(ctx.loss, valid), min_scale=self.min_scale,
+                                     power=self.every)
             self.scale = torch.where(valid, new, self.scale)
         ctx.update_scale = ctx.update_scale * self.scale
 
@@ -205,7 +266,7 @@ class SecantTrustRegion(ScalarState):
 
     def state_dict(self) -> dict[str, Any]:
         return {"target": self.target, "beta": self.beta, "grow": self.grow, "min_factor": self.min_factor,
-                "every": self.every, "tick": self.tick,
+                "every": self.every, "tick": self.tick, "loss_gate": self.loss_gate,
                 "min_scale": self.min_scale, **{name: self._state_tensor(name) for name in self._fields},
                 # Saved so a resumed run computes the same secant as an uninterrupted one.
                 "neg_update": None if self.neg_update is None else self.neg_update.detach().cpu().clone()}
@@ -214,6 +275,8 @@ class SecantTrustRegion(ScalarState):
         for key in ("target", "beta", "grow", "min_factor", "min_scale"):
             setattr(self, key, float(state[key]))
         self.every, self.tick = int(state.get("every", 1)), int(state.get("tick", 0))
+        self.loss_gate = bool(state.get("loss_gate", False))
+        state = {**{name: torch.zeros(()) for name in self._fields}, **state}  # checkpoints without the gate
         self._load_tensors(state)
         saved = state.get("neg_update")
         self.neg_update = None if saved is None else saved.clone()

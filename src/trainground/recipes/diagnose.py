@@ -64,12 +64,6 @@ from trainground.monitors.samples import SampleRecorder
 # patience; past it the validation loss on noisy labels only rises as the model memorises.
 PATIENCE = 5
 _DEFAULT_TRAINING_CHECKS = DiagnosisConfig()
-# The Guard for diagnosis keeps spike skip and adaptive clipping but not the curvature trust
-# region: the early-learning window needs the optimizer's own step sizes, and the trust
-# region damps them like an lr decay, so the validation minimum that marks the onset of
-# memorisation comes late or never (mnist1d, development noise seed 7: 40 epochs without an
-# early stop, label-issue F1 0.53 against 0.60 without it; digits unchanged).
-DIAGNOSIS_GUARD = GuardConfig(trust_region=False)
 
 
 @dataclass
@@ -133,14 +127,13 @@ def diagnose_dataset(
             representation monitors, the training checks and the train/validation shift
             check) that watches the first pass; None: samples and dataset only (what
             :func:`find_sample_issues` does).
-        guard: the Guard's options for both passes (:data:`DIAGNOSIS_GUARD` when None).
+        guard: the Guard's options for both passes (``GuardConfig()`` when None).
 
     Returns:
         The :class:`Diagnosis`.
     """
     started = time.perf_counter()
     config = fit_config or FitConfig()
-    guard = guard or DIAGNOSIS_GUARD
     _validate(data, config)
     run = None if run_dir is None else (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir))
     train_pos, val_pos = stratified_split(data.labels.numpy(), fraction=config.val_fraction, seed=config.seed)
