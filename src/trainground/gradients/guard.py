@@ -498,7 +498,9 @@ class Guard:
         so far in this window (their count, times the AMP loss scale). Between ``backward`` and
         ``step``, divide gradient norms by it to read them at true scale."""
         scale = self.scaler.get_scale() if self.scaler is not None else 1.0
-        return self._samples * scale
+        # grads * grad_factor is the window's sum of batch_size * mean gradient (grad_factor is
+        # the batch size on the direct K = 1 path, 1 once gradients are accumulated as sums).
+        return self._samples * scale / self._grad_factor
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that changes the trajectory: chain statistics, K, noise scale, scaler, window."""
