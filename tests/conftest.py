@@ -11,6 +11,24 @@ import torch
 from sklearn.datasets import load_digits, load_iris
 
 from trainground.data import IndexedDataset, LabelEncoder
+from trainground.engine import Callback
+
+
+class CrashAt(Callback):
+    """Interrupts a run after optimizer step ``step`` (a crash, as far as fit can tell)."""
+
+    def __init__(self, step: int, error: type[BaseException] = KeyboardInterrupt) -> None:
+        self.step, self.error = step, error
+
+    def on_batch_end(self, state) -> None:
+        if state.step == self.step:
+            raise self.error("crash")
+
+
+@pytest.fixture
+def crash_at():
+    """``crash_at(step)``: a callback that interrupts fit after that step."""
+    return CrashAt
 
 
 @pytest.fixture(autouse=True)

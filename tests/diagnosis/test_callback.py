@@ -10,10 +10,15 @@ import torch
 from typer.testing import CliRunner
 
 from trainground.cli import app
-from trainground.diagnosis import DiagnosisCallback, DiagnosisConfig, Severity, read_findings
+from trainground.diagnosis import (
+    DiagnosisCallback,
+    DiagnosisConfig,
+    Severity,
+    read_findings,
+)
 from trainground.diagnosis.layers_file import read_layers
 from trainground.diagnosis.run_dir import diagnose_run
-from trainground.engine import Callback, FitConfig, fit
+from trainground.engine import FitConfig, fit
 from trainground.models import MLP
 
 
@@ -50,18 +55,12 @@ def test_run_dir_gets_layers_and_findings(small, tmp_path):
     assert [(f.check, f.subject, f.severity) for f in again] == [(f.check, f.subject, f.severity) for f in on_disk]
 
 
-class Crash(Callback):
-    def on_batch_end(self, state):
-        if state.step == 13:
-            raise RuntimeError("power cut")
-
-
-def test_resume_gives_the_same_layers_table(small, tmp_path):
+def test_resume_gives_the_same_layers_table(small, tmp_path, crash_at):
     whole = DiagnosisCallback(DiagnosisConfig(sample_every=2))
     fit(_model(small), small, config=_config(4), callbacks=[whole], run_dir=tmp_path / "whole")
     first = DiagnosisCallback(DiagnosisConfig(sample_every=2))
-    with pytest.raises(RuntimeError, match="power cut"):  # mid-epoch, 3 steps after the step-10 checkpoint
-        fit(_model(small), small, config=_config(4, checkpoint_every=5), callbacks=[first, Crash()],
+    with pytest.raises(RuntimeError, match="crash"):  # mid-epoch, 3 steps after the step-10 checkpoint
+        fit(_model(small), small, config=_config(4, checkpoint_every=5), callbacks=[first, crash_at(13, RuntimeError)],
             run_dir=tmp_path / "split")
     second = DiagnosisCallback(DiagnosisConfig(sample_every=2))
     fit(_model(small), small, config=_config(4, checkpoint_every=5), callbacks=[second], run_dir=tmp_path / "split",

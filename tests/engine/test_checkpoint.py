@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trainground.engine import Callback, FitConfig, fit
+from trainground.engine import FitConfig, fit
 from trainground.engine.atomic import atomic_write
 from trainground.engine.checkpoint import list_checkpoints
 from trainground.errors import RunDirError
@@ -51,20 +51,11 @@ def test_old_checkpoints_are_pruned(digits, tmp_path):
     assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step-000000011.pt", "step-000000012.pt"]
 
 
-class CrashAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_batch_end(self, state):
-        if state.step == self.step:
-            raise KeyboardInterrupt
-
-
-def test_resume_after_a_crash_mid_epoch_matches_an_uninterrupted_run(digits, tmp_path):
+def test_resume_after_a_crash_mid_epoch_matches_an_uninterrupted_run(digits, tmp_path, crash_at):
     cfg = FitConfig(epochs=3, batch_size=64, checkpoint_every=4, log_every=5, device="cpu")
     fit(_model(), digits, config=cfg, run_dir=tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):
-        fit(_model(), digits, config=cfg, run_dir=tmp_path / "b", callbacks=[CrashAt(38)])
+        fit(_model(), digits, config=cfg, run_dir=tmp_path / "b", callbacks=[crash_at(38)])
     fit(_model(), digits, config=cfg, run_dir=tmp_path / "b", resume=True)
     assert _same_weights(tmp_path / "a" / "model.safetensors", tmp_path / "b" / "model.safetensors")
     # metrics written after the last checkpoint were cut, then rewritten once

@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from trainground import Guard, GuardConfig
-from trainground.engine import Callback, FitConfig, RunConfig, fit, read_metrics
+from trainground.engine import FitConfig, RunConfig, fit, read_metrics
 from trainground.errors import ConfigError
 from trainground.gradients import read_actions
 from trainground.models import ModelConfig, build_model
@@ -62,21 +62,12 @@ def test_fit_accepts_a_ready_guard_and_accumulates(digits):
     assert guard.steps == 8
 
 
-class CrashAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_batch_end(self, state):
-        if state.step == self.step:
-            raise KeyboardInterrupt
-
-
-def test_resume_mid_accumulation_window_is_bit_identical(digits, tmp_path):
+def test_resume_mid_accumulation_window_is_bit_identical(digits, tmp_path, crash_at):
     cfg = FitConfig(epochs=2, batch_size=64, checkpoint_every=3, device="cpu", log_every=5)
     guard = GuardConfig(accumulation=2)
     fit(_model(), digits, config=cfg, run_dir=tmp_path / "a", guard=guard)
     with pytest.raises(KeyboardInterrupt):
-        fit(_model(), digits, config=cfg, run_dir=tmp_path / "b", callbacks=[CrashAt(31)], guard=guard)
+        fit(_model(), digits, config=cfg, run_dir=tmp_path / "b", callbacks=[crash_at(31)], guard=guard)
     fit(_model(), digits, config=cfg, run_dir=tmp_path / "b", resume=True, guard=guard)
     wa, wb = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
