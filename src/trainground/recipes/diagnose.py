@@ -37,6 +37,7 @@ from trainground.diagnosis import (
     run_checks,
     write_findings,
 )
+from trainground.diagnosis.callback import DATA_CHECKS
 from trainground.diagnosis.checks.label_issues import label_issue_probs
 from trainground.diagnosis.confident_learning import prune_by_noise_rate
 from trainground.diagnosis.early_learning import EarlyLearningWindow
@@ -171,10 +172,11 @@ def diagnose_dataset(
         model=result.model, pred_probs=pred_probs, embeddings=embeddings,
         extra={"early_learning_epoch": window_epoch},
     )
-    # The training checks (and the train/validation shift check) ran inside the first pass,
-    # on the monitors' evidence; the sample and dataset checks run here.
+    # The training checks and the train/validation shift check belong to the training
+    # diagnosis (it ran inside the first pass, on the monitors' evidence, with the two
+    # splits); the sample and dataset checks run here.
     names = [s.name for kind in ("samples", "dataset") for s in available_checks(kind)]  # type: ignore[arg-type]
-    names = [n for n in names if not any(n in w.check_names for w in watchers)]
+    names = [n for n in names if n not in DATA_CHECKS and not any(n in w.check_names for w in watchers)]
     # scikit-learn's BLAS/OpenMP pools would otherwise take every core: on a busy machine
     # k-means then runs 100x slower; the training's own thread count is the right share.
     with threadpool_limits(limits=torch.get_num_threads()):
