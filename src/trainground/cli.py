@@ -71,8 +71,8 @@ def fit_command(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
 ) -> None:
     """Train a model on DATA and write a run directory."""
-    from trainground.engine import ProgressBar, RunConfig, RunDir, run_fit
     from trainground.diagnosis import DiagnosisCallback, Severity, print_findings
+    from trainground.engine import ProgressBar, RunConfig, RunDir, run_fit
     from trainground.engine.run import resume_config
     from trainground.recipes.demo import print_summary
 

@@ -10,7 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from trainground.data.images import ImageSchema, load_image_folder, load_images_for_prediction
+from trainground.data.images import (
+    ImageSchema,
+    load_image_folder,
+    load_images_for_prediction,
+)
 from trainground.errors import ConfigError, DataError
 
 

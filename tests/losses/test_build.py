@@ -5,7 +5,13 @@ import torch.nn.functional as F
 
 from trainground.engine import RunConfig
 from trainground.errors import ConfigError
-from trainground.losses import FocalLoss, LossConfig, WeightedCrossEntropy, build_loss, class_weights
+from trainground.losses import (
+    FocalLoss,
+    LossConfig,
+    WeightedCrossEntropy,
+    build_loss,
+    class_weights,
+)
 
 LABELS = np.array([0] * 90 + [1] * 9 + [2])
 

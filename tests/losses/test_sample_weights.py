@@ -1,7 +1,12 @@
 import torch
 
 from trainground.engine import FitConfig, fit
-from trainground.losses import SampleWeights, WeightedCrossEntropy, loss_for_batch, weighted_cross_entropy
+from trainground.losses import (
+    SampleWeights,
+    WeightedCrossEntropy,
+    loss_for_batch,
+    weighted_cross_entropy,
+)
 
 
 def test_lookup_by_input_index_with_default():

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from trainground.errors import ConfigError
-from trainground.losses import DynamicWeightAverage, StaticWeighting, UncertaintyWeighting, dwa_weights, make_weighting
+from trainground.losses import (
+    DynamicWeightAverage,
+    StaticWeighting,
+    UncertaintyWeighting,
+    dwa_weights,
+    make_weighting,
+)
 
 
 def test_static():

@@ -3,7 +3,12 @@ import torch
 import torch.nn.functional as F
 
 from trainground.errors import ConfigError
-from trainground.losses import WeightedCrossEntropy, smooth_labels, smoothed_cross_entropy, weighted_cross_entropy
+from trainground.losses import (
+    WeightedCrossEntropy,
+    smooth_labels,
+    smoothed_cross_entropy,
+    weighted_cross_entropy,
+)
 
 
 @pytest.fixture

@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from trainground.errors import ConfigError
-from trainground.models import MLP, ModelConfig, SmallCNN, Standardize, build_model, model_from_spec
+from trainground.models import (
+    MLP,
+    ModelConfig,
+    SmallCNN,
+    Standardize,
+    build_model,
+    model_from_spec,
+)
 
 
 def test_auto_picks_mlp_for_tables_and_cnn_for_images():

@@ -7,7 +7,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainground.monitors import ActivationMonitor, activation_kind, batch_activation_stats, stat_matrix
+from trainground.monitors import (
+    ActivationMonitor,
+    activation_kind,
+    batch_activation_stats,
+    stat_matrix,
+)
 
 
 def test_activation_kinds():

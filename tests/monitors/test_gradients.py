@@ -7,7 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from trainground.monitors import GradientMonitor, layer_norms, parameter_layers, stat_matrix
+from trainground.monitors import (
+    GradientMonitor,
+    layer_norms,
+    parameter_layers,
+    stat_matrix,
+)
 
 
 def _net() -> nn.Module:
