@@ -1,0 +1,31 @@
+"""Self-repair: policies read findings and return actions; the repair loop applies them,
+records each one, retrains and keeps the best round (see ARCHITECTURE.md, ``repair/``)."""
+
+from trainground.repair.actions import (
+    DATA_ACTIONS,
+    TRAINING_ACTIONS,
+    Action,
+    ActionKind,
+)
+from trainground.repair.plan import (
+    TrainingPlan,
+    apply_training_actions,
+    model_edit,
+    plan_edit,
+    prepare_model,
+)
+from trainground.repair.policy import (
+    PolicyKind,
+    PolicySpec,
+    RepairContext,
+    available_policies,
+    get_policy,
+    register_policy,
+    run_policies,
+)
+
+__all__ = [
+    "DATA_ACTIONS", "TRAINING_ACTIONS", "Action", "ActionKind", "PolicyKind", "PolicySpec", "RepairContext",
+    "TrainingPlan", "apply_training_actions", "available_policies", "get_policy", "model_edit", "plan_edit",
+    "prepare_model", "register_policy", "run_policies",
+]

@@ -1,0 +1,1 @@
+"""Built-in repair policies, one module each; importing this package registers them."""
