@@ -105,6 +105,7 @@ def diagnose_dataset(
     model_config: ModelConfig | None = None, run_dir: RunDir | str | Path | None = None,
     extra_callbacks: Sequence[Callback] = (), patience: int | None = PATIENCE, second_pass: bool = True,
     training_checks: DiagnosisConfig | None = _DEFAULT_TRAINING_CHECKS, guard: GuardConfig | None = None,
+    val_positions: np.ndarray | None = None, loss_fn: torch.nn.Module | None = None,
 ) -> Diagnosis:
     """Train once on ``data`` while recording every sample, then run every check.
 
@@ -129,6 +130,11 @@ def diagnose_dataset(
             check) that watches the first pass; None: samples and dataset only (what
             :func:`find_sample_issues` does).
         guard: the Guard's options for both passes (``GuardConfig()`` when None).
+        val_positions: positions in ``data`` of the validation split (default: a stratified
+            ``fit_config.val_fraction`` split seeded with ``fit_config.seed``); the repair loop
+            passes its frozen split here.
+        loss_fn: the training loss of both passes (cross-entropy when None), e.g. with class
+            or per-sample weights.
 
     Returns:
         The :class:`Diagnosis`.
@@ -137,7 +143,11 @@ def diagnose_dataset(
     config = fit_config or FitConfig()
     _validate(data, config)
     run = None if run_dir is None else (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir))
-    train_pos, val_pos = stratified_split(data.labels.numpy(), fraction=config.val_fraction, seed=config.seed)
+    if val_positions is None:
+        train_pos, val_pos = stratified_split(data.labels.numpy(), fraction=config.val_fraction, seed=config.seed)
+    else:
+        val_pos = np.sort(np.asarray(val_positions, dtype=np.int64))
+        train_pos = np.setdiff1d(np.arange(len(data)), val_pos)
     train, val = data.subset(train_pos), data.subset(val_pos)
     if model is None:
         seed_everything(config.seed)
@@ -154,7 +164,8 @@ def diagnose_dataset(
             dataclasses.replace(training_checks, write_findings=False), train_data=train, val_data=val,
         ))
     callbacks = [RecordSamples(recorder, val_data=val), window, *watchers, *extra_callbacks]
-    result = fit(model, train, val_data=val, config=config, callbacks=callbacks, run_dir=run, guard=guard)
+    result = fit(model, train, val_data=val, config=config, callbacks=callbacks, run_dir=run, guard=guard,
+                 loss_fn=loss_fn)
     records = recorder.compute()
     device = next(result.model.parameters()).device
     pred_probs = window.mean_probs()
@@ -164,7 +175,7 @@ def diagnose_dataset(
     if second_pass:
         trusted = ~prune_by_noise_rate(data.labels.numpy(), label_issue_probs(data.labels.numpy(), pred_probs, embeddings))
         if not trusted.all() and trusted.sum() >= 10:
-            pred_probs, embeddings, extra_work = _second_pass(data, trusted, initial, config, patience, guard)
+            pred_probs, embeddings, extra_work = _second_pass(data, trusted, initial, config, patience, guard, loss_fn)
             work += extra_work
     predicted = predict_logits(result.model, data.features, device=device).argmax(1).numpy()
     evidence = Evidence(
@@ -206,7 +217,7 @@ def _embed(model: torch.nn.Module, data: IndexedDataset, device: torch.device) -
 
 def _second_pass(
     data: IndexedDataset, trusted: np.ndarray, initial: torch.nn.Module, config: FitConfig, patience: int | None,
-    guard: GuardConfig | None,
+    guard: GuardConfig | None, loss_fn: torch.nn.Module | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Train again, from the same initial weights, on the samples the first pass trusts.
 
@@ -229,7 +240,7 @@ def _second_pass(
     model = copy.deepcopy(initial)
     result = fit(
         model, train, val_data=val, config=config, callbacks=[RecordSamples(recorder, val_data=heldout), window],
-        guard=guard,
+        guard=guard, loss_fn=loss_fn,
     )
     device = next(result.model.parameters()).device
     work = len(train) * len(result.history)
