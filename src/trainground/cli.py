@@ -183,6 +183,37 @@ def findings_command(
                    min_severity=Severity.INFO if show_all else Severity.WARNING)
 
 
+@app.command("repair")
+@user_errors
+def repair_command(
+    data: Annotated[str, typer.Argument(help="CSV/Parquet file, image folder (one sub-folder per class) or builtin:NAME.")],
+    target: Annotated[str | None, typer.Option("--target", help="Label column of a table.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Repair folder (default: runs/repair-<data>-<time>).")] = None,
+    test: Annotated[str | None, typer.Option("--test", help="Held-out data with labels, only reported (never used to "
+                                                         "decide).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over the training data per round.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the model init, splits and batch order.")] = None,
+    rounds: Annotated[int | None, typer.Option("--rounds", min=0, help="Most repair rounds after the diagnosis.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier repair.")] = False,
+) -> None:
+    """Diagnose DATA, relabel / quarantine / reweight what is wrong, retrain, keep what helps; the input is never modified."""
+    from trainground.engine import RunConfig, RunDir
+    from trainground.recipes.repair import MAX_ROUNDS, print_repair, repair
+
+    config = RunConfig()
+    if epochs is not None:
+        config.fit.epochs = epochs
+    if seed is not None:
+        config.fit.seed = seed
+    if out is None:
+        stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
+        out = RunDir.new_path("runs", f"repair-{stem}")
+    result = repair(data, target=target, out=out, test=test, overwrite=overwrite, config=config,
+                    max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console)
+    print_repair(result, out_console)
+    # report hook: the lead adds the HTML report of the repair folder here (issue 8's renderer).
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -81,6 +81,8 @@ class Diagnosis:
     pred_probs: np.ndarray | None = field(default=None, repr=False)
     # Training samples x epochs over both passes: the compute spent, in sample presentations.
     sample_presentations: int = 0
+    # The first pass's model at its best validation loss (early stopping's pick), or None.
+    best_model: torch.nn.Module | None = field(default=None, repr=False)
 
 
 def _validate(data: IndexedDataset, config: FitConfig) -> None:
@@ -169,7 +171,8 @@ def diagnose_dataset(
     records = recorder.compute()
     device = next(result.model.parameters()).device
     pred_probs = window.mean_probs()
-    embeddings = _embed(window.model_at_best(result.model), data, device)
+    best_model = window.model_at_best(result.model)
+    embeddings = _embed(best_model, data, device)
     window_epoch = window.best_epoch
     work = len(train) * len(result.history)
     if second_pass:
@@ -203,6 +206,7 @@ def diagnose_dataset(
     return Diagnosis(
         table=table, findings=findings, fit=result, seconds=time.perf_counter() - started, run_dir=run,
         early_learning_epoch=window_epoch, skipped_checks=skipped, pred_probs=pred_probs, sample_presentations=work,
+        best_model=best_model,
     )
 
 

@@ -112,13 +112,20 @@ def apply_data_actions(state: RepairState, actions: Sequence[Action]) -> tuple[R
     return new_state, applied
 
 
-def training_view(data: IndexedDataset, state: RepairState, frozen: np.ndarray) -> tuple[IndexedDataset, np.ndarray]:
-    """The dataset a round trains and validates on, and the positions of its validation rows.
+def training_view(data: IndexedDataset, state: RepairState, frozen: np.ndarray, *, with_frozen: bool = True
+                  ) -> tuple[IndexedDataset, np.ndarray | None]:
+    """The dataset a round trains on, and the positions of its validation rows.
 
-    Rows of the frozen validation split (``frozen``, a mask over ``data``) keep their
-    original labels and are never excluded: they judge every round alike. The other rows
-    carry the repaired labels, without the excluded ones.
+    With ``with_frozen`` (round 0), the rows of the frozen validation split (``frozen``, a
+    mask over ``data``) are the validation rows, with their original labels, never
+    excluded; the other rows carry the repaired labels, excluded ones left out. Without it
+    (the repair rounds), the frozen rows are left out altogether, so no round ever trains
+    on them and they can judge every round alike; the validation positions are then None
+    (the round draws its own split from the repaired rows).
     """
+    if not with_frozen:
+        rows = np.flatnonzero(~frozen & (state.excluded == ""))
+        return data.with_labels(state.labels).subset(rows), None
     keep = frozen | (state.excluded == "")
     labels = np.where(frozen, state.original, state.labels)
     view = data.with_labels(labels).subset(np.flatnonzero(keep))

@@ -11,10 +11,17 @@ again on the repaired data, until the stopping rule says a round no longer helps
 **Selection without circularity.** Every decision (the stopping rule, the best round)
 reads the accuracy on a validation split drawn once at the start (stratified,
 ``fit.val_fraction``, seeded by ``fit.seed``) whose labels the repair never changes in
-training: its rows are diagnosed and may be repaired in the *output*, but every round
-validates on their labels as given. Relabelling validation rows to the model's own
-predictions would make the validation accuracy rise whether or not the model got better.
-Those given labels are noisy, but under class-independent noise at rate ``r`` with ``K``
+training, and on whose rows no round ever trains. Relabelling validation rows to the
+model's own predictions would make the validation accuracy rise whether or not the model
+got better. Every row is still diagnosed: round 0 validates on the frozen rows (the
+diagnosis records them in its eval passes and flags them like any other row), so their
+repairs reach the *output* (``repaired.csv``), while every round is judged on their
+labels as given. The repair rounds leave the frozen rows out and draw their own
+validation split (early stopping, the early-learning window) from the repaired rows: a
+model trained on cleaned labels and validated by loss on noisy ones would stop at once
+(confident right answers on wrongly labelled rows cost a large loss).
+
+The frozen labels are noisy, but under class-independent noise at rate ``r`` with ``K``
 classes, ``acc_noisy = acc_clean * (1 - r * K / (K - 1)) + r / (K - 1)``, an increasing
 function of the clean accuracy for ``r < (K - 1) / K``: ranking rounds by it ranks them
 by clean accuracy. Test labels are only ever reported, never read by a decision.
@@ -159,8 +166,14 @@ def repair_loop(
     frozen[val_pos] = True
     val_features, val_labels = data.features[frozen], data.labels.numpy()[frozen]
 
-    def run_round(k: int, state: RepairState, plan: TrainingPlan) -> tuple[Any, IndexedDataset, dict]:
-        view, view_val = training_view(data, state, frozen)
+    def run_round(k: int, state: RepairState, plan: TrainingPlan) -> tuple[Any, IndexedDataset, dict, torch.nn.Module]:
+        # Round 0 validates on the frozen split (its rows are diagnosed too); the repair rounds
+        # leave it out and validate (early stopping, the early-learning window) on a split of
+        # their own repaired rows, whose labels then agree in kind with the training labels.
+        view, view_val = training_view(data, state, frozen, with_frozen=k == 0)
+        if view_val is None:
+            _, view_val = stratified_split(view.labels.numpy(), fraction=plan.config.fit.val_fraction,
+                                           seed=plan.config.fit.seed)
         train_rows = np.setdiff1d(np.arange(len(view)), view_val)
         seed_everything(plan.config.fit.seed)
         model = build_model(plan.config.model, input_shape=data.input_shape, num_classes=data.num_classes,
@@ -178,7 +191,8 @@ def repair_loop(
             view, fit_config=plan.config.fit, model=model, model_config=plan.config.model, run_dir=run,
             extra_callbacks=extra_callbacks, guard=plan.config.guard, val_positions=view_val, loss_fn=loss,
         )
-        model = diagnosis.fit.model
+        # Early stopping's pick (weights at the best validation loss), chosen on validation data only.
+        model = getattr(diagnosis, "best_model", None) or diagnosis.fit.model
         metrics = {
             "round": k,
             "val_accuracy": _accuracy(model, val_features, val_labels),
@@ -189,14 +203,14 @@ def repair_loop(
             "samples": int(len(train_rows)),
             "seconds": round(time.perf_counter() - t0, 2),
         }
-        return diagnosis, view, metrics
+        return diagnosis, view, metrics, model
 
     state, plan = RepairState.initial(data), TrainingPlan(config)
     states, models, views = [state], [], []
     say = console.print if console is not None else (lambda *a, **k: None)
     say(f"[bold]round 0[/]: diagnosing {len(data)} samples ({int(frozen.sum())} held out for validation)")
-    diagnosis, view, metrics = run_round(0, state, plan)
-    rounds, models, views = [metrics], [diagnosis.fit.model], [view]
+    diagnosis, view, metrics, model = run_round(0, state, plan)
+    rounds, models, views = [metrics], [model], [view]
     say(_round_line(metrics))
     applied_all: list[tuple[int, Action]] = []
     change_log: list[dict[str, Any]] = []
@@ -221,11 +235,11 @@ def repair_loop(
                 log.append(action.record(k))
         say(f"[bold]round {k}[/]: " + ", ".join(f"{n} {a}" for a, n in
                                                 Counter(a.action for a in [*applied, *training_actions]).items()))
-        diagnosis, view, metrics = run_round(k, state, plan)
+        diagnosis, view, metrics, model = run_round(k, state, plan)
         metrics["actions"] = dict(Counter(a.action for a in [*applied, *training_actions]))
         rounds.append(metrics)
         states.append(state)
-        models.append(diagnosis.fit.model)
+        models.append(model)
         views.append(view)
         say(_round_line(metrics))
         # Stopping rule: a round must beat the best validation accuracy so far; the first
