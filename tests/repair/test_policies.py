@@ -104,3 +104,11 @@ def test_drop_duplicates_tie_is_broken_by_the_model():
     actions = get_policy("drop_duplicates").fn(
         context([0, 1], probs, [False, False], [0, 1], features=features, dup_score=np.zeros(2)))
     assert [a.target for a in actions] == [100]  # the cat copy; the model says dog
+
+
+def test_flagged_label_above_chance_is_only_down_weighted():
+    # flagged, but p(given) = 0.4 > 1/3 and no class reaches 0.5: uncertain, not wrong
+    ctx = context([0], [[0.4, 0.45, 0.15]], [True], [1])
+    assert get_policy("relabel").fn(ctx) == [] and get_policy("quarantine").fn(ctx) == []
+    (action,) = get_policy("reweight").fn(ctx)
+    assert np.isclose(action.value, 0.4 / 0.45)

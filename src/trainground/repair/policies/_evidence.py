@@ -14,8 +14,12 @@ Principles behind the thresholds (none is tuned on a benchmark):
   quarantined instead. The early-learning probabilities are the model's view before it
   memorised the noisy labels, and the suggestion came from them averaged with the
   sample's neighbours, so requiring both to name the same class is an agreement of two views.
-- *Uncertain* = not flagged, but the early-learning view prefers another class: the
-  sample is down-weighted by the likelihood ratio ``p(given) / p(most probable)``, which
+- *Wrong* = flagged and the given label's estimated probability (the check's
+  ``label_score``) is below chance, ``1 / K``: the evidence is positively against the
+  label, not merely unsure. A flagged sample that is neither relabelled nor wrong is
+  only uncertain.
+- *Uncertain* = not relabelled, not wrong, and the early-learning view prefers another
+  class (flagged or not): the sample is down-weighted by the likelihood ratio ``p(given) / p(most probable)``, which
   is 1 when the given label is the model's choice and shrinks as the evidence against it
   grows (a soft version of the flag, as in importance reweighting).
 
@@ -59,13 +63,20 @@ class LabelEvidence:
         agree = self.probs.argmax(axis=1) == self.suggested
         return self.flagged & (self.suggested != self.given) & agree & (self.suggested_prob() >= STRONG_EVIDENCE)
 
+    def wrong(self) -> np.ndarray:
+        """Flagged samples whose given label is below chance (``label_score < 1 / K``)."""
+        k = self.probs.shape[1] if self.probs is not None else int(self.given.max(initial=0)) + 1
+        return self.flagged & (self.label_score < 1.0 / max(k, 2))
+
     def uncertain_weight(self) -> np.ndarray:
-        """``p(given) / max_c p(c)`` of samples that are not flagged (1 where not uncertain)."""
+        """``p(given) / max_c p(c)`` of the uncertain samples (1 elsewhere): not relabelled, not
+        quarantined, and the early-learning view prefers another class."""
         if self.probs is None:
             return np.ones(len(self.given))
         rows = np.arange(len(self.given))
         ratio = self.probs[rows, self.given] / np.maximum(self.probs.max(axis=1), 1e-12)
-        return np.where(self.flagged, 1.0, np.clip(ratio, 0.0, 1.0))
+        decided = self.strong() | self.wrong()
+        return np.where(decided, 1.0, np.clip(ratio, 0.0, 1.0))
 
 
 def label_evidence(context: RepairContext) -> LabelEvidence | None:

@@ -11,10 +11,11 @@ from trainground.repair.policy import RepairContext, register_policy
 
 @register_policy("quarantine", kind="data")
 def quarantine(context: RepairContext) -> list[Action]:
-    """Quarantine flagged samples that the relabel policy does not relabel.
+    """Quarantine flagged samples whose label is below chance and that are not relabelled.
 
-    Confident learning says the given label is probably wrong, but no class reaches one
-    half of the probability, so any replacement would be a guess: the sample is excluded
+    Confident learning flags the label and its estimated probability is below ``1 / K``
+    (the evidence is against it), but no class reaches one half of the probability, so
+    any replacement would be a guess: the sample is excluded
     from training and listed in ``quarantined.csv`` (never silently lost). Training on
     fewer, cleaner samples is the remedy of Confident Learning ("prune, then train").
 
@@ -26,7 +27,7 @@ def quarantine(context: RepairContext) -> list[Action]:
         return []
     decode = context.data.encoder.decode
     p_best = evidence.suggested_prob()
-    doubtful = evidence.flagged & ~evidence.strong()
+    doubtful = evidence.wrong() & ~evidence.strong()
     actions = []
     for row in np.flatnonzero(doubtful):
         old = int(evidence.given[row])
