@@ -21,6 +21,7 @@ from trainground.gradients import Guard, GuardConfig
 from trainground.models import ModelConfig, build_model
 from trainground.monitors import SampleRecorder
 from trainground.recipes.diagnose import diagnose, find_sample_issues
+from trainground.recipes.repair import repair, repair_dataset
 
 __version__ = "0.1.0"
 
@@ -30,3 +31,4 @@ __all__ = [
     "TrainState", "TraingroundError", "build_model", "diagnose", "find_sample_issues", "fit", "inject_label_noise",
     "load_data", "predict", "run_fit",
 ]
+__all__ += ["repair", "repair_dataset"]

@@ -7,6 +7,8 @@ from trainground.repair.actions import (
     Action,
     ActionKind,
 )
+from trainground.repair.edits import RepairState, apply_data_actions, round_loss, training_view
+from trainground.repair.loop import RepairResult, repair_loop
 from trainground.repair.plan import (
     TrainingPlan,
     apply_training_actions,
@@ -29,3 +31,4 @@ __all__ = [
     "TrainingPlan", "apply_training_actions", "available_policies", "get_policy", "model_edit", "plan_edit",
     "prepare_model", "register_policy", "run_policies",
 ]
+__all__ += ["RepairResult", "RepairState", "apply_data_actions", "repair_loop", "round_loss", "training_view"]
