@@ -71,7 +71,7 @@ class RepairResult:
 
     Args:
         rounds: one dict per round (``metrics.json``'s ``rounds``).
-        best_round: the round with the best validation accuracy (ties: the earlier).
+        best_round: the round with the best validation accuracy (ties: the later).
         before / after: validation (and test) accuracy of round 0 and of the best round.
         stopped: why the loop stopped.
         state: the repair state of the best round (labels, exclusions, weights).
@@ -242,13 +242,17 @@ def repair_loop(
         models.append(model)
         views.append(view)
         say(_round_line(metrics))
-        # Stopping rule: a round must beat the best validation accuracy so far; the first
-        # that does not ends the loop (it and later rounds would build on a worse model).
-        if metrics["val_accuracy"] > rounds[best]["val_accuracy"]:
+        # Stopping rule. A round at least as good as the best so far is kept: on a tie the
+        # validation split gives no evidence either way, and the repaired labels are what
+        # the diagnosis supports (with ~150 validation rows, ties are common). The loop goes
+        # on only while rounds strictly improve; the first round that does not ends it.
+        previous = rounds[best]["val_accuracy"]
+        if metrics["val_accuracy"] >= previous:
             best = k
-        else:
-            stopped = (f"round {k} did not improve the validation accuracy "
-                       f"({metrics['val_accuracy']:.4f} <= {rounds[best]['val_accuracy']:.4f} of round {best})")
+        if metrics["val_accuracy"] <= previous:
+            verdict = "matched" if metrics["val_accuracy"] == previous else "did not improve"
+            stopped = (f"round {k} {verdict} the validation accuracy ({metrics['val_accuracy']:.4f} vs "
+                       f"{previous:.4f}); kept round {best}")
             break
     best_state = states[best]
     changes = pd.DataFrame([{k: v for k, v in row.items() if k != "round"} for row in change_log if row["round"] <= best],
