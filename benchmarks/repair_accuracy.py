@@ -30,6 +30,7 @@ final accuracy.
 Usage: python benchmarks/repair_accuracy.py [--datasets digits mnist1d] [--seeds 0 1 2]
        [--noise sym20 sym40 asym30] [--threads 1] [--out benchmarks/results/repair_accuracy.json]
        [--skip-cleanlab]
+       python benchmarks/repair_accuracy.py --merge a.json b.json --out merged.json   # tables only
 """
 
 from __future__ import annotations
@@ -138,7 +139,18 @@ def main() -> None:
     ap.add_argument("--anchors", type=Path, default=ANCHORS)
     ap.add_argument("--skip-cleanlab", action="store_true", help="no CleanLearning (development)")
     ap.add_argument("--out", type=Path, default=_ROOT / "benchmarks" / "results" / "repair_accuracy.json")
+    ap.add_argument("--merge", type=Path, nargs="*", default=None,
+                    help="no training: merge these result JSONs (e.g. one per dataset) into --out and print the tables")
     args = ap.parse_args()
+    if args.merge:
+        merged = json.loads(args.merge[0].read_text())
+        for extra in args.merge[1:]:
+            for ds, per_noise in json.loads(extra.read_text())["results"].items():
+                merged["results"].setdefault(ds, {}).update(per_noise)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(merged, indent=1) + "\n")
+        print(table(merged))
+        return
     common = load_anchor("common", args.anchors)
     common.setup_torch(args.threads)
     bench_b = None if args.skip_cleanlab else load_anchor("bench_b_clean_accuracy", args.anchors)
@@ -193,8 +205,8 @@ def table(results: dict) -> str:
     lines = ["| data | noise | " + " | ".join(NAMES[m] for m in METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
     cost = ["| data | noise | " + " | ".join(f"{NAMES[m]}: trainings / wall s" for m in METHODS[1:4]) + " |",
             "|---|---|---|---|---|"]
-    quality = ["| data | noise | rounds (best) | relabelled | relabel precision | excluded | quarantine precision "
-               "| reweighted | correct labels before -> after |", "|---|---|---|---|---|---|---|---|---|"]
+    quality = [("| data | noise | rounds (best) | relabelled | relabel precision | excluded | quarantine precision "
+                "| reweighted | correct labels before -> after |"), "|---|---|---|---|---|---|---|---|---|"]
     for ds, per_noise in results["results"].items():
         for noise, methods in per_noise.items():
             s = {m: v["summary"] for m, v in methods.items()}

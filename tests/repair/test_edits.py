@@ -7,7 +7,12 @@ import torch
 
 from trainground.data import IndexedDataset, LabelEncoder
 from trainground.repair import Action
-from trainground.repair.edits import RepairState, apply_data_actions, round_loss, training_view
+from trainground.repair.edits import (
+    RepairState,
+    apply_data_actions,
+    round_loss,
+    training_view,
+)
 
 
 def data(n=6) -> IndexedDataset:

@@ -19,7 +19,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from trainground.data import IndexedDataset, builtin_frame, load_data, load_features_for_prediction, read_table
+from trainground.data import (
+    IndexedDataset,
+    builtin_frame,
+    load_data,
+    load_features_for_prediction,
+    read_table,
+)
 from trainground.data.builtin import PREFIX
 from trainground.engine import DataConfig, RunConfig
 from trainground.errors import ConfigError, DataError

@@ -7,7 +7,12 @@ from trainground.repair.actions import (
     Action,
     ActionKind,
 )
-from trainground.repair.edits import RepairState, apply_data_actions, round_loss, training_view
+from trainground.repair.edits import (
+    RepairState,
+    apply_data_actions,
+    round_loss,
+    training_view,
+)
 from trainground.repair.loop import RepairResult, repair_loop
 from trainground.repair.plan import (
     TrainingPlan,

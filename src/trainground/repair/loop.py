@@ -50,7 +50,12 @@ from trainground.gradients import ActionLog
 from trainground.losses import build_loss
 from trainground.models import build_model
 from trainground.repair.actions import Action
-from trainground.repair.edits import RepairState, apply_data_actions, round_loss, training_view
+from trainground.repair.edits import (
+    RepairState,
+    apply_data_actions,
+    round_loss,
+    training_view,
+)
 from trainground.repair.output import change_rows, write_repair_folder
 from trainground.repair.plan import TrainingPlan, apply_training_actions, prepare_model
 from trainground.repair.policy import RepairContext, get_policy
@@ -200,7 +205,7 @@ def repair_loop(
             "trainings": round(diagnosis.sample_presentations / (plan.config.fit.epochs * len(data)), 3),
             "actions": {},
             "run_dir": f"round_{k}",
-            "samples": int(len(train_rows)),
+            "samples": len(train_rows),
             "seconds": round(time.perf_counter() - t0, 2),
         }
         return diagnosis, view, metrics, model
