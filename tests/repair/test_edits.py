@@ -50,15 +50,15 @@ def test_excluded_samples_ignore_later_actions_and_relabel_resets_weight():
     assert state.labels[1] == 0 and state.weights[1] == 1.0 and state.excluded[0] == "quarantine"
 
 
-def test_training_view_validates_on_the_frozen_rows_with_repaired_labels():
+def test_training_view_keeps_the_frozen_rows_as_given():
     d = data()
     state, _ = apply_data_actions(RepairState.initial(d), [act("relabel", 10, 2), act("relabel", 11, 0),
                                                            act("quarantine", 12), act("quarantine", 13)])
     frozen = np.array([False, True, False, True, False, False])
     view, val = training_view(d, state, frozen)
-    assert view.index.tolist() == [10, 11, 14, 15]          # 12 and 13 excluded
-    assert view.labels.tolist() == [2, 0, 1, 2]             # repaired labels everywhere
-    assert view.index[val].tolist() == [11]                 # the kept frozen row validates
+    assert view.index.tolist() == [10, 11, 13, 14, 15]      # 12 excluded; 13 frozen so still validated on
+    assert view.labels.tolist() == [2, 1, 0, 1, 2]          # frozen 11 and 13 keep their given labels
+    assert view.index[val].tolist() == [11, 13]
 
 
 def test_round_loss_applies_sample_and_class_weights_by_input_index():
@@ -71,3 +71,11 @@ def test_round_loss_applies_sample_and_class_weights_by_input_index():
     per = torch.nn.functional.cross_entropy(logits, y, reduction="none")
     expected = (per[0] * 1 + per[2] * 3) / 4  # row 11 weight 0; class 2 weight 3
     assert torch.isclose(loss.indexed_loss(logits, y, torch.tensor([10, 11, 12])), expected)
+
+
+def test_repair_rounds_leave_the_frozen_rows_out():
+    d = data()
+    state, _ = apply_data_actions(RepairState.initial(d), [act("relabel", 10, 2), act("quarantine", 12)])
+    frozen = np.array([False, True, False, True, False, False])
+    view, val = training_view(d, state, frozen, with_frozen=False)
+    assert val is None and view.index.tolist() == [10, 14, 15] and view.labels.tolist() == [2, 1, 2]

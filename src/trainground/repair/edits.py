@@ -112,18 +112,23 @@ def apply_data_actions(state: RepairState, actions: Sequence[Action]) -> tuple[R
     return new_state, applied
 
 
-def training_view(data: IndexedDataset, state: RepairState, frozen: np.ndarray) -> tuple[IndexedDataset, np.ndarray]:
+def training_view(data: IndexedDataset, state: RepairState, frozen: np.ndarray, *, with_frozen: bool = True
+                  ) -> tuple[IndexedDataset, np.ndarray | None]:
     """The dataset a round trains on, and the positions of its validation rows.
 
-    Every kept row carries its repaired label; excluded rows are left out. The rows of the
-    frozen split (``frozen``, a mask over ``data``) are the validation rows: no round
-    trains on them. Their *repaired* labels steer early stopping and the early-learning
-    window of the round's diagnosis (a model trained on cleaned labels, validated by loss
-    on noisy ones, would stop at once: confident right answers on wrongly labelled rows
-    cost a large loss); which round is best is judged on their labels as given (the loop).
+    With ``with_frozen`` (round 0), the rows of the frozen validation split (``frozen``, a
+    mask over ``data``) are the validation rows, with their original labels, never
+    excluded; the other rows carry the repaired labels, excluded ones left out. Without it
+    (the repair rounds), the frozen rows are left out altogether, so no round ever trains
+    on them and they can judge every round alike; the validation positions are then None
+    (the round draws its own split from the repaired rows).
     """
-    keep = state.excluded == ""
-    view = data.with_labels(state.labels).subset(np.flatnonzero(keep))
+    if not with_frozen:
+        rows = np.flatnonzero(~frozen & (state.excluded == ""))
+        return data.with_labels(state.labels).subset(rows), None
+    keep = frozen | (state.excluded == "")
+    labels = np.where(frozen, state.original, state.labels)
+    view = data.with_labels(labels).subset(np.flatnonzero(keep))
     return view, np.flatnonzero(frozen[keep])
 
 

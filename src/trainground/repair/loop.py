@@ -10,15 +10,16 @@ again on the repaired data, until the stopping rule says a round no longer helps
 
 **Selection without circularity.** Every decision (the stopping rule, the best round)
 reads the accuracy on a validation split drawn once at the start (stratified,
-``fit.val_fraction``, seeded by ``fit.seed``), judged on its labels *as given*, and no
-round ever trains on its rows. Relabelling validation rows to the model's own
-predictions and then scoring on them would make the validation accuracy rise whether or
-not the model got better. Every row is still diagnosed (the diagnosis records the
-validation rows in its eval passes and flags them like any other row), so the frozen
-rows are repaired in the *output* too; their repaired labels also steer each round's
-early stopping and early-learning window (a model trained on cleaned labels and stopped
-by its loss on noisy ones would stop at once: confident right answers on wrongly
-labelled rows cost a large loss), never the choice between rounds.
+``fit.val_fraction``, seeded by ``fit.seed``) whose labels the repair never changes in
+training, and on whose rows no round ever trains. Relabelling validation rows to the
+model's own predictions would make the validation accuracy rise whether or not the model
+got better. Every row is still diagnosed: round 0 validates on the frozen rows (the
+diagnosis records them in its eval passes and flags them like any other row), so their
+repairs reach the *output* (``repaired.csv``), while every round is judged on their
+labels as given. The repair rounds leave the frozen rows out and draw their own
+validation split (early stopping, the early-learning window) from the repaired rows: a
+model trained on cleaned labels and validated by loss on noisy ones would stop at once
+(confident right answers on wrongly labelled rows cost a large loss).
 
 The frozen labels are noisy, but under class-independent noise at rate ``r`` with ``K``
 classes, ``acc_noisy = acc_clean * (1 - r * K / (K - 1)) + r / (K - 1)``, an increasing
@@ -171,7 +172,13 @@ def repair_loop(
     val_features, val_labels = data.features[frozen], data.labels.numpy()[frozen]
 
     def run_round(k: int, state: RepairState, plan: TrainingPlan) -> tuple[Any, IndexedDataset, dict, torch.nn.Module]:
-        view, view_val = training_view(data, state, frozen)
+        # Round 0 validates on the frozen split (its rows are diagnosed too); the repair rounds
+        # leave it out and validate (early stopping, the early-learning window) on a split of
+        # their own repaired rows, whose labels then agree in kind with the training labels.
+        view, view_val = training_view(data, state, frozen, with_frozen=k == 0)
+        if view_val is None:
+            _, view_val = stratified_split(view.labels.numpy(), fraction=plan.config.fit.val_fraction,
+                                           seed=plan.config.fit.seed)
         train_rows = np.setdiff1d(np.arange(len(view)), view_val)
         seed_everything(plan.config.fit.seed)
         model = build_model(plan.config.model, input_shape=data.input_shape, num_classes=data.num_classes,
