@@ -121,7 +121,7 @@ def repair_run(x, y_noisy, y_true, truth, xte, yte, seed, threads) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict:
-    keys = [k for k, v in rows[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    keys = list(dict.fromkeys(k for r in rows for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool)))
     out = {}
     for k in keys:
         values = [r[k] for r in rows if r.get(k) is not None]
@@ -147,6 +147,10 @@ def main() -> None:
         for extra in args.merge[1:]:
             for ds, per_noise in json.loads(extra.read_text())["results"].items():
                 merged["results"].setdefault(ds, {}).update(per_noise)
+        for per_noise in merged["results"].values():  # summaries again (the per-seed rows are the data)
+            for methods in per_noise.values():
+                for record in methods.values():
+                    record["summary"] = summarize(record["per_seed"])
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(merged, indent=1) + "\n")
         print(table(merged))
