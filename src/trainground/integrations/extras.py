@@ -8,11 +8,12 @@ from types import ModuleType
 from trainground.errors import ConfigError
 
 
-def require(module: str, *, extra: str, what: str) -> ModuleType:
+def require(module: str, *, package: str, extra: str, what: str) -> ModuleType:
     """Import ``module`` or raise a :class:`ConfigError` that says how to install it.
 
     Args:
-        module: the import name (``"torch.utils.tensorboard"``, ``"mlflow"``).
+        module: the import name (``"torch.utils.tensorboard"``, ``"mlflow.tracking"``).
+        package: the distribution that provides it (``"tensorboard"``, ``"mlflow-skinny"``).
         extra: the trainground extra that installs it (``"tensorboard"``, ``"mlflow"``).
         what: what needs it, for the message ("TensorBoard logging").
 
@@ -22,9 +23,9 @@ def require(module: str, *, extra: str, what: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        # ``err.name`` is the package actually missing (torch.utils.tensorboard fails on ``tensorboard``).
-        missing = err.name or module
+        # err.name is the module actually missing (sqlalchemy under mlflow, tensorboard under torch).
+        missing = f" ({err.name} is missing)" if err.name and err.name != module else ""
         raise ConfigError(
-            f"{what} needs the {missing!r} package, which is not installed: "
+            f"{what} needs the optional package {package!r}, which is not installed{missing}: "
             f"pip install 'trainground[{extra}]'"
         ) from None

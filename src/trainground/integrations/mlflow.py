@@ -8,6 +8,7 @@ from typing import Any
 
 from trainground.engine.metrics import ScalarSink
 from trainground.engine.state import TrainState
+from trainground.errors import ConfigError
 from trainground.integrations.extras import require
 from trainground.integrations.records import flatten, run_params, scalars
 
@@ -42,19 +43,25 @@ class MLflowLogger(ScalarSink):
         self, tracking_uri: str | None = None, experiment: str | None = None, run_name: str | None = None, *,
         params: Mapping[str, Any] | None = None,
     ) -> None:
-        self._client_module = require("mlflow.tracking", extra="mlflow", what="MLflow logging")
-        self._entities = require("mlflow.entities", extra="mlflow", what="MLflow logging")
+        tracking = require("mlflow.tracking", package="mlflow-skinny", extra="mlflow", what="MLflow logging")
+        self._entities = require("mlflow.entities", package="mlflow-skinny", extra="mlflow", what="MLflow logging")
+        try:
+            # The client opens its store now, so a store that lacks a package fails before training.
+            self._client = tracking.MlflowClient(tracking_uri=tracking_uri)
+        except ImportError as err:  # sqlite:// and other database stores need sqlalchemy + alembic
+            raise ConfigError(
+                f"MLflow logging to {tracking_uri or 'the default store'} needs {err.name or 'a package'}, "
+                "which is not installed: pip install 'trainground[mlflow]'"
+            ) from None
         self.tracking_uri = tracking_uri
         self.experiment = experiment or DEFAULT_EXPERIMENT
         self.run_name = run_name
         self.params = None if params is None else flatten(params)
         self.run_id: str | None = None
-        self._client: Any = None
         self._held: list[Any] = []  # Metric entities not yet sent
         self._live = False
 
     def on_fit_start(self, state: TrainState) -> None:
-        self._client = self._client_module.MlflowClient(tracking_uri=self.tracking_uri)
         self._live = state.run_dir is None
         self._held.clear()
         if self.run_id is not None:  # restored from the checkpoint: continue that MLflow run

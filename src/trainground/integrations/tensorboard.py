@@ -39,9 +39,9 @@ class TensorBoardLogger(ScalarSink):
     """
 
     def __init__(self, log_dir: str | Path, *, params: Mapping[str, Any] | None = None, flush_secs: int = 30) -> None:
-        self._tb = require("torch.utils.tensorboard", extra="tensorboard", what="TensorBoard logging")
-        self._summary = require("tensorboard.compat.proto.summary_pb2", extra="tensorboard",
-                                what="TensorBoard logging")
+        options = {"package": "tensorboard", "extra": "tensorboard", "what": "TensorBoard logging"}
+        self._tb = require("torch.utils.tensorboard", **options)
+        self._summary = require("tensorboard.compat.proto.summary_pb2", **options)
         self.log_dir = Path(log_dir)
         self.params = None if params is None else flatten(params)
         self.flush_secs = flush_secs
