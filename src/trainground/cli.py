@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from trainground.engine.config_io import read_yaml
 from trainground.errors import ConfigError, TraingroundError
@@ -38,7 +39,8 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except TraingroundError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            # escape: a message may hold brackets ("pip install 'trainground[mlflow]'") that are not markup
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; a run with checkpoints continues with --resume")
