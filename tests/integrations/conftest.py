@@ -41,3 +41,10 @@ def model_factory():
 def jsonl_series():
     """``jsonl_series(path)``: metrics.jsonl's step/epoch values as tag -> [(step, value)]."""
     return expected_series
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory):
+    """A local MLflow store (sqlite file) shared by the session: creating its tables takes
+    seconds. No server, no network; tests tell their runs apart by run id or experiment."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"

@@ -57,23 +57,23 @@ def test_logging_section_is_validated_strictly():
     assert RunConfig.from_dict(config.to_dict()) == config
 
 
-def test_build_loggers_follows_the_section(tmp_path):
+def test_build_loggers_follows_the_section(tmp_path, tracking_uri):
     assert build_loggers(LoggingConfig()) == []
     pytest.importorskip("tensorboard", reason="needs pip install 'trainground[tensorboard]'")
     pytest.importorskip("sqlalchemy", reason="needs pip install 'trainground[mlflow]'")
     tb, ml = build_loggers(LoggingConfig(tensorboard=str(tmp_path / "tb"), mlflow=MLflowConfig(
-        tracking_uri=f"sqlite:///{tmp_path}/m.db", experiment="e", run_name="r")))
+        tracking_uri=tracking_uri, experiment="e", run_name="r", step_every=3)))
     assert isinstance(tb, TensorBoardLogger) and tb.log_dir == tmp_path / "tb"
-    assert isinstance(ml, MLflowLogger) and (ml.experiment, ml.run_name) == ("e", "r")
+    assert isinstance(ml, MLflowLogger) and (ml.experiment, ml.run_name, ml.step_every) == ("e", "r", 3)
 
 
-def test_cli_fit_logs_to_both_and_resume_continues_them(tmp_path):
+def test_cli_fit_logs_to_both_and_resume_continues_them(tmp_path, tracking_uri):
     pytest.importorskip("tensorboard", reason="needs pip install 'trainground[tensorboard]'")
     pytest.importorskip("sqlalchemy", reason="needs pip install 'trainground[mlflow]'")
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run, tb, uri = tmp_path / "run", tmp_path / "tb", f"sqlite:///{tmp_path}/mlflow.db"
+    run, tb, uri = tmp_path / "run", tmp_path / "tb", tracking_uri
     result = invoke("fit", "builtin:digits", "--out", run, "--epochs", "1", "--tensorboard", tb, "--mlflow", uri)
     assert result.exit_code == 0, result.stderr
     assert invoke("fit", "builtin:digits", "--out", run, "--resume", "--epochs", "2", "--tensorboard", tb).exit_code == 2
@@ -84,7 +84,8 @@ def test_cli_fit_logs_to_both_and_resume_continues_them(tmp_path):
     acc.Reload()
     assert sorted(e.step for e in acc.Scalars("step/grad_norm")) == steps == list(range(1, len(steps) + 1))
     client = MlflowClient(uri)
-    (found,) = client.search_runs([client.get_experiment_by_name("trainground").experiment_id])
+    (found,) = [r for r in client.search_runs([client.get_experiment_by_name("trainground").experiment_id])
+                if r.data.tags.get("trainground.run_dir") == str(run.resolve())]
     assert found.info.run_name == "run" and found.data.params["data.source"] == "builtin:digits"
     assert "logging.mlflow.tracking_uri" not in found.data.params  # where logs go is not a hyper-parameter
     assert [m.step for m in client.get_metric_history(found.info.run_id, "step/grad_norm")] == steps

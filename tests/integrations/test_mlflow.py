@@ -9,15 +9,9 @@ from trainground.gradients import GuardConfig
 
 pytest.importorskip("mlflow", reason="MLflow tests need pip install 'trainground[mlflow]' (in [dev])")
 pytest.importorskip("sqlalchemy", reason="MLflow's sqlite store needs pip install 'trainground[mlflow]' (in [dev])")
-from mlflow.tracking import MlflowClient  # noqa: E402
+from mlflow.tracking import MlflowClient
 
-from trainground.integrations import MLflowLogger  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory):
-    # One local store for the module: creating its tables takes about 3 s. No server, no network.
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+from trainground.integrations import MLflowLogger
 
 
 def histories(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
@@ -74,3 +68,12 @@ def test_run_without_directory_sends_at_every_flush(digits, tracking_uri, model_
     assert [s for s, _ in got["step/loss"]] == list(range(1, 22))
     assert len(got["epoch/val_accuracy"]) == 1
     assert MlflowClient(tracking_uri).get_run(logger.run_id).data.params == {"model.hidden": "[32]"}
+
+
+def test_step_every_keeps_every_nth_step_and_all_epochs(digits, tmp_path, tracking_uri, model_factory, jsonl_series):
+    logger = MLflowLogger(tracking_uri, experiment="every", step_every=5)
+    fit(model_factory(), digits, config=FitConfig(epochs=2, batch_size=100, device="cpu"), run_dir=tmp_path / "run",
+        callbacks=[logger])
+    got, want = histories(tracking_uri, logger.run_id), jsonl_series(tmp_path / "run" / "metrics.jsonl")
+    assert got["step/loss"] == [(s, v) for s, v in want["step/loss"] if s % 5 == 0] and len(got["step/loss"]) == 6
+    assert got["epoch/val_loss"] == want["epoch/val_loss"]

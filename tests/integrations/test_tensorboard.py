@@ -11,9 +11,9 @@ from trainground.engine import FitConfig, fit
 from trainground.gradients import GuardConfig
 
 pytest.importorskip("tensorboard", reason="TensorBoard tests need pip install 'trainground[tensorboard]' (in [dev])")
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from trainground.integrations import TensorBoardLogger  # noqa: E402
+from trainground.integrations import TensorBoardLogger
 
 
 def read_scalars(path) -> dict[str, list[tuple[int, float]]]:

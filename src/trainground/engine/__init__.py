@@ -4,8 +4,8 @@ from trainground.engine.callbacks import Callback, CallbackList
 from trainground.engine.config import FitConfig
 from trainground.engine.evaluate import evaluate, predict_logits
 from trainground.engine.events import Event
-from trainground.engine.loop import FitResult, fit
 from trainground.engine.logging_config import LoggingConfig, MLflowConfig
+from trainground.engine.loop import FitResult, fit
 from trainground.engine.metrics import MetricsWriter, ScalarSink, read_metrics
 from trainground.engine.predict import TrainedModel, load_trained_model, predict
 from trainground.engine.progress import ProgressBar

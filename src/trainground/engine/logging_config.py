@@ -16,6 +16,9 @@ class MLflowConfig:
     experiment: str | None = None
     # Display name of the MLflow run; None: the run directory's name.
     run_name: str | None = None
+    # Per-step scalars of every N-th step only (epoch scalars always): MLflow's database stores
+    # take about half a millisecond per value, several times a small model's step.
+    step_every: int = 1
 
 
 @dataclass

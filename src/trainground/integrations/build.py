@@ -25,5 +25,6 @@ def build_loggers(config: LoggingConfig) -> list[Callback]:
         from trainground.integrations.mlflow import MLflowLogger
 
         mlflow = config.mlflow
-        loggers.append(MLflowLogger(mlflow.tracking_uri, mlflow.experiment, mlflow.run_name))
+        loggers.append(MLflowLogger(mlflow.tracking_uri, mlflow.experiment, mlflow.run_name,
+                                    step_every=mlflow.step_every))
     return loggers
