@@ -77,3 +77,14 @@ def test_step_every_keeps_every_nth_step_and_all_epochs(digits, tmp_path, tracki
     got, want = histories(tracking_uri, logger.run_id), jsonl_series(tmp_path / "run" / "metrics.jsonl")
     assert got["step/loss"] == [(s, v) for s, v in want["step/loss"] if s % 5 == 0] and len(got["step/loss"]) == 6
     assert got["epoch/val_loss"] == want["epoch/val_loss"]
+
+
+def test_logger_joining_on_resume_replays_the_steps_before(digits, tmp_path, tracking_uri, model_factory,
+                                                           jsonl_series, crash_at):
+    cfg = FitConfig(epochs=2, batch_size=100, log_every=3, checkpoint_every=10, device="cpu")
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(model_factory(), digits, config=cfg, run_dir=run, callbacks=[crash_at(25)])
+    logger = MLflowLogger(tracking_uri, experiment="join")
+    fit(model_factory(), digits, config=cfg, run_dir=run, resume=True, callbacks=[crash_at(10**9), logger])
+    assert histories(tracking_uri, logger.run_id) == jsonl_series(run / "metrics.jsonl")

@@ -77,7 +77,8 @@ def test_purge_marker_hides_stale_steps_even_if_the_old_file_is_not_cut(digits, 
         fit(model_factory(), digits, config=cfg, run_dir=run, callbacks=[first, crash_at(25)])
     first._writer.close()
     resumed = TensorBoardLogger(tb)
-    resumed.load_state_dict = lambda state: None  # e.g. the old file lives elsewhere: it stays as it is
+    # e.g. the old file could not be cut (another machine wrote it): the state is read, the file stays
+    resumed.load_state_dict = lambda state: setattr(resumed, "_checkpoint", dict(state))
     fit(model_factory(), digits, config=cfg, run_dir=run, resume=True, callbacks=[resumed, crash_at(10**9)])
     counts = defaultdict(int)
     for step, _ in read_scalars(tb)["step/loss"]:
@@ -92,3 +93,13 @@ def test_run_without_directory_logs_every_step(digits, tmp_path, model_factory):
     got = read_scalars(tmp_path / "tb")
     assert [s for s, _ in got["step/lr"]] == list(range(1, result.steps + 1))
     assert got["epoch/train_loss"] == [(result.steps, pytest.approx(result.history[0]["train_loss"], rel=1e-6))]
+
+
+def test_logger_joining_on_resume_replays_the_steps_before(digits, tmp_path, model_factory, jsonl_series, crash_at):
+    cfg = FitConfig(epochs=2, batch_size=100, log_every=3, checkpoint_every=10, device="cpu")
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(model_factory(), digits, config=cfg, run_dir=run, callbacks=[crash_at(25)])
+    fit(model_factory(), digits, config=cfg, run_dir=run, resume=True,
+        callbacks=[crash_at(10**9), TensorBoardLogger(tmp_path / "tb")])
+    assert read_scalars(tmp_path / "tb") == as_float32(jsonl_series(run / "metrics.jsonl"))

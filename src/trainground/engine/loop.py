@@ -151,7 +151,8 @@ def fit(
             ``indexed_loss(logits, y, index)`` (the ``trainground.losses`` modules) is called
             through it in training, so per-sample weights keyed by input index apply.
         optimizer: built from ``config`` when omitted.
-        callbacks: watchers of the loop's events.
+        callbacks: watchers of the loop's events; ``ScalarSink`` callbacks (e.g. the TensorBoard and
+            MLflow loggers of ``trainground.integrations``) also get ``metrics.jsonl``'s records.
         run_dir: where the run is written; None keeps everything in memory.
         resume: continue the run in ``run_dir`` from its newest checkpoint.
         guard: the step's protection (AMP, accumulation, clipping, spike skip/rollback): a

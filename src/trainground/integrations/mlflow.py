@@ -10,7 +10,7 @@ from trainground.engine.metrics import ScalarSink
 from trainground.engine.state import TrainState
 from trainground.errors import ConfigError
 from trainground.integrations.extras import require
-from trainground.integrations.records import flatten, run_params, scalars
+from trainground.integrations.records import flatten, records_before, run_params, scalars
 
 # MLflow's log_batch limits (per request).
 _MAX_METRICS, _MAX_PARAMS = 1000, 100
@@ -25,8 +25,9 @@ class MLflowLogger(ScalarSink):
     MLflow cannot delete a logged value, so a resumed run must never log a step twice: in a
     run with a directory (checkpoints), values are sent at each checkpoint, up to the
     checkpoint's step, and at the end of training; the checkpoint keeps the MLflow run id and
-    ``fit(..., resume=True)`` continues that same MLflow run from the checkpoint's step. The
-    MLflow view therefore lags by at most one checkpoint interval (an epoch by default;
+    ``fit(..., resume=True)`` continues that same MLflow run from the checkpoint's step (a logger
+    that joins a run on resume starts a new MLflow run with the run's ``metrics.jsonl`` up to
+    the checkpoint). The MLflow view therefore lags by at most one checkpoint interval (an epoch by default;
     ``FitConfig.checkpoint_every`` shortens it). Without a run directory nothing can be resumed
     and values are sent at every flush of the metrics writer.
 
@@ -83,6 +84,7 @@ class MLflowLogger(ScalarSink):
         items = [Param(key, str(value)) for key, value in params.items()]
         for i in range(0, len(items), _MAX_PARAMS):
             self._client.log_batch(self.run_id, params=items[i : i + _MAX_PARAMS])
+        self.write_records(records_before(state))  # joined on resume: the steps already done
 
     def write_records(self, records: list[dict[str, Any]]) -> None:
         Metric = self._entities.Metric

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from trainground.engine.metrics import read_metrics
 from trainground.engine.state import TrainState
 
 # Record fields that locate a value (the x axis) rather than being one.
@@ -62,3 +63,13 @@ def run_params(state: TrainState) -> dict[str, Any]:
         if guard_config is not None:
             config["guard"] = asdict(guard_config)
     return flatten({k: v for k, v in config.items() if k not in _PRIVATE_SECTIONS})
+
+
+def records_before(state: TrainState) -> list[dict[str, Any]]:
+    """The step and epoch records of the steps before this fit started: none on a fresh run;
+    on a resume, the run's ``metrics.jsonl``, which the metrics writer has just cut back to the
+    checkpoint. A logger that joins a run on resume (no state of its own in the checkpoint)
+    replays them, so its series has no hole."""
+    if state.step == 0 or state.run_dir is None or not state.run_dir.metrics.is_file():
+        return []
+    return [r for r in read_metrics(state.run_dir.metrics) if r.get("kind") in ("step", "epoch")]

@@ -11,7 +11,7 @@ from typing import Any
 from trainground.engine.metrics import ScalarSink
 from trainground.engine.state import TrainState
 from trainground.integrations.extras import require
-from trainground.integrations.records import flatten, run_params, scalars
+from trainground.integrations.records import flatten, records_before, run_params, scalars
 
 # Declared to TensorBoard's HPARAMS tab so runs can be compared on them.
 _HPARAM_METRICS = ("epoch/train_loss", "epoch/train_accuracy", "epoch/val_loss", "epoch/val_accuracy")
@@ -29,7 +29,8 @@ class TensorBoardLogger(ScalarSink):
     Resume: the checkpoint holds the event file's size at that step. ``fit(..., resume=True)``
     cuts the file back to it (the steps after the checkpoint are redone) and opens a new file
     that starts with a purge marker at the first redone step, TensorBoard's own restart
-    mechanism, so every step appears once even if the old file could not be cut.
+    mechanism, so every step appears once even if the old file could not be cut. A logger
+    that joins a run on resume first replays the run's ``metrics.jsonl`` up to the checkpoint.
 
     Args:
         log_dir: the TensorBoard log directory (``tensorboard --logdir`` it or a parent).
@@ -59,6 +60,9 @@ class TensorBoardLogger(ScalarSink):
         )
         if state.step == 0:
             self._write_hparams(self.params if self.params is not None else run_params(state))
+        elif "file" not in self._checkpoint:  # joined on resume: replay the steps already done
+            self._write_hparams(self.params if self.params is not None else run_params(state))
+            self.write_records(records_before(state))
 
     def write_records(self, records: list[dict[str, Any]]) -> None:
         if self._writer is None:
