@@ -118,6 +118,10 @@ def main() -> None:
     for name, values in times.items():
         med = statistics.median(values)
         print(f"| {name} | {med:.3f} | {1000 * med / steps:.3f} | {med / base:.2f} |")
+    disk = statistics.median(times["fit+disk"])
+    for name in args.logger:  # the logger's own cost: its variant minus fit+disk, per step
+        extra = statistics.median(times[f"fit+disk+{name}"]) - disk
+        print(f"{name} logger: {1000 * extra / steps:+.3f} ms/step over fit+disk")
     print(json.dumps({name: [round(v, 4) for v in values] for name, values in times.items()}))
 
 
