@@ -125,6 +125,8 @@ def fit_command(
         callbacks=[ProgressBar(err_console), diagnosis, *loggers],
     )
     print_summary(result, out_console)
+    for logger in loggers:
+        out_console.print(logger.destination(), highlight=False, soft_wrap=True)  # type: ignore[attr-defined]
     print_findings(diagnosis.findings, console=out_console, min_severity=Severity.WARNING, title="Training findings")
 
 

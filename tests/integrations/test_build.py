@@ -76,6 +76,7 @@ def test_cli_fit_logs_to_both_and_resume_continues_them(tmp_path, tracking_uri):
     run, tb, uri = tmp_path / "run", tmp_path / "tb", tracking_uri
     result = invoke("fit", "builtin:digits", "--out", run, "--epochs", "1", "--tensorboard", tb, "--mlflow", uri)
     assert result.exit_code == 0, result.stderr
+    assert f"tensorboard --logdir {tb}" in result.stdout and "MLflow: run " in result.stdout
     assert invoke("fit", "builtin:digits", "--out", run, "--resume", "--epochs", "2", "--tensorboard", tb).exit_code == 2
     result = invoke("fit", "builtin:digits", "--out", run, "--resume", "--epochs", "2")  # logging from config.yaml
     assert result.exit_code == 0, result.stderr

@@ -112,6 +112,11 @@ class MLflowLogger(ScalarSink):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.run_id = state.get("run_id")
 
+    def destination(self) -> str:
+        """One line saying where the scalars went, for the end of a command."""
+        return (f"MLflow: run {self.run_id} of experiment {self.experiment!r} in "
+                f"{self._client.tracking_uri}")
+
     def _send(self) -> None:
         if self.run_id is None:
             raise RuntimeError("MLflowLogger got records before on_fit_start; pass it to fit(callbacks=...)")

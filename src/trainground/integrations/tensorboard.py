@@ -100,6 +100,10 @@ class TensorBoardLogger(ScalarSink):
             with open(path, "r+b") as fh:
                 fh.truncate(int(state["bytes"]))
 
+    def destination(self) -> str:
+        """One line saying where the scalars went, for the end of a command."""
+        return f"TensorBoard: tensorboard --logdir {self.log_dir}"
+
     def _file(self) -> Path:
         found = sorted(self.log_dir.glob(f"events.out.tfevents.*{self._suffix}"))
         if len(found) != 1:
