@@ -91,3 +91,4 @@ def test_cli_fit_logs_to_both_and_resume_continues_them(tmp_path, tracking_uri):
     assert "logging.mlflow.tracking_uri" not in found.data.params  # where logs go is not a hyper-parameter
     assert [m.step for m in client.get_metric_history(found.info.run_id, "step/grad_norm")] == steps
     assert len(client.get_metric_history(found.info.run_id, "epoch/val_accuracy")) == 2
+

@@ -88,3 +88,20 @@ def test_logger_joining_on_resume_replays_the_steps_before(digits, tmp_path, tra
     logger = MLflowLogger(tracking_uri, experiment="join")
     fit(model_factory(), digits, config=cfg, run_dir=run, resume=True, callbacks=[crash_at(10**9), logger])
     assert histories(tracking_uri, logger.run_id) == jsonl_series(run / "metrics.jsonl")
+
+
+def test_same_logger_object_resumed_in_the_same_process(digits, tmp_path, tracking_uri, model_factory,
+                                                        jsonl_series, crash_at):
+    # a notebook: fit is interrupted, the same callbacks go to fit(resume=True), then to a new run
+    cfg = FitConfig(epochs=2, batch_size=100, log_every=3, checkpoint_every=10, device="cpu")
+    logger, crash = MLflowLogger(tracking_uri, experiment="notebook"), crash_at(25)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model_factory(), digits, config=cfg, run_dir=tmp_path / "run", callbacks=[logger, crash])
+    crash.step = 10**9
+    first_id = logger.run_id
+    fit(model_factory(), digits, config=cfg, run_dir=tmp_path / "run", resume=True, callbacks=[logger, crash])
+    assert logger.run_id == first_id
+    assert histories(tracking_uri, first_id) == jsonl_series(tmp_path / "run" / "metrics.jsonl")
+    fit(model_factory(), digits, config=cfg, run_dir=tmp_path / "run2", callbacks=[logger, crash])
+    assert logger.run_id != first_id  # a new training is a new MLflow run, not appended to the last one
+    assert histories(tracking_uri, logger.run_id) == jsonl_series(tmp_path / "run2" / "metrics.jsonl")

@@ -103,3 +103,17 @@ def test_logger_joining_on_resume_replays_the_steps_before(digits, tmp_path, mod
     fit(model_factory(), digits, config=cfg, run_dir=run, resume=True,
         callbacks=[crash_at(10**9), TensorBoardLogger(tmp_path / "tb")])
     assert read_scalars(tmp_path / "tb") == as_float32(jsonl_series(run / "metrics.jsonl"))
+
+
+def test_same_logger_object_resumed_in_the_same_process(digits, tmp_path, model_factory, jsonl_series, crash_at):
+    # a notebook: fit is interrupted, the same callbacks go to fit(resume=True), then to a new run
+    cfg = FitConfig(epochs=2, batch_size=100, log_every=3, checkpoint_every=10, device="cpu")
+    logger, crash = TensorBoardLogger(tmp_path / "tb"), crash_at(25)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model_factory(), digits, config=cfg, run_dir=tmp_path / "run", callbacks=[logger, crash])
+    crash.step = 10**9
+    fit(model_factory(), digits, config=cfg, run_dir=tmp_path / "run", resume=True, callbacks=[logger, crash])
+    assert read_scalars(tmp_path / "tb") == as_float32(jsonl_series(tmp_path / "run" / "metrics.jsonl"))
+    logger.log_dir = tmp_path / "tb2"
+    fit(model_factory(), digits, config=cfg, run_dir=tmp_path / "run2", callbacks=[logger, crash])
+    assert read_scalars(tmp_path / "tb2") == as_float32(jsonl_series(tmp_path / "run2" / "metrics.jsonl"))

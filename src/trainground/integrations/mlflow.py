@@ -65,13 +65,15 @@ class MLflowLogger(ScalarSink):
         self.params = None if params is None else flatten(params)
         self.step_every = step_every
         self.run_id: str | None = None
+        self._restored = False  # run_id came from a checkpoint (not from an earlier fit of this object)
         self._held: list[Any] = []  # Metric entities not yet sent
         self._live = False
 
     def on_fit_start(self, state: TrainState) -> None:
         self._live = state.run_dir is None
         self._held.clear()
-        if self.run_id is not None:  # restored from the checkpoint: continue that MLflow run
+        restored, self._restored = self._restored, False
+        if restored and self.run_id is not None:  # resumed: continue the checkpoint's MLflow run
             self._client.update_run(self.run_id, status="RUNNING")
             return
         found = self._client.get_experiment_by_name(self.experiment)
@@ -111,6 +113,7 @@ class MLflowLogger(ScalarSink):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.run_id = state.get("run_id")
+        self._restored = self.run_id is not None
 
     def destination(self) -> str:
         """One line saying where the scalars went, for the end of a command."""

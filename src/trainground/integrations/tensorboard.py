@@ -83,15 +83,15 @@ class TensorBoardLogger(ScalarSink):
         self._checkpoint = {"file": path.name, "bytes": path.stat().st_size}
 
     def on_fit_end(self, state: TrainState) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self._close()
+        self._checkpoint = {}  # a later fit with this object starts from its own checkpoint, or fresh
 
     def state_dict(self) -> dict[str, Any]:
         return dict(self._checkpoint)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # Events written after the checkpoint describe steps the resumed run redoes.
+        self._close()  # this object wrote them (resumed in the same process): let it finish first
         self._checkpoint = dict(state)
         if "file" not in state:
             return
@@ -103,6 +103,11 @@ class TensorBoardLogger(ScalarSink):
     def destination(self) -> str:
         """One line saying where the scalars went, for the end of a command."""
         return f"TensorBoard: tensorboard --logdir {self.log_dir}"
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def _file(self) -> Path:
         found = sorted(self.log_dir.glob(f"events.out.tfevents.*{self._suffix}"))
