@@ -126,7 +126,7 @@ def fit_command(
     )
     print_summary(result, out_console)
     for logger in loggers:
-        out_console.print(logger.destination(), highlight=False, soft_wrap=True)  # type: ignore[attr-defined]
+        out_console.print(logger.destination(), highlight=False, soft_wrap=True)
     print_findings(diagnosis.findings, console=out_console, min_severity=Severity.WARNING, title="Training findings")
 
 

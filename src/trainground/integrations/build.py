@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from trainground.engine.callbacks import Callback
+from typing import TYPE_CHECKING
+
 from trainground.engine.logging_config import LoggingConfig
 
+if TYPE_CHECKING:
+    from trainground.integrations.mlflow import MLflowLogger
+    from trainground.integrations.tensorboard import TensorBoardLogger
 
-def build_loggers(config: LoggingConfig) -> list[Callback]:
+
+def build_loggers(config: LoggingConfig) -> list[TensorBoardLogger | MLflowLogger]:
     """A :class:`TensorBoardLogger` and/or an :class:`MLflowLogger` as ``config`` asks.
 
     Args:
@@ -16,7 +21,7 @@ def build_loggers(config: LoggingConfig) -> list[Callback]:
         The loggers (empty when the section asks for none). A logger whose package is not
         installed raises a ``ConfigError`` naming the pip command, before any training.
     """
-    loggers: list[Callback] = []
+    loggers: list[TensorBoardLogger | MLflowLogger] = []
     if config.tensorboard is not None:
         from trainground.integrations.tensorboard import TensorBoardLogger
 
