@@ -7,10 +7,10 @@ re-rendered at any time (``trainground report RUN_DIR``).
 from trainground.report.console import print_report_summary
 from trainground.report.model import RepairReport, Report, RunReport
 from trainground.report.read import read_report, read_repair, read_run
-from trainground.report.render import render_report, write_report
+from trainground.report.render import render_report, save_report, write_report
 from trainground.report.summary import Summary, summarize, top_findings
 
 __all__ = [
     "RepairReport", "Report", "RunReport", "Summary", "print_report_summary", "read_repair", "read_report", "read_run",
-    "render_report", "summarize", "top_findings", "write_report",
+    "render_report", "save_report", "summarize", "top_findings", "write_report",
 ]

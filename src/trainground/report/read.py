@@ -102,6 +102,10 @@ def _metrics(path: Path, notes: list[str]) -> tuple[pd.DataFrame | None, pd.Data
     return frames["step"], frames["epoch"], (tests[-1] if tests else None)
 
 
+# State-dict entries that are buffers, not trained parameters (input standardisation, BatchNorm statistics).
+_BUFFERS = ("normalize.", "running_mean", "running_var", "num_batches_tracked")
+
+
 def _weights_header(path: Path) -> tuple[dict[str, Any], int]:
     # Only the header is read: metadata and tensor shapes, never the weights themselves.
     from safetensors import safe_open
@@ -110,6 +114,8 @@ def _weights_header(path: Path) -> tuple[dict[str, Any], int]:
         meta = fh.metadata() or {}
         count = 0
         for key in fh.keys():
+            if any(b in key for b in _BUFFERS):
+                continue
             size = 1
             for dim in fh.get_slice(key).get_shape():
                 size *= int(dim)

@@ -188,6 +188,14 @@ def render_report(report: Report, *, top_rows: int = TOP_ROWS) -> str:
     )
 
 
+def save_report(report: Report, out: str | Path, *, top_rows: int = TOP_ROWS) -> Path:
+    """Render ``report`` (already read) to ``out`` atomically; returns ``out``."""
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, render_report(report, top_rows=top_rows))
+    return target
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None, *, top_rows: int = TOP_ROWS) -> Path:
     """Render ``report.html`` of a run directory or repair folder.
 
@@ -203,7 +211,4 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, top_rows
         RunDirError: ``run_dir`` is missing or holds no run.
     """
     report = read_report(run_dir)
-    target = Path(out) if out is not None else Path(run_dir) / "report.html"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, render_report(report, top_rows=top_rows))
-    return target
+    return save_report(report, out if out is not None else Path(run_dir) / "report.html", top_rows=top_rows)
