@@ -28,7 +28,7 @@ def print_report_summary(report: Report, console: Console | None = None, *, repo
     summary = summarize(report)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(overflow="fold")  # paths must stay whole to be copied
     for label, text in summary.outcome:
         grid.add_row(label, text)
     if summary.findings:

@@ -63,9 +63,11 @@ def layer_heatmap(layers: pd.DataFrame | None, stat: str) -> go.Figure | None:
         z = values
         colour = {"colorscale": DEAD, "zmin": 0.0, "zmax": 1.0,
                   "colorbar": {"title": {"text": "fraction"}, "thickness": 12, "tickformat": ".0%"}}
-        text = None
+        # A few windows: write the share in each cell, so an all-zero map reads "0%", not "empty".
+        text = np.vectorize(lambda v: f"{v:.0%}" if v == v else "")(values) if len(steps) <= 20 else None
         tip = "step %{x}<br>%{y}<br>%{z:.1%}"
-    fig = go.Figure(go.Heatmap(x=steps, y=names, z=z, text=text, xgap=1 if len(steps) <= 60 else 0, ygap=1,
+    fig = go.Figure(go.Heatmap(x=steps, y=names, z=z, text=text,
+                               texttemplate="%{text}" if text is not None and stat != "grad_norm" else None, xgap=1 if len(steps) <= 60 else 0, ygap=1,
                                hoverongaps=False, **colour, **hover(tip)))
     base_layout(fig, height=max(180, 60 + 34 * len(names)), legend=False)
     fig.update_yaxes(autorange="reversed", showgrid=False, type="category")

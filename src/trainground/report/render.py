@@ -117,17 +117,27 @@ def run_view(run: RunReport, figures: dict[str, go.Figure], *, prefix: str, titl
     return view
 
 
+def _evidence_value(value: Any) -> str:
+    # Integers as written (they are often sample indices or steps: no thousands separator),
+    # floats to 4 significant digits.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return fmt(value)
+
+
 def evidence_items(evidence: dict[str, Any], *, max_items: int = 12) -> list[tuple[str, str]]:
     """Evidence as (key, short text): numbers to 4 significant digits, long lists cut."""
     items = []
     for key, value in evidence.items():
         if isinstance(value, list | tuple):
-            shown = ", ".join(fmt(v) if isinstance(v, int | float) else str(v) for v in value[:max_items])
+            shown = ", ".join(_evidence_value(v) for v in value[:max_items])
             text = f"[{shown}{f', ... ({len(value)} in all)' if len(value) > max_items else ''}]"
         elif isinstance(value, dict):
-            text = ", ".join(f"{k}: {fmt(v) if isinstance(v, int | float) else v}" for k, v in list(value.items())[:max_items])
+            text = ", ".join(f"{k}: {_evidence_value(v)}" for k, v in list(value.items())[:max_items])
         else:
-            text = fmt(value) if isinstance(value, int | float) else str(value)
+            text = _evidence_value(value)
         items.append((str(key), text))
     return items
 
