@@ -133,7 +133,7 @@ def summarize(report: Report) -> Summary:
         outcome = []
         for key, label in (("val_accuracy", "validation accuracy"), ("test_accuracy", "test accuracy")):
             if report.before.get(key) is not None or report.after.get(key) is not None:
-                outcome.append((label, f"{fmt(report.before.get(key), percent=True)} before -> "
+                outcome.append((label, f"{fmt(report.before.get(key), percent=True)} before → "
                                        f"{fmt(report.after.get(key), percent=True)} after"))
         outcome.append(("rounds", f"{len(report.rounds)} (best: round {fmt(report.best_round)})"))
         if report.changes is not None:
