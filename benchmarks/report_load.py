@@ -142,7 +142,8 @@ def main() -> None:
     print(f"base run: {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     run = scale_run(base, root / f"run-{args.samples}", args.samples, np.random.default_rng(0))
-    n_steps = sum(1 for line in open(run.metrics, encoding="utf-8") if '"kind": "step"' in line)
+    with open(run.metrics, encoding="utf-8") as fh:
+        n_steps = sum(1 for line in fh if '"kind": "step"' in line)
     n_layer_rows = len(read_layers(run.layers))
     print(f"scaled run: {args.samples} samples, {n_steps} steps, {n_layer_rows} layer rows "
           f"({time.perf_counter() - started:.1f} s to build)")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from trainground.engine.evaluate import predict_logits
 from trainground.engine import DataConfig, FitConfig, NoiseConfig, RunConfig, RunDir, prepare_data
+from trainground.engine.evaluate import predict_logits
 from trainground.recipes.diagnose import diagnose_dataset
 
 # The demo's recipe, shortened: digits, clean test split, 20 % symmetric label noise.
@@ -68,9 +68,8 @@ def make_repair_folder(run: Path, folder: Path) -> Path:
     })
     changes.to_csv(folder / "changes.csv", index=False)
     with open(folder / "actions.jsonl", "w", encoding="utf-8") as fh:
-        for row in changes.itertuples():
-            fh.write(json.dumps({"step": 1, "action": "relabel", "reason": row.reason,
-                                 "evidence": {"policy": "relabel", "target": int(row.index), "value": str(row.new_label)}}) + "\n")
+        fh.writelines(json.dumps({"step": 1, "action": "relabel", "reason": row.reason,
+                                 "evidence": {"policy": "relabel", "target": int(row.index), "value": str(row.new_label)}}) + "\n" for row in changes.itertuples())
         fh.write(json.dumps({"step": 1, "action": "class_weights", "reason": "imbalance",
                              "evidence": {"policy": "class_weights", "target": None, "value": [1.0] * 10}}) + "\n")
     metrics = {

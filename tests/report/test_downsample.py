@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from trainground.report.downsample import bucket_columns, minmax_indices
@@ -21,7 +23,7 @@ def test_long_series_keep_spikes_dips_and_both_ends() -> None:
     assert {0, 12_345, 40_000, 50_000} <= set(keep.tolist())
     # every bucket's max survives: the decimated envelope equals the true one bucket by bucket
     edges = np.linspace(0, len(y), 501).astype(int)
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in itertools.pairwise(edges):
         part = y[a:b]
         if np.isfinite(part).any():
             kept = y[keep[(keep >= a) & (keep < b)]]

@@ -49,7 +49,7 @@ def _parse(text: str) -> _Page:
 
 
 def _figures(text: str) -> dict:
-    raw = re.search(r'<script type="application/json" id="tg-figures">(.*?)</script>', text, re.S).group(1)
+    raw = re.search(r'<script type="application/json" id="tg-figures">(.*?)</script>', text, re.DOTALL).group(1)
     return json.loads(raw)
 
 
@@ -58,7 +58,7 @@ def test_page_is_self_contained(demo_run: Path, tmp_path: Path) -> None:
     page = _parse(text)
     # Nothing the browser would fetch: only in-page anchors and inline data: images.
     for tag, attr, value in page.links:
-        assert value.startswith("#") or value.startswith("data:image/png;base64,"), (tag, attr, value)
+        assert value.startswith(("#", "data:image/png;base64,")), (tag, attr, value)
     assert all("src" not in s for s in page.scripts)  # every script inline
     assert "@import" not in text and "url(http" not in text
     assert text.count(get_plotlyjs()[:2000]) == 1  # plotly.js embedded exactly once
@@ -120,8 +120,7 @@ def test_size_stays_bounded_for_long_runs(run_copy: Path) -> None:
     steps = [json.loads(line) for line in lines if '"kind": "step"' in line]
     with open(run_copy / "metrics.jsonl", "a", encoding="utf-8") as fh:
         for k in range(1, 40):
-            for record in steps:
-                fh.write(json.dumps({**record, "step": record["step"] + k * len(steps)}) + "\n")
+            fh.writelines(json.dumps({**record, "step": record["step"] + k * len(steps)}) + "\n" for record in steps)
     small = len(render_report(read_report(run_copy), top_rows=10))
     assert small < len(get_plotlyjs()) + 1_000_000
 

@@ -6,7 +6,7 @@ re-rendered at any time (``trainground report RUN_DIR``).
 
 from trainground.report.console import print_report_summary
 from trainground.report.model import RepairReport, Report, RunReport
-from trainground.report.read import read_report, read_repair, read_run
+from trainground.report.read import read_repair, read_report, read_run
 from trainground.report.render import render_report, save_report, write_report
 from trainground.report.summary import Summary, summarize, top_findings
 

@@ -4,6 +4,8 @@ stat, value``): gradient norm (``grad_norm``, gradient monitor) and dead-unit fr
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -64,7 +66,7 @@ def layer_heatmap(layers: pd.DataFrame | None, stat: str) -> go.Figure | None:
         colour = {"colorscale": DEAD, "zmin": 0.0, "zmax": 1.0,
                   "colorbar": {"title": {"text": "fraction"}, "thickness": 12, "tickformat": ".0%"}}
         # A few windows: write the share in each cell, so an all-zero map reads "0%", not "empty".
-        text = np.vectorize(lambda v: f"{v:.0%}" if v == v else "")(values) if len(steps) <= 20 else None
+        text = np.vectorize(lambda v: "" if math.isnan(v) else f"{v:.0%}")(values) if len(steps) <= 20 else None
         tip = "step %{x}<br>%{y}<br>%{z:.1%}"
     fig = go.Figure(go.Heatmap(x=steps, y=names, z=z, text=text,
                                texttemplate="%{text}" if text is not None and stat != "grad_norm" else None, xgap=1 if len(steps) <= 60 else 0, ygap=1,

@@ -3,6 +3,7 @@ round, and the changed samples (``changes.csv``, top rows)."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -92,8 +93,9 @@ def repair_tables(report: RepairReport, *, limit: int = TOP_CHANGES) -> RepairTa
             value = record[col.key]
             if col.kind == "num":
                 number = float(value) if pd.notna(value) else float("nan")
-                text = str(int(number)) if col.key == "index" and number == number else f"{number:.3f}"
-                cells.append(Cell(text, number if number == number else -1.0, "num"))
+                missing = math.isnan(number)
+                text = str(int(number)) if col.key == "index" and not missing else f"{number:.3f}"
+                cells.append(Cell(text, -1.0 if missing else number, "num"))
             else:
                 text = "-" if pd.isna(value) else str(value)
                 cells.append(Cell(text, text))

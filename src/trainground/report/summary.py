@@ -133,13 +133,13 @@ def summarize(report: Report) -> Summary:
         outcome = []
         for key, label in (("val_accuracy", "validation accuracy"), ("test_accuracy", "test accuracy")):
             if report.before.get(key) is not None or report.after.get(key) is not None:
-                outcome.append((label, f"{fmt(report.before.get(key), percent=True)} before → "
-                                       f"{fmt(report.after.get(key), percent=True)} after"))
+                change = f"{fmt(report.before.get(key), percent=True)} before → {fmt(report.after.get(key), percent=True)} after"
+                outcome.append((label, change))
         outcome.append(("rounds", f"{len(report.rounds)} (best: round {fmt(report.best_round)})"))
         if report.changes is not None:
             counts = report.changes["action"].value_counts() if "action" in report.changes else {}
-            outcome.append(("changed samples", f"{fmt(len(report.changes))} ("
-                            + ", ".join(f"{k} {fmt(int(v))}" for k, v in counts.items()) + ")"))
+            per_action = ", ".join(f"{k} {fmt(int(v))}" for k, v in counts.items())
+            outcome.append(("changed samples", f"{fmt(len(report.changes))} ({per_action})"))
         if report.stopped:
             outcome.append(("stopped", str(report.stopped)))
         findings = top_findings(base.findings)
