@@ -35,3 +35,22 @@ def test_bad_run_dir_is_one_error_line_and_status_2(tmp_path: Path) -> None:
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:") and str(path) in lines[0]
         assert "Traceback" not in result.output
+
+
+def test_console_summary_names_the_same_top_findings_as_the_page(demo_run: Path) -> None:
+    from rich.console import Console
+
+    from trainground.report import print_report_summary, render_report
+
+    report = read_report(demo_run)
+    console = Console(record=True, width=300)
+    print_report_summary(report, console, report_path=demo_run / "report.html")
+    text = console.export_text()
+    page = render_report(report)
+    summary = page[page.index('id="summary"'):page.index('id="run-training"')]
+    top = top_findings(report.findings)
+    assert top
+    for i, finding in enumerate(top, 1):
+        assert f"finding {i}" in text and finding.message in text
+        assert finding.message.replace("'", "&#39;") in summary
+    assert "finding 4" not in text

@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from trainground.diagnosis.findings import Severity
-from trainground.report.model import Report
+from trainground.report.model import RepairReport, Report
 from trainground.report.summary import summarize
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -37,8 +37,10 @@ def print_report_summary(report: Report, console: Console | None = None, *, repo
             grid.add_row(f"finding {i}", f"[{_STYLE[f.severity]}]{f.severity.value}[/] {f.message} [dim]({f.check})[/]")
             if f.suggestion:
                 grid.add_row("", f"[dim]-> {f.suggestion}[/]")
+    elif not _has_findings_file(report):
+        grid.add_row("findings", "[dim]findings.json missing[/]")
     else:
-        grid.add_row("findings", "[green]none recorded[/]")
+        grid.add_row("findings", "[green]the checks found nothing[/]")
     grid.add_row("", "")
     if report_path is not None:
         grid.add_row("report", str(report_path))
@@ -46,3 +48,8 @@ def print_report_summary(report: Report, console: Console | None = None, *, repo
         grid.add_row("report", f"trainground report {report.path}")
     border = _STYLE.get(summary.worst, "green") if summary.worst is not None else "green"
     console.print(Panel(grid, title=f"summary: {summary.title}", title_align="left", border_style=border.split()[-1]))
+
+
+def _has_findings_file(report: Report) -> bool:
+    run = report.round_0 if isinstance(report, RepairReport) else report
+    return run is not None and run.findings is not None
