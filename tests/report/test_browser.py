@@ -40,11 +40,16 @@ def _click(driver, element) -> None:
     element.click()
 
 
+@pytest.fixture
+def chromium() -> None:
+    """Skips (or fails under CI=true) before the run fixture is built, when there is no browser."""
+    _require_browser()
+
+
 _COLUMN = "return Array.from(document.getElementById(arguments[0]).tBodies[0].rows).map(r => r.cells[arguments[1]].dataset.sort);"
 
 
-def test_demo_report_in_headless_chromium(demo_run: Path, tmp_path: Path) -> None:
-    _require_browser()
+def test_demo_report_in_headless_chromium(chromium: None, demo_run: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
