@@ -40,9 +40,10 @@ def _click(driver, element) -> None:
     element.click()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def chromium() -> None:
-    """Skips (or fails under CI=true) before the run fixture is built, when there is no browser."""
+    """Skips (or fails under CI=true) before the run fixture is built, when there is no browser
+    (session scope: pytest sets up wider-scoped fixtures first, whatever the argument order)."""
     _require_browser()
 
 
