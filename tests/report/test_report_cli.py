@@ -54,3 +54,12 @@ def test_console_summary_names_the_same_top_findings_as_the_page(demo_run: Path)
         assert f"finding {i}" in text and finding.message in text
         assert finding.message.replace("'", "&#39;") in summary
     assert "finding 4" not in text
+
+
+def test_diagnose_writes_the_report_and_prints_its_path(iris_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "diag"
+    result = runner.invoke(app, ["diagnose", str(iris_csv), "--target", "species", "--out", str(out), "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    page = out / "report.html"
+    assert page.is_file() and "report.html" in result.output
+    assert "sample_issues.csv" in page.read_text(encoding="utf-8")
