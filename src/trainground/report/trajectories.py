@@ -109,7 +109,7 @@ def gradient_trajectories(steps: pd.DataFrame | None, actions: list[dict[str, An
         fig.add_trace(go.Scatter(x=x[keep_k], y=k[keep_k], mode="lines", name="K", line={"color": PURPLE, "shape": "hv"},
                                  showlegend=False, **hover("step %{x}<br>K = %{y}")), row=3, col=1)
     base_layout(fig, height=560, subplots=True)
-    fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
+    fig.update_yaxes(type="log", exponentformat="power", dtick="D2", row=1, col=1)  # minor labels at 2 and 5 only
     fig.update_yaxes(tickformat=".0%", range=[0, 1.05], row=2, col=1)
     if "accum_k" in steps and steps["accum_k"].notna().any():
         top_k = max(1.0, float(steps["accum_k"].max()))
