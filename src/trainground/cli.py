@@ -57,7 +57,9 @@ def demo(
     """Train on bundled digits with 20 % injected label noise; write a run directory under runs/."""
     from trainground.recipes.demo import run_demo
 
-    run_demo(root=root, console=out_console)
+    result = run_demo(root=root, console=out_console)
+    if result.run_dir is not None:
+        _report_summary(result.run_dir.path, write_html=True)
 
 
 @app.command("fit")
@@ -128,6 +130,7 @@ def fit_command(
     for logger in loggers:
         out_console.print(logger.destination(), highlight=False, soft_wrap=True)
     print_findings(diagnosis.findings, console=out_console, min_severity=Severity.WARNING, title="Training findings")
+    _report_summary(out, write_html=False)
 
 
 @app.command()
@@ -156,6 +159,26 @@ def diagnose(
         out = RunDir.new_path("runs", f"diagnose-{stem}")
     result = run_diagnose(data, target=target, out=out, overwrite=overwrite, fit_config=fit_config)
     print_diagnosis(result, out_console, limit=top)
+    _report_summary(out, write_html=True)
+
+
+@app.command("report")
+@user_errors
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (demo, fit, diagnose) or a repair output folder.")],
+    out: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default: RUN_DIR/report.html).")] = None,
+) -> None:
+    """Render RUN_DIR's report.html: one offline page with curves, gradients, layers, findings and samples."""
+    _report_summary(run_dir, write_html=True, out=out)
+
+
+def _report_summary(run_dir: Path, *, write_html: bool, out: Path | None = None) -> None:
+    """Write the run's report.html (when asked) and print the summary with the same top findings."""
+    from trainground.report import print_report_summary, read_report, save_report
+
+    report = read_report(run_dir)
+    path = save_report(report, out if out is not None else Path(run_dir) / "report.html") if write_html else None
+    print_report_summary(report, out_console, report_path=path)
 
 
 @app.command()
