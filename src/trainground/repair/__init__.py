@@ -14,6 +14,8 @@ from trainground.repair.plan import (
     plan_edit,
     prepare_model,
 )
+# Register the training plan/model edits (rollback, task_weights, swap_activation, reinit_units).
+from trainground.repair import model_edits, plan_edits  # noqa: E402, F401, I001
 from trainground.repair.policy import (
     PolicyKind,
     PolicySpec,
