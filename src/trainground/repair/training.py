@@ -185,7 +185,7 @@ def dead_unit_ids(model: nn.Module, data: IndexedDataset, layers: Sequence[str],
     finally:
         for h in handles:
             h.remove()
-    return {n: torch.flatnonzero(~a).tolist() for n, a in active.items()}
+    return {n: torch.nonzero(~a).flatten().tolist() for n, a in active.items()}
 
 
 def accuracy(model: nn.Module, data: IndexedDataset | None) -> float | None:
