@@ -32,13 +32,13 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diagnosis_suite import CHECK_EVERY, HEALTHY, PATHOLOGIES, UNGUARDED, Case, split  # noqa: E402
+from diagnosis_suite import CHECK_EVERY, HEALTHY, PATHOLOGIES, UNGUARDED, Case, split
 
-from trainground.data import IndexedDataset, stratified_split  # noqa: E402
-from trainground.diagnosis import DiagnosisConfig, Severity  # noqa: E402
-from trainground.engine import FitConfig, RunConfig  # noqa: E402
-from trainground.gradients import GuardConfig  # noqa: E402
-from trainground.repair.training import repair_training  # noqa: E402
+from trainground.data import IndexedDataset, stratified_split
+from trainground.diagnosis import DiagnosisConfig, Severity
+from trainground.engine import FitConfig, RunConfig
+from trainground.gradients import GuardConfig
+from trainground.repair.training import repair_training
 
 MAX_ROUNDS = 3
 
@@ -93,9 +93,9 @@ def _short(action: dict[str, Any]) -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    pct = lambda x: "-" if x is None else f"{100 * x:.1f}"  # noqa: E731
-    out = ["| broken run | warnings of round 0 | val before -> after | test before -> after | actions (round: what) "
-           "| trainings | repaired |", "|---|---|---|---|---|---|---|"]
+    pct = lambda x: "-" if x is None else f"{100 * x:.1f}"
+    out = [("| broken run | warnings of round 0 | val before -> after | test before -> after | actions (round: what) "
+           "| trainings | repaired |"), "|---|---|---|---|---|---|---|"]
     for r in (r for r in rows if not r["healthy"]):
         out.append(f"| {r['name']} | {', '.join(r['warnings']) or '-'} | {pct(r['before']['val'])} -> "
                    f"{pct(r['after']['val'])} | {pct(r['before']['test'])} -> {pct(r['after']['test'])} | "
@@ -109,9 +109,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                    f"{'; '.join(_short(a) for a in r['actions']) or '-'} | {r['trainings']} |")
     broken, healthy = [r for r in rows if not r["healthy"]], [r for r in rows if r["healthy"]]
     touched = [r for r in healthy if r["actions"]]
-    out += ["", f"broken runs repaired: {sum(r['repaired'] for r in broken)}/{len(broken)}; healthy runs with an "
+    out += ["", (f"broken runs repaired: {sum(r['repaired'] for r in broken)}/{len(broken)}; healthy runs with an "
                 f"action: {len(touched)}/{len(healthy)}; healthy runs whose accuracy changed: "
-                f"{sum(r['after'] != r['before'] for r in healthy)}/{len(healthy)}"]
+                f"{sum(r['after'] != r['before'] for r in healthy)}/{len(healthy)}")]
     return "\n".join(out)
 
 

@@ -8,7 +8,12 @@ from torch import nn
 from trainground.engine import RunConfig
 from trainground.errors import ConfigError
 from trainground.models import MLP, SmallCNN
-from trainground.repair import Action, TrainingPlan, apply_training_actions, prepare_model
+from trainground.repair import (
+    Action,
+    TrainingPlan,
+    apply_training_actions,
+    prepare_model,
+)
 from trainground.repair.model_edits import edit_applies
 
 
@@ -74,9 +79,9 @@ def test_reinit_changes_only_the_named_units():
     assert not torch.equal(weight[units], before["body.2.weight"][units])
     bound = 1 / 16**0.5  # PyTorch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     assert bias[units].abs().max() <= bound and weight[units].abs().max() <= bound
-    for k in before:
+    for k, value in before.items():
         if not k.startswith("body.2."):
-            assert torch.equal(before[k], model.state_dict()[k]), k
+            assert torch.equal(value, model.state_dict()[k]), k
     # seeded: the same plan builds the same model
     torch.manual_seed(0)
     again = MLP(8, 3, hidden=(16, 16))

@@ -7,7 +7,13 @@ from trainground.diagnosis import Finding, Severity
 from trainground.engine import Callback, FitConfig, RunConfig, fit
 from trainground.gradients import GuardConfig
 from trainground.models import MLP
-from trainground.repair import Action, RepairContext, TrainingPlan, get_policy, run_policies
+from trainground.repair import (
+    Action,
+    RepairContext,
+    TrainingPlan,
+    get_policy,
+    run_policies,
+)
 from trainground.repair.policies.rollback import batch_members
 
 UNGUARDED = GuardConfig(spike_z=None, percentile=None, trust_region=False)

@@ -1,6 +1,8 @@
 """Self-repair: policies read findings and return actions; the repair loop applies them,
 records each one, retrains and keeps the best round (see ARCHITECTURE.md, ``repair/``)."""
 
+# Register the training plan/model edits (rollback, task_weights, swap_activation, reinit_units).
+from trainground.repair import model_edits, plan_edits  # noqa: F401
 from trainground.repair.actions import (
     DATA_ACTIONS,
     TRAINING_ACTIONS,
@@ -14,8 +16,6 @@ from trainground.repair.plan import (
     plan_edit,
     prepare_model,
 )
-# Register the training plan/model edits (rollback, task_weights, swap_activation, reinit_units).
-from trainground.repair import model_edits, plan_edits  # noqa: E402, F401, I001
 from trainground.repair.policy import (
     PolicyKind,
     PolicySpec,
