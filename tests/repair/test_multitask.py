@@ -26,7 +26,7 @@ def tasks(digits, rows):
 def test_a_loud_task_is_rebalanced_and_the_quiet_task_recovers(digits):
     order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))
     train, val = tasks(digits, order[:1200]), tasks(digits, order[1200:])
-    config = FitConfig(optimizer="sgd", lr=0.05, momentum=0.9, epochs=4)
+    config = FitConfig(optimizer="sgd", lr=0.05, momentum=0.9, epochs=3)
     result = repair_task_weights(TwoHeads, train, val=val, config=config, weights={"parity": 100.0},
                                  shared=lambda m: m.trunk.parameters(), max_rounds=2)
     first, best = result.rounds[0], result.rounds[result.best_round]
