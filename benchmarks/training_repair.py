@@ -10,8 +10,9 @@ Protocol (fixed before any run):
           validation half, which alone chooses the best round, and a test half, only reported.
   repair  repair.training.repair_training with every training policy, at most 3 repaired
           rounds, the suite's diagnosis (checks every 50 steps); a mid-run breaker is
-          attached again in every round (it stands for a bug in the user's loop that
-          retraining does not remove).
+          attached again in every round at the same global step (it stands for a bug in the
+          user's loop that retraining does not remove; a round resumed from a checkpoint of
+          step s meets it s steps earlier in its own count).
   report  validation and test accuracy of round 0 (before) and of the best round (after),
           the actions applied, trainings used (epochs trained / epochs of one training).
           A case counts as repaired when the best round's validation accuracy beats round 0's
@@ -48,6 +49,14 @@ def val_test(holdout: IndexedDataset) -> tuple[IndexedDataset, IndexedDataset]:
     return holdout.subset(val_pos), holdout.subset(test_pos)
 
 
+def breaker(case: Case, plan: Any) -> Any:
+    """The case's mid-run breaker, at the same global step in a round resumed from a checkpoint
+    (the resumed fit counts its steps from 0): the bug in the user's loop is still there."""
+    made = case.breaker()
+    made.step = max(1, made.step - int(plan.extra.get("resume_from", {}).get("step", 0)))
+    return made
+
+
 def run_case(case: Case, threads: int) -> dict[str, Any]:
     train, holdout = split(case.data)
     val, test = val_test(holdout)
@@ -60,7 +69,7 @@ def run_case(case: Case, threads: int) -> dict[str, Any]:
     result = repair_training(
         lambda t: case.model(t, t.num_classes), train, val_data=val, test_data=test, config=config,
         max_rounds=MAX_ROUNDS, diagnosis=DiagnosisConfig(check_every=CHECK_EVERY),
-        callbacks=(lambda: [case.breaker()]) if case.breaker else None,
+        callbacks=(lambda plan: [breaker(case, plan)]) if case.breaker else None,
     )
     seconds = time.perf_counter() - started
     first, best = result.rounds[0], result.best

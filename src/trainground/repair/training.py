@@ -235,7 +235,7 @@ def repair_training(
     out: str | Path | None = None,
     build_optimizer: OptimizerFactory | None = None,
     loss_fn: nn.Module | None = None,
-    callbacks: Callable[[], Sequence[Callback]] | None = None,
+    callbacks: Callable[[TrainingPlan], Sequence[Callback]] | None = None,
     diagnosis: DiagnosisConfig | None = None,
 ) -> TrainingRepairResult:
     """Train, diagnose, repair the training, retrain; keep the round with the best validation accuracy.
@@ -260,7 +260,9 @@ def repair_training(
         build_optimizer: ``build_optimizer(model, fit_config)``; must read ``fit_config.lr``
             (``set_lr`` changes it). Default: the optimizer ``FitConfig`` names.
         loss_fn: the training loss (cross-entropy by default).
-        callbacks: a factory of extra callbacks for each round (fresh ones per round).
+        callbacks: ``callbacks(plan)``: extra callbacks for a round (fresh ones per round; a
+            round resumed from a checkpoint counts its steps from 0, the checkpoint's step is
+            ``plan.extra["resume_from"]["step"]``).
         diagnosis: the diagnosis options (default ``DiagnosisConfig()``: checks at the end).
 
     Returns:
@@ -289,7 +291,7 @@ def _repair(plan, build_model, data, val_data, test_data, folder, max_rounds, po
     for k in range(max_rounds + 1):
         run_dir = folder / f"round_{k}"
         run = train_round(plan, build_model, data, val_data=val_data, run_dir=run_dir, build_optimizer=build_optimizer,
-                          loss_fn=loss_fn, callbacks=callbacks() if callbacks else (), diagnosis=diagnosis)
+                          loss_fn=loss_fn, callbacks=callbacks(plan) if callbacks else (), diagnosis=diagnosis)
         val = run.result.final.get("val_accuracy")
         rounds.append(RoundResult(k, val, accuracy(run.model, test_data), run.trainings, applied,
                                   list(run.diagnosis.findings), plan, run_dir if keep else None))
