@@ -120,3 +120,14 @@ def test_rollback_and_task_weight_plan_edits():
         apply_training_actions(plan, [Action("rollback", "p", "r", target=1, value={})])
     with pytest.raises(ConfigError, match="weights must be > 0"):
         apply_training_actions(plan, [Action("task_weights", "p", "r", value={"a": 0.0})])
+
+
+def test_reinit_all_units_redraws_the_whole_layer_and_nothing_else():
+    torch.manual_seed(0)
+    model = MLP(8, 3, hidden=(16, 16))
+    with torch.no_grad():
+        model.body[0].weight.mul_(10.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    prepare_model(TrainingPlan(RunConfig(), model_edits=(reinit("body.1", "all"),)), model)
+    assert model.body[0].weight.abs().max() <= 1 / 8**0.5 < before["body.0.weight"].abs().max()
+    assert torch.equal(model.body[2].weight, before["body.2.weight"])

@@ -135,3 +135,11 @@ def test_rollback_resumes_before_the_spike_and_skips_the_spiking_batch(digits, t
     assert get_policy("rollback").fn(RepairContext(0, data, [early], config=config, run_dir=tmp_path / "run")) == []
     assert get_policy("rollback").fn(RepairContext(0, data, [spikes], config=config)) == []
     assert isinstance(action, Action)
+
+
+def test_saturation_from_the_first_epoch_reinitialises_the_layer_later_saturation_does_not(digits):
+    early = finding("saturated_activations", {"saturated_fraction": 0.95}, Severity.ERROR, subject="layer:body.1",
+                    step=1)
+    late = finding("saturated_activations", {"saturated_fraction": 0.7}, subject="layer:body.3", step=500)
+    (action,) = run("reinit_saturated", context(digits, [early, late]))
+    assert (action.action, action.target, action.value) == ("reinit_units", "body.1", "all")

@@ -138,7 +138,8 @@ def reinit_units_(producer: nn.Module, units: Sequence[int], *, generator: torch
 
 @model_edit("reinit_units")
 def reinit_units(model: nn.Module, action: Action) -> nn.Module:
-    """Re-initialise the units ``action.value`` (ids along dim 1 of the activation ``action.target``):
+    """Re-initialise the units ``action.value`` (ids along dim 1 of the activation ``action.target``,
+    or ``"all"``):
     the rows of the Linear/Conv that feeds the activation, and the affine parameters of a
     BatchNorm between them (weight 1, bias 0, the running statistics of those units reset).
 
@@ -153,8 +154,8 @@ def reinit_units(model: nn.Module, action: Action) -> nn.Module:
         _skip(action, "no Linear/Conv before it whose units it passes on")
         return model
     producer_name, producer = found
-    units = sorted({int(u) for u in (action.value or [])})
     out_units = producer.weight.shape[0]
+    units = list(range(out_units)) if action.value == "all" else sorted({int(u) for u in (action.value or [])})
     if not units or units[-1] >= out_units or units[0] < 0:
         _skip(action, f"unit ids must lie in [0, {out_units}) of {producer_name}")
         return model

@@ -5,6 +5,7 @@ from trainground.repair.policies import (  # noqa: F401
     lower_lr,
     raise_lr,
     reinit_dead_units,
+    reinit_saturated,
     rollback,
     swap_dead_relu,
     task_weights,
