@@ -120,20 +120,23 @@ def test_rollback_resumes_before_the_spike_and_skips_the_spiking_batch(digits, t
     members = batch_members(300, 64, 0, spike)
     assert torch.equal(torch.as_tensor(result.train_index[members]), seen.index[spike])
     spikes = finding("loss_spikes", {"spikes": 1, "unrecovered": 1, "spike_steps": [spike]}, step=spike)
-    ctx = RepairContext(round=0, data=data, findings=[spikes], config=config, run_dir=tmp_path / "run",
-                        extra={"train_index": result.train_index})
+    extra = {"train_index": result.train_index, "resumable": True}
+    ctx = RepairContext(round=0, data=data, findings=[spikes], config=config, run_dir=tmp_path / "run", extra=extra)
     (action,) = get_policy("rollback").fn(ctx)
     assert action.target == 2 * spe  # the checkpoint of the last epoch end before the spike
     assert action.value["skip_samples"] == sorted(seen.index[spike].tolist())
     # recurrent spikes point at the step size, not the batches: roll back, skip nothing
     many = finding("loss_spikes", {"spikes": 5, "unrecovered": 2, "spike_steps": [11, 12, 13, 14, 15]}, step=spike)
     (action,) = get_policy("rollback").fn(RepairContext(0, data, [many], config=config, run_dir=tmp_path / "run",
-                                                        extra={"train_index": result.train_index}))
+                                                        extra=extra))
     assert action.value["skip_samples"] == []
     # a spike before the first good checkpoint, or no run directory: nothing to go back to
     early = finding("loss_spikes", {"spikes": 1, "unrecovered": 1, "spike_steps": [3]}, step=3)
-    assert get_policy("rollback").fn(RepairContext(0, data, [early], config=config, run_dir=tmp_path / "run")) == []
-    assert get_policy("rollback").fn(RepairContext(0, data, [spikes], config=config)) == []
+    assert get_policy("rollback").fn(RepairContext(0, data, [early], config=config, run_dir=tmp_path / "run",
+                                                   extra=extra)) == []
+    assert get_policy("rollback").fn(RepairContext(0, data, [spikes], config=config, extra=extra)) == []
+    # a loop that does not resume from checkpoints gets no rollback
+    assert get_policy("rollback").fn(RepairContext(0, data, [spikes], config=config, run_dir=tmp_path / "run")) == []
     assert isinstance(action, Action)
 
 

@@ -202,7 +202,7 @@ def round_context(round_: int, plan: TrainingPlan, run: RoundRun, *, run_dir: Pa
     """The :class:`RepairContext` the training policies read after a round."""
     findings = list(run.diagnosis.findings)
     dead = [f.subject.removeprefix("layer:") for f in findings if f.check == "dead_units"]
-    extra = {"plan": plan, "train_index": run.result.train_index,
+    extra = {"plan": plan, "train_index": run.result.train_index, "resumable": True,
              "dead_unit_ids": dead_unit_ids(run.model, run.train, dead) if dead else {}, **run.extra}
     return RepairContext(round=round_, data=run.train, findings=findings, history=list(history), config=plan.config,
                          run_dir=run_dir, extra=extra)

@@ -4,6 +4,11 @@ The Guard already rolls back inside a run (to an in-memory snapshot, ``actions.j
 ``"rollback"``); this policy acts between rounds: the next round resumes from the newest
 checkpoint of this round taken before the first spike, with the lr/clip changes the other
 policies chose, instead of training again from scratch (``plan_edits.rollback``).
+
+Only a loop that honours ``plan.extra["resume_from"]`` and ``["skip_samples"]`` may receive
+a rollback, so the policy acts only when the loop says so with
+``context.extra["resumable"] = True`` (``repair.training.round_context`` does); elsewhere it
+is silent rather than recording an action nobody carries out.
 """
 
 from __future__ import annotations
@@ -92,7 +97,7 @@ def good_checkpoint(run_dir: Any, before: int) -> tuple[int, Path] | None:
 @register_policy(NAME, kind="training")
 def rollback(context: RepairContext) -> list[Action]:
     """On a persistent spike, resume the next round from the last checkpoint before it (isolated spiking batches skipped)."""
-    spike = persistent_spike(context)
+    spike = persistent_spike(context) if context.extra.get("resumable") else None
     if spike is None:
         return []
     onset, evidence = spike
