@@ -28,7 +28,7 @@ def build(train):
 
 def test_a_far_too_high_lr_is_repaired_and_every_action_recorded(digits, tmp_path):
     train, val, test = splits(digits)
-    config = RunConfig(fit=FitConfig(optimizer="sgd", lr=3.0, momentum=0.9, epochs=4, device="cpu"), guard=UNGUARDED)
+    config = RunConfig(fit=FitConfig(optimizer="sgd", lr=3.0, momentum=0.9, epochs=3, device="cpu"), guard=UNGUARDED)
     result = repair_training(build, train, val_data=val, test_data=test, config=config, max_rounds=2,
                              out=tmp_path / "repair")
     before, after = result.rounds[0], result.best

@@ -158,7 +158,9 @@ def train_round(plan: TrainingPlan, build_model: ModelFactory, data: IndexedData
                           stacklevel=2)
         for group in optimizer.param_groups:
             group["lr"] = fit_config.lr  # the plan's lr, not the one the checkpoint was taken with
-    watcher = DiagnosisCallback(diagnosis or DiagnosisConfig(), train_data=train, val_data=val_data)
+    # No datasets for the distribution-shift check: a shifted split is a data question no
+    # training policy acts on, and its domain classifier costs more than a small training.
+    watcher = DiagnosisCallback(diagnosis or DiagnosisConfig())
     result = fit(model, train, config=fit_config, val_data=val_data, loss_fn=loss_fn, optimizer=optimizer,
                  callbacks=[watcher, *callbacks], run_dir=run_dir, guard=copy.deepcopy(plan.config.guard))
     return RoundRun(model, train, result, watcher, fit_config.epochs / full_epochs)
