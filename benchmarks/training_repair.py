@@ -95,7 +95,7 @@ def _short(action: dict[str, Any]) -> str:
     elif action["action"] == "rollback":
         text = f"resume step {action['target']}" + (f", skip {len(value['skip_samples'])}" if value["skip_samples"] else "")
     elif action["action"] == "reinit_units":
-        text = f"reinit {len(value)} units of {action['target']}"
+        text = f"reinit {'all' if value == 'all' else len(value)} units of {action['target']}"
     else:
         text = f"{action['target']} -> {value}"
     return f"r{action['round']}: {text}"
