@@ -25,9 +25,12 @@ from trainground.repair.policy import (
     register_policy,
     run_policies,
 )
+from trainground.repair.training import TrainingRepairResult, repair_training
 
 __all__ = [
     "DATA_ACTIONS", "TRAINING_ACTIONS", "Action", "ActionKind", "PolicyKind", "PolicySpec", "RepairContext",
     "TrainingPlan", "apply_training_actions", "available_policies", "get_policy", "model_edit", "plan_edit",
     "prepare_model", "register_policy", "run_policies",
 ]
+# training repair (repair-train)
+__all__ += ["TrainingRepairResult", "repair_training"]

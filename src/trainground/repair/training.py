@@ -259,6 +259,8 @@ def repair_training(
         test_data: reported per round, never used to choose.
         out: repair folder (``round_k/`` run directories, ``actions.jsonl``, ``metrics.json``,
             ``config.yaml``); None keeps the rounds in a temporary folder that is removed.
+            An action's ``actions.jsonl`` line has ``step`` = the round that trained with it
+            (chosen from the diagnosis of the round before).
         build_optimizer: ``build_optimizer(model, fit_config)``; must read ``fit_config.lr``
             (``set_lr`` changes it). Default: the optimizer ``FitConfig`` names.
         loss_fn: the training loss (cross-entropy by default).
@@ -288,6 +290,8 @@ def _repair(plan, build_model, data, val_data, test_data, folder, max_rounds, po
             callbacks, diagnosis, *, keep: bool) -> TrainingRepairResult:
     rounds: list[RoundResult] = []
     log = ActionLog(folder / "actions.jsonl") if keep else None
+    if log is not None:
+        log.path.touch()  # the repair folder always has one, empty when nothing was repaired
     applied: list[Action] = []
     best, best_model, stopped = 0, None, f"max_rounds ({max_rounds}) reached"
     for k in range(max_rounds + 1):
