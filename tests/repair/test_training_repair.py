@@ -73,3 +73,25 @@ def test_a_rolled_back_round_resumes_from_the_checkpoint_without_the_skipped_sam
     saved = torch.load(checkpoints[0], map_location="cpu", weights_only=True)
     assert resumed.result.history[0]["train_loss"] < first.result.history[0]["train_loss"]
     assert saved["epoch"] == 1
+
+
+def test_a_round_that_does_not_help_stops_the_loop_and_round_0_is_kept(digits):
+    from trainground.repair import register_policy
+    from trainground.repair.policy import _REGISTRY
+
+    @register_policy("test_only_wreck_lr", kind="training")
+    def wreck(context):
+        """Set an absurd SGD learning rate (test)."""
+        return [Action("set_lr", "test_only_wreck_lr", "test", value=50.0)]
+
+    try:
+        train, val, _ = splits(digits)
+        config = RunConfig(fit=FitConfig(optimizer="sgd", lr=0.05, momentum=0.9, epochs=2, device="cpu"),
+                           guard=UNGUARDED)
+        result = repair_training(build, train, val_data=val, config=config, max_rounds=3,
+                                 policies=["test_only_wreck_lr"])
+    finally:
+        _REGISTRY.pop("test_only_wreck_lr")
+    assert len(result.rounds) == 2 and result.best_round == 0
+    assert result.rounds[1].val_accuracy < result.rounds[0].val_accuracy
+    assert "did not improve" in result.stopped and result.model is not None

@@ -29,7 +29,7 @@ from trainground.data import IndexedDataset
 from trainground.diagnosis import DiagnosisCallback, DiagnosisConfig, Finding
 from trainground.engine import Callback, FitConfig, RunConfig, fit, predict_logits
 from trainground.engine.atomic import atomic_write_text
-from trainground.engine.loop import make_optimizer
+from trainground.engine.loop import make_optimizer, resolve_device
 from trainground.errors import RunDirError
 from trainground.gradients import ActionLog
 from trainground.repair.actions import Action
@@ -149,6 +149,9 @@ def train_round(plan: TrainingPlan, build_model: ModelFactory, data: IndexedData
     model = prepare_model(plan, model)
     full_epochs = plan.config.fit.epochs
     fit_config.keep_checkpoints = max(fit_config.keep_checkpoints, fit_config.epochs + 1)
+    # On the training device before the optimizer exists: a restored optimizer state is cast to
+    # its parameters' device when loaded, and fit moving the model later would leave it behind.
+    model.to(resolve_device(fit_config.device))
     optimizer = build_optimizer(model, fit_config) if build_optimizer else make_optimizer(fit_config, model.parameters())
     if checkpoint is not None:
         try:
