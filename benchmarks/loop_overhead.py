@@ -8,17 +8,22 @@ Variants, interleaved over rounds so machine drift hits all alike:
   fit        trainground.fit, in memory (events, callbacks, running epoch metrics)
   fit+disk   trainground.fit with a run directory: metrics.jsonl, a checkpoint at
              every epoch end, final safetensors
+  fit+disk+tensorboard, fit+disk+mlflow   (with --logger) fit+disk plus that logger
+             (TensorBoard event files / an MLflow run in a local sqlite store), built
+             before the clock starts; the difference to fit+disk is the logger's cost
 
-Usage: python benchmarks/loop_overhead.py [--threads 2] [--rounds 5]
+Usage: python benchmarks/loop_overhead.py [--threads 2] [--rounds 5] [--logger tensorboard mlflow]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,26 +67,43 @@ def plain(x: torch.Tensor, y: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def with_fit(x: torch.Tensor, y: torch.Tensor, *, disk: bool) -> float:
+def with_fit(x: torch.Tensor, y: torch.Tensor, *, disk: bool, logger: str | None = None,
+             store: str | None = None) -> float:
     ds = IndexedDataset(x, y, torch.arange(len(y)), LabelEncoder.fit(y.numpy()), "table", "digits")
     torch.manual_seed(0)
     model = mlp(x.shape[1])
     cfg = FitConfig(epochs=EPOCHS, batch_size=BATCH, lr=LR, val_fraction=0.0, device="cpu")
     with tempfile.TemporaryDirectory() as tmp:
+        callbacks = [] if logger is None else [make_logger(logger, Path(tmp) / "logs", store)]
         start = time.perf_counter()
-        fit(model, ds, config=cfg, run_dir=tmp if disk else None)
+        fit(model, ds, config=cfg, run_dir=Path(tmp) / "run" if disk else None, callbacks=callbacks)
         return time.perf_counter() - start
+
+
+def make_logger(name: str, log_dir: Path, store: str | None):
+    """A TensorBoard or MLflow logger, ready (the MLflow store is opened here, off the clock)."""
+    from trainground.integrations import MLflowLogger, TensorBoardLogger
+
+    if name == "tensorboard":
+        return TensorBoardLogger(log_dir)
+    return MLflowLogger(f"sqlite:///{store}", experiment="loop_overhead")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--logger", nargs="*", choices=["tensorboard", "mlflow"], default=[],
+                        help="also time fit+disk with these loggers (extras [tensorboard], [mlflow])")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     x, y = data()
     runs = {"plain": lambda: plain(x, y), "fit": lambda: with_fit(x, y, disk=False),
             "fit+disk": lambda: with_fit(x, y, disk=True)}
+    store_dir = tempfile.TemporaryDirectory()  # one MLflow store for every round (its tables are made once)
+    store = str(Path(store_dir.name) / "mlflow.db")
+    for name in args.logger:
+        runs[f"fit+disk+{name}"] = functools.partial(with_fit, x, y, disk=True, logger=name, store=store)
     for run in runs.values():  # warm-up: first-call allocations and imports
         run()
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -96,6 +118,10 @@ def main() -> None:
     for name, values in times.items():
         med = statistics.median(values)
         print(f"| {name} | {med:.3f} | {1000 * med / steps:.3f} | {med / base:.2f} |")
+    disk = statistics.median(times["fit+disk"])
+    for name in args.logger:  # the logger's own cost: its variant minus fit+disk, per step
+        extra = statistics.median(times[f"fit+disk+{name}"]) - disk
+        print(f"{name} logger: {1000 * extra / steps:+.3f} ms/step over fit+disk")
     print(json.dumps({name: [round(v, 4) for v in values] for name, values in times.items()}))
 
 

@@ -35,6 +35,7 @@ def test_demo_writes_a_run_directory_and_a_summary(tmp_path, monkeypatch):
                  "sample_issues.csv", "samples.parquet", "layers.parquet"):
         assert (run / name).exists(), name
     assert "test accuracy" in result.stdout and "of 287 corrupted labels flagged" in result.stdout
+    assert (run / "report.html").is_file() and "report.html" in result.stdout
     issues = pd.read_csv(run / "sample_issues.csv")
     assert len(issues) == 1437 and 200 < issues["is_label_issue"].sum() < 400
     test_record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from trainground.engine.config_io import read_yaml
 from trainground.errors import ConfigError, TraingroundError
@@ -38,7 +39,8 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except TraingroundError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            # escape: a message may hold brackets ("pip install 'trainground[mlflow]'") that are not markup
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; a run with checkpoints continues with --resume")
@@ -55,7 +57,9 @@ def demo(
     """Train on bundled digits with 20 % injected label noise; write a run directory under runs/."""
     from trainground.recipes.demo import run_demo
 
-    run_demo(root=root, console=out_console)
+    result = run_demo(root=root, console=out_console)
+    if result.run_dir is not None:
+        _report_summary(result.run_dir.path, write_html=True)
 
 
 @app.command("fit")
@@ -69,11 +73,18 @@ def fit_command(
     config: Annotated[Path | None, typer.Option("--config", help="YAML with sections data, model, fit.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier run.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    tensorboard: Annotated[Path | None, typer.Option(
+        "--tensorboard", help="Also log the scalars to this TensorBoard log directory "
+                              "(pip install 'trainground[tensorboard]').")] = None,
+    mlflow: Annotated[str | None, typer.Option(
+        "--mlflow", help="Also log the scalars and the config to this MLflow tracking URI, e.g. "
+                         "sqlite:///mlflow.db (pip install 'trainground[mlflow]').")] = None,
 ) -> None:
     """Train a model on DATA and write a run directory."""
     from trainground.diagnosis import DiagnosisCallback, Severity, print_findings
-    from trainground.engine import ProgressBar, RunConfig, RunDir, run_fit
+    from trainground.engine import MLflowConfig, ProgressBar, RunConfig, RunDir, run_fit
     from trainground.engine.run import resume_config
+    from trainground.integrations import build_loggers
     from trainground.recipes.demo import print_summary
 
     if resume:
@@ -83,6 +94,9 @@ def fit_command(
             raise ConfigError("--resume and --overwrite contradict each other; choose one")
         if config is not None:
             raise ConfigError("--resume continues a run with its own config.yaml; --config cannot change it")
+        if tensorboard is not None or mlflow is not None:
+            raise ConfigError("--resume logs where the run's config.yaml says (section logging); "
+                              "--tensorboard and --mlflow cannot change it")
         run_config = resume_config(RunDir.open(out), source=data, epochs=epochs, target=target, seed=seed)
     else:
         # Precedence: defaults < YAML file < command-line options.
@@ -95,16 +109,28 @@ def fit_command(
             run_config.fit.epochs = epochs
         if seed is not None:
             run_config.fit.seed = seed
+        if tensorboard is not None:
+            run_config.logging.tensorboard = str(tensorboard)
+        if mlflow is not None:
+            run_config.logging.mlflow = run_config.logging.mlflow or MLflowConfig()
+            run_config.logging.mlflow.tracking_uri = mlflow
         if out is None:
             stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
             out = RunDir.new_path("runs", f"fit-{stem}")
     # Every run is watched by the training diagnosis: findings.json and layers.parquet in the run.
     diagnosis = DiagnosisCallback()
+    # TensorBoard / MLflow copies of the scalars, as the config's logging section asks (after the
+    # others, so a resumed run finds their checkpoint state under the same keys).
+    loggers = build_loggers(run_config.logging)
     result = run_fit(
-        run_config, out=out, overwrite=overwrite, resume=resume, callbacks=[ProgressBar(err_console), diagnosis]
+        run_config, out=out, overwrite=overwrite, resume=resume,
+        callbacks=[ProgressBar(err_console), diagnosis, *loggers],
     )
     print_summary(result, out_console)
+    for logger in loggers:
+        out_console.print(logger.destination(), highlight=False, soft_wrap=True)
     print_findings(diagnosis.findings, console=out_console, min_severity=Severity.WARNING, title="Training findings")
+    _report_summary(out, write_html=False)
 
 
 @app.command()
@@ -133,6 +159,26 @@ def diagnose(
         out = RunDir.new_path("runs", f"diagnose-{stem}")
     result = run_diagnose(data, target=target, out=out, overwrite=overwrite, fit_config=fit_config)
     print_diagnosis(result, out_console, limit=top)
+    _report_summary(out, write_html=True)
+
+
+@app.command("report")
+@user_errors
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (demo, fit, diagnose) or a repair output folder.")],
+    out: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default: RUN_DIR/report.html).")] = None,
+) -> None:
+    """Render RUN_DIR's report.html: one offline page with curves, gradients, layers, findings and samples."""
+    _report_summary(run_dir, write_html=True, out=out)
+
+
+def _report_summary(run_dir: Path, *, write_html: bool, out: Path | None = None) -> None:
+    """Write the run's report.html (when asked) and print the summary with the same top findings."""
+    from trainground.report import print_report_summary, read_report, save_report
+
+    report = read_report(run_dir)
+    path = save_report(report, out if out is not None else Path(run_dir) / "report.html") if write_html else None
+    print_report_summary(report, out_console, report_path=path)
 
 
 @app.command()
@@ -211,7 +257,7 @@ def repair_command(
     result = repair(data, target=target, out=out, test=test, overwrite=overwrite, config=config,
                     max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console)
     print_repair(result, out_console)
-    # report hook: the lead adds the HTML report of the repair folder here (issue 8's renderer).
+    _report_summary(Path(out), write_html=True)  # report.html of the repair folder (issue 8's renderer)
 
 
 def main() -> None:

@@ -59,3 +59,10 @@ def test_bad_input_is_one_error_line_and_nothing_is_written(tmp_path, iris_csv, 
     assert iris_csv.read_bytes() == before
     assert not (tmp_path / "new").exists()
     assert sorted(p.name for p in iris_csv.parent.iterdir()) == [iris_csv.name]
+
+
+def test_repair_cli_writes_the_report(tmp_path, iris_csv):
+    out = tmp_path / "rep"
+    result = invoke("repair", iris_csv, "--target", "species", "--out", out, "--epochs", "2", "--rounds", "1")
+    assert result.exit_code == 0, result.stderr
+    assert (out / "report.html").stat().st_size > 1000 and "report.html" in result.stdout

@@ -4,8 +4,9 @@ from trainground.engine.callbacks import Callback, CallbackList
 from trainground.engine.config import FitConfig
 from trainground.engine.evaluate import evaluate, predict_logits
 from trainground.engine.events import Event
+from trainground.engine.logging_config import LoggingConfig, MLflowConfig
 from trainground.engine.loop import FitResult, fit
-from trainground.engine.metrics import MetricsWriter, read_metrics
+from trainground.engine.metrics import MetricsWriter, ScalarSink, read_metrics
 from trainground.engine.predict import TrainedModel, load_trained_model, predict
 from trainground.engine.progress import ProgressBar
 from trainground.engine.run import PreparedData, RunResult, prepare_data, run_fit
@@ -15,7 +16,7 @@ from trainground.engine.sample_recording import RecordSamples
 from trainground.engine.state import TrainState
 
 __all__ = [
-    "Callback", "CallbackList", "DataConfig", "Event", "FitConfig", "FitResult", "MetricsWriter", "NoiseConfig",
-    "PreparedData", "ProgressBar", "RecordSamples", "RunConfig", "RunDir", "RunResult", "TrainState", "TrainedModel", "evaluate",
+    "Callback", "CallbackList", "DataConfig", "Event", "FitConfig", "FitResult", "LoggingConfig", "MLflowConfig", "MetricsWriter", "NoiseConfig",
+    "PreparedData", "ProgressBar", "RecordSamples", "RunConfig", "RunDir", "RunResult", "ScalarSink", "TrainState", "TrainedModel", "evaluate",
     "fit", "load_trained_model", "predict", "predict_logits", "prepare_data", "read_metrics", "run_fit",
 ]

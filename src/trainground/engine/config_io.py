@@ -40,6 +40,9 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1 and is_dataclass(options[0]) and isinstance(value, Mapping):
+            return from_dict(options[0], value, where)  # an optional section: its error names the bad key
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _coerce(arg, value, where)

@@ -24,7 +24,7 @@ from trainground.engine.checkpoint import (
 from trainground.engine.config import FitConfig
 from trainground.engine.evaluate import evaluate
 from trainground.engine.events import Event
-from trainground.engine.metrics import MetricsWriter
+from trainground.engine.metrics import MetricsWriter, ScalarSink
 from trainground.engine.model_file import save_model
 from trainground.engine.rng import get_rng_state, set_rng_state
 from trainground.engine.rundir import RunDir
@@ -151,7 +151,8 @@ def fit(
             ``indexed_loss(logits, y, index)`` (the ``trainground.losses`` modules) is called
             through it in training, so per-sample weights keyed by input index apply.
         optimizer: built from ``config`` when omitted.
-        callbacks: watchers of the loop's events.
+        callbacks: watchers of the loop's events; ``ScalarSink`` callbacks (e.g. the TensorBoard and
+            MLflow loggers of ``trainground.integrations``) also get ``metrics.jsonl``'s records.
         run_dir: where the run is written; None keeps everything in memory.
         resume: continue the run in ``run_dir`` from its newest checkpoint.
         guard: the step's protection (AMP, accumulation, clipping, spike skip/rollback): a
@@ -185,7 +186,11 @@ def fit(
                 "or choose another run_dir"
             )
         run.path.mkdir(parents=True, exist_ok=True)
-        all_callbacks.insert(0, MetricsWriter(run.metrics, flush_every=config.log_every))
+    # One writer buffers the per-step scalars for the file and for every sink (TensorBoard, MLflow).
+    sinks = [cb for cb in all_callbacks if isinstance(cb, ScalarSink)]
+    if run is not None or sinks:
+        all_callbacks.insert(0, MetricsWriter(None if run is None else run.metrics, flush_every=config.log_every,
+                                              sinks=sinks))
     hooks = CallbackList(all_callbacks)
     if not isinstance(guard, Guard):
         guard = Guard(model, optimizer, config=guard or GuardConfig(),

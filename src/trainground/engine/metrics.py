@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,20 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+class ScalarSink(Callback):
+    """A callback fed with ``metrics.jsonl``'s records as they are written (TensorBoard, MLflow...).
+
+    ``fit`` hands every ``ScalarSink`` among its callbacks to its :class:`MetricsWriter`, so
+    the sinks share the writer's device buffer and its one host sync per flush, and see
+    exactly the values (and steps) the file holds; non-finite values arrive as ``None``.
+    Records reach a sink before the sink's own ``on_epoch_end``/``on_checkpoint`` hook of the
+    same event, so at ``on_checkpoint`` it holds every record up to ``state.step``.
+    """
+
+    def write_records(self, records: list[dict[str, Any]]) -> None:
+        """Step and epoch records, in order (shared with other sinks: read, don't mutate)."""
+
+
 class MetricsWriter(Callback):
     """Appends one JSON object per line: ``{"kind": "step", "step", "epoch", "loss", "lr", "grad_norm",
     "clip_threshold", "accum_k", "skipped"}`` per batch (the last four from the Guard's last step)
@@ -30,10 +45,12 @@ class MetricsWriter(Callback):
     Losses are kept on the device and copied to the host in one ``torch.stack(...).tolist()``
     every ``flush_every`` steps, so logging costs one sync per flush, not one per step.
     On resume the file is cut back to what the checkpoint had seen, so no line is duplicated.
+    ``sinks`` receive every record too; with ``path=None`` only they do (a run without a directory).
     """
 
-    def __init__(self, path: str | Path, *, flush_every: int = 50) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | None, *, flush_every: int = 50, sinks: Sequence[ScalarSink] = ()) -> None:
+        self.path = None if path is None else Path(path)
+        self.sinks = list(sinks)
         self.flush_every = max(1, flush_every)
         self._pending: list[tuple[int, int, float, torch.Tensor]] = []  # loss + Guard scalars, stacked
         self._bytes_at_checkpoint = 0
@@ -59,6 +76,8 @@ class MetricsWriter(Callback):
         # Durability matters only here: the checkpoint records how many bytes it has seen,
         # so those bytes must survive a power cut. Appends in between are not fsynced.
         self.flush()
+        if self.path is None:
+            return
         if self.path.exists():
             with open(self.path, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -83,8 +102,11 @@ class MetricsWriter(Callback):
         self._append(records)
 
     def _append(self, records: list[dict[str, Any]]) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(r) + "\n" for r in records))
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps(r) + "\n" for r in records))
+        for sink in self.sinks:
+            sink.write_records(records)
 
     def state_dict(self) -> dict[str, Any]:
         return {"bytes": self._bytes_at_checkpoint}
@@ -92,7 +114,7 @@ class MetricsWriter(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # Lines written after the checkpoint describe steps the resumed run will redo.
         self._bytes_at_checkpoint = int(state["bytes"])
-        if self.path.exists() and self.path.stat().st_size > self._bytes_at_checkpoint:
+        if self.path is not None and self.path.exists() and self.path.stat().st_size > self._bytes_at_checkpoint:
             with open(self.path, "r+b") as fh:
                 fh.truncate(self._bytes_at_checkpoint)
 

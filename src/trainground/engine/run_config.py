@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from trainground.engine.config import FitConfig
 from trainground.engine.config_io import from_dict, to_dict
+from trainground.engine.logging_config import LoggingConfig
 from trainground.gradients import GuardConfig
 from trainground.losses.build import LossConfig
 from trainground.models import ModelConfig
@@ -47,7 +48,7 @@ class DataConfig:
 
 @dataclass
 class RunConfig:
-    """``config.yaml``: sections ``data``, ``model``, ``fit``, ``loss`` and ``guard``."""
+    """``config.yaml``: sections ``data``, ``model``, ``fit``, ``loss``, ``guard`` and ``logging``."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -56,6 +57,8 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     # The Guard's options (AMP, accumulation, clipping, spike skip/rollback); defaults win benchmark C.
     guard: GuardConfig = field(default_factory=GuardConfig)
+    # Copies of the scalars to TensorBoard / MLflow (optional extras); none by default.
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, where: str = "config") -> RunConfig:

@@ -1,6 +1,8 @@
 """Self-repair: policies read findings and return actions; the repair loop applies them,
 records each one, retrains and keeps the best round (see ARCHITECTURE.md, ``repair/``)."""
 
+# Register the training plan/model edits (rollback, task_weights, swap_activation, reinit_units).
+from trainground.repair import model_edits, plan_edits  # noqa: F401
 from trainground.repair.actions import (
     DATA_ACTIONS,
     TRAINING_ACTIONS,
@@ -30,6 +32,7 @@ from trainground.repair.policy import (
     register_policy,
     run_policies,
 )
+from trainground.repair.training import TrainingRepairResult, repair_training
 
 __all__ = [
     "DATA_ACTIONS", "TRAINING_ACTIONS", "Action", "ActionKind", "PolicyKind", "PolicySpec", "RepairContext",
@@ -37,3 +40,5 @@ __all__ = [
     "prepare_model", "register_policy", "run_policies",
 ]
 __all__ += ["RepairResult", "RepairState", "apply_data_actions", "repair_loop", "round_loss", "training_view"]
+# training repair (repair-train)
+__all__ += ["TrainingRepairResult", "repair_training"]

@@ -1,10 +1,22 @@
-"""Built-in repair policies, one module each; importing this package registers them."""
+"""Built-in repair policies, one module each; importing this package registers them.
 
-# data policies (one import per line: the training policies are added beside them)
-from trainground.repair.policies import (
-    drop_duplicates,  # noqa: F401
-    quarantine,  # noqa: F401
-    rebalance,  # noqa: F401
-    relabel,  # noqa: F401
-    reweight,  # noqa: F401
+Data policies: drop_duplicates, quarantine, rebalance, relabel, reweight.
+Training policies: lower_lr, raise_lr, reinit_dead_units, reinit_saturated, rollback,
+swap_dead_relu, task_weights, tighten_clip.
+"""
+
+from trainground.repair.policies import (  # noqa: F401
+    drop_duplicates,
+    lower_lr,
+    quarantine,
+    raise_lr,
+    rebalance,
+    reinit_dead_units,
+    reinit_saturated,
+    relabel,
+    reweight,
+    rollback,
+    swap_dead_relu,
+    task_weights,
+    tighten_clip,
 )

@@ -1,0 +1,200 @@
+"""Multi-task training repair (Python API): rebalance the task loss weights from per-task gradient norms.
+
+``fit`` trains one label per sample, so multi-task runs have their own small loop here:
+:func:`fit_multitask` trains a model whose ``forward`` returns ``{task: logits}`` on the
+weighted sum of per-task cross-entropies, and measures each task's gradient norm (and the
+pairwise cosines) on the shared parameters with :class:`~trainground.gradients.tasks.TaskGradients`.
+:func:`repair_task_weights` runs the ``task_weights`` policy on those figures and retrains
+with the weights it sets, keeping the round with the best mean validation accuracy.
+
+::
+
+    result = repair_task_weights(lambda: TwoHeads(64), (x, {"digit": y, "parity": y % 2}),
+                                 val=(x_val, {...}), shared=lambda m: m.trunk.parameters())
+    result.weights       # {"digit": 1.0, "parity": 0.011}
+    result.model         # the best round's model
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trainground.engine import FitConfig, RunConfig
+from trainground.engine.loop import make_optimizer
+from trainground.errors import DataError
+from trainground.gradients.tasks import TaskGradients
+from trainground.repair.actions import Action
+from trainground.repair.plan import TrainingPlan, apply_training_actions
+from trainground.repair.policy import RepairContext, run_policies
+
+MultiTaskData = tuple[Tensor, Mapping[str, Tensor]]  # features [N, ...], {task: class ids [N]}
+
+
+@dataclass
+class MultiTaskResult:
+    """One multi-task training: the model, per-task validation accuracy, per-task gradient figures."""
+
+    model: nn.Module
+    val_accuracy: dict[str, float]
+    task_grad_norms: dict[str, float]
+    task_grad_cos: dict[str, float]
+    weights: dict[str, float]
+
+    @property
+    def mean_val_accuracy(self) -> float:
+        return float(np.mean(list(self.val_accuracy.values()))) if self.val_accuracy else float("nan")
+
+
+def _check(data: MultiTaskData, where: str) -> None:
+    x, targets = data
+    if not targets:
+        raise DataError(f"{where}: no task targets")
+    for task, y in targets.items():
+        if len(y) != len(x):
+            raise DataError(f"{where}: task {task!r} has {len(y)} targets for {len(x)} samples")
+
+
+def task_accuracy(model: nn.Module, data: MultiTaskData, *, batch_size: int = 1024) -> dict[str, float]:
+    """Accuracy of each task of ``model`` on ``data`` (eval mode; the mode is restored)."""
+    x, targets = data
+    was = model.training
+    model.eval()
+    correct = {t: 0 for t in targets}
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            out = model(x[i : i + batch_size])
+            for t, y in targets.items():
+                correct[t] += int((out[t].argmax(dim=1) == y[i : i + batch_size]).sum())
+    model.train(was)
+    return {t: c / max(len(x), 1) for t, c in correct.items()}
+
+
+def fit_multitask(
+    model: nn.Module, train: MultiTaskData, *, val: MultiTaskData, config: FitConfig | None = None,
+    weights: Mapping[str, float] | None = None, shared: Callable[[nn.Module], Iterable[Tensor]] | None = None,
+    sample_every: int = 10,
+) -> MultiTaskResult:
+    """Train ``model`` (``forward(x) -> {task: logits}``) on ``sum_t weights[t] * CE_t``.
+
+    Each step's gradient is computed per task by ``TaskGradients`` (one backward per task);
+    every ``sample_every`` steps the per-task norms on the shared parameters (of the weighted
+    losses) and their cosines are read (one host sync) and averaged over the run.
+
+    Args:
+        model: the multi-task model.
+        train, val: ``(features, {task: class ids})``.
+        config: epochs, batch size, lr, optimizer, seed (``FitConfig``; the other fields are unused).
+        weights: loss weight per task (1 when missing).
+        shared: ``shared(model) -> parameters`` the tasks share (norms and cosines are taken
+            there); default: every parameter.
+        sample_every: steps between two readings of the gradient figures.
+
+    Returns:
+        :class:`MultiTaskResult`.
+    """
+    _check(train, "train")
+    _check(val, "val")
+    config = config or FitConfig()
+    x, targets = train
+    weights = {t: float((weights or {}).get(t, 1.0)) for t in targets}
+    optimizer = make_optimizer(config, model.parameters())
+    tasks = TaskGradients(model, shared=None if shared is None else list(shared(model)))
+    generator = torch.Generator().manual_seed(config.seed)
+    sums: dict[str, float] = {}
+    readings = 0
+    step = 0
+    model.train()
+    for _ in range(config.epochs):
+        for rows in torch.randperm(len(x), generator=generator).split(config.batch_size):
+            out = model(x[rows])
+            losses = {t: weights[t] * F.cross_entropy(out[t], y[rows]) for t, y in targets.items()}
+            optimizer.zero_grad(set_to_none=True)
+            tasks.backward(losses)
+            optimizer.step()
+            if step % sample_every == 0:
+                for name, value in tasks.stats().items():
+                    sums[name] = sums.get(name, 0.0) + value
+                readings += 1
+            step += 1
+    means = {k: v / max(readings, 1) for k, v in sums.items()}
+    norms = {k.split("/", 1)[1]: v for k, v in means.items() if k.startswith("task_grad_norm/")}
+    cosines = {k.split("/", 1)[1]: v for k, v in means.items() if k.startswith("task_grad_cos/")}
+    return MultiTaskResult(model, task_accuracy(model, val), norms, cosines, weights)
+
+
+@dataclass
+class MultiTaskRepairResult:
+    """Every round of :func:`repair_task_weights` and the best one (by mean validation accuracy)."""
+
+    rounds: list[MultiTaskResult]
+    actions: list[tuple[int, Action]]
+    best_round: int
+    stopped: str
+    test_accuracy: list[dict[str, float] | None] = field(default_factory=list)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.rounds[self.best_round].model
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return self.rounds[self.best_round].weights
+
+
+def repair_task_weights(
+    build_model: Callable[[], nn.Module], train: MultiTaskData, *, val: MultiTaskData, test: MultiTaskData | None = None,
+    config: FitConfig | None = None, weights: Mapping[str, float] | None = None,
+    shared: Callable[[nn.Module], Iterable[Tensor]] | None = None, max_rounds: int = 2,
+) -> MultiTaskRepairResult:
+    """Train, measure per-task gradient norms, rebalance the task weights, retrain; keep the best round.
+
+    The ``task_weights`` policy acts when one task's gradient norm on the shared parameters
+    is >= 10x another's; the loop stops when it does not, after ``max_rounds`` repaired
+    rounds, or when a round does not beat the best mean validation accuracy. ``build_model()``
+    is called after ``torch.manual_seed(config.seed)`` in every round.
+
+    Returns:
+        :class:`MultiTaskRepairResult` (``.model``, ``.weights`` of the best round; ``test``
+        accuracies are reported per round, never used to choose).
+    """
+    config = config or FitConfig()
+    plan = TrainingPlan(RunConfig(fit=config), extra={"task_weights": dict(weights or {})})
+    rounds: list[MultiTaskResult] = []
+    actions: list[tuple[int, Action]] = []
+    tests: list[dict[str, float] | None] = []
+    best, stopped = 0, f"max_rounds ({max_rounds}) reached"
+    for k in range(max_rounds + 1):
+        torch.manual_seed(config.seed)
+        result = fit_multitask(build_model(), train, val=val, config=config, weights=plan.extra["task_weights"],
+                               shared=shared)
+        rounds.append(result)
+        tests.append(task_accuracy(result.model, test) if test is not None else None)
+        if k > 0:
+            if result.mean_val_accuracy > rounds[best].mean_val_accuracy:
+                best = k
+            else:
+                stopped = f"round {k} did not improve the mean validation accuracy"
+                break
+        if k == max_rounds:
+            break
+        context = RepairContext(round=k, data=None, config=plan.config,  # type: ignore[arg-type]
+                                extra=_extra(result))
+        chosen = run_policies(context, ["task_weights"])
+        if not chosen:
+            stopped = f"the task gradient norms of round {k} are balanced"
+            break
+        plan = apply_training_actions(plan, chosen)
+        actions += [(k + 1, a) for a in chosen]
+    return MultiTaskRepairResult(rounds, actions, best, stopped, tests)
+
+
+def _extra(result: MultiTaskResult) -> dict[str, Any]:
+    return {"task_grad_norms": result.task_grad_norms, "task_grad_cos": result.task_grad_cos,
+            "task_weights": result.weights}

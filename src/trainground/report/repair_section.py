@@ -1,0 +1,111 @@
+"""The repair section: accuracy per round against before/after, the actions taken per
+round, and the changed samples (``changes.csv``, top rows)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from trainground.report.model import RepairReport
+from trainground.report.sample_table import Cell, Column
+from trainground.report.style import BLUE, GREEN, base_layout, hover
+from trainground.report.summary import fmt
+
+TOP_CHANGES = 200
+
+
+@dataclass
+class RepairTables:
+    """Template rows of the repair section.
+
+    Attributes:
+        rounds: header and rows of the per-round table.
+        actions: ``(round, action, count, example reason)`` rows from ``actions.jsonl``.
+        change_columns: header of the changed-samples table.
+        changes: rows of the changed-samples table (``(action, cells)``), most confident first.
+        change_counts: changed samples per action in the whole ``changes.csv``.
+        total_changes: rows of ``changes.csv``.
+    """
+
+    rounds: tuple[list[str], list[list[str]]]
+    actions: list[tuple[str, str, int, str]]
+    change_columns: list[Column]
+    changes: list[tuple[list[str], list[Cell]]]
+    change_counts: dict[str, int]
+    total_changes: int
+
+
+def rounds_figure(report: RepairReport) -> go.Figure | None:
+    """Validation and test accuracy per round, with the original data's as round 'before'."""
+    if not report.rounds:
+        return None
+    fig = go.Figure()
+    rounds = [r.get("round") for r in report.rounds]
+    for key, name, colour in (("val_accuracy", "validation", BLUE), ("test_accuracy", "test", GREEN)):
+        values = [r.get(key) for r in report.rounds]
+        if all(v is None for v in values):
+            continue
+        fig.add_trace(go.Scatter(x=rounds, y=values, mode="lines+markers", name=f"{name} accuracy",
+                                 line={"color": colour, "width": 2}, marker={"size": 8},
+                                 **hover(f"round %{{x}}<br>{name} %{{y:.2%}}")))
+        if report.before.get(key) is not None:
+            fig.add_hline(y=report.before[key], line={"color": colour, "dash": "dot", "width": 1},
+                          annotation_text=f"{name} before {fmt(report.before[key], percent=True)}",
+                          annotation_position="bottom right", annotation_font_color=colour)
+    if report.best_round is not None:
+        fig.add_vline(x=report.best_round, line={"color": "#6B7280", "dash": "dash", "width": 1},
+                      annotation_text="best round", annotation_position="top left")
+    base_layout(fig, height=320)
+    fig.update_xaxes(title_text="round", dtick=1)
+    fig.update_yaxes(tickformat=".0%", title_text="accuracy")
+    return fig
+
+
+def repair_tables(report: RepairReport, *, limit: int = TOP_CHANGES) -> RepairTables:
+    header = ["round", "validation accuracy", "test accuracy", "trainings", "actions", "run directory"]
+    rows = []
+    for r in report.rounds:
+        acted = ", ".join(f"{k} {fmt(v)}" for k, v in (r.get("actions") or {}).items()) or "-"
+        best = " (best)" if r.get("round") == report.best_round else ""
+        rows.append([f"{r.get('round')}{best}", fmt(r.get("val_accuracy"), percent=True),
+                     fmt(r.get("test_accuracy"), percent=True), fmt(r.get("trainings")), acted,
+                     str(r.get("run_dir") or "-")])
+    per_round: Counter[tuple[str, str]] = Counter()
+    reasons: dict[tuple[str, str], str] = {}
+    for a in report.actions or []:
+        key = (str(a.get("step")), str(a.get("action")))
+        per_round[key] += 1
+        reasons.setdefault(key, str(a.get("reason") or ""))
+    actions = [(k[0], k[1], n, reasons[k]) for k, n in sorted(per_round.items(), key=lambda kv: (_num(kv[0][0]), kv[0][1]))]
+    changes = report.changes if report.changes is not None else pd.DataFrame()
+    columns = [Column(c, c.replace("_", " "), "num" if c in ("index", "score") else "text")
+               for c in ("index", "action", "old_label", "new_label", "score", "reason") if c in changes]
+    counts = {str(k): int(v) for k, v in changes["action"].value_counts().items()} if "action" in changes else {}
+    top = changes.sort_values("score", ascending=False, kind="stable") if "score" in changes else changes
+    table_rows = []
+    for _, record in top.head(limit).iterrows():
+        cells = []
+        for col in columns:
+            value = record[col.key]
+            if col.kind == "num":
+                number = float(value) if pd.notna(value) else float("nan")
+                missing = math.isnan(number)
+                text = str(int(number)) if col.key == "index" and not missing else f"{number:.3f}"
+                cells.append(Cell(text, -1.0 if missing else number, "num"))
+            else:
+                text = "-" if pd.isna(value) else str(value)
+                cells.append(Cell(text, text))
+        table_rows.append(([str(record.get("action", ""))], cells))
+    return RepairTables(rounds=(header, rows), actions=actions, change_columns=columns, changes=table_rows,
+                        change_counts=counts, total_changes=len(changes))
+
+
+def _num(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("inf")
