@@ -63,7 +63,7 @@ def make_repair_folder(run: Path, folder: Path) -> Path:
     flagged = table[table["is_label_issue"]]
     changes = pd.DataFrame({
         "index": flagged["index"], "action": "relabel", "old_label": flagged["given_label"],
-        "new_label": flagged["suggested_label"], "score": 1.0 - flagged["label_score"],
+        "new_label": flagged["suggested_label"], "score": flagged["label_score"],
         "reason": "label issue: the suggested label is far more likely",
     })
     changes.to_csv(folder / "changes.csv", index=False)

@@ -12,6 +12,7 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from trainground.report import read_report, render_report, top_findings, write_report
+from trainground.report.repair_section import repair_tables
 
 
 class _Page(HTMLParser):
@@ -112,6 +113,16 @@ def test_repair_folder_page(repair_folder: Path) -> None:
     assert f"{len(changes):,} samples changed" in text and "class_weights" in text
     page = _parse(text)
     assert len(page.ids) == len(set(page.ids))
+
+
+def test_repair_changes_show_the_strongest_evidence_first(repair_folder: Path) -> None:
+    # Scores are in [0, 1] with low = bad (CheckResult's convention): the lowest come first.
+    report = read_report(repair_folder)
+    tables = repair_tables(report, limit=5)
+    score_at = [c.key for c in tables.change_columns].index("score")
+    shown = [float(cells[score_at].text) for _, cells in tables.changes]
+    lowest = sorted(pd.read_csv(repair_folder / "changes.csv")["score"])[:5]
+    assert shown == [round(v, 3) for v in lowest]
 
 
 def test_size_stays_bounded_for_long_runs(run_copy: Path) -> None:

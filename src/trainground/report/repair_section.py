@@ -26,7 +26,8 @@ class RepairTables:
         rounds: header and rows of the per-round table.
         actions: ``(round, action, count, example reason)`` rows from ``actions.jsonl``.
         change_columns: header of the changed-samples table.
-        changes: rows of the changed-samples table (``(action, cells)``), most confident first.
+        changes: rows of the changed-samples table (``(action, cells)``), strongest evidence first
+            (lowest score: scores are in [0, 1], low = bad, as in ``CheckResult``).
         change_counts: changed samples per action in the whole ``changes.csv``.
         total_changes: rows of ``changes.csv``.
     """
@@ -85,7 +86,7 @@ def repair_tables(report: RepairReport, *, limit: int = TOP_CHANGES) -> RepairTa
     columns = [Column(c, c.replace("_", " "), "num" if c in ("index", "score") else "text")
                for c in ("index", "action", "old_label", "new_label", "score", "reason") if c in changes]
     counts = {str(k): int(v) for k, v in changes["action"].value_counts().items()} if "action" in changes else {}
-    top = changes.sort_values("score", ascending=False, kind="stable") if "score" in changes else changes
+    top = changes.sort_values("score", ascending=True, kind="stable", na_position="last") if "score" in changes else changes
     table_rows = []
     for _, record in top.head(limit).iterrows():
         cells = []
