@@ -1,4 +1,4 @@
-"""The loss each repair round trains with: cross-entropy for round 0, GCE for the repair rounds."""
+"""The loss each repair round trains with: the repair loss (GCE by default) in every round."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from trainground.data import inject_label_noise
 from trainground.engine import FitConfig, RunConfig
 from trainground.errors import ConfigError
-from trainground.losses import GeneralizedCrossEntropy, WeightedCrossEntropy
+from trainground.losses import FocalLoss, GeneralizedCrossEntropy, LossConfig, WeightedCrossEntropy
 from trainground.recipes.diagnose import diagnose_dataset
 from trainground.repair import RepairState, repair_loop, round_loss
 
@@ -32,7 +32,7 @@ def test_round_loss_kinds_keep_the_state_weights(digits):
 
 
 @pytest.mark.parametrize("repair_loss, expected", [("gce", GeneralizedCrossEntropy), ("ce", type(None))])
-def test_round_zero_trains_with_cross_entropy_and_repair_rounds_with_the_repair_loss(digits, repair_loss, expected):
+def test_every_round_trains_with_the_repair_loss(digits, repair_loss, expected):
     noisy = inject_label_noise(digits.labels.numpy(), kind="symmetric", rate=0.3, seed=0, num_classes=10)
     data = digits.with_labels(noisy.labels)
     seen = []
@@ -45,8 +45,19 @@ def test_round_zero_trains_with_cross_entropy_and_repair_rounds_with_the_repair_
     result = repair_loop(data, diagnose=diagnose, config=config, max_rounds=1, repair_loss=repair_loss,
                          policies=["relabel", "quarantine"])
     assert len(result.rounds) == 2 == len(seen), result.stopped
-    assert seen[0] is None  # round 0: plain cross-entropy, the diagnosis's own loss
-    assert isinstance(seen[1], expected)
+    assert all(isinstance(loss, expected) for loss in seen)
+
+
+def test_a_loss_the_user_chose_is_kept(digits):
+    seen = []
+
+    def diagnose(view, **kwargs):
+        seen.append(kwargs["loss_fn"])
+        return diagnose_dataset(view, **kwargs)
+
+    config = RunConfig(fit=FitConfig(epochs=2, seed=0, device="cpu", threads=1), loss=LossConfig(name="focal"))
+    repair_loop(digits, diagnose=diagnose, config=config, max_rounds=0)
+    assert len(seen) == 1 and isinstance(seen[0], FocalLoss)
 
 
 def test_unknown_repair_loss_is_refused(digits):

@@ -144,12 +144,14 @@ def round_loss(state: RepairState, num_classes: int, *, kind: RoundLoss = "ce") 
     looked up by each batch's input index; validation uses the class weights only.
 
     ``kind="gce"`` gives generalized cross-entropy (``q`` = the paper's 0.7) with the same
-    weights. The repair loop uses it in the repair rounds: the labels the diagnosis left
-    alone still hold the noise it missed, the more of it the weaker the model, and
-    generalized cross-entropy bounds what each of those rows can cost, in
-    training and in the early-stopping loss on the round's own (equally repaired)
-    validation rows. Round 0 keeps cross-entropy: its diagnosis (the early-learning window,
-    confident learning) is built on a cross-entropy model's probabilities.
+    weights. The repair loop trains every round with it by default. Round 0 trains on the
+    labels as given, the very setting the loss was designed for: a wrong label costs at
+    most ``1 / q`` and pulls ``p_y^q`` times less than under cross-entropy, so the model
+    memorises less of the noise and the probabilities the diagnosis reads (the
+    early-learning window, confident learning) stay closer to the clean ones. The repair
+    rounds still hold the noise the diagnosis missed, the more of it the weaker the
+    model; the bound applies there too, in training and in the early-stopping loss on the
+    round's own (equally repaired) validation rows.
 
     References:
         Zhang & Sabuncu, "Generalized Cross Entropy Loss for Training Deep Neural Networks

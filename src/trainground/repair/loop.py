@@ -148,10 +148,10 @@ def repair_loop(
         output_format: ``"csv"`` or ``"parquet"`` for the repaired table.
         console: where progress goes (rich, stderr in the CLI); None is silent.
         extra_callbacks: more watchers of every round's training (e.g. a progress bar).
-        repair_loss: the loss of the repair rounds: ``"gce"`` (generalized cross-entropy,
-            robust to the noise the diagnosis missed; see ``edits.round_loss``) or ``"ce"``.
-            Round 0 always trains with cross-entropy, and a loss the user chose in
-            ``config.loss`` (other than ``"ce"``) is left as it was.
+        repair_loss: the loss every round trains with, round 0 included: ``"gce"``
+            (generalized cross-entropy, robust to label noise; see ``edits.round_loss``) or
+            ``"ce"``. A loss the user chose in ``config.loss`` (other than ``"ce"``) is
+            left as it was.
 
     Returns:
         The :class:`RepairResult`.
@@ -192,8 +192,8 @@ def repair_loop(
         model = build_model(plan.config.model, input_shape=data.input_shape, num_classes=data.num_classes,
                             train_features=view.features[train_rows])
         model = prepare_model(plan, model)
-        robust = k > 0 and plan.config.loss.name == "ce"
-        loss = round_loss(state, data.num_classes, kind=repair_loss if robust else "ce")
+        # The repair's own loss replaces the default cross-entropy only; a loss the user chose stays.
+        loss = round_loss(state, data.num_classes, kind=repair_loss if plan.config.loss.name == "ce" else "ce")
         if loss is None and plan.config.loss.name != "ce":
             loss = build_loss(plan.config.loss, view.labels.numpy()[train_rows], num_classes=data.num_classes)
         run = None
