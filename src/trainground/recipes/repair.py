@@ -102,6 +102,7 @@ def repair(
     source: str | Path, *, target: str | None = None, out: str | Path, test: str | Path | None = None,
     overwrite: bool = False, config: RunConfig | None = None, max_rounds: int = MAX_ROUNDS,
     policies: Sequence[str] | None = None, console: Console | None = None, extra_callbacks: Sequence[Any] = (),
+    repair_loss: RoundLoss = "gce",
 ) -> RepairResult:
     """Load ``source`` (CSV/Parquet/image folder/builtin:NAME), repair it, write the folder ``out``.
 
@@ -121,6 +122,7 @@ def repair(
     return repair_dataset(
         data, config=config, test=test_data, out=out, overwrite=overwrite, max_rounds=max_rounds, policies=policies,
         frame=frame, target=column, output_format=fmt, console=console, extra_callbacks=extra_callbacks,
+        repair_loss=repair_loss,
     )
 
 
