@@ -16,7 +16,8 @@ seed). For every (data, noise, seed), in the same process:
   trainground repair  ``recipes.repair.repair_dataset`` with the same recipe: round 0 =
                       diagnosis of the noisy data, then policies (relabel / quarantine /
                       reweight / rebalance / drop duplicates + the registered training
-                      policies), retrain + diagnose per round, stop when the accuracy on a
+                      policies), retrain + diagnose per round (every round with generalized
+                      cross-entropy, the default ``repair_loss``), stop when the accuracy on a
                       frozen 10 % validation split (noisy labels, never relabelled) stops
                       improving; the best round's model is tested. Trainings = sample
                       presentations of all rounds / (40 x train split).

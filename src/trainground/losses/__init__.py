@@ -8,6 +8,7 @@ from trainground.losses.class_weights import (
     class_weights_from_labels,
 )
 from trainground.losses.focal import FocalLoss, focal_loss
+from trainground.losses.gce import GeneralizedCrossEntropy, generalized_cross_entropy
 from trainground.losses.hierarchical import (
     HierarchicalCrossEntropy,
     coarse_logits,
@@ -33,6 +34,7 @@ from trainground.losses.task_weighting import (
 from trainground.losses.weighted_ce import WeightedCrossEntropy, weighted_cross_entropy
 
 __all__ = [
+    "GeneralizedCrossEntropy", "generalized_cross_entropy",
     "LOSSES", "WEIGHTING_SCHEMES", "DynamicWeightAverage", "FocalLoss", "HierarchicalCrossEntropy", "LossConfig",
     "MultiTaskLoss", "SampleWeightedLoss", "SampleWeights", "StaticWeighting", "UncertaintyWeighting",
     "WeightedCrossEntropy", "build_loss", "class_counts", "class_weights", "class_weights_from_labels",

@@ -30,6 +30,7 @@ from trainground.data.builtin import PREFIX
 from trainground.engine import DataConfig, RunConfig
 from trainground.errors import ConfigError, DataError
 from trainground.recipes.diagnose import diagnose_dataset
+from trainground.repair.edits import RoundLoss
 from trainground.repair.loop import MAX_ROUNDS, RepairResult, repair_loop
 
 
@@ -38,6 +39,7 @@ def repair_dataset(
     out: str | Path | None = None, overwrite: bool = False, max_rounds: int = MAX_ROUNDS,
     policies: Sequence[str] | None = None, frame: pd.DataFrame | None = None, target: str | None = None,
     output_format: str = "csv", console: Console | None = None, extra_callbacks: Sequence[Any] = (),
+    repair_loss: RoundLoss = "gce",
 ) -> RepairResult:
     """Diagnose ``data``, repair it round by round, keep the round that validates best.
 
@@ -47,7 +49,7 @@ def repair_dataset(
     return repair_loop(
         data, diagnose=diagnose_dataset, config=config, test=test, out=out, overwrite=overwrite,
         max_rounds=max_rounds, policies=policies, frame=frame, target=target, output_format=output_format,
-        console=console, extra_callbacks=extra_callbacks,
+        console=console, extra_callbacks=extra_callbacks, repair_loss=repair_loss,
     )
 
 
@@ -100,6 +102,7 @@ def repair(
     source: str | Path, *, target: str | None = None, out: str | Path, test: str | Path | None = None,
     overwrite: bool = False, config: RunConfig | None = None, max_rounds: int = MAX_ROUNDS,
     policies: Sequence[str] | None = None, console: Console | None = None, extra_callbacks: Sequence[Any] = (),
+    repair_loss: RoundLoss = "gce",
 ) -> RepairResult:
     """Load ``source`` (CSV/Parquet/image folder/builtin:NAME), repair it, write the folder ``out``.
 
@@ -119,6 +122,7 @@ def repair(
     return repair_dataset(
         data, config=config, test=test_data, out=out, overwrite=overwrite, max_rounds=max_rounds, policies=policies,
         frame=frame, target=column, output_format=fmt, console=console, extra_callbacks=extra_callbacks,
+        repair_loss=repair_loss,
     )
 
 

@@ -12,18 +12,23 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
 from trainground.data import IndexedDataset
 from trainground.losses import SampleWeights, WeightedCrossEntropy
+from trainground.losses.gce import DEFAULT_Q, GeneralizedCrossEntropy
 from trainground.repair.actions import Action
 
 # When two policies act on the same sample in one round, the strongest edit wins: leaving
 # training beats changing the label, which beats changing the weight (a relabelled sample
 # starts again at weight 1: the doubt was about its old label).
 PRIORITY = {"drop_duplicate": 0, "quarantine": 1, "relabel": 2, "reweight": 3}
+
+# The loss of a round: plain cross-entropy, or generalized cross-entropy (see round_loss).
+RoundLoss = Literal["ce", "gce"]
 
 
 @dataclass(frozen=True)
@@ -132,18 +137,32 @@ def training_view(data: IndexedDataset, state: RepairState, frozen: np.ndarray, 
     return view, np.flatnonzero(frozen[keep])
 
 
-def round_loss(state: RepairState, num_classes: int) -> torch.nn.Module | None:
+def round_loss(state: RepairState, num_classes: int, *, kind: RoundLoss = "ce") -> torch.nn.Module | None:
     """The loss with the state's class and per-sample weights (None: plain cross-entropy).
 
     Per-sample weights reach the loss through :class:`~trainground.losses.SampleWeights`,
     looked up by each batch's input index; validation uses the class weights only.
+
+    ``kind="gce"`` gives generalized cross-entropy (``q`` = the paper's 0.7) with the same
+    weights. The repair loop trains every round with it by default. Round 0 trains on the
+    labels as given, the very setting the loss was designed for: a wrong label costs at
+    most ``1 / q`` and pulls ``p_y^q`` times less than under cross-entropy, so the model
+    memorises less of the noise and the probabilities the diagnosis reads (the
+    early-learning window, confident learning) stay closer to the clean ones. The repair
+    rounds still hold the noise the diagnosis missed, the more of it the weaker the
+    model; the bound applies there too, in training and in the early-stopping loss on the
+    round's own (equally repaired) validation rows.
+
+    References:
+        Zhang & Sabuncu, "Generalized Cross Entropy Loss for Training Deep Neural Networks
+        with Noisy Labels", NeurIPS 2018.
     """
-    if not state.uses_weights:
-        return None
-    sample = None
-    if (state.weights != 1.0).any():
-        sample = SampleWeights(state.index, state.weights)
+    sample = SampleWeights(state.index, state.weights) if (state.weights != 1.0).any() else None
     class_weight = None if state.class_weights is None else torch.as_tensor(state.class_weights, dtype=torch.float32)
     if class_weight is not None and len(class_weight) != num_classes:
         class_weight = None
+    if kind == "gce":
+        return GeneralizedCrossEntropy(DEFAULT_Q, class_weight, sample_weights=sample)
+    if not state.uses_weights:
+        return None
     return WeightedCrossEntropy(class_weight, sample_weights=sample)

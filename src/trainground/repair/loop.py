@@ -52,6 +52,7 @@ from trainground.models import build_model
 from trainground.repair.actions import Action
 from trainground.repair.edits import (
     RepairState,
+    RoundLoss,
     apply_data_actions,
     round_loss,
     training_view,
@@ -125,6 +126,7 @@ def repair_loop(
     out: str | Path | None = None, overwrite: bool = False, max_rounds: int = MAX_ROUNDS,
     policies: Sequence[str] | None = None, frame: pd.DataFrame | None = None, target: str | None = None,
     output_format: str = "csv", console: Console | None = None, extra_callbacks: Sequence[Any] = (),
+    repair_loss: RoundLoss = "gce",
 ) -> RepairResult:
     """Diagnose ``data``, repair it round by round, and keep the round that validates best.
 
@@ -146,6 +148,10 @@ def repair_loop(
         output_format: ``"csv"`` or ``"parquet"`` for the repaired table.
         console: where progress goes (rich, stderr in the CLI); None is silent.
         extra_callbacks: more watchers of every round's training (e.g. a progress bar).
+        repair_loss: the loss every round trains with, round 0 included: ``"gce"``
+            (generalized cross-entropy, robust to label noise; see ``edits.round_loss``) or
+            ``"ce"``. A loss the user chose in ``config.loss`` (other than ``"ce"``) is
+            left as it was.
 
     Returns:
         The :class:`RepairResult`.
@@ -153,6 +159,8 @@ def repair_loop(
     started = time.perf_counter()
     config = config or RunConfig()
     fit_config = config.fit
+    if repair_loss not in ("ce", "gce"):
+        raise ConfigError(f"repair_loss must be 'ce' or 'gce', got {repair_loss!r}")
     if max_rounds < 0:
         raise ConfigError(f"max_rounds must be >= 0, got {max_rounds}")
     if not 0 < fit_config.val_fraction < 1:
@@ -162,7 +170,7 @@ def repair_loop(
     folder = None if out is None else RunDir.create(out, overwrite=overwrite)
     if folder is not None:
         folder.write_config({**config.to_dict(), "repair": {
-            "max_rounds": max_rounds, "policies": list(policies) if policies is not None else "all",
+            "max_rounds": max_rounds, "repair_loss": repair_loss, "policies": list(policies) if policies is not None else "all",
             "frozen_validation": {"fraction": fit_config.val_fraction, "seed": fit_config.seed},
         }})
     log = None if folder is None else ActionLog(folder.actions)
@@ -184,7 +192,8 @@ def repair_loop(
         model = build_model(plan.config.model, input_shape=data.input_shape, num_classes=data.num_classes,
                             train_features=view.features[train_rows])
         model = prepare_model(plan, model)
-        loss = round_loss(state, data.num_classes)
+        # The repair's own loss replaces the default cross-entropy only; a loss the user chose stays.
+        loss = round_loss(state, data.num_classes, kind=repair_loss if plan.config.loss.name == "ce" else "ce")
         if loss is None and plan.config.loss.name != "ce":
             loss = build_loss(plan.config.loss, view.labels.numpy()[train_rows], num_classes=data.num_classes)
         run = None
