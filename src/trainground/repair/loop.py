@@ -233,7 +233,10 @@ def repair_loop(
         context = RepairContext(
             round=k - 1, data=view, findings=diagnosis.findings, table=diagnosis.table,
             pred_probs=diagnosis.pred_probs, history=list(rounds), config=plan.config, run_dir=diagnosis.run_dir,
-            extra={"frozen_index": data.index.numpy()[frozen]},
+            # The plan that trained the round: training policies skip edits it already holds.
+            # Not "resumable": this loop retrains each round from scratch, so the rollback
+            # policy (which needs a resume from a checkpoint) stays silent here.
+            extra={"frozen_index": data.index.numpy()[frozen], "plan": plan},
         )
         data_actions = _run_policies(context, data_names, "data")
         training_actions = _run_policies(context, training_names, "training")
