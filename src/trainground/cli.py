@@ -240,6 +240,9 @@ def repair_command(
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over the training data per round.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the model init, splits and batch order.")] = None,
     rounds: Annotated[int | None, typer.Option("--rounds", min=0, help="Most repair rounds after the diagnosis.")] = None,
+    loss: Annotated[str, typer.Option("--loss", help="Loss of every round: gce (generalized cross-entropy, robust to "
+                                                      "the noise the repair misses; the better model) or ce (calibrated "
+                                                      "probabilities; more reliable relabels when the model is weak).")] = "gce",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier repair.")] = False,
 ) -> None:
     """Diagnose DATA, relabel / quarantine / reweight what is wrong, retrain, keep what helps; the input is never modified."""
@@ -255,7 +258,7 @@ def repair_command(
         stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
         out = RunDir.new_path("runs", f"repair-{stem}")
     result = repair(data, target=target, out=out, test=test, overwrite=overwrite, config=config,
-                    max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console)
+                    max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console, repair_loss=loss)
     print_repair(result, out_console)
     _report_summary(Path(out), write_html=True)  # report.html of the repair folder (issue 8's renderer)
 

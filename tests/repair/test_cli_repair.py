@@ -63,6 +63,14 @@ def test_bad_input_is_one_error_line_and_nothing_is_written(tmp_path, iris_csv, 
 
 def test_repair_cli_writes_the_report(tmp_path, iris_csv):
     out = tmp_path / "rep"
-    result = invoke("repair", iris_csv, "--target", "species", "--out", out, "--epochs", "2", "--rounds", "1")
+    result = invoke("repair", iris_csv, "--target", "species", "--out", out, "--epochs", "2", "--rounds", "1",
+                    "--loss", "ce")
     assert result.exit_code == 0, result.stderr
     assert (out / "report.html").stat().st_size > 1000 and "report.html" in result.stdout
+    assert "repair_loss: ce" in (out / "config.yaml").read_text()
+
+
+def test_repair_cli_refuses_an_unknown_loss(tmp_path, iris_csv):
+    result = invoke("repair", iris_csv, "--target", "species", "--out", tmp_path / "rep", "--loss", "mse")
+    assert "repair_loss must be 'ce' or 'gce'" in one_error_line(result)
+    assert not (tmp_path / "rep").exists()
