@@ -44,7 +44,14 @@ import pandas as pd
 import torch
 
 from trainground.diagnosis.layers_file import read_layers, write_layers_part
-from trainground.engine import DataConfig, FitConfig, NoiseConfig, RunConfig, RunDir, prepare_data
+from trainground.engine import (
+    DataConfig,
+    FitConfig,
+    NoiseConfig,
+    RunConfig,
+    RunDir,
+    prepare_data,
+)
 from trainground.recipes.diagnose import diagnose_dataset
 from trainground.report import write_report
 from trainground.report.browser import headless_chromium, load_report

@@ -70,7 +70,7 @@ def load() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     def labels(y: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.stack([y, y % 2], 1).astype(np.int64))  # [N, 2]: digit, parity
 
-    as_tensor = lambda a: torch.from_numpy(scaler.transform(a).astype(np.float32))  # noqa: E731
+    as_tensor = lambda a: torch.from_numpy(scaler.transform(a).astype(np.float32))
     return as_tensor(x_tr), labels(y_tr), as_tensor(x_te), labels(y_te)
 
 

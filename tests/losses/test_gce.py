@@ -3,7 +3,11 @@ import torch
 import torch.nn.functional as F
 
 from trainground.errors import ConfigError
-from trainground.losses import GeneralizedCrossEntropy, SampleWeights, generalized_cross_entropy
+from trainground.losses import (
+    GeneralizedCrossEntropy,
+    SampleWeights,
+    generalized_cross_entropy,
+)
 
 
 @pytest.fixture

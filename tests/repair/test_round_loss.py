@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 
 from trainground.data import inject_label_noise
 from trainground.engine import FitConfig, RunConfig
 from trainground.errors import ConfigError
-from trainground.losses import FocalLoss, GeneralizedCrossEntropy, LossConfig, WeightedCrossEntropy
+from trainground.losses import (
+    FocalLoss,
+    GeneralizedCrossEntropy,
+    LossConfig,
+    WeightedCrossEntropy,
+)
 from trainground.recipes.diagnose import diagnose_dataset
 from trainground.repair import RepairState, repair_loop, round_loss
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from trainground.engine import DataConfig, FitConfig, NoiseConfig, RunConfig, RunDir, prepare_data
+from trainground.engine import (
+    DataConfig,
+    FitConfig,
+    NoiseConfig,
+    RunConfig,
+    RunDir,
+    prepare_data,
+)
 from trainground.engine.evaluate import predict_logits
 from trainground.recipes.diagnose import diagnose_dataset
 

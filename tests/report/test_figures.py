@@ -8,7 +8,11 @@ import pandas as pd
 from trainground.report.confusion import confusion_figure, label_confusion
 from trainground.report.curves import training_curves
 from trainground.report.heatmaps import MAX_COLUMNS, layer_heatmap, stat_grid
-from trainground.report.trajectories import clipped_share, gradient_trajectories, spike_events
+from trainground.report.trajectories import (
+    clipped_share,
+    gradient_trajectories,
+    spike_events,
+)
 
 
 def _steps(n: int = 300) -> pd.DataFrame:

@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainground.report.thumbnails import image_shape, sample_thumbnails, table_thumbnails
+from trainground.report.thumbnails import (
+    image_shape,
+    sample_thumbnails,
+    table_thumbnails,
+)
 
 
 def _decode(uri: str) -> np.ndarray:

@@ -10,7 +10,12 @@ from trainground.engine.metrics import ScalarSink
 from trainground.engine.state import TrainState
 from trainground.errors import ConfigError
 from trainground.integrations.extras import require
-from trainground.integrations.records import flatten, records_before, run_params, scalars
+from trainground.integrations.records import (
+    flatten,
+    records_before,
+    run_params,
+    scalars,
+)
 
 # MLflow's log_batch limits (per request).
 _MAX_METRICS, _MAX_PARAMS = 1000, 100

@@ -11,7 +11,12 @@ from typing import Any
 from trainground.engine.metrics import ScalarSink
 from trainground.engine.state import TrainState
 from trainground.integrations.extras import require
-from trainground.integrations.records import flatten, records_before, run_params, scalars
+from trainground.integrations.records import (
+    flatten,
+    records_before,
+    run_params,
+    scalars,
+)
 
 # Declared to TensorBoard's HPARAMS tab so runs can be compared on them.
 _HPARAM_METRICS = ("epoch/train_loss", "epoch/train_accuracy", "epoch/val_loss", "epoch/val_accuracy")

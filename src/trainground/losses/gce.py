@@ -6,7 +6,12 @@ import torch
 from torch import Tensor
 
 from trainground.errors import ConfigError
-from trainground.losses.sample_weights import Reduction, SampleWeightedLoss, SampleWeights, weighted_mean
+from trainground.losses.sample_weights import (
+    Reduction,
+    SampleWeightedLoss,
+    SampleWeights,
+    weighted_mean,
+)
 from trainground.losses.weighted_ce import sample_class_weights
 
 # The value the paper recommends and uses for every data set (q -> 0 is cross-entropy,

@@ -27,7 +27,11 @@ from trainground.report.repair_section import RepairTables, repair_tables, round
 from trainground.report.sample_table import TOP_ROWS, SampleTable, build_sample_table
 from trainground.report.style import figures_json, script_safe
 from trainground.report.summary import Summary, fmt, summarize
-from trainground.report.trajectories import clipped_share, gradient_trajectories, spike_events
+from trainground.report.trajectories import (
+    clipped_share,
+    gradient_trajectories,
+    spike_events,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_ACTIONS = 200  # Guard actions listed in the page; actions.jsonl has them all
