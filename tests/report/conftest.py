@@ -1,54 +1,32 @@
-"""A small demo-like run directory (real training, real diagnosis), made once per session."""
+"""The demo's own run directory (``trainground demo``: real training, real diagnosis), made once per session."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from rich.console import Console
 
-from trainground.engine import (
-    DataConfig,
-    FitConfig,
-    NoiseConfig,
-    RunConfig,
-    RunDir,
-    prepare_data,
-)
-from trainground.engine.evaluate import predict_logits
-from trainground.recipes.diagnose import diagnose_dataset
-
-# The demo's recipe, shortened: digits, clean test split, 20 % symmetric label noise.
-SMALL_DEMO = RunConfig(
-    data=DataConfig(source="builtin:digits", test_fraction=0.2, noise=NoiseConfig(kind="symmetric", rate=0.2, seed=0)),
-    fit=FitConfig(epochs=4, seed=0),
-)
+from trainground.recipes.demo import run_demo
 
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished run directory like ``trainground demo`` writes (read-only for tests: copy it to change it)."""
+    """The run directory ``trainground demo`` writes (read-only for tests: copy it to change it)."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        run = RunDir.create(tmp_path_factory.mktemp("report") / "demo")
-        run.write_config(SMALL_DEMO.to_dict())
-        prepared = prepare_data(SMALL_DEMO.data)
-        result = diagnose_dataset(prepared.train, fit_config=SMALL_DEMO.fit, model_config=SMALL_DEMO.model,
-                                  run_dir=run)
-        # As the demo does: the clean test split's accuracy as the last metrics record.
-        model = result.fit.model
-        logits = predict_logits(model, prepared.test.features, device=next(model.parameters()).device)
-        accuracy = float((logits.argmax(1) == prepared.test.labels).double().mean())
-        with open(run.metrics, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"kind": "test", "step": result.fit.steps, "test_accuracy": accuracy}) + "\n")
+        result = run_demo(root=tmp_path_factory.mktemp("report"), console=Console(file=io.StringIO()))
     finally:
         torch.set_num_threads(threads)
-    return run.path
+    assert result.run_dir is not None
+    return result.run_dir.path
 
 
 @pytest.fixture
