@@ -12,6 +12,7 @@ from trainground.diagnosis.neighbors import (
     as_points,
     nearest_neighbors,
     neighbor_label_probs,
+    neighbor_search_method,
 )
 from trainground.diagnosis.registry import register_check
 from trainground.diagnosis.sample_curves import learning_curve_summary
@@ -80,7 +81,8 @@ def label_issues(evidence: Evidence) -> CheckResult:
         findings.append(Finding(
             check="label_issues", severity=Severity.WARNING if share >= 0.01 else Severity.INFO, subject="dataset",
             message=f"{n_flag} of {len(labels)} samples ({share:.1%}) probably carry a wrong label",
-            evidence={"flagged": n_flag, "share": share, "worst_indices": worst},
+            evidence={"flagged": n_flag, "share": share, "worst_indices": worst,
+                      "neighbor_search": neighbor_search_method(len(labels)) if evidence.embeddings is not None else None},
             suggestion="review the flagged rows of sample_issues.csv (sorted by label_score); relabel them to "
             "suggested_label or drop them, then retrain",
         ))
