@@ -26,36 +26,46 @@ def _recall(exact_idx: np.ndarray, approx_idx: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
-def test_hnsw_recall_against_exact(digits, metric):
+def test_ivf_recall_against_exact(digits, metric):
     points, _ = digits
     d_exact, i_exact = nearest_neighbors(points, 10, metric=metric, method="exact")
-    d_hnsw, i_hnsw = nearest_neighbors(points, 10, metric=metric, method="hnsw")
-    assert i_hnsw.shape == i_exact.shape == (len(points), 10)
-    assert not (i_hnsw == np.arange(len(points))[:, None]).any(), "a point is its own neighbour"
-    assert _recall(i_exact, i_hnsw) >= 0.95
+    d_ivf, i_ivf = nearest_neighbors(points, 10, metric=metric, method="ivf")
+    assert i_ivf.shape == i_exact.shape == (len(points), 10)
+    assert not (i_ivf == np.arange(len(points))[:, None]).any(), "a point is its own neighbour"
+    assert _recall(i_exact, i_ivf) >= 0.99
     # Distances are the real distances of the returned points, sorted.
-    assert np.all(np.diff(d_hnsw, axis=1) >= -1e-5)
+    assert np.all(np.diff(d_ivf, axis=1) >= -1e-5)
     # The index may miss a true nearest neighbour, never invent a closer one.
-    same = np.isclose(d_hnsw[:, 0], d_exact[:, 0], rtol=1e-3, atol=1e-3)
+    same = np.isclose(d_ivf[:, 0], d_exact[:, 0], rtol=1e-3, atol=1e-3)
     assert same.mean() >= 0.98
-    assert np.all(d_hnsw[:, 0] >= d_exact[:, 0] - 1e-3)
+    assert np.all(d_ivf[:, 0] >= d_exact[:, 0] - 1e-3)
 
 
-def test_hnsw_keeps_exact_duplicates_at_zero():
+def test_ivf_recall_on_class_clusters():
+    """Learned representations are class clusters: 20,000 points of 100 classes in 32-D."""
+    rng = np.random.default_rng(1)
+    true = rng.integers(0, 100, 20_000)
+    points = (rng.standard_normal((100, 32)) * 3.0)[true] + 1.5 * rng.standard_normal((20_000, 32))
+    _, i_exact = nearest_neighbors(points, 10, metric="cosine", method="exact")
+    _, i_ivf = nearest_neighbors(points, 10, metric="cosine", method="ivf")
+    assert _recall(i_exact, i_ivf) >= 0.99
+
+
+def test_ivf_keeps_exact_duplicates_at_zero():
     rng = np.random.default_rng(0)
     points = rng.normal(size=(500, 8))
     points[10] = points[3]
-    dist, idx = nearest_neighbors(points, 1, method="hnsw")
+    dist, idx = nearest_neighbors(points, 1, method="ivf")
     assert idx[10, 0] == 3 and idx[3, 0] == 10
     assert dist[10, 0] == 0.0 and dist[3, 0] == 0.0
 
 
 def test_method_by_size(monkeypatch):
     assert neighbor_search_method(1000) == "exact"
-    assert neighbor_search_method(neighbors.EXACT_MAX_POINTS + 1) == "hnsw"
+    assert neighbor_search_method(neighbors.EXACT_MAX_POINTS + 1) == "ivf"
     assert neighbor_search_method(10**7, "exact") == "exact"
     monkeypatch.setattr(neighbors, "EXACT_MAX_POINTS", 100)
-    assert neighbor_search_method(101) == "hnsw"
+    assert neighbor_search_method(101) == "ivf"
 
 
 def test_label_issues_agree_with_exact_search(digits, monkeypatch):

@@ -17,26 +17,32 @@ ROBUST_Z_CUTOFF = 3.5
 # past it costs the square; an approximate graph index grows as N log N instead.
 EXACT_MAX_POINTS = 50_000
 
-NeighborMethod = Literal["auto", "exact", "hnsw"]
+NeighborMethod = Literal["auto", "exact", "ivf"]
 
-# HNSW graph degree and search breadth (Malkov & Yashunin 2018): M = 32 links per node and a
-# candidate list of at least 64 are the usual settings for recall above 0.95 at k <= 10 on
-# dense embeddings; construction breadth 80 trades build time for the same recall.
-HNSW_LINKS = 32
-HNSW_EF_SEARCH = 64
-HNSW_EF_CONSTRUCTION = 80
+# The approximate index is an inverted file (Jegou et al. 2011, as faiss implements it):
+# k-means cells, and each query scans the points of the cells nearest to it. With about
+# 4 sqrt(N) cells of about sqrt(N) / 4 points, scanning 16 of them costs 4 sqrt(N) D per
+# query instead of N D, and on clustered learned representations it returns more than 0.99
+# of the exact 10 nearest neighbours (measured on digits and on generated class clusters,
+# tests/diagnosis/test_neighbors.py). k-means is trained on 32 points per cell (faiss's
+# guidance is 39-256; the cells only route the search, so a coarser fit costs recall, not
+# correctness) for 10 iterations.
+IVF_CELLS_PER_SQRT_N = 4
+IVF_PROBES = 16
+IVF_TRAIN_PER_CELL = 32
+IVF_KMEANS_ITERATIONS = 10
 
 
-def neighbor_search_method(n: int, method: NeighborMethod = "auto") -> Literal["exact", "hnsw"]:
+def neighbor_search_method(n: int, method: NeighborMethod = "auto") -> Literal["exact", "ivf"]:
     """The search :func:`nearest_neighbors` runs for ``n`` points: exact up to
-    :data:`EXACT_MAX_POINTS`, faiss's HNSW index above it (exact, with a warning, when
+    :data:`EXACT_MAX_POINTS`, faiss's inverted-file index above it (exact, with a warning, when
     faiss is not installed: ``pip install 'trainground[scale]'``)."""
     if method == "exact" or (method == "auto" and n <= EXACT_MAX_POINTS):
         return "exact"
     try:
         import faiss  # noqa: F401
     except ImportError:
-        if method == "hnsw":
+        if method == "ivf":
             from trainground.errors import ConfigError
 
             raise ConfigError("approximate neighbour search needs faiss: pip install 'trainground[scale]'") from None
@@ -45,7 +51,7 @@ def neighbor_search_method(n: int, method: NeighborMethod = "auto") -> Literal["
             "for the approximate index", stacklevel=3,
         )
         return "exact"
-    return "hnsw"
+    return "ivf"
 
 
 def as_points(values: np.ndarray, *, standardize: bool) -> np.ndarray:
@@ -67,8 +73,8 @@ def nearest_neighbors(
     Exact search by blocks of ``chunk`` rows: one matrix product and one top-k per block
     (O(N^2 D) work, O(chunk N) memory); distances are finished only for the k winners.
     The point itself is excluded; exact duplicates of it are not, and come first. Above
-    :data:`EXACT_MAX_POINTS` points (or with ``method="hnsw"``) the search is approximate,
-    on faiss's HNSW graph (:func:`neighbor_search_method` says which one runs).
+    :data:`EXACT_MAX_POINTS` points (or with ``method="ivf"``) the search is approximate,
+    on faiss's inverted-file index (:func:`neighbor_search_method` says which one runs).
 
     Args:
         points: ``[N, D]``.
@@ -76,15 +82,14 @@ def nearest_neighbors(
         metric: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
         chunk: rows per block.
         exact: float64 arithmetic, so that duplicates come out at distance 0 (float32 otherwise).
-        method: ``"auto"`` (by size), ``"exact"`` or ``"hnsw"``.
+        method: ``"auto"`` (by size), ``"exact"`` or ``"ivf"``.
 
     References:
-        Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search using
-        Hierarchical Navigable Small World graphs", TPAMI 2018; Douze et al., "The Faiss
-        library", 2024.
+        Jegou, Douze & Schmid, "Product Quantization for Nearest Neighbor Search", TPAMI
+        2011 (the inverted file); Douze et al., "The Faiss library", 2024.
     """
-    if neighbor_search_method(len(points), method) == "hnsw":
-        return _hnsw_neighbors(points, k, metric=metric)
+    if neighbor_search_method(len(points), method) == "ivf":
+        return _ivf_neighbors(points, k, metric=metric)
     dtype = torch.float64 if exact else torch.float32
     x = torch.as_tensor(np.ascontiguousarray(points)).to(dtype)
     n = len(x)
@@ -109,25 +114,30 @@ def nearest_neighbors(
     return torch.cat(dists).numpy(), torch.cat(idxs).numpy()
 
 
-def _hnsw_neighbors(
+def _ivf_neighbors(
     points: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`nearest_neighbors` on a faiss HNSW index (float32): same shapes, same order,
-    the point itself left out (its exact duplicates kept, at distance 0)."""
+    """:func:`nearest_neighbors` on a faiss inverted-file index (float32): same shapes, same
+    order, the point itself left out (its exact duplicates kept, at distance 0)."""
     import faiss
 
     x = np.ascontiguousarray(points, dtype=np.float32)
     n, dim = x.shape
     k = max(1, min(k, n - 1))
+    faiss.omp_set_num_threads(torch.get_num_threads())  # the same budget as the training
     if metric == "cosine":
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        index = faiss.IndexHNSWFlat(dim, HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
-    else:
-        index = faiss.IndexHNSWFlat(dim, HNSW_LINKS)
-    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    index.hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * (k + 1))
-    faiss.omp_set_num_threads(torch.get_num_threads())  # the same budget as the training
+    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+    cells = max(1, min(n // IVF_TRAIN_PER_CELL, int(IVF_CELLS_PER_SQRT_N * np.sqrt(n))))
+    quantizer = faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, cells, faiss_metric)
+    index.cp.niter = IVF_KMEANS_ITERATIONS
+    index.cp.min_points_per_centroid = 1  # the sample below is deliberately small
+    # A fixed-seed sample: the same data give the same cells, so the run is reproducible.
+    sample = np.random.default_rng(0).choice(n, min(n, IVF_TRAIN_PER_CELL * cells), replace=False)
+    index.train(x[np.sort(sample)])
     index.add(x)
+    index.nprobe = min(IVF_PROBES, cells)
     values, found = index.search(x, k + 1)
     # Drop the point itself wherever it was returned; where it was not (its duplicates
     # filled the list, or the graph missed it), drop the farthest candidate instead.
