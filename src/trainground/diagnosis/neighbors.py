@@ -164,8 +164,8 @@ def neighbor_label_probs(
     """Share of each class among a sample's neighbours, ``[N, K]``, with one pseudo-count
     spread uniformly (so no class gets probability 0 from a handful of neighbours)."""
     n, k = neighbor_index.shape
-    counts = np.zeros((n, num_classes))
-    np.add.at(counts, (np.repeat(np.arange(n), k), labels[neighbor_index].reshape(-1)), 1.0)
+    cells = np.repeat(np.arange(n) * num_classes, k) + labels[neighbor_index].reshape(-1)
+    counts = np.bincount(cells, minlength=n * num_classes).reshape(n, num_classes)
     return (counts + 1.0 / num_classes) / (k + 1.0)
 
 
