@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from trainground.engine.config_io import read_yaml
 from trainground.errors import ConfigError, TraingroundError
 
 app = typer.Typer(
@@ -100,6 +99,8 @@ def fit_command(
         run_config = resume_config(RunDir.open(out), source=data, epochs=epochs, target=target, seed=seed)
     else:
         # Precedence: defaults < YAML file < command-line options.
+        from trainground.engine.config_io import read_yaml
+
         values = read_yaml(config) if config is not None else {}
         run_config = RunConfig.from_dict(values, where=str(config) if config else "config")
         run_config.data.source = data

@@ -20,16 +20,22 @@ def per_class_thresholds(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
 
 
+# Rows per block: the masked copy of a block is chunk x K, never N x K (1M x 100 would be 800 MB).
+CHUNK_ROWS = 65_536
+
+
 def confident_joint(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """``C[i, j]`` = number of samples labelled i confidently in class j (probability of j at
     or above ``t_j``, the most probable such class), calibrated so row i sums to the count
-    of label i."""
+    of label i. Computed by blocks of rows, so memory does not grow with N beyond ``probs``."""
     k = probs.shape[1]
     thresholds = per_class_thresholds(labels, probs)
-    above = np.where(probs >= thresholds - 1e-12, probs, -np.inf)
-    has = np.isfinite(above.max(axis=1))
     joint = np.zeros((k, k))
-    np.add.at(joint, (labels[has], above[has].argmax(axis=1)), 1.0)
+    for lo in range(0, len(labels), CHUNK_ROWS):
+        block, block_labels = probs[lo : lo + CHUNK_ROWS], labels[lo : lo + CHUNK_ROWS]
+        above = np.where(block >= thresholds - 1e-12, block, -np.inf)
+        has = np.isfinite(above.max(axis=1))
+        joint += np.bincount(block_labels[has] * k + above[has].argmax(axis=1), minlength=k * k).reshape(k, k)
     counts = np.bincount(labels, minlength=k).astype(float)
     row = joint.sum(axis=1, keepdims=True)
     return np.where(row > 0, joint / np.maximum(row, 1) * counts[:, None], 0.0)

@@ -26,7 +26,8 @@ class Event(str, Enum):
                     CHECKPOINT                     # callbacks flush; their state_dict() is saved
             metrics = evaluate(validation split)
             EPOCH_END                              # state.epoch_metrics: train/val loss and accuracy
-            CHECKPOINT
+            if last epoch or checkpoint_seconds passed since the last one:
+                CHECKPOINT
         FIT_END                                    # final weights are written after this
 
     Callbacks observe; they do not change the model or the optimizer. Anything that

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -229,9 +230,13 @@ def fit(
             if guard.action_log is not None:
                 guard.action_log.truncate(int(ckpt.get("actions_bytes", 0)))
 
+    last_checkpoint = time.monotonic()
+
     def checkpoint() -> None:
+        nonlocal last_checkpoint
         if run is None:
             return
+        last_checkpoint = time.monotonic()
         hooks.fire(Event.CHECKPOINT, state)
         payload = {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": get_rng_state(),
@@ -266,7 +271,9 @@ def fit(
         state.batch_in_epoch = 0
         totals.zero_()
         epoch_start_rng = generator.get_state()  # the next epoch's permutation starts here
-        checkpoint()
+        final = state.epoch >= config.epochs or state.stop_requested
+        if final or time.monotonic() - last_checkpoint >= config.checkpoint_seconds:
+            checkpoint()
         if state.stop_requested:
             break
     hooks.fire(Event.FIT_END, state)

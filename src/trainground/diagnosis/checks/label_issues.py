@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainground.diagnosis.confident_learning import prune_by_noise_rate
+from trainground.diagnosis.confident_learning import CHUNK_ROWS, prune_by_noise_rate
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.neighbors import (
     as_points,
     nearest_neighbors,
     neighbor_label_probs,
+    neighbor_search_method,
 )
 from trainground.diagnosis.registry import register_check
 from trainground.diagnosis.sample_curves import learning_curve_summary
@@ -39,7 +40,13 @@ def label_issue_probs(
         return early_probs
     points = as_points(embeddings, standardize=False)
     _, neighbors = nearest_neighbors(points, k, metric="cosine")
-    return 0.5 * early_probs + 0.5 * neighbor_label_probs(neighbors, labels, early_probs.shape[1])
+    # By blocks of rows: the vote of a block is chunk x K, so the only N x K array made here
+    # is the result (in the dtype of early_probs: float32 records stay float32).
+    out = np.empty_like(early_probs)
+    for lo in range(0, len(labels), CHUNK_ROWS):
+        hi = lo + CHUNK_ROWS
+        out[lo:hi] = 0.5 * early_probs[lo:hi] + 0.5 * neighbor_label_probs(neighbors[lo:hi], labels, early_probs.shape[1])
+    return out
 
 
 @register_check("label_issues", kind="samples", requires=("train", "pred_probs"))
@@ -61,7 +68,10 @@ def label_issues(evidence: Evidence) -> CheckResult:
     data = evidence.train
     labels = data.labels.numpy()
     index = data.index.numpy()
-    probs = label_issue_probs(labels, np.asarray(evidence.pred_probs, dtype=np.float64), evidence.embeddings)
+    pred_probs = np.asarray(evidence.pred_probs)
+    if pred_probs.dtype not in (np.float32, np.float64):
+        pred_probs = pred_probs.astype(np.float64)
+    probs = label_issue_probs(labels, pred_probs, evidence.embeddings)
     flag = prune_by_noise_rate(labels, probs)
     score = np.clip(probs[np.arange(len(labels)), labels], 0.0, 1.0)
     table = pd.DataFrame({
@@ -80,7 +90,8 @@ def label_issues(evidence: Evidence) -> CheckResult:
         findings.append(Finding(
             check="label_issues", severity=Severity.WARNING if share >= 0.01 else Severity.INFO, subject="dataset",
             message=f"{n_flag} of {len(labels)} samples ({share:.1%}) probably carry a wrong label",
-            evidence={"flagged": n_flag, "share": share, "worst_indices": worst},
+            evidence={"flagged": n_flag, "share": share, "worst_indices": worst,
+                      "neighbor_search": neighbor_search_method(len(labels)) if evidence.embeddings is not None else None},
             suggestion="review the flagged rows of sample_issues.csv (sorted by label_score); relabel them to "
             "suggested_label or drop them, then retrain",
         ))

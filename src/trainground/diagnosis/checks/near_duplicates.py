@@ -11,6 +11,7 @@ from trainground.diagnosis.neighbors import (
     ROBUST_Z_CUTOFF,
     as_points,
     nearest_neighbors,
+    neighbor_search_method,
     robust_z,
     z_to_score,
 )
@@ -54,7 +55,8 @@ def near_duplicates(evidence: Evidence) -> CheckResult:
             check="near_duplicates", severity=Severity.INFO, subject="dataset",
             message=f"{int(flag.sum())} samples have an exact or near duplicate "
             f"({int((score == 0).sum())} exact)",
-            evidence={"flagged": int(flag.sum()), "exact": int((score == 0).sum())},
+            evidence={"flagged": int(flag.sum()), "exact": int((score == 0).sum()),
+                      "neighbor_search": neighbor_search_method(len(points))},
             suggestion="drop duplicates before splitting, or validation scores will be optimistic",
         ))
     if conflict.any():

@@ -11,6 +11,7 @@ from trainground.diagnosis.neighbors import (
     ROBUST_Z_CUTOFF,
     as_points,
     nearest_neighbors,
+    neighbor_search_method,
     robust_z,
     z_to_score,
 )
@@ -58,7 +59,7 @@ def outliers(evidence: Evidence) -> CheckResult:
         findings.append(Finding(
             check="outliers", severity=Severity.INFO, subject="dataset",
             message=f"{int(flag.sum())} samples lie far from all others in the {space}",
-            evidence={"flagged": int(flag.sum()), "worst_indices": worst},
+            evidence={"flagged": int(flag.sum()), "worst_indices": worst, "neighbor_search": neighbor_search_method(len(points))},
             suggestion="inspect the flagged rows (is_outlier_issue): entry errors, wrong units or out-of-scope "
             "samples are worth fixing or removing",
         ))

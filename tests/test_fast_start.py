@@ -1,0 +1,32 @@
+"""The command line starts without the heavy libraries: --help and the package import stay cheap."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+HEAVY = ("torch", "pandas", "sklearn", "scipy", "plotly", "pyarrow")
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_import_trainground_is_light():
+    assert _loaded_after("import trainground") == set()
+
+
+def test_cli_help_is_light():
+    code = "from typer.testing import CliRunner\nfrom trainground.cli import app\nassert CliRunner().invoke(app, ['--help']).exit_code == 0"
+    assert _loaded_after(code) == set()
+
+
+def test_public_names_still_resolve():
+    code = "import trainground\nassert trainground.fit.__name__ == 'fit'\nassert trainground.Guard.__name__ == 'Guard'"
+    assert "torch" in _loaded_after(code)
