@@ -76,7 +76,7 @@ class AccumulationWindow:
             self.grad_factor = 1.0
         return n
 
-    def add(self, loss: Tensor | None, n: int) -> None:
+    def add(self, loss: Tensor | float | None, n: int) -> None:
         """Count one micro-batch of ``n`` samples with mean loss ``loss`` (None: not known)."""
         if loss is None:
             self.loss_known = False

@@ -110,6 +110,7 @@ class Guard:
         self._chain_cache: tuple[bool, list[UpdateObserver], list[RollbackAware]] = (True, [], [])
         self._external = False  # the open window holds gradients from someone else's backward
         self._warned_external = False
+        self._seeds: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
         # The flat buffer pays for itself when gradients accumulate or dot products are taken; on a
         # CPU with K = 1 and no trust region the gradients stay where autograd puts them.
         self.buffers.use(self._wants_flat())
@@ -206,11 +207,31 @@ class Guard:
             self.tasks.backward(loss, grad_multiplier=float(multiplier), loss_scale=scale)
             total = torch.stack([v.detach().float().reshape(()) for v in loss.values()]).sum()
         else:
-            total = loss.detach().float().reshape(())
-            self.amp.scale(loss * multiplier if multiplier != 1 else loss).backward()
+            total = loss.detach()
+            # A float32 loss on a CPU is read as it is (the window sums floats there): two
+            # dispatches fewer than the general conversion.
+            total = float(total) if self._cpu and total.dtype == torch.float32 else total.float().reshape(())
+            if multiplier == 1:
+                self.amp.scale(loss).backward()
+            elif self.scaler is None:
+                # The weight enters as the seed of backward, not as a `loss * n` node: the same
+                # gradients (1 * n == n exactly), one op and one backward node fewer.
+                loss.backward(self._seed(multiplier, loss))
+            else:
+                self.scaler.scale(loss * multiplier).backward()
         self.window.add(total, n)
         if self.buffers.flat is not None:
             self.window.observe_micro(self.buffers.flat, scale, n)
+
+    def _seed(self, multiplier: int, loss: Tensor) -> Tensor:
+        """A 0-dim ``multiplier`` like ``loss`` (kept: a window's batch sizes repeat)."""
+        key = (multiplier, loss.dtype, loss.device)
+        seed = self._seeds.get(key)
+        if seed is None:
+            if len(self._seeds) > 64:
+                self._seeds.clear()
+            seed = self._seeds[key] = torch.full((), float(multiplier), dtype=loss.dtype, device=loss.device)
+        return seed
 
     # ----------------------------------------------------------------- step
     def step(self, *, force: bool = False) -> bool:
