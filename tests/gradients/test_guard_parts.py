@@ -97,15 +97,17 @@ def test_an_empty_step_still_does_nothing():
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
-def test_step_external_equals_guard_backward_on_the_same_gradients():
-    # Same batches, same chain (the defaults): gradients written by an outside backward and
-    # handed over with their loss and batch size give the same weights as guard.backward.
+@pytest.mark.parametrize("make_chain", [lambda: None, lambda: [SpikeSkip(), AdaptiveClip(0.05)]],
+                         ids=["defaults (float path)", "AGC (tensor path)"])
+def test_step_external_equals_guard_backward_on_the_same_gradients(make_chain):
+    # Same batches, same chain: gradients written by an outside backward and handed over with
+    # their loss and batch size give the same weights as guard.backward.
     x, y = _data(32)
     batches = [(x[i:i + 8], y[i:i + 8]) for i in range(0, 32, 8)] * 3
     own, ext = _model(), _model()
-    g_own = Guard(own, torch.optim.SGD(own.parameters(), lr=0.3, momentum=0.9))
+    g_own = Guard(own, torch.optim.SGD(own.parameters(), lr=0.3, momentum=0.9), chain=make_chain())
     opt_ext = torch.optim.SGD(ext.parameters(), lr=0.3, momentum=0.9)
-    g_ext = Guard(ext, opt_ext)
+    g_ext = Guard(ext, opt_ext, chain=make_chain())
     for xb, yb in batches:
         g_own.backward(nn.functional.cross_entropy(own(xb), yb), batch_size=len(yb))
         g_own.step()

@@ -19,9 +19,10 @@ from trainground.gradients.chain import Chain
 from trainground.gradients.config import GuardConfig
 from trainground.gradients.context import GradientTransform
 from trainground.gradients.flat_buffer import FlatGradients, UpdateObserver
+from trainground.gradients.noise_scale import NoiseScale
 from trainground.gradients.rollback import Rollback, RollbackAware
 from trainground.gradients.update import FloatStats
-from trainground.gradients.window_step import StepResult, host_step, tensor_step
+from trainground.gradients.window_step import host_step, tensor_step
 
 # Mean elements per parameter tensor below which one kernel over a flat buffer is cheaper than
 # one dispatch per tensor (a CPU kernel on 64k floats costs about as much as its launch).
@@ -143,7 +144,8 @@ class Guard:
         return self.amp.dtype
 
     @property
-    def noise_scale(self):  # noqa: ANN201 - the NoiseScale statistic of the adaptive K
+    def noise_scale(self) -> NoiseScale:
+        """The gradient noise-scale statistic behind the adaptive K."""
         return self.window.noise_scale
 
     # The tests of the buffers and snapshots read these, as they did before the split.
