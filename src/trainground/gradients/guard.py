@@ -201,12 +201,12 @@ class Guard:
         multiplier = self.window.loss_multiplier(
             n, direct=not self.buffers.active and not isinstance(loss, Mapping),
             grads=lambda: [p.grad for p in self.params if p.grad is not None])
-        scale = self.amp.loss_scale()
+        # The loss scale is read only where it is needed: GradScaler.get_scale() is a host sync on CUDA.
         if isinstance(loss, Mapping):
             if self.tasks is None:
                 raise ConfigError("guard.backward got a mapping of task losses, but the Guard has no tasks "
                                   "handler; pass Guard(..., tasks=...) or sum the losses into one tensor")
-            self.tasks.backward(loss, grad_multiplier=float(multiplier), loss_scale=scale)
+            self.tasks.backward(loss, grad_multiplier=float(multiplier), loss_scale=self.amp.loss_scale())
             total = torch.stack([v.detach().float().reshape(()) for v in loss.values()]).sum()
         else:
             total = loss.detach()
@@ -222,8 +222,8 @@ class Guard:
             else:
                 self.scaler.scale(loss * multiplier).backward()
         self.window.add(total, n)
-        if self.buffers.flat is not None:
-            self.window.observe_micro(self.buffers.flat, scale, n)
+        if self.window.adaptive and self.buffers.flat is not None:
+            self.window.observe_micro(self.buffers.flat, self.amp.loss_scale(), n)
 
     def _seed(self, multiplier: int, loss: Tensor) -> Tensor:
         """A 0-dim ``multiplier`` like ``loss`` (kept: a window's batch sizes repeat)."""
