@@ -91,10 +91,11 @@ class Guard:
         self.model, self.optimizer = model, optimizer
         self.config = config or GuardConfig()
         self.tasks = tasks
-        self.chain = self.config.build_chain() if chain is None else chain if isinstance(chain, Chain) else Chain(chain)
-        # The z of the skip evidence: the config's, or the custom chain's first spike test's.
-        self._z_skip = self.config.spike_z if chain is None else next(
-            (t.z_skip for t in self.chain if hasattr(t, "z_skip")), None)
+        if chain is None:
+            chain = self.config.build_chain()
+        self.chain = chain if isinstance(chain, Chain) else Chain(chain)
+        # The z of the skip evidence: the chain's spike test's (GuardConfig.spike_z for the default chain).
+        self._z_skip = next((t.z_skip for t in self.chain if hasattr(t, "z_skip")), None)
         self.action_log = ActionLog(actions) if isinstance(actions, str) else actions
         self.actions: list[dict[str, Any]] = []
         self.params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
