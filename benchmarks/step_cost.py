@@ -22,11 +22,17 @@ every variant alike). Use many short rounds on a busy machine.
 
 Timing is only meaningful on an otherwise idle machine:
     .venv/bin/python benchmarks/step_cost.py --threads 1 --rounds 5 --steps 200
+
+Before/after a change of the Guard, in one process and interleaved (robust on a busy machine):
+``--baseline-guard FILE`` loads the ``Guard`` of another version's ``gradients/guard.py``
+(e.g. ``git show COMMIT:src/trainground/gradients/guard.py > /tmp/guard_before.py``) and
+times it as extra variants ``<variant>@baseline``; ``--variants`` picks a subset.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import time
 
@@ -54,10 +60,22 @@ def _mlp(sizes: list[int]) -> nn.Module:
 MODELS = {"mlp_84k": [64, 256, 256, 10], "mlp_1m": [64, 768, 768, 512, 10]}
 
 
-def make_step(variant: str, model: nn.Module, opt: torch.optim.Optimizer):
+def load_guard(path: str) -> type:
+    """The ``Guard`` class of another version's ``guard.py`` (it imports the current package's other modules)."""
+    spec = importlib.util.spec_from_file_location("trainground.gradients._baseline_guard", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Guard
+
+
+def make_step(variant: str, model: nn.Module, opt: torch.optim.Optimizer, baseline: type | None = None):
     params = list(model.parameters())
-    if variant in GUARD_CONFIGS:
-        guard = Guard(model, opt, config=GUARD_CONFIGS[variant])
+    name, _, which = variant.partition("@")
+    if name in GUARD_CONFIGS:
+        guard_cls = baseline if which == "baseline" else Guard
+        assert guard_cls is not None
+        guard = guard_cls(model, opt, config=GUARD_CONFIGS[name])
 
         def step(x, y):
             with guard.autocast():
@@ -75,22 +93,26 @@ def make_step(variant: str, model: nn.Module, opt: torch.optim.Optimizer):
     return step
 
 
-def measure(sizes, batches, *, rounds: int, steps: int, warmup: int = 30) -> dict[str, dict[str, float]]:
+def measure(sizes, batches, *, rounds: int, steps: int, warmup: int = 30, variants: list[str] | None = None,
+            baseline: type | None = None, clock=time.perf_counter_ns) -> dict[str, dict[str, float]]:
     runs = {}
-    for variant in ("plain", "clipnorm1", *GUARD_CONFIGS):
+    names = ["plain", *[v for v in ("clipnorm1", *GUARD_CONFIGS) if variants is None or v in variants]]
+    if baseline is not None:
+        names += [f"{v}@baseline" for v in GUARD_CONFIGS if variants is None or v in variants]
+    for variant in names:
         torch.manual_seed(0)
         model = _mlp(sizes)
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
-        runs[variant] = {"step": make_step(variant, model, opt), "k": 0, "times": []}
+        runs[variant] = {"step": make_step(variant, model, opt, baseline), "k": 0, "times": []}
 
     def go(run, n, record):
         for _ in range(n):
             x, y = batches[run["k"] % len(batches)]
             run["k"] += 1
-            t0 = time.perf_counter_ns()
+            t0 = clock()
             run["step"](x, y)
             if record:
-                run["times"].append((time.perf_counter_ns() - t0) / 1e6)
+                run["times"].append((clock() - t0) / 1e6)
 
     for run in runs.values():
         go(run, warmup, False)
@@ -112,20 +134,28 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--models", nargs="*", default=None, help=f"subset of {list(MODELS)}")
+    ap.add_argument("--variants", nargs="*", default=None, help=f"subset of {['clipnorm1', *GUARD_CONFIGS]}")
+    ap.add_argument("--clock", choices=["wall", "thread"], default="wall",
+                    help="thread: CPU time of this thread (with --threads 1 all the work runs on it), "
+                         "which other processes taking the cores do not inflate as they do wall time")
+    ap.add_argument("--baseline-guard", default=None, help="another version's guard.py, timed as <variant>@baseline")
     args = ap.parse_args()
+    baseline = None if args.baseline_guard is None else load_guard(args.baseline_guard)
     torch.set_num_threads(args.threads)
     d = load_digits()
     x = torch.as_tensor(StandardScaler().fit_transform(d.data), dtype=torch.float32)
     y = torch.as_tensor(d.target)
     batches = [(x[i:i + 64], y[i:i + 64]) for i in range(0, len(y) - 63, 64)]
-    print(f"threads {args.threads}, {args.rounds} rounds x {args.steps} steps")
+    clock = time.thread_time_ns if args.clock == "thread" else time.perf_counter_ns
+    print(f"threads {args.threads}, {args.rounds} rounds x {args.steps} steps, {args.clock} clock")
     print("| model | params | variant | median ms/step | p90 ms/step | ratio vs plain | paired ratio |")
     print("|---|---|---|---|---|---|---|")
     for name, sizes in MODELS.items():
         if args.models and name not in args.models:
             continue
         n = sum(p.numel() for p in _mlp(sizes).parameters())
-        for variant, r in measure(sizes, batches, rounds=args.rounds, steps=args.steps).items():
+        for variant, r in measure(sizes, batches, rounds=args.rounds, steps=args.steps, variants=args.variants,
+                                     baseline=baseline, clock=clock).items():
             print(f"| {name} | {n:,} | {variant} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['ratio']:.2f} "
                   f"| {r['paired']:.2f} |", flush=True)
 

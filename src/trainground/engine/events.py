@@ -15,19 +15,27 @@ class Event(str, Enum):
             EPOCH_START
             for index, x, y in batches(epoch):     # seeded permutation of the train split
                 BATCH_START                        # state.batch = (index, x, y)
-                logits = model(x)
-                loss = loss_fn(logits, y)
+                with guard.autocast():             # AMP: bf16/fp16 autocast, or nothing
+                    logits = model(x)
+                    loss = loss_fn(logits, y)
                 AFTER_FORWARD                      # state.logits, state.loss
-                loss.backward()
-                AFTER_BACKWARD                     # gradients are in param.grad
-                optimizer.step(); optimizer.zero_grad()
+                guard.backward(loss, batch_size=len(y))
+                    # loss's gradient, weighted by len(y) and the AMP loss scale, added to param.grad
+                AFTER_BACKWARD                     # param.grad / guard.grad_scale = the window's mean grad
+                state.window_closed = guard.step() # when K micro-batches are in (K = 1: every batch):
+                    #   unscale (AMP); divide by the window's sample count
+                    #   chain: spike skip -> clips -> trust region (GuardConfig, or Guard(chain=...))
+                    #   optimizer.step(), update scaled by the trust region; a skipped step
+                    #   restores the weights exactly; param.grad emptied
+                    #   every check_every steps: skips/rollback -> actions.jsonl, snapshot, adapt K
                 BATCH_END                          # state.step += 1 happened just before
                 if step % checkpoint_every == 0:
                     CHECKPOINT                     # callbacks flush; their state_dict() is saved
+            guard.step(force=True)                 # a short last window still steps (weighted exactly)
             metrics = evaluate(validation split)
             EPOCH_END                              # state.epoch_metrics: train/val loss and accuracy
             if last epoch or checkpoint_seconds passed since the last one:
-                CHECKPOINT
+                CHECKPOINT                         # model, optimizer, guard.state_dict(), rng, callbacks
         FIT_END                                    # final weights are written after this
 
     Callbacks observe; they do not change the model or the optimizer. Anything that

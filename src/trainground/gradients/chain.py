@@ -42,6 +42,17 @@ class Chain:
             if hook is not None:
                 hook(ctx, neg_update)
 
+    def with_hook(self, name: str) -> list[Any]:
+        """The transforms (in nested chains too) that define the method ``name``: how the Guard
+        finds the ones that take part in its rollback or read its update buffer."""
+        found: list[Any] = []
+        for transform in self.transforms:
+            if isinstance(transform, Chain):
+                found += transform.with_hook(name)
+            elif callable(getattr(transform, name, None)):
+                found.append(transform)
+        return found
+
     def apply_(self, grads: Sequence[Tensor], params: Sequence[Tensor] | None = None, *,
                loss: Tensor | None = None) -> GradContext:
         """Run the chain on plain gradients (a loop without the Guard) and write the result.

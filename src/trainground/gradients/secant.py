@@ -264,6 +264,25 @@ class SecantTrustRegion(ScalarState):
         for name in ("descent", "curvature", "rho"):
             setattr(self, name, 0.0 if self._on_host else torch.zeros_like(getattr(self, name)))
 
+    # Hooks the Guard calls (its rollback and its flat update buffer; see gradients/rollback.py).
+    def snapshot_state(self) -> Tensor:
+        """Rollback hook: the trust scale of the healthy state."""
+        return self.scale_tensor()
+
+    def rollback(self, saved: Tensor, *, shrink: float) -> Tensor:
+        """Rollback hook: the steps that led to the spike were too long. Restart from the healthy
+        state's scale times ``shrink`` (compounding over repeated rollbacks: each one starts from
+        a smaller step), with no secant across the jump."""
+        scale = saved * shrink
+        self.set_scale(scale)
+        self.reset_direction()
+        return scale.clone()
+
+    def adopt_update_buffer(self, buffer: Tensor) -> None:
+        """Update-buffer hook: keep ``-u`` in the Guard's (re)allocated flat update buffer."""
+        if self.neg_update is not None and self.neg_update is not buffer and self.neg_update.numel() == buffer.numel():
+            self.neg_update = buffer.copy_(self.neg_update.to(buffer.device))
+
     def state_dict(self) -> dict[str, Any]:
         return {"target": self.target, "beta": self.beta, "grow": self.grow, "min_factor": self.min_factor,
                 "every": self.every, "tick": self.tick, "loss_gate": self.loss_gate,

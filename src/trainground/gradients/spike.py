@@ -68,6 +68,14 @@ class SpikeSkip(ScalarState):
         """Forget the current run of skipped steps (after a rollback)."""
         self.streak = 0 if self._on_host else torch.zeros_like(self.streak)
 
+    def snapshot_state(self) -> None:
+        """Rollback hook: nothing to keep (the statistics only ever saw healthy steps)."""
+        return None
+
+    def rollback(self, saved: None, *, shrink: float) -> None:
+        """Rollback hook: the skipped steps were undone, so is their streak."""
+        self.reset_streak()
+
     def host(self, ctx: HostContext) -> None:
         """The same test in floats (the Guard's CPU path; no tensor op)."""
         self._host_state()
