@@ -146,6 +146,8 @@ class SecantTrustRegion(ScalarState):
         self.loss_sq_slow = torch.zeros(())
         self.loss_weight_fast = torch.zeros(())
         self.loss_weight_slow = torch.zeros(())
+        self.flat_ref = torch.ones(())  # the scale at the last improvement of the loss
+        self.flat_locked = torch.zeros(())  # 1: the flat loss's shrink budget is spent (until it improves)
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.every = int(every)
@@ -160,39 +162,56 @@ class SecantTrustRegion(ScalarState):
     _fields: ClassVar[dict[str, torch.dtype]] = {
         name: torch.float32 for name in (
             "scale", "descent", "curvature", "last_descent", "rho",
-            "loss_fast", "loss_slow", "loss_sq_slow", "loss_weight_fast", "loss_weight_slow",
+            "loss_fast", "loss_slow", "loss_sq_slow", "loss_weight_fast", "loss_weight_slow", "flat_ref", "flat_locked",
         )
     }
     # Horizons (steps) of the gate's loss averages: a short one against a ten times longer one.
     FAST, SLOW = 0.9, 0.99
-    # Evidence of overshoot (class docstring): a rise of the short loss EMA beyond RISE_Z of its
-    # standard errors, or a secant ratio above UPHILL (the step did not decrease the loss).
-    RISE_Z, UPHILL = 2.0, 2.0
+    # The trend test (class docstring): the short loss EMA is RISE_Z standard errors above
+    # (rising) or below (improving) the long one; otherwise the loss is flat. On a flat loss the
+    # scale may shrink by at most FLAT_BUDGET below its value at the last improvement.
+    RISE_Z, FLAT_BUDGET = 2.0, 0.1
 
-    def _min_factor_host(self, loss: float | None, rho: float = 0.0) -> float:
-        """``min_factor`` when there is evidence of overshoot, else ``grow`` (no shrinking)."""
-        if not self.loss_gate or loss is None:
-            return self.min_factor
+    def _update_loss_averages(self, loss: float) -> None:
         if math.isfinite(loss):  # a non-finite loss never enters the averages
             self.loss_fast = self.FAST * self.loss_fast + (1 - self.FAST) * loss
             self.loss_slow = self.SLOW * self.loss_slow + (1 - self.SLOW) * loss
             self.loss_sq_slow = self.SLOW * self.loss_sq_slow + (1 - self.SLOW) * loss * loss
             self.loss_weight_fast = self.FAST * self.loss_weight_fast + (1 - self.FAST)
             self.loss_weight_slow = self.SLOW * self.loss_weight_slow + (1 - self.SLOW)
-        if rho > self.UPHILL:
-            return self.min_factor
+
+    def _trend_host(self) -> int:
+        """+1 rising, -1 improving, 0 flat (differences within RISE_Z standard errors of the short EMA)."""
         if self.loss_weight_fast == 0:
-            return self.grow
+            return 0
         slow = self.loss_slow / self.loss_weight_slow
         var = max(self.loss_sq_slow / self.loss_weight_slow - slow * slow, 0.0)
-        noise = math.sqrt(var * (1 - self.FAST) / (1 + self.FAST))
-        rising = self.loss_fast / self.loss_weight_fast - slow > self.RISE_Z * noise
-        return self.min_factor if rising else self.grow
+        noise = self.RISE_Z * math.sqrt(var * (1 - self.FAST) / (1 + self.FAST))
+        diff = self.loss_fast / self.loss_weight_fast - slow
+        return 1 if diff > noise else -1 if diff < -noise else 0
 
-    def _min_factor_tensor(self, loss: Tensor | None, valid: Tensor, rho: Tensor | None = None) -> Tensor | float:
-        """:meth:`_min_factor_host` on the device (the EMAs move only on valid steps)."""
+    def _gate_host(self, loss: float | None) -> tuple[float, float]:
+        """(smallest per-step factor, floor) the loss trend allows (class docstring)."""
         if not self.loss_gate or loss is None:
-            return self.min_factor
+            return self.min_factor, self.min_scale
+        self._update_loss_averages(loss)
+        trend = self._trend_host()
+        if trend > 0:  # rising: evidence, shrink down to the floor
+            return self.min_factor, self.min_scale
+        if trend < 0:  # improving: hold or grow; the current scale is the flat loss's new reference
+            self.flat_ref, self.flat_locked = self.scale, 0.0
+            return 1.0, self.min_scale
+        floor = max(self.min_scale, self.flat_ref * self.FLAT_BUDGET)
+        if self.scale <= floor * (1 + 1e-6):
+            self.flat_locked = 1.0  # the budget is spent and the loss did not improve
+        if self.flat_locked:
+            return self.grow, self.min_scale  # recover
+        return self.min_factor, floor
+
+    def _gate_tensor(self, loss: Tensor | None, valid: Tensor) -> tuple[Tensor | float, Tensor | float]:
+        """:meth:`_gate_host` on the device (the averages and the reference move only on valid steps)."""
+        if not self.loss_gate or loss is None:
+            return self.min_factor, self.min_scale
         loss = loss.to(self.loss_fast.device, self.loss_fast.dtype)
         ok = valid & torch.isfinite(loss)
         loss = torch.where(ok, loss, torch.zeros_like(loss))
@@ -204,12 +223,21 @@ class SecantTrustRegion(ScalarState):
             setattr(self, f"loss_weight_{name}", torch.where(ok, b * weight + (1 - b), weight))
         slow = self.loss_slow / self.loss_weight_slow.clamp_min(1e-12)
         var = (self.loss_sq_slow / self.loss_weight_slow.clamp_min(1e-12) - slow * slow).clamp_min(0.0)
-        noise = torch.sqrt(var * ((1 - self.FAST) / (1 + self.FAST)))
-        rising = (self.loss_fast / self.loss_weight_fast.clamp_min(1e-12) - slow > self.RISE_Z * noise) & (
-            self.loss_weight_fast > 0)
-        if rho is not None:
-            rising = rising | (rho > self.UPHILL)
-        return torch.where(rising, torch.full_like(self.scale, self.min_factor), torch.full_like(self.scale, self.grow))
+        noise = self.RISE_Z * torch.sqrt(var * ((1 - self.FAST) / (1 + self.FAST)))
+        diff = self.loss_fast / self.loss_weight_fast.clamp_min(1e-12) - slow
+        seen = self.loss_weight_fast > 0
+        rising, improving = seen & (diff > noise), seen & (diff < -noise)
+        self.flat_ref = torch.where(valid & improving, self.scale, self.flat_ref)
+        floor = torch.clamp_min(self.flat_ref * self.FLAT_BUDGET, self.min_scale)
+        spent = ~rising & ~improving & (self.scale <= floor * (1 + 1e-6))
+        self.flat_locked = torch.where(valid & improving, torch.zeros_like(self.flat_locked),
+                                       torch.where(valid & spent, torch.ones_like(self.flat_locked), self.flat_locked))
+        flat = ~rising & ~improving
+        one = torch.ones_like(self.scale)
+        min_factor = torch.where(rising, one * self.min_factor, torch.where(
+            improving, one, torch.where(self.flat_locked > 0, one * self.grow, one * self.min_factor)))
+        floor = torch.where(flat & (self.flat_locked == 0), floor, one * self.min_scale)
+        return min_factor, floor
 
     def _to(self, device: torch.device) -> None:
         self._device_state(device)
@@ -223,7 +251,10 @@ class SecantTrustRegion(ScalarState):
         return self._state_tensor("scale")
 
     def set_scale(self, scale: Tensor) -> None:
+        """Set the scale (a rollback's cut); it becomes the flat loss's reference."""
         self.scale = float(scale) if self._on_host else scale.to(self.scale.device, self.scale.dtype)
+        self.flat_ref = self.scale
+        self.flat_locked = 0.0 if self._on_host else torch.zeros_like(self.flat_locked)
 
     def host(self, ctx: HostContext) -> None:
         """The same trust region in floats (the Guard's CPU path): one dot product, one read."""
@@ -237,10 +268,10 @@ class SecantTrustRegion(ScalarState):
                 b = self.beta ** self.every
                 self.curvature = b * self.curvature + (1 - b) * curvature
                 self.descent = b * self.descent + (1 - b) * self.last_descent
-                rho = secant_ratio_host(self.descent, self.curvature)
+                min_factor, floor = self._gate_host(ctx.loss)
                 self.scale = trust_scale_update_host(
-                    self.scale, rho, target=self.target, grow=self.grow,
-                    min_factor=self._min_factor_host(ctx.loss, rho), min_scale=self.min_scale, power=self.every)
+                    self.scale, secant_ratio_host(self.descent, self.curvature), target=self.target,
+                    grow=self.grow, min_factor=min_factor, min_scale=floor, power=self.every)
         if self.neg_update is not None:
             self.rho = secant_ratio_host(self.descent, self.curvature)
         ctx.update_scale = ctx.update_scale * self.scale
@@ -261,9 +292,9 @@ class SecantTrustRegion(ScalarState):
             self.curvature = torch.where(valid, b * self.curvature + (1 - b) * curvature, self.curvature)
             self.descent = torch.where(valid, b * self.descent + (1 - b) * self.last_descent, self.descent)
             self.rho = secant_ratio(self.descent, self.curvature)
+            min_factor, floor = self._gate_tensor(ctx.loss, valid)
             new = trust_scale_update(self.scale, self.rho, target=self.target, grow=self.grow,
-                                     min_factor=self._min_factor_tensor(ctx.loss, valid, self.rho), min_scale=self.min_scale,
-                                     power=self.every)
+                                     min_factor=min_factor, min_scale=floor, power=self.every)
             self.scale = torch.where(valid, new, self.scale)
         ctx.update_scale = ctx.update_scale * self.scale
 
@@ -314,7 +345,8 @@ class SecantTrustRegion(ScalarState):
             setattr(self, key, float(state[key]))
         self.every, self.tick = int(state.get("every", 1)), int(state.get("tick", 0))
         self.loss_gate = bool(state.get("loss_gate", False))
-        state = {**{name: torch.zeros(()) for name in self._fields}, **state}  # checkpoints without the gate
+        # Checkpoints from before the gate or its flat budget: zeros, a reference of 1.
+        state = {**{name: torch.zeros(()) for name in self._fields}, "flat_ref": torch.ones(()), **state}
         self._load_tensors(state)
         saved = state.get("neg_update")
         self.neg_update = None if saved is None else saved.clone()
