@@ -148,6 +148,11 @@ class SecantTrustRegion(ScalarState):
         self.loss_weight_slow = torch.zeros(())
         self.flat_ref = torch.ones(())  # the scale at the last improvement of the loss
         self.flat_locked = torch.zeros(())  # 1: the flat loss's shrink budget is spent (until it improves)
+        # EMAs of the per-step excess curvature e = C - target * D and of e^2 (bias-corrected by
+        # their weight): the significance of an overshoot on a flat loss.
+        self.excess = torch.zeros(())
+        self.excess_sq = torch.zeros(())
+        self.excess_weight = torch.zeros(())
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.every = int(every)
@@ -163,6 +168,7 @@ class SecantTrustRegion(ScalarState):
         name: torch.float32 for name in (
             "scale", "descent", "curvature", "last_descent", "rho",
             "loss_fast", "loss_slow", "loss_sq_slow", "loss_weight_fast", "loss_weight_slow", "flat_ref", "flat_locked",
+            "excess", "excess_sq", "excess_weight",
         )
     }
     # Horizons (steps) of the gate's loss averages: a short one against a ten times longer one.
@@ -190,7 +196,17 @@ class SecantTrustRegion(ScalarState):
         diff = self.loss_fast / self.loss_weight_fast - slow
         return 1 if diff > noise else -1 if diff < -noise else 0
 
-    def _gate_host(self, loss: float | None) -> tuple[float, float]:
+    def _overshoot_host(self, curvature: float, descent: float, b: float) -> bool:
+        """Update the excess-curvature EMAs; whether their mean is RISE_Z standard errors above 0."""
+        e = curvature - self.target * descent
+        self.excess = b * self.excess + (1 - b) * e
+        self.excess_sq = b * self.excess_sq + (1 - b) * e * e
+        self.excess_weight = b * self.excess_weight + (1 - b)
+        mean = self.excess / self.excess_weight
+        var = max(self.excess_sq / self.excess_weight - mean * mean, 0.0)
+        return mean > self.RISE_Z * math.sqrt(var * (1 - b) / (1 + b))
+
+    def _gate_host(self, loss: float | None, overshoot: bool = True) -> tuple[float, float]:
         """(smallest per-step factor, floor) the loss trend allows (class docstring)."""
         if not self.loss_gate or loss is None:
             return self.min_factor, self.min_scale
@@ -204,11 +220,23 @@ class SecantTrustRegion(ScalarState):
         floor = max(self.min_scale, self.flat_ref * self.FLAT_BUDGET)
         if self.scale <= floor * (1 + 1e-6):
             self.flat_locked = 1.0  # the budget is spent and the loss did not improve
-        if self.flat_locked:
-            return self.grow, self.min_scale  # recover
+        if self.flat_locked or not overshoot:
+            return self.grow, self.min_scale  # no evidence, or the budget is spent: recover
         return self.min_factor, floor
 
-    def _gate_tensor(self, loss: Tensor | None, valid: Tensor) -> tuple[Tensor | float, Tensor | float]:
+    def _overshoot_tensor(self, curvature: Tensor, descent: Tensor, b: float, valid: Tensor) -> Tensor:
+        """:meth:`_overshoot_host` on the device (the EMAs move only on valid steps)."""
+        e = torch.where(valid, curvature - self.target * descent, torch.zeros_like(curvature))
+        self.excess = torch.where(valid, b * self.excess + (1 - b) * e, self.excess)
+        self.excess_sq = torch.where(valid, b * self.excess_sq + (1 - b) * e * e, self.excess_sq)
+        self.excess_weight = torch.where(valid, b * self.excess_weight + (1 - b), self.excess_weight)
+        w = self.excess_weight.clamp_min(1e-12)
+        mean = self.excess / w
+        var = (self.excess_sq / w - mean * mean).clamp_min(0.0)
+        return mean > self.RISE_Z * torch.sqrt(var * ((1 - b) / (1 + b)))
+
+    def _gate_tensor(self, loss: Tensor | None, valid: Tensor,
+                     overshoot: Tensor | None = None) -> tuple[Tensor | float, Tensor | float]:
         """:meth:`_gate_host` on the device (the averages and the reference move only on valid steps)."""
         if not self.loss_gate or loss is None:
             return self.min_factor, self.min_scale
@@ -234,9 +262,10 @@ class SecantTrustRegion(ScalarState):
                                        torch.where(valid & spent, torch.ones_like(self.flat_locked), self.flat_locked))
         flat = ~rising & ~improving
         one = torch.ones_like(self.scale)
+        shrink = (self.flat_locked == 0) if overshoot is None else (self.flat_locked == 0) & overshoot
         min_factor = torch.where(rising, one * self.min_factor, torch.where(
-            improving, one, torch.where(self.flat_locked > 0, one * self.grow, one * self.min_factor)))
-        floor = torch.where(flat & (self.flat_locked == 0), floor, one * self.min_scale)
+            improving, one, torch.where(shrink, one * self.min_factor, one * self.grow)))
+        floor = torch.where(flat & shrink, floor, one * self.min_scale)
         return min_factor, floor
 
     def _to(self, device: torch.device) -> None:
@@ -268,7 +297,8 @@ class SecantTrustRegion(ScalarState):
                 b = self.beta ** self.every
                 self.curvature = b * self.curvature + (1 - b) * curvature
                 self.descent = b * self.descent + (1 - b) * self.last_descent
-                min_factor, floor = self._gate_host(ctx.loss)
+                overshoot = self._overshoot_host(curvature, self.last_descent, b)
+                min_factor, floor = self._gate_host(ctx.loss, overshoot)
                 self.scale = trust_scale_update_host(
                     self.scale, secant_ratio_host(self.descent, self.curvature), target=self.target,
                     grow=self.grow, min_factor=min_factor, min_scale=floor, power=self.every)
@@ -292,7 +322,8 @@ class SecantTrustRegion(ScalarState):
             self.curvature = torch.where(valid, b * self.curvature + (1 - b) * curvature, self.curvature)
             self.descent = torch.where(valid, b * self.descent + (1 - b) * self.last_descent, self.descent)
             self.rho = secant_ratio(self.descent, self.curvature)
-            min_factor, floor = self._gate_tensor(ctx.loss, valid)
+            overshoot = self._overshoot_tensor(curvature, self.last_descent, b, valid)
+            min_factor, floor = self._gate_tensor(ctx.loss, valid, overshoot)
             new = trust_scale_update(self.scale, self.rho, target=self.target, grow=self.grow,
                                      min_factor=min_factor, min_scale=floor, power=self.every)
             self.scale = torch.where(valid, new, self.scale)
@@ -330,7 +361,7 @@ class SecantTrustRegion(ScalarState):
     def reset_statistics(self) -> None:
         """Forget the direction and the EMAs (after a rollback to an earlier state)."""
         self.reset_direction()
-        for name in ("descent", "curvature", "rho"):
+        for name in ("descent", "curvature", "rho", "excess", "excess_sq", "excess_weight"):
             setattr(self, name, 0.0 if self._on_host else torch.zeros_like(getattr(self, name)))
 
     def state_dict(self) -> dict[str, Any]:
