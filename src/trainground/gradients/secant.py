@@ -224,8 +224,8 @@ class SecantTrustRegion(ScalarState):
             return self.min_factor, self.min_scale
         self._update_loss_averages(loss)
         trend = self._trend_host()
-        if trend > 0:  # rising: evidence when the secant confirms the overshoot; else hold
-            return (self.min_factor, self.min_scale) if overshoot else (1.0, self.min_scale)
+        if trend > 0:  # rising: evidence, shrink down to the floor
+            return self.min_factor, self.min_scale
         if trend < 0:  # improving: hold or grow; the current scale is the flat loss's new reference
             self.flat_ref, self.flat_locked = self.scale, 0.0
             return 1.0, self.min_scale
@@ -275,8 +275,7 @@ class SecantTrustRegion(ScalarState):
         flat = ~rising & ~improving
         one = torch.ones_like(self.scale)
         shrink = (self.flat_locked == 0) if overshoot is None else (self.flat_locked == 0) & overshoot
-        confirmed = one * self.min_factor if overshoot is None else torch.where(overshoot, one * self.min_factor, one)
-        min_factor = torch.where(rising, confirmed, torch.where(
+        min_factor = torch.where(rising, one * self.min_factor, torch.where(
             improving, one, torch.where(shrink, one * self.min_factor, one * self.grow)))
         floor = torch.where(flat & shrink, floor, one * self.min_scale)
         return min_factor, floor
