@@ -124,6 +124,10 @@ class SecantTrustRegion(ScalarState):
        (decay ``beta``) more than ``RISE_Z`` standard errors above 0. A plateau's noisy secant
        does not pass; a bouncing step does (``rho`` persistently above ``target``).
 
+    Tried after that and dropped: asking the same significance of a rising loss (benchmark C's
+    SGD at lr 3 then failed one run, and the GRU adding runs solved 6/8 instead of 8/8).
+    Where this gate still loses (LSTM on the adding problem) is in benchmarks/README.md.
+
     Args:
         target: the largest tolerated ``rho`` (1.0: on average no further than the 1-D minimiser).
         beta: EMA decay of ``C`` and ``D``.
