@@ -2,7 +2,8 @@
 
 Every task is trained with Adam over the same learning-rate sweep (lr = geomspace(2e-3, 3e-2, 4),
 seeds 0-1, no per-case tuning of the Guard) until its eval metric reaches the task's target or
-the step budget ends; the eval set (256 samples for the synthetic tasks) is fixed (its own seed) and read every ``EVAL_EVERY`` steps.
+the step budget ends; the eval set (256 samples for the synthetic tasks) is fixed (its own
+seed) and read every ``EVAL_EVERY`` steps.
 
 Tasks (models small enough for a shared CPU):
   mlp_digits   MLP 64-256-256-10 on digits (the anchors' split), batch 64, 460 steps; target: test
