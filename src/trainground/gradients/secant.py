@@ -126,7 +126,8 @@ class SecantTrustRegion(ScalarState):
 
     Tried after that and dropped: asking the same significance of a rising loss (benchmark C's
     SGD at lr 3 then failed one run, and the GRU adding runs solved 6/8 instead of 8/8).
-    Where this gate still loses (LSTM on the adding problem) is in benchmarks/README.md.
+    Where the Guard still loses (LSTM and GRU on the adding problem, mostly through its
+    AutoClip p10 member rather than this trust region) is in benchmarks/README.md.
 
     Args:
         target: the largest tolerated ``rho`` (1.0: on average no further than the 1-D minimiser).
