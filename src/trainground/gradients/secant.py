@@ -91,7 +91,8 @@ class SecantTrustRegion(ScalarState):
     that is true half of the time by noise alone, each such step shrank the scale by
     ``target / rho`` (pure noise gives ``rho ~ 1``) while growth was capped at ``grow``, and an
     LSTM on the adding problem ended at a scale of 1e-4 and never left its plateau. The
-    principles, fixed before extended benchmark C (``benchmarks/stability_arch.py``) was run:
+    principles (1-3 written down before any benchmark was run; 4 and 5 added after the
+    measurements told below, on benchmark C and ``benchmarks/stability_arch.py``):
 
     1. Shrink only on evidence of overshoot, never because the loss is merely flat. The loss
        trend is tested against its noise: the short loss EMA (horizon ~10 steps) against the
