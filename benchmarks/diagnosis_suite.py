@@ -167,6 +167,7 @@ class Case:
     seed: int = 0
     transform: Callable[..., Any] | None = None
     breaker: Callable[[], Callback] | None = None
+    guard: GuardConfig | None = None  # None: fit's default for a healthy run, UNGUARDED for a broken one
 
     @property
     def healthy(self) -> bool:
@@ -204,6 +205,8 @@ PATHOLOGIES = [
          expected=("lr_too_low",)),
     Case("lr too low: SGD 1e-4", "digits", mlp((256, 256)), {"optimizer": "sgd", "lr": 1e-4, "momentum": 0.9},
          expected=("lr_too_low",)),
+    Case("guard stall: fixed clip 1e-4, SGD 0.05", "digits", mlp((256, 256)), SGD, expected=("guard_stall",),
+         guard=GuardConfig(max_norm=1e-4)),
     Case("lr too high: Adam 0.1", "digits", mlp((256, 256)), {"optimizer": "adam", "lr": 0.1},
          expected=("lr_too_high", "oscillating_loss")),
     Case("overfitting: 250 mnist1d samples, 150 epochs", "mnist1d", mlp((256, 256)), {**ADAM, "epochs": 150},
@@ -253,7 +256,7 @@ def run_case(case: Case, threads: int) -> dict[str, Any]:
     diagnosis = DiagnosisCallback(DiagnosisConfig(check_every=CHECK_EVERY), train_data=train, val_data=val)
     callbacks: list[Callback] = [diagnosis] + ([case.breaker()] if case.breaker else [])
     started = time.perf_counter()
-    guard = None if case.healthy else UNGUARDED
+    guard = case.guard if case.guard is not None else None if case.healthy else UNGUARDED
     result = fit(model, train, val_data=val, config=config, callbacks=callbacks, guard=guard)
     seconds = time.perf_counter() - started
     warn = [f for f in diagnosis.findings if f.severity >= Severity.WARNING]

@@ -1,20 +1,24 @@
 import math
+import random
 
 import torch
 
 from trainground.gradients import SecantTrustRegion
 
 
-def _factors(losses, *, tensor: bool):
+def _gates(losses, *, tensor: bool, scale: float = 1.0):
+    """(min_factor, floor) per loss, the scale held at ``scale``."""
     region = SecantTrustRegion(min_factor=0.1)
     out = []
     for loss in losses:
         if tensor:
-            f = region._min_factor_tensor(torch.tensor(loss), torch.tensor(True))
-            out.append(float(f))
+            region.scale = torch.tensor(scale)
+            f, floor = region._gate_tensor(torch.tensor(loss), torch.tensor(True))
+            out.append((float(f), float(floor)))
         else:
             region._host_state()
-            out.append(region._min_factor_host(loss))
+            region.scale = scale
+            out.append(region._gate_host(loss))
     return out
 
 
@@ -22,18 +26,49 @@ def test_gate_blocks_shrinking_while_the_loss_improves_and_allows_it_when_it_ris
     falling = [2.0 * math.exp(-0.02 * t) + 0.01 * ((-1) ** t) for t in range(200)]
     rising = [1.0 + 0.02 * t for t in range(200)]
     for tensor in (False, True):
-        assert all(f == 1.0 for f in _factors(falling, tensor=tensor)[5:])
-        assert all(abs(f - 0.1) < 1e-7 for f in _factors(rising, tensor=tensor)[5:])
+        assert all(f == 1.0 for f, _ in _gates(falling, tensor=tensor)[20:100])
+        # a 2 %/step ramp is told from noise by step 20; then the secant may shrink to the floor
+        assert all(abs(f - 0.1) < 1e-7 and abs(floor - 0.01) < 1e-7 for f, floor in _gates(rising, tensor=tensor)[20:])
+
+
+def test_a_flat_noisy_loss_costs_at_most_a_decade_then_the_scale_recovers():
+    # The plateau that stalled an LSTM under the first gate: a flat loss with mini-batch noise,
+    # and a secant that says "overshoot" on every step (rho = 1.5): the worst case for the gate.
+    from trainground.gradients.secant import trust_scale_update_host
+
+    rng = random.Random(0)
+    region = SecantTrustRegion(min_factor=0.1)
+    region._host_state()
+    scales = []
+    for _ in range(1000):
+        min_factor, floor = region._gate_host(0.17 + 0.02 * rng.gauss(0, 1))
+        region.scale = trust_scale_update_host(region.scale, 1.5, target=1.0, grow=1.02, min_factor=min_factor,
+                                               min_scale=floor)
+        scales.append(region.scale)
+    assert sum(s >= 0.5 for s in scales) > 0.5 * len(scales)  # mostly near the optimizer's own step
+    assert scales[-1] > 0.5
 
 
 def test_gate_host_and_tensor_paths_agree_and_ignore_nan():
-    losses = [1.0, 0.9, float("nan"), 1.2, 1.3, 0.7, 0.6, 0.65, 0.9, 1.1]
-    host, device = _factors(losses, tensor=False), _factors(losses, tensor=True)
-    assert all(abs(a - b) < 1e-6 for a, b in zip(host, device, strict=True))
+    losses = [1.0, 0.9, float("nan"), 1.2, 1.3, 0.7, 0.6, 0.65, 0.9, 1.1, 1.0, 0.2, 0.1, 0.1]
+    host, device = _gates(losses, tensor=False, scale=0.3), _gates(losses, tensor=True, scale=0.3)
+    assert all(abs(a - b) < 1e-6 for x, y in zip(host, device, strict=True) for a, b in zip(x, y, strict=True))
     assert host[2] == host[1]  # the NaN step changed nothing
 
 
 def test_gate_off_always_allows_shrinking():
     region = SecantTrustRegion(min_factor=0.1, loss_gate=False)
     region._host_state()
-    assert region._min_factor_host(0.5) == 0.1
+    assert region._gate_host(0.5) == (0.1, region.min_scale)
+
+
+def test_the_secant_stops_at_its_floor_but_keeps_a_rollback_cut():
+    from trainground.gradients.secant import trust_scale_update, trust_scale_update_host
+
+    for update in (trust_scale_update_host,
+                   lambda s, r, **k: float(trust_scale_update(torch.tensor(s), torch.tensor(r), **k))):
+        kw = {"target": 1.0, "grow": 1.02, "min_factor": 0.1, "min_scale": 0.01}
+        assert abs(update(0.02, 10.0, **kw) - 0.01) < 1e-7  # shrinking stops at the floor
+        assert abs(update(0.001, 10.0, **kw) - 0.001) < 1e-7  # below it (a rollback): held
+        assert abs(update(0.001, 0.5, **kw) - 0.00102) < 1e-7  # and it may grow
+        assert update(1.0, 0.5, **kw) == 1.0

@@ -11,7 +11,7 @@ import torch
 from trainground.engine import read_metrics
 from trainground.models import ModelConfig, build_model
 
-STEP_KEYS = ("loss", "lr", "grad_norm", "clip_threshold", "accum_k", "skipped")
+STEP_KEYS = ("loss", "lr", "grad_norm", "clip_threshold", "accum_k", "skipped", "update_scale")
 EPOCH_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 

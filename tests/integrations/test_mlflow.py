@@ -27,7 +27,7 @@ def test_histories_equal_metrics_jsonl_with_accumulation(digits, tmp_path, track
     result = fit(model_factory(), digits, config=cfg, run_dir=tmp_path / "run", callbacks=[logger],
                  guard=GuardConfig(accumulation=2))
     got, want = histories(tracking_uri, logger.run_id), jsonl_series(tmp_path / "run" / "metrics.jsonl")
-    assert len(want) == 10 and got == want  # float64 both sides: exact
+    assert len(want) == 11 and got == want  # float64 both sides: exact
     assert [s for s, _ in got["step/loss"]] == list(range(1, result.steps + 1))
     assert {v for _, v in got["step/accum_k"]} == {2.0}
     run = MlflowClient(tracking_uri).get_run(logger.run_id)

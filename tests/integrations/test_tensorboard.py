@@ -34,7 +34,7 @@ def test_scalars_equal_metrics_jsonl_with_accumulation(digits, tmp_path, model_f
     result = fit(model_factory(), digits, config=cfg, run_dir=tmp_path / "run", callbacks=[logger],
                  guard=GuardConfig(accumulation=2))
     got, want = read_scalars(tmp_path / "tb"), as_float32(jsonl_series(tmp_path / "run" / "metrics.jsonl"))
-    assert set(got) == set(want) and len(want) == 10  # 6 per-step tags + 4 per-epoch tags
+    assert set(got) == set(want) and len(want) == 11  # 7 per-step tags + 4 per-epoch tags
     assert got == want
     assert [s for s, _ in got["step/loss"]] == list(range(1, result.steps + 1))
     assert {v for _, v in got["step/accum_k"]} == {2.0}

@@ -146,3 +146,18 @@ def test_saturation_from_the_first_epoch_reinitialises_the_layer_later_saturatio
     late = finding("saturated_activations", {"saturated_fraction": 0.7}, subject="layer:body.3", step=500)
     (action,) = run("reinit_saturated", context(digits, [early, late]))
     assert (action.action, action.target, action.value) == ("reinit_units", "body.1", "all")
+
+
+def test_loosen_clip_acts_on_the_part_that_holds_the_step_and_tighten_clip_yields(digits):
+    clip = finding("guard_stall", {"held_by": "clip", "median_step_share": 1e-4})
+    (action,) = run("loosen_clip", context(digits, [clip], guard=GuardConfig(max_norm=1e-4)))
+    assert action.action == "loosen_clip" and action.value == {"max_norm": pytest.approx(1e-3)}
+    (action,) = run("loosen_clip", context(digits, [clip]))
+    assert action.value == {"percentile": 20.0}
+    trust = finding("guard_stall", {"held_by": "trust_region", "median_step_share": 0.01})
+    (action,) = run("loosen_clip", context(digits, [trust]))
+    assert action.value == {"trust_region": False}
+    assert run("loosen_clip", context(digits, [trust], guard=GuardConfig(trust_region=False))) == []
+    assert run("loosen_clip", context(digits, [clip, finding("loss_spikes", {"spikes": 3})])) == []
+    # tighten_clip never deepens a stall
+    assert run("tighten_clip", context(digits, [finding("loss_spikes", {"spikes": 3}), clip])) == []

@@ -153,7 +153,8 @@ class DiagnosisCallback(Callback):
             else:
                 self.gradients.discard()  # a micro-batch of an open window: no update to measure
         if state.loss is not None:
-            self.history.update(state.step, state.epoch, state.loss, state.lr)
+            self.history.update(state.step, state.epoch, state.loss, state.lr,
+                                guard=None if state.guard is None else state.guard.last_stats)
         every = self.config.check_every
         if every and state.step % every == 0:
             self._run_checks(state)

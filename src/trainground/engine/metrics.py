@@ -15,7 +15,7 @@ from trainground.engine.callbacks import Callback
 from trainground.engine.state import TrainState
 
 # Per-step Guard scalars written next to the loss (keys of ``Guard.last_stats``).
-_GUARD_KEYS = ("grad_norm", "clip_threshold", "accum_k", "skipped")
+_GUARD_KEYS = ("grad_norm", "clip_threshold", "accum_k", "skipped", "update_scale")
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -39,7 +39,7 @@ class ScalarSink(Callback):
 
 class MetricsWriter(Callback):
     """Appends one JSON object per line: ``{"kind": "step", "step", "epoch", "loss", "lr", "grad_norm",
-    "clip_threshold", "accum_k", "skipped"}`` per batch (the last four from the Guard's last step)
+    "clip_threshold", "accum_k", "skipped", "update_scale"}`` per batch (the last five from the Guard's last step)
     and ``{"kind": "epoch", "step", "epoch", <epoch_metrics>}`` per epoch.
 
     Losses are kept on the device and copied to the host in one ``torch.stack(...).tolist()``

@@ -27,7 +27,7 @@ class TensorBoardLogger(ScalarSink):
     the global step, and the run's config as hyper-parameters (HPARAMS tab).
 
     Tags: ``step/loss``, ``step/lr``, ``step/grad_norm``, ``step/clip_threshold``,
-    ``step/accum_k``, ``step/skipped``, ``epoch/train_loss``, ``epoch/val_accuracy``, ...
+    ``step/accum_k``, ``step/skipped``, ``step/update_scale``, ``epoch/train_loss``, ``epoch/val_accuracy``, ...
     It is fed by ``fit``'s metrics writer (one host sync per ``FitConfig.log_every`` steps for
     all sinks) and writes one event per record, as it arrives.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,9 @@ from trainground.monitors.base import Monitor
 
 # Device scalars are stacked into one tensor every so often, so the pending list stays short.
 _CHUNK = 256
+# The Guard's per-step scalars kept next to the loss (the guard_stall check reads them),
+# named as in metrics.jsonl.
+GUARD_COLUMNS = ("grad_norm", "clip_threshold", "update_scale")
 
 
 class LossHistory(Monitor):
@@ -27,9 +31,16 @@ class LossHistory(Monitor):
         self._chunks: list[tuple[Tensor, list[tuple[int, int, float]]]] = []
         self.epochs: list[dict[str, float]] = []
 
-    def update(self, step: int, epoch: int, loss: Tensor, lr: float = float("nan")) -> None:
-        """Record one step's (batch-mean) loss; ``step`` counts optimizer steps taken before it."""
-        self._pending.append(loss.detach().reshape(()))
+    def update(self, step: int, epoch: int, loss: Tensor, lr: float = float("nan"),
+               guard: Mapping[str, Tensor] | None = None) -> None:
+        """Record one step's (batch-mean) loss; ``step`` counts optimizer steps taken before it.
+        ``guard``: the Guard's ``last_stats`` (its ``GUARD_COLUMNS`` are kept too)."""
+        loss = loss.detach().float().reshape(())
+        if guard is None:
+            row = torch.cat([loss.reshape(1), torch.full((len(GUARD_COLUMNS),), float("nan"), device=loss.device)])
+        else:
+            row = torch.stack([loss, *(guard[k].detach().float().reshape(()).to(loss.device) for k in GUARD_COLUMNS)])
+        self._pending.append(row)
         self._pending_meta.append((step, epoch, lr))
         if len(self._pending) >= _CHUNK:
             self._chunks.append((torch.stack(self._pending), self._pending_meta))
@@ -40,15 +51,19 @@ class LossHistory(Monitor):
         self.epochs.append({"step": step, "epoch": epoch, **{k: float(v) for k, v in metrics.items()}})
 
     def compute(self) -> pd.DataFrame:
-        """Per-step table ``step, epoch, loss, lr`` (the same columns as ``metrics.jsonl``)."""
+        """Per-step table ``step, epoch, loss, lr`` and the Guard's columns when it logged any
+        (the same columns as ``metrics.jsonl``)."""
         if self._pending:
             self._chunks.append((torch.stack(self._pending), self._pending_meta))
             self._pending, self._pending_meta = [], []
         if self._chunks:
-            losses = torch.cat([c for c, _ in self._chunks]).double().cpu().numpy()
+            rows = torch.cat([c for c, _ in self._chunks]).double().cpu().numpy()
             meta = np.array([m for _, ms in self._chunks for m in ms], dtype=float).reshape(-1, 3)
             new = pd.DataFrame({"step": meta[:, 0].astype(np.int64), "epoch": meta[:, 1].astype(np.int64),
-                                "loss": losses, "lr": meta[:, 2]})
+                                "loss": rows[:, 0], "lr": meta[:, 2]})
+            for i, name in enumerate(GUARD_COLUMNS, start=1):
+                if np.isfinite(rows[:, i]).any() or name in self._steps:
+                    new[name] = rows[:, i]
             self._steps = new if self._steps.empty else pd.concat([self._steps, new], ignore_index=True)
             self._chunks = []
         return self._steps

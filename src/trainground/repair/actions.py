@@ -23,6 +23,7 @@ ActionKind = Literal[
     # training: about the run, a layer or a task
     "set_lr",           # target: None; value: new learning rate
     "tighten_clip",     # target: None; value: dict of Guard options to change
+    "loosen_clip",      # target: None; value: dict of Guard options to change
     "rollback",         # target: checkpoint / step; value: dict (what to skip)
     "swap_activation",  # target: layer name; value: new activation name (e.g. "leaky_relu")
     "reinit_units",     # target: layer name; value: list of unit ids

@@ -100,9 +100,10 @@ def _set_lr(plan: TrainingPlan, action: Action) -> TrainingPlan:
 
 
 @plan_edit("tighten_clip")
+@plan_edit("loosen_clip")
 def _tighten_clip(plan: TrainingPlan, action: Action) -> TrainingPlan:
     # value: the Guard options to change, e.g. {"percentile": 5.0} or {"max_norm": 1.0}.
     try:
         return _with_config(plan, guard=dict(action.value))
     except TypeError as err:
-        raise ConfigError(f"tighten_clip from policy {action.policy!r}: {err}") from None
+        raise ConfigError(f"{action.action} from policy {action.policy!r}: {err}") from None

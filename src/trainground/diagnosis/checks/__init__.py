@@ -7,6 +7,7 @@ from trainground.diagnosis.checks import (  # noqa: F401
     distribution_shift,
     exploding_gradients,
     frozen_layer,
+    guard_stall,
     label_issues,
     loss_spikes,
     lr_too_high,

@@ -11,6 +11,9 @@ from trainground.repair.policy import RepairContext, register_policy
 
 NAME = "tighten_clip"
 TRIGGERS = ("exploding_gradients", "loss_spikes")
+# A Guard that already holds the run's step back on a flat loss is not tightened further: a
+# tighter clip would deepen the stall (the loosen_clip policy acts on it instead).
+CONFLICTS = ("guard_stall",)
 # The Guard's protection a run can have switched off: spike skip, the percentile clip and the
 # secant trust region, restored at the defaults chosen on benchmark C (gradients/config.py),
 # not on any repair case. With all three on, the percentile clip is halved (clip at a lower
@@ -40,7 +43,7 @@ def tighter(guard: Any) -> dict[str, Any]:
 def tighten_clip(context: RepairContext) -> list[Action]:
     """Switch on the Guard's clipping/spike skip, or halve its clip percentile, on exploding gradients or spikes."""
     found = [f for check in TRIGGERS for f in acting(context, check)]
-    if not found:
+    if not found or any(acting(context, c) for c in CONFLICTS):
         return []
     guard = getattr(context.config, "guard", None) or DEFAULTS
     change = tighter(guard)
