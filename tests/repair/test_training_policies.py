@@ -111,7 +111,8 @@ class Batches(Callback):
 
 def test_rollback_resumes_before_the_spike_and_skips_the_spiking_batch(digits, tmp_path):
     data = digits.subset(torch.arange(300))
-    config = RunConfig(fit=FitConfig(epochs=3, batch_size=64, keep_checkpoints=10, device="cpu", val_fraction=0.0))
+    config = RunConfig(fit=FitConfig(epochs=3, batch_size=64, keep_checkpoints=10, checkpoint_seconds=0.0, device="cpu",
+                                      val_fraction=0.0))
     torch.manual_seed(0)
     seen = Batches()
     result = fit(MLP(64, 10, hidden=(16,)), data, config=config.fit, callbacks=[seen], run_dir=tmp_path / "run")

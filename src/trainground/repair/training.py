@@ -148,7 +148,9 @@ def train_round(plan: TrainingPlan, build_model: ModelFactory, data: IndexedData
         fit_config.epochs = max(1, fit_config.epochs - int(checkpoint["epoch"]))
     model = prepare_model(plan, model)
     full_epochs = plan.config.fit.epochs
+    # The rollback policy resumes from the last epoch-end checkpoint before a spike: keep them all.
     fit_config.keep_checkpoints = max(fit_config.keep_checkpoints, fit_config.epochs + 1)
+    fit_config.checkpoint_seconds = 0.0
     # On the training device before the optimizer exists: a restored optimizer state is cast to
     # its parameters' device when loaded, and fit moving the model later would leave it behind.
     model.to(resolve_device(fit_config.device))
