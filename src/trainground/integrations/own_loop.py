@@ -94,7 +94,8 @@ class Watch:
 
     def backward(self, loss: Tensor, *, index: Tensor, logits: Tensor, labels: Tensor) -> None:
         """Record the batch's samples, then ``guard.backward`` (instead of ``loss.backward()``)."""
-        self.session.after_forward(index, logits, labels, loss)
+        self.session.after_forward(loss, logits)
+        self.session.record_train(index, logits, labels, loss)
         self.guard.backward(loss, batch_size=len(labels))
         self.session.after_backward()
 

@@ -125,11 +125,15 @@ class TrainingSession:
             self._batch_open = True
             self.hooks.fire(Event.BATCH_START, self.state)
 
-    def after_forward(self, index: Tensor, logits: Tensor, labels: Tensor, loss: Tensor) -> None:
-        """The training batch's sample indices, logits, given labels and mean loss."""
+    def after_forward(self, loss: Tensor, logits: Tensor | None = None) -> None:
+        """The training forward pass is done (disarms the sampled activation hooks)."""
         self.begin_batch()
         self.state.logits, self.state.loss = logits, loss
         self.hooks.fire(Event.AFTER_FORWARD, self.state)
+
+    def record_train(self, index: Tensor, logits: Tensor, labels: Tensor, loss: Tensor | None = None) -> None:
+        """The training batch's sample indices, logits, given labels (and its mean loss)."""
+        self.state.loss = loss if loss is not None else self.state.loss
         self._record(index, logits, labels, split="train", loss=loss)
 
     def after_backward(self) -> None:
