@@ -15,6 +15,7 @@ from trainground.errors import ConfigError
 from trainground.gradients.actions import ActionLog, action_record
 from trainground.gradients.config import GuardConfig
 from trainground.gradients.context import GradContext, HostContext, host_norm
+from trainground.gradients.distributed import window_mean_loss
 from trainground.gradients.noise_scale import NoiseScale
 from trainground.gradients.secant import SecantTrustRegion
 from trainground.gradients.spike import SpikeSkip
@@ -317,7 +318,7 @@ class Guard:
         grads, params = self._window()
         flat = self._flat
         base = self._grad_factor / self._samples
-        loss = self._loss_sum / self._samples
+        loss = window_mean_loss(self._loss_sum, self._samples)  # the same on every DDP rank
         ctx = HostContext(grads, params, flat, raw_norm=host_norm(grads, flat), scale=base, base_scale=base,
                           loss=loss, lr=float(self.optimizer.param_groups[0]["lr"]))
         window_norm = ctx.norm
@@ -363,7 +364,7 @@ class Guard:
     def _step_device(self) -> None:
         """The tensor step (CUDA, or a chain with a transform that has no float path): no host sync."""
         grads, params = self._window()
-        loss = torch.as_tensor(self._loss_sum / self._samples, device=self.device).float()
+        loss = torch.as_tensor(window_mean_loss(self._loss_sum, self._samples), device=self.device).float()
         ctx = GradContext.from_grads(grads, params, flat=self._flat, loss=loss)
         ctx.base_scale = torch.full((), self._grad_factor / self._samples, device=ctx.raw_norm.device)
         ctx.scale = ctx.base_scale.clone()

@@ -38,6 +38,7 @@ from trainground.data import WithIndex
 from trainground.engine import RunDir
 from trainground.errors import ConfigError
 from trainground.gradients import ActionLog, Guard, GuardConfig
+from trainground.integrations.gather import rank
 from trainground.integrations.session import SessionConfig, SessionResult, TrainingSession
 from trainground.monitors import penultimate_module
 
@@ -74,7 +75,8 @@ class Watch:
         self.train_data = WithIndex(train_data)
         self.val_data = None if val_data is None else WithIndex(val_data, offset=n_train)
         num_classes = num_classes or (len(classes) if classes is not None else _logit_width(model))
-        run = None if run_dir is None else RunDir.create(run_dir, overwrite=overwrite)
+        # Under DDP (torchrun) only rank 0 writes; every rank builds the same Guard.
+        run = None if run_dir is None or rank() != 0 else RunDir.create(run_dir, overwrite=overwrite)
         if isinstance(guard, Guard):
             if guard.optimizer is not optimizer:
                 raise ConfigError("Watch got a Guard over another optimizer; pass the Guard's optimizer")
@@ -121,8 +123,12 @@ class Watch:
         self.guard.step(force=True)
         return self.session.end_epoch(val_loss=val_loss)
 
-    def finish(self) -> SessionResult:
-        """Run the checks and write ``sample_issues.csv``, ``findings.json``, ``report.html``."""
+    def finish(self) -> SessionResult | None:
+        """Run the checks and write ``sample_issues.csv``, ``findings.json``, ``report.html``.
+
+        Under DDP call it on every rank: the evidence is gathered on rank 0, which returns the
+        result; the other ranks return None.
+        """
         self._handle.remove()
         return self.session.finish()
 

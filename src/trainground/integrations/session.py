@@ -29,6 +29,8 @@ from trainground.diagnosis.dataset import PATIENCE, SampleIssues, conclude_sampl
 from trainground.diagnosis.findings import write_findings
 from trainground.engine import Callback, CallbackList, Event, FitConfig, MetricsWriter, RunDir, TrainState
 from trainground.engine.atomic import atomic_write_text
+from trainground.gradients.distributed import is_distributed
+from trainground.integrations.gather import all_reduce, gather_tables, max_width, merge_latest_rows, rank
 from trainground.monitors import SampleRecorder
 from trainground.monitors.penultimate import PenultimateFeatures
 
@@ -87,7 +89,10 @@ class TrainingSession:
         callbacks: tuple[Callback, ...] = (),
     ) -> None:
         self.config = config or SessionConfig()
-        self.run = None if run_dir is None else (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir))
+        # Under DDP only rank 0 writes and concludes; the others send it their evidence at finish.
+        self.rank = rank()
+        self.run = None if run_dir is None or self.rank != 0 else (
+            run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir))
         if self.run is not None:
             self.run.path.mkdir(parents=True, exist_ok=True)
         self.num_samples, self.num_classes = int(num_samples), int(num_classes)
@@ -95,7 +100,7 @@ class TrainingSession:
         self.recorder = SampleRecorder(np.arange(self.num_samples), self.num_classes,
                                        path=None if self.run is None else self.run.samples)
         self.window = EarlyLearningWindow(self.recorder, patience=self.config.patience)
-        self.diagnosis = None if self.config.training_checks is None else DiagnosisCallback(
+        self.diagnosis = None if self.config.training_checks is None or self.rank != 0 else DiagnosisCallback(
             dataclasses.replace(self.config.training_checks, write_findings=False))
         self.features = PenultimateFeatures(model, self.num_samples, module=feature_module) \
             if self.config.features else None
@@ -156,7 +161,8 @@ class TrainingSession:
 
     def end_epoch(self, *, val_loss: float | None = None, metrics: dict[str, float] | None = None) -> bool:
         """Close the epoch; True when the session asks training to stop (early stopping)."""
-        totals = [0.0] * 6 if self._totals is None else self._totals.tolist()
+        # Under DDP every rank sums every rank's batches: the same val_loss, the same window.
+        totals = [0.0] * 6 if self._totals is None else all_reduce(self._totals).tolist()
         epoch_metrics: dict[str, float] = {}
         if totals[2]:
             epoch_metrics.update(train_loss=totals[0] / totals[2], train_accuracy=totals[1] / totals[2])
@@ -193,6 +199,7 @@ class TrainingSession:
         self.labels[index] = labels
         self.recorder.update(index, logits.float(), labels, split=split)
         if self.features is not None:
+            self.features.epoch = self.state.epoch
             self.features.write(index)
         n = len(labels)
         at = 0 if split == "train" else 3
@@ -202,8 +209,11 @@ class TrainingSession:
                                                 torch.tensor(float(n), dtype=torch.float64, device=logits.device)])
 
     # ---- the end --------------------------------------------------------------------------
-    def finish(self) -> SessionResult:
-        """Fire FIT_END, run the sample and dataset checks, write the run directory's files."""
+    def finish(self) -> SessionResult | None:
+        """Fire FIT_END, run the sample and dataset checks, write the run directory's files.
+
+        Under DDP every rank must call it (it gathers); rank 0 returns the result, the others None.
+        """
         if self._finished:
             raise RuntimeError("this session has already finished")
         if self.labels is None or self.window.best_epoch is None:
@@ -212,6 +222,10 @@ class TrainingSession:
         self.hooks.fire(Event.FIT_END, self.state)
         if self.features is not None:
             self.features.remove()
+        if is_distributed():
+            self._gather()
+            if self.rank != 0:
+                return None
         records = self.recorder.compute()
         issues = self._conclude(records)
         training = [] if self.diagnosis is None else list(self.diagnosis.findings)
@@ -230,6 +244,27 @@ class TrainingSession:
                 report = write_report(self.run.path)
         return SessionResult(table=issues.table, findings=findings, skipped_checks=skipped,
                              early_learning_epoch=self.window.best_epoch, run_dir=self.run, report=report)
+
+    def _gather(self) -> None:
+        """Every rank's evidence onto rank 0 (collectives: every rank runs this, in this order)."""
+        if self.labels is None:
+            self.labels = torch.full((self.num_samples,), -1, dtype=torch.long)
+        self.labels = all_reduce(self.labels, torch.distributed.ReduceOp.MAX)
+        window = self.window
+        assert window.prob_sum is not None and window.prob_count is not None
+        window.prob_sum, window.prob_count = all_reduce(window.prob_sum), all_reduce(window.prob_count)
+        if self.features is not None:
+            table, stamp = self.features.chosen()
+            width = max_width(0 if table is None else table.shape[1])
+            if width:
+                if table is None or stamp is None:
+                    table = torch.zeros(self.num_samples, width)
+                    stamp = torch.full((self.num_samples,), -1, dtype=torch.long)
+                self.features.best = merge_latest_rows(table, stamp)
+                self.features.best_stamp = all_reduce(stamp, torch.distributed.ReduceOp.MAX)
+        frames = gather_tables(self.recorder.compute() if self.rank != 0 else pd.DataFrame())
+        for frame in frames[1:]:
+            self.recorder.append_rows(frame)
 
     def _conclude(self, records: pd.DataFrame) -> SampleIssues:
         assert self.labels is not None

@@ -33,6 +33,11 @@ class PenultimateFeatures:
         self.num_samples = int(num_samples)
         self.table: Tensor | None = None
         self.best: Tensor | None = None
+        # Epoch at which each row was last written (-1: never): a distributed run keeps, per
+        # sample, the row of the rank that saw it last.
+        self.epoch = 0
+        self.stamp: Tensor | None = None
+        self.best_stamp: Tensor | None = None
         self._last: Tensor | None = None
         self._handle: Any = None if self.module is None else self.module.register_forward_pre_hook(self._hook)
 
@@ -54,17 +59,27 @@ class PenultimateFeatures:
             return  # the head saw another batch shape (e.g. a model with several heads): skip
         if self.table is None:
             self.table = torch.zeros(self.num_samples, x.shape[1], dtype=torch.float32, device=x.device)
-        self.table[positions.to(x.device)] = x.float()
+            self.stamp = torch.full((self.num_samples,), -1, dtype=torch.long, device=x.device)
+        assert self.stamp is not None
+        positions = positions.to(x.device)
+        self.table[positions] = x.float()
+        self.stamp[positions] = self.epoch
         self._last = None
 
     def snapshot(self) -> None:
-        if self.table is not None:
-            self.best = self.table.clone()
+        if self.table is not None and self.stamp is not None:
+            self.best, self.best_stamp = self.table.clone(), self.stamp.clone()
+
+    def chosen(self) -> tuple[Tensor | None, Tensor | None]:
+        """The snapshot (or the current table without one) and its stamps; Nones if never seen."""
+        if self.best is not None:
+            return self.best, self.best_stamp
+        return self.table, self.stamp
 
     def features(self) -> np.ndarray | None:
-        """``[num_samples, width]``: the snapshot (or the current table without one); None if never seen."""
-        chosen = self.best if self.best is not None else self.table
-        return None if chosen is None else chosen.cpu().numpy()
+        """``[num_samples, width]`` of :meth:`chosen`, on the host; None if never seen."""
+        table, _ = self.chosen()
+        return None if table is None else table.cpu().numpy()
 
     def remove(self) -> None:
         if self._handle is not None:
@@ -72,11 +87,11 @@ class PenultimateFeatures:
             self._handle = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"table": None if self.table is None else self.table.cpu(),
-                "best": None if self.best is None else self.best.cpu()}
+        return {k: None if v is None else v.cpu() for k, v in (
+            ("table", self.table), ("best", self.best), ("stamp", self.stamp), ("best_stamp", self.best_stamp))}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         device = next(iter(self.module.parameters())).device if self.module is not None and any(
             True for _ in self.module.parameters()) else torch.device("cpu")
-        self.table = None if state.get("table") is None else state["table"].to(device)
-        self.best = None if state.get("best") is None else state["best"].to(device)
+        for key in ("table", "best", "stamp", "best_stamp"):
+            setattr(self, key, None if state.get(key) is None else state[key].to(device))
