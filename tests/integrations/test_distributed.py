@@ -63,3 +63,16 @@ def test_two_processes_find_the_label_issues_of_one(tmp_path):
     train = records[records.split == 0]
     assert (train.groupby("epoch")["index"].nunique() == 1500).all()  # both ranks' rows, on rank 0
     assert not (tmp_path / "two" / "rank1").exists()
+
+
+def test_accelerate_launch_starts_the_example_on_two_processes(tmp_path):
+    accelerate = Path(sys.executable).with_name("accelerate")
+    if not accelerate.exists():
+        pytest.skip("accelerate is not installed")
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+           str(ROOT / "examples" / "torchrun_loop.py"), str(tmp_path / "run"), "2"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "2 process(es)" in out.stdout
+    assert (tmp_path / "run" / "sample_issues.csv").exists()
