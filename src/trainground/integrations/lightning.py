@@ -29,7 +29,6 @@ resumes the diagnosis with the training.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from torch import Tensor
 from trainground.engine import RunDir
 from trainground.errors import ConfigError
 from trainground.gradients import GuardConfig
+from trainground.integrations.framework_step import FrameworkGradients
 from trainground.integrations.session import SessionConfig, SessionResult, TrainingSession
 
 
@@ -99,11 +99,10 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
         super().__init__()
         self.run_dir, self.num_samples, self.num_classes, self.classes = run_dir, num_samples, num_classes, classes
         self.config = config or SessionConfig()
-        self.chain = None if guard is None else dataclasses.replace(guard, trust_region=False).build_chain()
+        self.gradients = None if guard is None else FrameworkGradients(guard)
         self.stop_early, self.overwrite = stop_early, overwrite
         self.session: TrainingSession | None = None
         self.result: SessionResult | None = None
-        self.skipped_steps = 0
         self._stepped = False
         self._pending: dict[str, Any] | None = None
 
@@ -125,9 +124,8 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
                                        run_dir=run, config=self.config, classes=self.classes)
         if self._pending is not None:
             self.session.load_state_dict(self._pending["session"])
-            if self.chain is not None and "chain" in self._pending:
-                self.chain.load_state_dict(self._pending["chain"])
-            self.skipped_steps = int(self._pending.get("skipped_steps", 0))
+            if self.gradients is not None and self._pending.get("gradients") is not None:
+                self.gradients.load_state_dict(self._pending["gradients"])
             self._pending = None
         return self.session
 
@@ -146,18 +144,8 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         self._stepped = True
-        if self.chain is None:
-            return
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not params:
-            return
-        loss = None if self.session is None else self.session.state.loss
-        ctx = self.chain.apply_([p.grad for p in params], params,
-                                loss=None if loss is None else loss.detach().float().reshape(()))
-        if not bool(ctx.keep):  # one host read per step: an exact skip needs the decision now
-            for p in params:
-                p.grad = None
-            self.skipped_steps += 1
+        if self.gradients is not None and optimizer is not None:
+            self.gradients.apply(optimizer, None if self.session is None else self.session.state.loss)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         session = self._ensure_session(trainer, pl_module)
@@ -176,7 +164,7 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if self.session is None:
             return
-        metrics = {"skipped_steps": float(self.skipped_steps)} if self.chain is not None else None
+        metrics = None if self.gradients is None else {"skipped_steps": float(self.gradients.skipped)}
         if self.session.end_epoch(metrics=metrics) and self.stop_early:
             trainer.should_stop = True
 
@@ -188,8 +176,8 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
     def state_dict(self) -> dict[str, Any]:
         if self.session is None:
             return {}
-        return {"session": self.session.state_dict(), "skipped_steps": self.skipped_steps,
-                "chain": None if self.chain is None else self.chain.state_dict()}
+        return {"session": self.session.state_dict(),
+                "gradients": None if self.gradients is None else self.gradients.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = dict(state_dict) or None

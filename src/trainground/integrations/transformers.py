@@ -29,7 +29,6 @@ diagnosis. Epochs end at the evaluation that follows them with ``eval_strategy="
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from trainground.engine import RunDir
 from trainground.errors import ConfigError
 from trainground.gradients import GuardConfig
 from trainground.integrations.extras import require
+from trainground.integrations.framework_step import FrameworkGradients
 from trainground.integrations.session import SessionConfig, SessionResult, TrainingSession
 
 _transformers = require("transformers", package="transformers", extra="hf", what="the transformers callback")
@@ -85,11 +85,10 @@ class TraingroundTrainerCallback(_transformers.TrainerCallback):  # type: ignore
     ) -> None:
         self.run_dir, self.num_samples, self.num_classes, self.classes = run_dir, num_samples, num_classes, classes
         self.config = config or SessionConfig()
-        self.chain = None if guard is None else dataclasses.replace(guard, trust_region=False).build_chain()
+        self.gradients = None if guard is None else FrameworkGradients(guard)
         self.stop_early, self.overwrite = stop_early, overwrite
         self.session: TrainingSession | None = None
         self.result: SessionResult | None = None
-        self.skipped_steps = 0
         self._index: Tensor | None = None
         self._handles: list[Any] = []
 
@@ -142,18 +141,8 @@ class TraingroundTrainerCallback(_transformers.TrainerCallback):  # type: ignore
         if self.session is None:
             return
         self.session.after_backward()
-        if self.chain is None or optimizer is None:
-            return
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not params:
-            return
-        loss = self.session.state.loss
-        ctx = self.chain.apply_([p.grad for p in params], params,
-                                loss=None if loss is None else loss.detach().float().reshape(()))
-        if not bool(ctx.keep):  # one host read per step: an exact skip needs the decision now
-            for p in params:
-                p.grad = None
-            self.skipped_steps += 1
+        if self.gradients is not None and optimizer is not None:
+            self.gradients.apply(optimizer, None if self.session is None else self.session.state.loss)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.session is not None:
@@ -171,7 +160,7 @@ class TraingroundTrainerCallback(_transformers.TrainerCallback):  # type: ignore
 
     def _end_epoch(self, control: Any) -> None:
         assert self.session is not None
-        metrics = {"skipped_steps": float(self.skipped_steps)} if self.chain is not None else None
+        metrics = None if self.gradients is None else {"skipped_steps": float(self.gradients.skipped)}
         if self.session.end_epoch(metrics=metrics) and self.stop_early:
             control.should_training_stop = True
 
