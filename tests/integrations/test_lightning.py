@@ -128,6 +128,7 @@ def test_a_training_step_without_logits_gets_a_clear_error(digits):
         _trainer(TraingroundCallback(), 1, enable_checkpointing=False).fit(Net(plain=True), *_loaders(train, val))
 
 
+@pytest.mark.slow
 def test_lightning_example_runs_and_is_the_readme_text(tmp_path):
     example = (ROOT / "examples" / "lightning_loop.py").read_text()
     assert example.strip() in (ROOT / "README.md").read_text()

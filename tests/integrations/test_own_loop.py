@@ -102,6 +102,7 @@ def test_finish_without_an_epoch_says_what_is_missing():
         watch.finish()
 
 
+@pytest.mark.slow
 def test_plain_loop_example_runs_and_is_the_readme_text(tmp_path):
     example = (ROOT / "examples" / "plain_loop.py").read_text()
     assert example.strip() in (ROOT / "README.md").read_text()

@@ -89,6 +89,7 @@ def test_index_collator_needs_sample_index():
     assert batch["sample_index"].tolist() == [7] and "labels" in batch
 
 
+@pytest.mark.slow
 def test_transformers_example_runs_and_is_the_readme_text(tmp_path):
     example = (ROOT / "examples" / "transformers_loop.py").read_text()
     assert example.strip() in (ROOT / "README.md").read_text()
