@@ -19,6 +19,7 @@ from torch import Tensor
 
 from trainground.gradients import GuardConfig
 from trainground.gradients.context import HostContext, host_norm
+from trainground.gradients.distributed import window_mean_loss
 
 
 class FrameworkGradients:
@@ -38,7 +39,9 @@ class FrameworkGradients:
         if not params:
             return True
         grads = [p.grad for p in params]
-        value = None if loss is None else loss.detach().float().reshape(())
+        # Under DDP the gradients are already all-reduced; the loss is averaged over ranks here so
+        # that every rank skips alike (see gradients.distributed).
+        value = None if loss is None else torch.as_tensor(window_mean_loss(loss.detach().float().reshape(()), 1.0))
         if all(g.device.type == "cpu" for g in grads) and self.chain.supports_host:
             norm = host_norm(grads)
             ctx = HostContext(grads, params, raw_norm=norm, loss=None if value is None else float(value),

@@ -169,7 +169,7 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
             trainer.should_stop = True
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
-        if self.session is not None and trainer.is_global_zero:
+        if self.session is not None:  # every rank: under DDP finish() gathers on rank 0
             self.result = self.session.finish()
 
     # ---- checkpoints ----------------------------------------------------------------------------
