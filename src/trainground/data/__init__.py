@@ -17,6 +17,7 @@ from trainground.data.load import (
 )
 from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
 from trainground.data.split import stratified_split
+from trainground.data.with_index import WithIndex
 from trainground.data.table import TableSchema, encode_table, load_table, read_table
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "LabelEncoder",
     "NoisyLabels",
     "TableSchema",
+    "WithIndex",
     "builtin_frame",
     "builtin_names",
     "encode_table",

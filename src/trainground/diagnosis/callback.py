@@ -13,7 +13,6 @@ import pandas as pd
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import (
     Finding,
-    Severity,
     sort_findings,
     write_findings,
 )
@@ -22,7 +21,12 @@ from trainground.diagnosis.layers_file import (
     truncate_layers,
     write_layers_part,
 )
-from trainground.diagnosis.registry import CheckSpec, available_checks, get_check
+from trainground.diagnosis.registry import (
+    CheckSpec,
+    available_checks,
+    get_check,
+    run_check,
+)
 from trainground.engine.callbacks import Callback
 from trainground.engine.state import TrainState
 from trainground.monitors import (
@@ -215,12 +219,7 @@ class DiagnosisCallback(Callback):
             if not spec.runnable(evidence):
                 self.skipped.append(spec.name)
                 continue
-            try:
-                result = spec.fn(evidence)
-            except Exception as err:  # a diagnostic bug must never stop the user's training
-                found.append(Finding(spec.name, Severity.INFO, "run", f"check {spec.name} failed: {err!r}",
-                                     step=state.step))
-                continue
+            result = run_check(spec, evidence, step=state.step)  # a failing check becomes a finding
             found += result.findings
             if spec.name in DATA_CHECKS:
                 self._data_findings = list(result.findings)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Literal
 
 from trainground.diagnosis.evidence import Evidence
-from trainground.diagnosis.findings import CheckResult
+from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.errors import ConfigError
 
 CheckKind = Literal["training", "samples", "dataset"]
@@ -83,7 +83,22 @@ def run_checks(
     results, skipped = [], []
     for spec in specs:
         if spec.runnable(evidence):
-            results.append(spec.fn(evidence))
+            results.append(run_check(spec, evidence))
         else:
             skipped.append(spec.name)
     return results, skipped
+
+
+def run_check(spec: CheckSpec, evidence: Evidence, *, step: int | None = None) -> CheckResult:
+    """``spec.fn(evidence)``; a check that raises becomes an INFO finding naming the error.
+
+    A diagnostic bug must never stop the user's training nor hide the other checks'
+    conclusions; the finding says which check failed and why, so it is not silent either.
+    """
+    try:
+        return spec.fn(evidence)
+    except Exception as err:
+        return CheckResult(check=spec.name, findings=[Finding(
+            spec.name, Severity.INFO, "run", f"check {spec.name} failed: {err!r}", step=step,
+            suggestion="report this as a bug of trainground, with the run directory",
+        )])

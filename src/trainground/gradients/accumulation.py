@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from trainground.errors import ConfigError
+from trainground.gradients.distributed import window_mean_loss
 from trainground.gradients.noise_scale import NoiseScale
 
 
@@ -122,9 +123,11 @@ class AccumulationWindow:
         None when not known."""
         if not self.loss_known:
             return None
+        # The same on every DDP rank (an all-reduce of two numbers; local without a process group).
+        loss = window_mean_loss(self.loss_sum, self.samples)
         if not tensor:
-            return self.loss_sum / self.samples  # type: ignore[return-value]  # a float on the host path
-        return torch.as_tensor(self.loss_sum / self.samples, device=self.device).float()
+            return loss  # type: ignore[return-value]  # a float on the host path
+        return torch.as_tensor(loss, device=self.device).float()
 
     def reset(self) -> None:
         """Empty the window (after a step)."""

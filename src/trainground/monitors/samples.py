@@ -205,6 +205,11 @@ class SampleRecorder(Monitor):
             return pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
         return pd.concat(frames, ignore_index=True)
 
+    def append_rows(self, frame: pd.DataFrame) -> None:
+        """Add rows recorded elsewhere (another process of a distributed run); written at the next flush."""
+        self.sync()
+        self._pending.append(frame[list(COLUMNS)])
+
     def close(self) -> None:
         """Write what is buffered."""
         self.flush()

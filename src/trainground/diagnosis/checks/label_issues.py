@@ -5,48 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from trainground.diagnosis.confident_learning import CHUNK_ROWS, prune_by_noise_rate
+from trainground.diagnosis.confident_learning import prune_by_noise_rate
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
-from trainground.diagnosis.neighbors import (
-    as_points,
-    nearest_neighbors,
-    neighbor_label_probs,
-    neighbor_search_method,
-)
+from trainground.diagnosis.label_probs import label_issue_probs
+from trainground.diagnosis.neighbors import neighbor_search_method
 from trainground.diagnosis.registry import register_check
 from trainground.diagnosis.sample_curves import learning_curve_summary
-
-# Neighbours consulted in the learned space: the usual k of k-NN label cleaning; the
-# smoothed vote leaves every class some probability, so small classes are not silenced.
-NEIGHBORS = 10
-
-
-def label_issue_probs(
-    labels: np.ndarray, early_probs: np.ndarray, embeddings: np.ndarray | None, *, k: int = NEIGHBORS,
-) -> np.ndarray:
-    """Class probabilities of each sample from the two views one run offers.
-
-    The early-learning average (what the model predicted before it memorised) and the
-    labels of the sample's neighbours in the learned representation (cosine distance)
-    are independent views of the true class; their equal-weight average is the estimate,
-    so neither view's blind spot (a hard sample for the model, a mixed neighbourhood)
-    decides alone. Without embeddings the early-learning average is used alone.
-
-    References:
-        Bahri, Jiang & Gupta, "Deep k-NN for Noisy Labels", ICML 2020.
-    """
-    if embeddings is None or len(labels) < 3:
-        return early_probs
-    points = as_points(embeddings, standardize=False)
-    _, neighbors = nearest_neighbors(points, k, metric="cosine")
-    # By blocks of rows: the vote of a block is chunk x K, so the only N x K array made here
-    # is the result (in the dtype of early_probs: float32 records stay float32).
-    out = np.empty_like(early_probs)
-    for lo in range(0, len(labels), CHUNK_ROWS):
-        hi = lo + CHUNK_ROWS
-        out[lo:hi] = 0.5 * early_probs[lo:hi] + 0.5 * neighbor_label_probs(neighbors[lo:hi], labels, early_probs.shape[1])
-    return out
 
 
 @register_check("label_issues", kind="samples", requires=("train", "pred_probs"))

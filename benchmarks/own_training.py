@@ -1,0 +1,277 @@
+"""Benchmark: the diagnosis inside your own training vs ``trainground diagnose``.
+
+Three measurements:
+
+  f1        Label-issue F1 on the anchors' protocol A (digits and mnist1d, 80/20 split,
+            standardised, sym20 / asym30 noise on the train split, noise seed = model seed),
+            the same data, split (stratified 10 % validation, seed = noise seed), model (the
+            built-in MLP 256-256 from the same seed) and recipe (Adam 1e-3, batch 64, at most
+            40 epochs, stop 5 epochs after the best validation loss) through four routes:
+              diagnose          ``diagnose_dataset`` with its second pass (the CLI's default)
+              diagnose-1pass    ``diagnose_dataset`` with second_pass=False (what one
+                                recorded run gives, the integrations' setting)
+              plain-loop        ``Watch`` in an ordinary DataLoader loop
+              lightning         ``TraingroundCallback`` in a Lightning Trainer
+            Sample checks only in the diagnose routes (training_checks=None); the
+            integrations run with their defaults (training checks on).
+  overhead  Per-step wall time of a Lightning fit with the callback (monitors at their
+            default sampling, chain on) over the same bare fit; interleaved repeats in one
+            process, timed from on_train_start to on_train_end (the callback's finish, i.e.
+            the checks and the report, is timed separately).
+  ddp       examples/torchrun_loop.py with 2 processes (torchrun, gloo) vs 1 process:
+            wall seconds, flags, agreement.
+
+Usage: python benchmarks/own_training.py [--datasets digits mnist1d] [--noise sym20 asym30]
+       [--seeds 0 1 2] [--parts f1 overhead ddp] [--out benchmarks/results/own_training.json]
+       (--parts with no name prints the tables of --out)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from label_errors import ANCHORS, load_anchor, prf  # noqa: E402
+
+from trainground.data import IndexedDataset, LabelEncoder, WithIndex, stratified_split  # noqa: E402
+from trainground.diagnosis.dataset import DatasetDiagnosisConfig, diagnose_dataset  # noqa: E402
+from trainground.engine import FitConfig  # noqa: E402
+from trainground.engine.rng import seed_everything  # noqa: E402
+from trainground.integrations import Watch  # noqa: E402
+from trainground.models import ModelConfig, build_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+warnings.filterwarnings("ignore")
+
+
+def _model(x: torch.Tensor, train_pos: np.ndarray, seed: int) -> torch.nn.Module:
+    seed_everything(seed)
+    return build_model(ModelConfig(), input_shape=(x.shape[1],), num_classes=10, train_features=x[train_pos])
+
+
+def route_diagnose(x, y, seed, model, second_pass):
+    data = IndexedDataset(features=x, labels=y, index=torch.arange(len(y)), encoder=LabelEncoder(tuple(range(10))),
+                          kind="table", name="bench")
+    config = DatasetDiagnosisConfig(fit=FitConfig(epochs=40, lr=1e-3, batch_size=64, seed=seed, device="cpu"),
+                                    second_pass=second_pass, training_checks=None)
+    return diagnose_dataset(data, config, model=model).table
+
+
+def route_plain(x, y, seed, model, train_pos, val_pos):
+    order = np.concatenate([train_pos, val_pos])  # Watch indexes train then val; map back at the end
+    data = TensorDataset(x, y)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    watch = Watch(model, optimizer, Subset(data, train_pos.tolist()), Subset(data, val_pos.tolist()))
+    loader = DataLoader(watch.train_data, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    for _ in range(40):
+        model.train()
+        for index, xb, yb in loader:
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            watch.backward(loss, index=index, logits=logits, labels=yb)
+            watch.step()
+        model.eval()
+        with torch.no_grad():
+            for index, xb, yb in DataLoader(watch.val_data, batch_size=1024):
+                watch.record_val(index, model(xb), yb)
+        if watch.end_epoch():
+            break
+    table = watch.finish().table
+    return table.assign(index=order[table["index"].to_numpy()])
+
+
+def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epochs=40):
+    import pytorch_lightning as pl
+
+    from trainground.integrations.lightning import TraingroundCallback
+
+    class Module(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def training_step(self, batch, i):
+            _, xb, yb = batch
+            logits = self.net(xb)
+            return {"loss": F.cross_entropy(logits, yb), "logits": logits}
+
+        def validation_step(self, batch, i):
+            _, xb, yb = batch
+            logits = self.net(xb)
+            return {"loss": F.cross_entropy(logits, yb), "logits": logits}
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    order = np.concatenate([train_pos, val_pos])
+    data = TensorDataset(x, y)
+    train = WithIndex(Subset(data, train_pos.tolist()))
+    val = WithIndex(Subset(data, val_pos.tolist()), offset=len(train_pos))
+    timer = StepTimer()
+    cbs = [timer] + ([TraingroundCallback(stop_early=True)] if callback else [])
+    trainer = pl.Trainer(max_epochs=epochs, callbacks=cbs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    t0 = time.perf_counter()
+    trainer.fit(Module(), DataLoader(train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(seed)),
+                DataLoader(val, batch_size=1024))
+    total = time.perf_counter() - t0
+    if not callback:
+        return None, timer, total
+    table = cbs[1].result.table
+    return table.assign(index=order[table["index"].to_numpy()]), timer, total
+
+
+class StepTimer:
+    """Wall time from on_train_start to on_train_end, and the steps in between (a Lightning callback)."""
+
+    def __new__(cls):
+        import pytorch_lightning as pl
+
+        class _Timer(pl.Callback):
+            def on_train_start(self, trainer, module):
+                self.t0 = time.perf_counter()
+
+            def on_train_end(self, trainer, module):
+                self.seconds, self.steps = time.perf_counter() - self.t0, trainer.global_step
+
+        return _Timer()
+
+
+def f1_part(args, common) -> dict:
+    out: dict = {}
+    for ds in args.datasets:
+        x_np, _, y_np, _ = common.load_dataset(ds)
+        x = torch.from_numpy(x_np)
+        for noise in args.noise:
+            kind, rate = common.NOISE_SETTINGS[noise]
+            for seed in args.seeds:
+                y_noisy, truth = common.inject_noise(y_np, kind, rate, seed)
+                y = torch.from_numpy(y_noisy)
+                train_pos, val_pos = stratified_split(y_noisy, fraction=0.1, seed=seed)
+                initial = _model(x, train_pos, seed)
+                row = {}
+                for name in ("diagnose", "diagnose-1pass", "plain-loop", "lightning"):
+                    torch.manual_seed(seed)
+                    model = copy.deepcopy(initial)
+                    t0 = time.perf_counter()
+                    if name.startswith("diagnose"):
+                        table = route_diagnose(x, y, seed, model, second_pass=name == "diagnose")
+                    elif name == "plain-loop":
+                        table = route_plain(x, y, seed, model, train_pos, val_pos)
+                    else:
+                        table = route_lightning(x, y, seed, model, train_pos, val_pos)[0]
+                    flag = table.set_index("index").sort_index()["is_label_issue"].to_numpy(dtype=bool)
+                    row[name] = {**prf(flag, truth), "wall_s": time.perf_counter() - t0}
+                out.setdefault(ds, {}).setdefault(noise, {})[str(seed)] = row
+                print(f"[{ds} {noise} seed {seed}] F1 " + ", ".join(f"{k} {v['f1']:.3f}" for k, v in row.items()),
+                      flush=True)
+    return out
+
+
+def overhead_part(args, common) -> dict:
+    x_np, _, y_np, _ = common.load_dataset("digits")
+    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
+    train_pos, val_pos = stratified_split(y_np, fraction=0.1, seed=0)
+    runs: dict[str, list[float]] = {"bare": [], "callback": []}
+    for _ in range(args.repeats):
+        for name in ("bare", "callback"):
+            model = _model(x, train_pos, 0)
+            _, timer, total = route_lightning(x, y, 0, model, train_pos, val_pos, callback=name == "callback",
+                                              epochs=args.overhead_epochs)
+            runs[name].append(timer.seconds / timer.steps)
+            if name == "callback":
+                runs.setdefault("finish_s", []).append(total - timer.seconds)
+    bare, cb = np.median(runs["bare"]), np.median(runs["callback"])
+    print(f"per-step: bare {bare * 1e3:.2f} ms, callback {cb * 1e3:.2f} ms, ratio {cb / bare:.3f}", flush=True)
+    return {"per_step_s": runs, "ratio_of_medians": float(cb / bare), "epochs": args.overhead_epochs}
+
+
+def ddp_part(args, tmp: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    example = ROOT / "examples" / "torchrun_loop.py"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out: dict = {}
+    for procs in (1, 2):
+        run = tmp / f"ddp{procs}"
+        cmd = [sys.executable, str(example), str(run)] if procs == 1 else [
+            str(torchrun), "--nproc_per_node", "2", "--master_port", "29577", str(example), str(run)]
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        table = pd.read_csv(run / "sample_issues.csv").set_index("index").sort_index()
+        out[str(procs)] = {"wall_s": time.perf_counter() - t0, "line": done.stdout.strip().splitlines()[-1],
+                           "flagged": table.index[table.is_label_issue].tolist()}
+    a, b = set(out["1"]["flagged"]), set(out["2"]["flagged"])
+    out["jaccard"] = len(a & b) / max(len(a | b), 1)
+    print(f"ddp: 1 proc {out['1']['wall_s']:.1f}s, 2 procs {out['2']['wall_s']:.1f}s, jaccard {out['jaccard']:.3f}")
+    for k in ("1", "2"):
+        out[k]["n_flagged"] = len(out[k].pop("flagged"))
+    return out
+
+
+def print_tables(results: dict) -> None:
+    """Markdown tables of what ``results`` holds (mean ± std over seeds; population std)."""
+    routes = ("diagnose", "diagnose-1pass", "plain-loop", "lightning")
+    if "f1" in results:
+        print("| data | noise | " + " | ".join(f"{r} F1" for r in routes) + " | plain-loop - diagnose-1pass | lightning - diagnose-1pass |")
+        print("|---|---|" + "---|" * (len(routes) + 2))
+        for ds, by_noise in results["f1"].items():
+            for noise, by_seed in by_noise.items():
+                f1 = {r: np.array([row[r]["f1"] for row in by_seed.values()]) for r in routes}
+                cells = [f"{f1[r].mean():.3f} ± {f1[r].std():.3f}" for r in routes]
+                cells += [f"{(f1[r] - f1['diagnose-1pass']).mean():+.3f}" for r in ("plain-loop", "lightning")]
+                print(f"| {ds} | {noise} (seeds {', '.join(by_seed)}) | " + " | ".join(cells) + " |")
+    if "overhead" in results:
+        o = results["overhead"]
+        b, c = (np.median(o["per_step_s"][k]) * 1e3 for k in ("bare", "callback"))
+        print(f"overhead: bare {b:.2f} ms/step, callback {c:.2f} ms/step, ratio {o['ratio_of_medians']:.3f}")
+    if "ddp" in results:
+        d = results["ddp"]
+        print(f"ddp: 1 process {d['1']['wall_s']:.1f} s ({d['1']['n_flagged']} flagged), 2 processes "
+              f"{d['2']['wall_s']:.1f} s ({d['2']['n_flagged']} flagged), Jaccard {d['jaccard']:.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="*", default=["digits", "mnist1d"])
+    ap.add_argument("--noise", nargs="*", default=["sym20", "asym30"])
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0])
+    ap.add_argument("--parts", nargs="*", default=["f1", "overhead", "ddp"])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--overhead-epochs", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--tmp", type=Path, default=Path("/tmp/own_training_bench"))
+    args = ap.parse_args()
+    common = load_anchor("common", ANCHORS)
+    common.setup_torch(1)
+    results: dict = {"threads": 1, "seeds": args.seeds, "machine": "2 shared CPU cores, loaded by other jobs"}
+    previous = json.loads(args.out.read_text()) if args.out is not None and args.out.exists() else {}
+    results = {**previous, **results}
+    if "f1" in args.parts:
+        results["f1"] = f1_part(args, common)
+    if "overhead" in args.parts:
+        results["overhead"] = overhead_part(args, common)
+    if "ddp" in args.parts:
+        results["ddp"] = ddp_part(args, args.tmp)
+    if args.out is not None:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {args.out}")
+    print_tables(results)
+
+
+if __name__ == "__main__":
+    main()

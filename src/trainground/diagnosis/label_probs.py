@@ -1,0 +1,60 @@
+"""Class probabilities of each sample from one run: the early-learning average blended with
+its neighbours' labels in the learned representation, and that representation itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from trainground.diagnosis.confident_learning import CHUNK_ROWS, prune_by_noise_rate
+from trainground.diagnosis.neighbors import (
+    as_points,
+    nearest_neighbors,
+    neighbor_label_probs,
+)
+
+# Neighbours consulted in the learned space: the usual k of k-NN label cleaning; the
+# smoothed vote leaves every class some probability, so small classes are not silenced.
+NEIGHBORS = 10
+
+
+def label_issue_probs(
+    labels: np.ndarray, early_probs: np.ndarray, embeddings: np.ndarray | None, *, k: int = NEIGHBORS,
+) -> np.ndarray:
+    """Class probabilities of each sample from the two views one run offers.
+
+    The early-learning average (what the model predicted before it memorised) and the
+    labels of the sample's neighbours in the learned representation (cosine distance)
+    are independent views of the true class; their equal-weight average is the estimate,
+    so neither view's blind spot (a hard sample for the model, a mixed neighbourhood)
+    decides alone. Without embeddings the early-learning average is used alone.
+
+    References:
+        Bahri, Jiang & Gupta, "Deep k-NN for Noisy Labels", ICML 2020.
+    """
+    if embeddings is None or len(labels) < 3:
+        return early_probs
+    points = as_points(embeddings, standardize=False)
+    _, neighbors = nearest_neighbors(points, k, metric="cosine")
+    # By blocks of rows: the vote of a block is chunk x K, so the only N x K array made here
+    # is the result (in the dtype of early_probs: float32 records stay float32).
+    out = np.empty_like(early_probs)
+    for lo in range(0, len(labels), CHUNK_ROWS):
+        hi = lo + CHUNK_ROWS
+        out[lo:hi] = 0.5 * early_probs[lo:hi] + 0.5 * neighbor_label_probs(neighbors[lo:hi], labels, early_probs.shape[1])
+    return out
+
+
+def trusted_samples(labels: np.ndarray, early_probs: np.ndarray, embeddings: np.ndarray | None) -> np.ndarray:
+    """``[N]`` bool: the samples confident learning does not flag as label issues."""
+    return ~prune_by_noise_rate(labels, label_issue_probs(labels, early_probs, embeddings))
+
+
+def embed(model: nn.Module, features: Tensor, device: torch.device, *, chunk: int = 1024) -> np.ndarray | None:
+    """Penultimate representation of every row of ``features``, when the model exposes ``embed``."""
+    if not hasattr(model, "embed"):
+        return None
+    with torch.no_grad():
+        chunks = [model.embed(part.to(device)).float().cpu() for part in features.split(chunk)]
+    return torch.cat(chunks).reshape(len(features), -1).numpy()
