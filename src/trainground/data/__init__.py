@@ -17,7 +17,7 @@ from trainground.data.load import (
 )
 from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
 from trainground.data.split import stratified_split
-from trainground.data.table import TableSchema, encode_table, load_table, read_table
+from trainground.data.table import TableSchema, encode_table, fit_on_rows, load_table, read_table
 
 __all__ = [
     "DIGIT_CONFUSION_MAP",
@@ -29,6 +29,7 @@ __all__ = [
     "builtin_frame",
     "builtin_names",
     "encode_table",
+    "fit_on_rows",
     "inject_label_noise",
     "load_builtin",
     "load_data",

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
-from trainground.data import IndexedDataset, load_data, stratified_split
+from trainground.data import IndexedDataset, fit_on_rows, load_data, stratified_split
 from trainground.diagnosis import (
     DiagnosisCallback,
     DiagnosisConfig,
@@ -41,7 +41,7 @@ from trainground.diagnosis.callback import DATA_CHECKS
 from trainground.diagnosis.checks.label_issues import label_issue_probs
 from trainground.diagnosis.confident_learning import prune_by_noise_rate
 from trainground.diagnosis.early_learning import EarlyLearningWindow
-from trainground.diagnosis.sample_issues import sample_issues_table, top_sample_issues
+from trainground.diagnosis.sample_issues import sample_issues_table, top_sample_issues, with_unlabelled
 from trainground.engine import (
     Callback,
     DataConfig,
@@ -150,6 +150,7 @@ def diagnose_dataset(
     else:
         val_pos = np.sort(np.asarray(val_positions, dtype=np.int64))
         train_pos = np.setdiff1d(np.arange(len(data)), val_pos)
+    data = fit_on_rows(data, train_pos)  # imputation medians from the training split only
     train, val = data.subset(train_pos), data.subset(val_pos)
     if model is None:
         seed_everything(config.seed)
@@ -200,6 +201,8 @@ def diagnose_dataset(
     for cb in [*watchers, *extra_callbacks]:
         findings += list(getattr(cb, "findings", []) or [])
     table = sample_issues_table(results, data, predicted)
+    if data.unlabelled is not None and len(data.unlabelled):
+        table = with_unlabelled(table, data, predict_logits(result.model, data.unlabelled, device=device).argmax(1).numpy())
     if run is not None:
         atomic_write_text(run.sample_issues, table.to_csv(index=False))
         write_findings(run.findings, findings)
@@ -261,24 +264,28 @@ def _steps(run: RunDir | None) -> pd.DataFrame | None:
 def diagnose(
     source: str | Path, *, target: str | None = None, out: str | Path | None = None, overwrite: bool = False,
     fit_config: FitConfig | None = None, model_config: ModelConfig | None = None,
-    extra_callbacks: Sequence[Callback] = (),
+    extra_callbacks: Sequence[Callback] = (), data_config: DataConfig | None = None, guard: GuardConfig | None = None,
 ) -> Diagnosis:
     """Load ``source`` (CSV/Parquet/image folder/builtin:NAME) and :func:`diagnose_dataset` it.
 
     With ``out`` the run directory is created there (``overwrite`` replaces an earlier run)
-    and ``config.yaml`` records what was done.
+    and ``config.yaml`` records what was done. ``data_config`` gives the loading options
+    (image size, max categories, ignored columns); its source and target are ``source`` and ``target``.
     """
-    data = load_data(str(source), target=target)
+    data_config = dataclasses.replace(data_config or DataConfig(), source=str(source), target=target)
+    data = load_data(str(source), target=target, image_size=data_config.image_size,
+                     max_categories=data_config.max_categories, ignore=data_config.ignore)
     fit_config = fit_config or FitConfig()
     model_config = model_config or ModelConfig()
     run = None
     if out is not None:
         run = RunDir.create(out, overwrite=overwrite)
         run.write_config(RunConfig(
-            data=DataConfig(source=str(source), target=target), model=model_config, fit=fit_config,
+            data=data_config, model=model_config, fit=fit_config, guard=guard or GuardConfig(),
         ).to_dict())
     return diagnose_dataset(
         data, fit_config=fit_config, model_config=model_config, run_dir=run, extra_callbacks=extra_callbacks,
+        guard=guard,
     )
 
 
