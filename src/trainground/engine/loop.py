@@ -144,7 +144,8 @@ def fit(
 
     Args:
         model: any ``nn.Module`` mapping a batch of ``x`` to class logits.
-        data: training data; an ``IndexedDataset`` or any map-style dataset of ``(index, x, y)``.
+        data: training data; an ``IndexedDataset`` or any map-style dataset of ``(index, x, y)`` or
+            ``(x, y)`` items (e.g. ``TensorDataset(X, y)``: the index is then the position).
         config: loop options (``FitConfig()`` when omitted).
         val_data: validation data; when omitted, ``config.val_fraction`` of ``data`` is held out.
         loss_fn: batch-mean loss ``loss_fn(logits, y)``; cross-entropy when omitted. A loss with
