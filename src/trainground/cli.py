@@ -137,6 +137,7 @@ def fit_command(
             run_config.fit.seed = seed
         if ignore is not None:
             run_config.data.ignore = _columns(ignore)
+        _auto_schedule(run_config, values, lr=None, epochs=epochs)
         if tensorboard is not None:
             run_config.logging.tensorboard = str(tensorboard)
         if mlflow is not None:
@@ -318,11 +319,19 @@ def _run_config(
                                 ("fit", "lr", lr), ("fit", "batch_size", batch_size)):
         if value is not None:
             setattr(getattr(run_config, section), key, value)
+    _auto_schedule(run_config, values, lr=lr, epochs=epochs)
     if model is not None:  # checked like the YAML's model.name
         run_config.model = from_dict(ModelConfig, {**vars(run_config.model), "name": model}, "--model")
     if ignore is not None:
         run_config.data.ignore = _columns(ignore)
     return run_config
+
+
+def _auto_schedule(run_config: Any, values: dict, *, lr: float | None, epochs: int | None) -> None:
+    """The image recipe's default: lr and epochs chosen from the data unless the user set either."""
+    fit_values = values.get("fit") or {}
+    if "auto_schedule" not in fit_values and lr is None and epochs is None and not {"lr", "epochs"} & set(fit_values):
+        run_config.fit.auto_schedule = "images"
 
 
 def _refuse_sections(config: Path | None, command: str, sections: tuple[str, ...]) -> None:

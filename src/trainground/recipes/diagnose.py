@@ -318,7 +318,8 @@ def print_diagnosis(result: Diagnosis, console: Console, *, limit: int = 10) -> 
             table.add_column(column)
         for _, row in top.iterrows():
             issues = ", ".join(c[3:-6].replace("_", " ") for c in flags if row[c])
-            table.add_row(str(row["index"]), str(row["given_label"]), str(row["suggested_label"]), issues,
+            where = f"{row['index']} {row['source']}" if "source" in row else str(row["index"])
+            table.add_row(where, str(row["given_label"]), str(row["suggested_label"]), issues,
                           f"{row.get('label_score', float('nan')):.2f}")
         console.print(table)
     else:
