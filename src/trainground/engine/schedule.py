@@ -91,7 +91,7 @@ def range_test(
                 loss.backward()
                 optimizer.step()
                 step += 1
-                smooth = _SMOOTHING * smooth + (1 - _SMOOTHING) * float(loss)
+                smooth = _SMOOTHING * smooth + (1 - _SMOOTHING) * float(loss.detach())
                 value = smooth / (1 - _SMOOTHING**step)  # bias-corrected
                 if value < best:
                     best, best_lr = value, lr
