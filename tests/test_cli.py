@@ -257,3 +257,17 @@ def test_diagnose_takes_config_and_training_options(tmp_path):
     assert prep and prep[0]["evidence"]["unlabelled_rows"] == 2 and prep[0]["evidence"]["imputed_numbers"]["x"] > 0
     bad = invoke("diagnose", table, "--target", "y", "--model", "resnet", "--out", tmp_path / "d2")
     assert bad.exit_code == 2 and "--model" in bad.stderr and "resnet" in bad.stderr
+
+
+def test_image_recipe_schedule_is_on_unless_lr_or_epochs_are_set(tmp_path):
+    from trainground.cli import _run_config
+
+    def schedule(config=None, **given):
+        options = {"target": None, "epochs": None, "seed": None, "lr": None, "batch_size": None, "model": None,
+                   "ignore": None, **given}
+        return _run_config(config, "imgs", **options).fit.auto_schedule
+
+    assert schedule() == "images"
+    assert schedule(lr=0.01) == "never" and schedule(epochs=3) == "never"
+    assert schedule(_write(tmp_path / "a.yaml", "fit:\n  lr: 0.01\n")) == "never"
+    assert schedule(_write(tmp_path / "b.yaml", "fit:\n  auto_schedule: always\n  lr: 0.01\n")) == "always"

@@ -27,7 +27,7 @@ def test_schedule_picks_an_lr_in_bounds_and_enough_steps_without_touching_the_mo
     chosen = choose_schedule(model, BatchSource(data), config, nn.CrossEntropyLoss(), make_optimizer,
                              torch.device("cpu"))
     assert LR_MIN <= chosen.lr <= LR_MAX and chosen.auto_schedule == "never"
-    assert chosen.epochs * 4 >= MIN_STEPS  # 256 / 64 = 4 steps per epoch
+    assert chosen.batch_size == 16 and chosen.epochs * 16 >= MIN_STEPS  # 256 / 16 = 16 steps per epoch
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert torch.equal(rng, torch.get_rng_state())
     again = choose_schedule(model, BatchSource(data), config, nn.CrossEntropyLoss(), make_optimizer,

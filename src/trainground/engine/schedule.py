@@ -10,6 +10,10 @@ fixed before any measurement:
   epoch of MNIST at batch 64), i.e. ``epochs = max(epochs, ceil(MIN_STEPS / steps_per_epoch))``,
   at most ``MAX_EPOCHS``; early stopping (``diagnose``) still ends training when the
   validation loss stops improving.
+- **epochs of at least ``MIN_STEPS_PER_EPOCH`` steps**: the batch shrinks (not below
+  ``MIN_BATCH``) until an epoch holds 20 updates. Early stopping, the per-epoch records
+  and the early-learning window of ``diagnose`` all work in epochs; an epoch of 6 steps is
+  too coarse a unit for them (a window of 30 such epochs averages mostly underfit models).
 - **learning rate from an LR range test** (Smith, "Cyclical Learning Rates for Training
   Neural Networks", WACV 2017): on a copy of the model, raise the lr exponentially from
   ``1e-5`` to ``1`` over ``RANGE_STEPS`` steps, follow the smoothed training loss, and take
@@ -34,6 +38,7 @@ from trainground.engine.config import FitConfig
 from trainground.losses.sample_weights import loss_for_batch
 
 MIN_STEPS = 1000
+MIN_STEPS_PER_EPOCH, MIN_BATCH = 20, 16
 MAX_EPOCHS = 300
 RANGE_STEPS = 100
 LR_START, LR_END = 1e-5, 1.0
@@ -54,13 +59,16 @@ def choose_schedule(
     model: nn.Module, train: BatchSource, config: FitConfig, loss_fn: nn.Module, make_optimizer: Any,
     device: torch.device,
 ) -> FitConfig:
-    """``config`` with ``lr`` from a range test and ``epochs`` raised to at least ``MIN_STEPS`` updates."""
+    """``config`` with a smaller batch for small data, ``lr`` from a range test and ``epochs``
+    raised to at least ``MIN_STEPS`` updates."""
+    batch_size = min(config.batch_size, max(MIN_BATCH, len(train) // MIN_STEPS_PER_EPOCH))
+    config = replace(config, batch_size=batch_size)
     steps_per_epoch = -(-len(train) // config.batch_size)
     epochs = min(max(config.epochs, math.ceil(MIN_STEPS / steps_per_epoch)), max(config.epochs, MAX_EPOCHS))
     lr = range_test(model, train, config, loss_fn, make_optimizer, device)
     logger.warning(
-        "chose lr %.2g (learning-rate range test) and %d epochs (at least %d optimizer steps) for %s data; "
-        "set fit.lr / --lr to choose them yourself", lr, epochs, MIN_STEPS,
+        "chose lr %.2g (learning-rate range test), batch %d and %d epochs (at least %d optimizer steps) for %s "
+        "data; set fit.lr / --lr to choose them yourself", lr, batch_size, epochs, MIN_STEPS,
         "image" if config.auto_schedule == "images" else "this",
     )
     return replace(config, lr=lr, epochs=epochs, auto_schedule="never")
