@@ -268,6 +268,6 @@ def test_image_recipe_schedule_is_on_unless_lr_or_epochs_are_set(tmp_path):
         return _run_config(config, "imgs", **options).fit.auto_schedule
 
     assert schedule() == "images"
-    assert schedule(lr=0.01) == "never" and schedule(epochs=3) == "never"
+    assert schedule(lr=0.01) == "never" and schedule(epochs=3) == "never" and schedule(batch_size=8) == "never"
     assert schedule(_write(tmp_path / "a.yaml", "fit:\n  lr: 0.01\n")) == "never"
     assert schedule(_write(tmp_path / "b.yaml", "fit:\n  auto_schedule: always\n  lr: 0.01\n")) == "always"

@@ -319,7 +319,7 @@ def _run_config(
                                 ("fit", "lr", lr), ("fit", "batch_size", batch_size)):
         if value is not None:
             setattr(getattr(run_config, section), key, value)
-    _auto_schedule(run_config, values, lr=lr, epochs=epochs)
+    _auto_schedule(run_config, values, lr=lr, epochs=epochs, batch_size=batch_size)
     if model is not None:  # checked like the YAML's model.name
         run_config.model = from_dict(ModelConfig, {**vars(run_config.model), "name": model}, "--model")
     if ignore is not None:
@@ -327,10 +327,13 @@ def _run_config(
     return run_config
 
 
-def _auto_schedule(run_config: Any, values: dict, *, lr: float | None, epochs: int | None) -> None:
-    """The image recipe's default: lr and epochs chosen from the data unless the user set either."""
+def _auto_schedule(
+    run_config: Any, values: dict, *, lr: float | None, epochs: int | None, batch_size: int | None = None
+) -> None:
+    """The image recipe's default: lr, batch and epochs chosen from the data unless the user set one."""
     fit_values = values.get("fit") or {}
-    if "auto_schedule" not in fit_values and lr is None and epochs is None and not {"lr", "epochs"} & set(fit_values):
+    given = lr is not None or epochs is not None or batch_size is not None
+    if "auto_schedule" not in fit_values and not given and not {"lr", "epochs", "batch_size"} & set(fit_values):
         run_config.fit.auto_schedule = "images"
 
 
