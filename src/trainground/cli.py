@@ -341,9 +341,11 @@ def _refuse_sections(config: Path | None, command: str, sections: tuple[str, ...
     """A YAML section the command does not use is an error, not silently ignored."""
     if config is None:
         return
-    used = [s for s in sections if s in read_yaml(config)]
+    values = read_yaml(config)
+    used = [s for s in sections if s in values]
+    used += [f"data.{k}" for k in ("test_fraction", "noise") if k in (values.get("data") or {})]
     if used:
-        raise ConfigError(f"{config}: {command} does not use section(s) {', '.join(used)}; remove them")
+        raise ConfigError(f"{config}: {command} does not use {', '.join(used)}; remove them")
 
 
 def main() -> None:
