@@ -271,3 +271,12 @@ def test_image_recipe_schedule_is_on_unless_lr_or_epochs_are_set(tmp_path):
     assert schedule(lr=0.01) == "never" and schedule(epochs=3) == "never" and schedule(batch_size=8) == "never"
     assert schedule(_write(tmp_path / "a.yaml", "fit:\n  lr: 0.01\n")) == "never"
     assert schedule(_write(tmp_path / "b.yaml", "fit:\n  auto_schedule: always\n  lr: 0.01\n")) == "always"
+
+
+def test_diagnose_and_repair_refuse_config_they_would_ignore(tmp_path):
+    table = _raw_table(tmp_path / "raw.csv")
+    config = _write(tmp_path / "c.yaml", "loss:\n  name: ce\ndata:\n  test_fraction: 0.2\n")
+    for command in ("diagnose", "repair"):
+        result = invoke(command, table, "--target", "y", "--config", config, "--out", tmp_path / command)
+        assert result.exit_code == 2 and "loss, data.test_fraction" in result.stderr, result.stderr
+        assert not (tmp_path / command).exists()
