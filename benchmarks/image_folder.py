@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from cleanlab.filter import find_label_issues
 from PIL import Image
 from sklearn.datasets import load_digits
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "image_folder.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)  # scikit-learn's BLAS too: oversubscribed pools crawl on a busy machine
     rows = []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from cleanlab.filter import find_label_issues
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -123,6 +124,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "raw_tables.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)  # scikit-learn's BLAS too: oversubscribed pools crawl on a busy machine
     rows = []
     for name in args.tables:
         frame, target, ids = raw_table(name)
