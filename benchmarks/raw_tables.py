@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from threadpoolctl import threadpool_limits
 from cleanlab.filter import find_label_issues
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -43,6 +42,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from trainground.data import inject_label_noise
 from trainground.engine import FitConfig
