@@ -132,12 +132,11 @@ BAD_FIT_INPUTS = {
     "malformed csv": (lambda d: _write(d / "bad.csv", "a,b,y\n1,2,0\n1,2,3,4,5\n3,4,1\n"), "y", ["bad.csv", "line 3"]),
     "missing target": (lambda d: _write(d / "t.csv", "a,b,label\n1,2,0\n3,4,1\n"), "lable", ["t.csv", "'lable'", "label"]),
     "one class": (lambda d: _write(d / "one.csv", "a,y\n1,x\n2,x\n"), "y", ["one.csv", "single class"]),
-    "nan feature": (lambda d: _write(d / "nan.csv", "a,b,y\n1,2,0\n1,,1\n3,4,1\n"), "y", ["nan.csv", "'b'", "line 3"]),
     "inf feature": (lambda d: _write(d / "inf.csv", "a,b,y\n1,2,0\n1,inf,1\n3,4,1\n"), "y", ["inf.csv", "'b'", "line 3"]),
     "unencodable column": (
         lambda d: pd.DataFrame({"a": range(80), "note": [f"free text {i}" for i in range(80)], "y": [0, 1] * 40})
         .to_csv(d / "txt.csv", index=False) or d / "txt.csv",
-        "y", ["txt.csv", "'note'", "80"],
+        "y", ["txt.csv", "'note'", "80", "no feature columns left"],
     ),
     "empty image folder": (lambda d: (d / "imgs").mkdir() or d / "imgs", None, ["imgs"]),
     "class folder without images": (lambda d: _image_folder(d / "imgs", empty_class=True), None, ["dog"]),
@@ -208,3 +207,76 @@ def test_image_folder_trains_a_cnn_and_predicts_per_file(tmp_path):
     assert len(pred) == 24 and pred["row"].iloc[0] == "bottom/0.png"
     truth = pred["row"].str.split("/").str[0]
     assert (pred["predicted_label"] == truth).mean() >= 0.9
+
+
+def _raw_table(path: Path) -> Path:
+    """A table as users have it: a row numbering, a name per row, missing numbers and categories, rows without label."""
+    rng = np.random.default_rng(0)
+    n = 60
+    x = rng.normal(size=n)
+    frame = pd.DataFrame({
+        "rownames": np.arange(1, n + 1), "name": [f"person {i}" for i in range(n)],
+        "x": np.where(rng.random(n) < 0.1, np.nan, x), "colour": rng.choice(["red", "blue", None], n),
+        "y": np.where(x > 0, "pos", "neg").astype(object),
+    })
+    frame.loc[[3, 7], "y"] = None
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_raw_table_fits_with_notices_and_predicts_alike(tmp_path):
+    table = _raw_table(tmp_path / "raw.csv")
+    out = tmp_path / "run"
+    result = invoke("fit", table, "--target", "y", "--out", out, "--epochs", "2", "--ignore", "colour")
+    assert result.exit_code == 0, result.stderr
+    assert "note:" in result.stderr and "'rownames' (id-like" in result.stderr and "'name' (id-like" in result.stderr
+    assert "'colour' (ignored" in result.stderr and "imputed missing numbers: 'x'" in result.stderr
+    assert "2 rows without a label" in result.stderr
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["data"]["ignore"] == ["colour"]
+    result = invoke("predict", out, table)  # the model file holds the imputation medians and the columns
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 61
+
+
+def test_diagnose_takes_config_and_training_options(tmp_path):
+    table = _raw_table(tmp_path / "raw.csv")
+    config = _write(tmp_path / "c.yaml", "fit:\n  epochs: 2\n  lr: 0.5\nmodel:\n  hidden: [8]\n")
+    out = tmp_path / "diag"
+    result = invoke("diagnose", table, "--target", "y", "--out", out, "--config", config, "--lr", "0.01",
+                    "--batch-size", "8", "--model", "mlp")
+    assert result.exit_code == 0, result.stderr
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["fit"]["lr"] == 0.01 and saved["fit"]["batch_size"] == 8 and saved["fit"]["epochs"] == 2
+    assert saved["model"] == {**saved["model"], "name": "mlp", "hidden": [8]}
+    issues = pd.read_csv(out / "sample_issues.csv")
+    unlabelled = issues[issues["index"].isin([3, 7])]
+    assert unlabelled["given_label"].isna().all() and unlabelled["predicted_label"].isin(["pos", "neg"]).all()
+    findings = json.loads((out / "findings.json").read_text())
+    prep = [f for f in (findings if isinstance(findings, list) else findings["findings"]) if f["check"] == "data_preparation"]
+    assert prep and prep[0]["evidence"]["unlabelled_rows"] == 2 and prep[0]["evidence"]["imputed_numbers"]["x"] > 0
+    bad = invoke("diagnose", table, "--target", "y", "--model", "resnet", "--out", tmp_path / "d2")
+    assert bad.exit_code == 2 and "--model" in bad.stderr and "resnet" in bad.stderr
+
+
+def test_image_recipe_schedule_is_on_unless_lr_or_epochs_are_set(tmp_path):
+    from trainground.cli import _run_config
+
+    def schedule(config=None, **given):
+        options = {"target": None, "epochs": None, "seed": None, "lr": None, "batch_size": None, "model": None,
+                   "ignore": None, **given}
+        return _run_config(config, "imgs", **options).fit.auto_schedule
+
+    assert schedule() == "images"
+    assert schedule(lr=0.01) == "never" and schedule(epochs=3) == "never" and schedule(batch_size=8) == "never"
+    assert schedule(_write(tmp_path / "a.yaml", "fit:\n  lr: 0.01\n")) == "never"
+    assert schedule(_write(tmp_path / "b.yaml", "fit:\n  auto_schedule: always\n  lr: 0.01\n")) == "always"
+
+
+def test_diagnose_and_repair_refuse_config_they_would_ignore(tmp_path):
+    table = _raw_table(tmp_path / "raw.csv")
+    config = _write(tmp_path / "c.yaml", "loss:\n  name: ce\ndata:\n  test_fraction: 0.2\n")
+    for command in ("diagnose", "repair"):
+        result = invoke(command, table, "--target", "y", "--config", config, "--out", tmp_path / command)
+        assert result.exit_code == 2 and "loss, data.test_fraction" in result.stderr, result.stderr
+        assert not (tmp_path / command).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +27,30 @@ out_console = Console()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Options shared by fit, diagnose and repair; each overrides its key of the --config YAML.
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML with sections data, model, fit (as for fit).")]
+LrOption = Annotated[float | None, typer.Option("--lr", min=0.0, help="Learning rate (fit.lr).")]
+BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", min=1, help="Samples per step (fit.batch_size).")]
+ModelOption = Annotated[str | None, typer.Option("--model", help="Built-in model: auto, mlp or cnn (model.name).")]
+IgnoreOption = Annotated[str | None, typer.Option(
+    "--ignore", help="Comma-separated table columns that are not features (data.ignore).")]
+
 # Exit status for errors in the user's input (files, columns, options): one message, no traceback.
 EXIT_BAD_INPUT = 2
+
+
+class _Notices(logging.Handler):
+    """The library's notices (logger ``trainground``, e.g. columns left out) as one line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err_console.print(f"[yellow]note:[/] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
+
+
+def _show_notices() -> None:
+    root = logging.getLogger("trainground")
+    if not any(isinstance(h, _Notices) for h in root.handlers):
+        root.addHandler(_Notices(logging.WARNING))
+        root.propagate = False
 
 
 def user_errors(command: F) -> F:
@@ -35,6 +58,7 @@ def user_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _show_notices()
         try:
             return command(*args, **kwargs)
         except TraingroundError as err:
@@ -78,6 +102,7 @@ def fit_command(
     mlflow: Annotated[str | None, typer.Option(
         "--mlflow", help="Also log the scalars and the config to this MLflow tracking URI, e.g. "
                          "sqlite:///mlflow.db (pip install 'trainground[mlflow]').")] = None,
+    ignore: IgnoreOption = None,
 ) -> None:
     """Train a model on DATA and write a run directory."""
     from trainground.diagnosis import DiagnosisCallback, Severity, print_findings
@@ -91,8 +116,9 @@ def fit_command(
             raise ConfigError("--resume needs --out RUN_DIR, the run to continue")
         if overwrite:
             raise ConfigError("--resume and --overwrite contradict each other; choose one")
-        if config is not None:
-            raise ConfigError("--resume continues a run with its own config.yaml; --config cannot change it")
+        if config is not None or ignore is not None:
+            raise ConfigError("--resume continues a run with its own config.yaml; --config and --ignore cannot "
+                              "change it")
         if tensorboard is not None or mlflow is not None:
             raise ConfigError("--resume logs where the run's config.yaml says (section logging); "
                               "--tensorboard and --mlflow cannot change it")
@@ -110,6 +136,9 @@ def fit_command(
             run_config.fit.epochs = epochs
         if seed is not None:
             run_config.fit.seed = seed
+        if ignore is not None:
+            run_config.data.ignore = _columns(ignore)
+        _auto_schedule(run_config, values, lr=None, epochs=epochs)
         if tensorboard is not None:
             run_config.logging.tensorboard = str(tensorboard)
         if mlflow is not None:
@@ -144,21 +173,25 @@ def diagnose(
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the model init, split and batch order.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier run.")] = False,
     top: Annotated[int, typer.Option("--top", min=1, help="How many findings and sample issues to print.")] = 10,
+    config: ConfigOption = None,
+    lr: LrOption = None,
+    batch_size: BatchSizeOption = None,
+    model: ModelOption = None,
+    ignore: IgnoreOption = None,
 ) -> None:
     """Train once while recording every sample; find wrong labels, outliers, duplicates, ambiguous samples."""
-    from trainground.engine import FitConfig, RunDir
+    from trainground.engine import RunDir
     from trainground.recipes.diagnose import diagnose as run_diagnose
     from trainground.recipes.diagnose import print_diagnosis
 
-    fit_config = FitConfig()
-    if epochs is not None:
-        fit_config.epochs = epochs
-    if seed is not None:
-        fit_config.seed = seed
+    run_config = _run_config(config, data, target=target, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
+                             model=model, ignore=ignore)
+    _refuse_sections(config, "diagnose", ("loss", "logging"))
     if out is None:
         stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
         out = RunDir.new_path("runs", f"diagnose-{stem}")
-    result = run_diagnose(data, target=target, out=out, overwrite=overwrite, fit_config=fit_config)
+    result = run_diagnose(data, target=run_config.data.target, out=out, overwrite=overwrite, fit_config=run_config.fit,
+                          model_config=run_config.model, data_config=run_config.data, guard=run_config.guard)
     print_diagnosis(result, out_console, limit=top)
     _report_summary(out, write_html=True)
 
@@ -245,16 +278,20 @@ def repair_command(
                                                       "the noise the repair misses; the better model) or ce (calibrated "
                                                       "probabilities; more reliable relabels when the model is weak).")] = "gce",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier repair.")] = False,
+    config_file: ConfigOption = None,
+    lr: LrOption = None,
+    batch_size: BatchSizeOption = None,
+    model: ModelOption = None,
+    ignore: IgnoreOption = None,
 ) -> None:
     """Diagnose DATA, relabel / quarantine / reweight what is wrong, retrain, keep what helps; the input is never modified."""
-    from trainground.engine import RunConfig, RunDir
+    from trainground.engine import RunDir
     from trainground.recipes.repair import MAX_ROUNDS, print_repair, repair
 
-    config = RunConfig()
-    if epochs is not None:
-        config.fit.epochs = epochs
-    if seed is not None:
-        config.fit.seed = seed
+    config = _run_config(config_file, data, target=target, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
+                         model=model, ignore=ignore)
+    _refuse_sections(config_file, "repair", ("loss", "logging"))
+    target = config.data.target
     if out is None:
         stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
         out = RunDir.new_path("runs", f"repair-{stem}")
@@ -262,6 +299,57 @@ def repair_command(
                     max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console, repair_loss=loss)
     print_repair(result, out_console)
     _report_summary(Path(out), write_html=True)  # report.html of the repair folder (issue 8's renderer)
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _run_config(
+    config: Path | None, data: str, *, target: str | None, epochs: int | None, seed: int | None, lr: float | None,
+    batch_size: int | None, model: str | None, ignore: str | None,
+) -> Any:
+    """The RunConfig of a command: defaults < the --config YAML < command-line options."""
+    from trainground.engine import RunConfig
+    from trainground.engine.config_io import from_dict, read_yaml
+    from trainground.models import ModelConfig
+
+    values = read_yaml(config) if config is not None else {}
+    run_config = RunConfig.from_dict(values, where=str(config) if config else "config")
+    run_config.data.source = data
+    for section, key, value in (("data", "target", target), ("fit", "epochs", epochs), ("fit", "seed", seed),
+                                ("fit", "lr", lr), ("fit", "batch_size", batch_size)):
+        if value is not None:
+            setattr(getattr(run_config, section), key, value)
+    _auto_schedule(run_config, values, lr=lr, epochs=epochs, batch_size=batch_size)
+    if model is not None:  # checked like the YAML's model.name
+        run_config.model = from_dict(ModelConfig, {**vars(run_config.model), "name": model}, "--model")
+    if ignore is not None:
+        run_config.data.ignore = _columns(ignore)
+    return run_config
+
+
+def _auto_schedule(
+    run_config: Any, values: dict, *, lr: float | None, epochs: int | None, batch_size: int | None = None
+) -> None:
+    """The image recipe's default: lr, batch and epochs chosen from the data unless the user set one."""
+    fit_values = values.get("fit") or {}
+    given = lr is not None or epochs is not None or batch_size is not None
+    if "auto_schedule" not in fit_values and not given and not {"lr", "epochs", "batch_size"} & set(fit_values):
+        run_config.fit.auto_schedule = "images"
+
+
+def _refuse_sections(config: Path | None, command: str, sections: tuple[str, ...]) -> None:
+    """A YAML section the command does not use is an error, not silently ignored."""
+    if config is None:
+        return
+    from trainground.engine.config_io import read_yaml
+
+    values = read_yaml(config)
+    used = [s for s in sections if s in values]
+    used += [f"data.{k}" for k in ("test_fraction", "noise") if k in (values.get("data") or {})]
+    if used:
+        raise ConfigError(f"{config}: {command} does not use {', '.join(used)}; remove them")
 
 
 def main() -> None:

@@ -41,17 +41,17 @@ def test_numeric_csv_loads_with_shape_labels_and_index(tmp_path: Path) -> None:
     assert ds.schema.numeric == ("a", "b") and ds.schema.categorical == ()
 
 
-def test_categorical_column_is_one_hot_in_input_order(tmp_path: Path) -> None:
+def test_categorical_column_is_one_hot_after_numeric_columns(tmp_path: Path) -> None:
     path = write(tmp_path / "cat.csv", "x,color,z,y\n1,red,5,a\n2,blue,6,b\n3,red,7,a\n4,green,8,b\n")
     ds = load_table(path, target="y")
     schema = ds.schema
     assert schema.categories == {"color": ("blue", "green", "red")}
-    assert schema.feature_names == ("x", "color=blue", "color=green", "color=red", "z")
+    assert schema.feature_names == ("x", "z", "color=blue", "color=green", "color=red")
     assert ds.features.tolist() == [
-        [1, 0, 0, 1, 5],
-        [2, 1, 0, 0, 6],
-        [3, 0, 0, 1, 7],
-        [4, 0, 1, 0, 8],
+        [1, 5, 0, 0, 1],
+        [2, 6, 1, 0, 0],
+        [3, 7, 0, 0, 1],
+        [4, 8, 0, 1, 0],
     ]
 
 
@@ -124,7 +124,7 @@ def test_unseen_category_encodes_as_zeros_with_warning(tmp_path: Path) -> None:
     ds = load_table(write(tmp_path / "t.csv", "x,c,y\n1,a,0\n2,b,1\n"), target="y")
     with pytest.warns(UserWarning, match=r"column 'c' has 2 values never seen"):
         out = encode_table(pd.DataFrame({"x": [1, 2, 3], "c": ["z", "a", "q"]}), ds.schema, source="p.csv")
-    assert out.tolist() == [[1, 0, 0], [2, 1, 0], [3, 0, 0]]
+    assert out.tolist() == [[1, 0, 0], [2, 1, 0], [3, 0, 0]]  # x, c=a, c=b
 
 
 def test_known_categories_do_not_warn(tmp_path: Path) -> None:
@@ -145,9 +145,9 @@ def test_prediction_bad_cells_name_line(tmp_path: Path) -> None:
     bad = write(tmp_path / "new.csv", "x\n1\noops\n")
     msg = data_error(encode_table, read_table(bad), ds.schema, source=str(bad))
     assert str(bad) in msg and "'x'" in msg and "line 3" in msg and "'oops'" in msg
+    # a missing number gets the training median (no indicator: x had no missing value in training)
     nan = write(tmp_path / "nan.csv", "x\n1\n\n2\n")
-    msg = data_error(encode_table, read_table(nan), ds.schema, source=str(nan))
-    assert "'x'" in msg and "line 3" in msg
+    assert encode_table(read_table(nan), ds.schema, source=str(nan)).tolist() == [[1.0], [1.5], [2.0]]
 
 
 # --- bad files -------------------------------------------------------------------------
@@ -212,10 +212,15 @@ def test_missing_target_suggests_closest(tmp_path: Path) -> None:
     assert "width, label" in msg
 
 
-def test_target_with_missing_values_names_lines(tmp_path: Path) -> None:
+def test_rows_without_label_are_kept_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path / "t.csv", "x,y\n1,a\n2,b\n3,\n4,a\n5,\n")
-    msg = data_error(load_table, path, target="y")
-    assert "'y'" in msg and "2 missing labels" in msg and "line 4" in msg and "line 6" in msg
+    ds = load_table(path, target="y")
+    assert ds.index.tolist() == [0, 1, 3] and ds.labels.tolist() == [0, 1, 0]
+    assert ds.unlabelled_index.tolist() == [2, 4] and ds.unlabelled.tolist() == [[3.0], [5.0]]
+    assert ds.schema.unlabelled == 2
+    assert "2 rows without a label in 'y'" in caplog.text
+    msg = data_error(load_table, write(tmp_path / "none.csv", "x,y\n1,\n2,\n"), target="y")
+    assert "no labels" in msg
 
 
 def test_target_with_one_class(tmp_path: Path) -> None:
@@ -229,22 +234,31 @@ def test_no_feature_column(tmp_path: Path) -> None:
     assert "no feature columns" in msg
 
 
-def test_nan_in_numeric_feature(tmp_path: Path) -> None:
-    path = write(tmp_path / "t.csv", "x,z,y\n1,1,a\n2,,b\n3,3,a\n")
-    msg = data_error(load_table, path, target="y")
-    assert str(path) in msg and "'z'" in msg and "line 3 (missing)" in msg
+def test_missing_numbers_get_median_and_indicator(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path / "t.csv", "x,z,y\n1,1,a\n2,,b\n3,4,a\n")
+    ds = load_table(path, target="y")
+    assert ds.schema.feature_names == ("x", "z", "z (missing)")
+    assert ds.features.tolist() == [[1, 1, 0], [2, 2.5, 1], [3, 4, 0]]
+    assert ds.schema.missing == {"z": 1} and ds.schema.medians == {"x": 2.0, "z": 2.5}
+    assert "imputed missing numbers: 'z' 1 (median 2.5)" in caplog.text
+    # medians of the training rows only: the imputed cell changes, the layout does not
+    from trainground.data.table import fit_on_rows
+    refit = fit_on_rows(ds, np.array([0, 1]))
+    assert refit.features.tolist() == [[1, 1, 0], [2, 1, 1], [3, 4, 0]] and refit.schema.medians["z"] == 1.0
+    again = encode_table(read_table(path), refit.schema, source=str(path))
+    assert torch.equal(again, refit.features)
 
 
 def test_inf_in_numeric_feature_counts_all(tmp_path: Path) -> None:
     path = write(tmp_path / "t.csv", "x,y\n1,a\ninf,b\n3,a\n-inf,b\ninf,a\ninf,b\n")
     msg = data_error(load_table, path, target="y")
-    assert "'x'" in msg and "4 missing or infinite values" in msg
+    assert "'x'" in msg and "4 infinite values" in msg
     assert "line 3 (inf)" in msg and "line 5 (-inf)" in msg and "1 more" in msg
 
 
 def test_parquet_errors_name_zero_based_row(tmp_path: Path) -> None:
     path = tmp_path / "t.parquet"
-    pd.DataFrame({"x": [1.0, np.nan, 3.0], "y": [0, 1, 0]}).to_parquet(path)
+    pd.DataFrame({"x": [1.0, np.inf, 3.0], "y": [0, 1, 0]}).to_parquet(path)
     msg = data_error(load_table, path, target="y")
     assert "'x'" in msg and "row 1" in msg
 
@@ -258,15 +272,42 @@ def test_numeric_looking_column_with_bad_cell(tmp_path: Path) -> None:
 def test_too_many_categories(tmp_path: Path) -> None:
     rows = "".join(f"name{i},{i % 2}\n" for i in range(12))
     path = write(tmp_path / "t.csv", "who,y\n" + rows)
-    msg = data_error(load_table, path, target="y", max_categories=10)
+    msg = data_error(load_table, path, target="y", max_categories=10)  # the only column is left out
     assert str(path) in msg and "'who'" in msg and "12 distinct" in msg and "one-hot" in msg
     assert load_table(path, target="y").features.shape == (12, 12)
+    wider = write(tmp_path / "w.csv", "who,x,y\n" + "".join(f"name{i},{i % 3},{i % 2}\n" for i in range(12)))
+    ds = load_table(wider, target="y", max_categories=10)
+    assert ds.schema.columns == ("x",) and "free text" in ds.schema.left_out["who"]
 
 
-def test_missing_value_in_categorical_column(tmp_path: Path) -> None:
+def test_missing_category_is_its_own_category(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path / "t.csv", "c,y\nu,a\nv,b\n,a\n")
-    msg = data_error(load_table, path, target="y")
-    assert "'c'" in msg and "line 4" in msg
+    ds = load_table(path, target="y")
+    assert ds.schema.categories == {"c": ("(missing)", "u", "v")}
+    assert ds.features.tolist() == [[0, 1, 0], [0, 0, 1], [1, 0, 0]]
+    assert "missing categories became category '(missing)': 'c' 1" in caplog.text
+
+
+def test_id_like_columns_are_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    n = 30
+    frame = pd.DataFrame({
+        "rownames": np.arange(1, n + 1),  # a row numbering
+        "PassengerId": np.random.default_rng(0).permutation(n) * 7 + 1000,  # a key, by name
+        "name": [f"person {i}" for i in range(n)],  # unique text
+        "fare": np.linspace(5, 80, n),  # unique, but a quantity: kept
+        "sex": ["m", "f"] * (n // 2),
+        "y": [0, 1, 1] * (n // 3),
+    })
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    ds = load_table(path, target="y")
+    assert ds.schema.columns == ("fare", "sex")
+    assert set(ds.schema.left_out) == {"rownames", "PassengerId", "name"}
+    assert "left out column(s) 'rownames' (id-like" in caplog.text
+    ignored = load_table(path, target="y", ignore=["sex"])
+    assert ignored.schema.columns == ("fare",) and ignored.schema.left_out["sex"].startswith("ignored")
+    assert "'nope'" in data_error(load_table, path, target="y", ignore=["nope"])
+
 
 
 def test_unsupported_dtype(tmp_path: Path) -> None:

@@ -162,3 +162,25 @@ def test_learning_curve_summary_counts_forgetting_and_averages_the_window():
     assert out.loc[1, "forgetting_events"] == 2 and out.loc[2, "forgetting_events"] == 0
     assert out.loc[1, "aum"] == 0.0 and out.loc[2, "aum"] == 0.0
     assert np.isclose(out.loc[1, "confidence"], 0.4) and np.isclose(out.loc[1, "variability"], 0.2)
+
+
+def test_sample_issues_table_names_image_files_and_predicts_unlabelled_rows():
+    from dataclasses import replace
+
+    from trainground.diagnosis.sample_issues import with_unlabelled
+
+    x, y, centres = blobs(n_per_class=20, seed=11)
+    data = replace(dataset(x, y, classes=("cat", "dog", "emu")), kind="image",
+                   sources=tuple(f"{'cde'[c]}/img{i}.png" for i, c in enumerate(y)))
+    evidence = Evidence(train=data, pred_probs=oracle_probs(x, centres), embeddings=x)
+    results, _ = run_checks(evidence, kind="samples")
+    table = sample_issues_table(results, data, predicted=np.asarray(y))
+    assert list(table.columns[:5]) == ["index", "source", "given_label", "predicted_label", "suggested_label"]
+    assert table["source"].iloc[3] == data.sources[3]
+    # rows without a label (input rows 0 and 500) are added in input order, predicted, never flagged
+    unl = replace(data, unlabelled=torch.zeros(2, 5), unlabelled_index=torch.tensor([0, 500]))
+    merged = with_unlabelled(table.drop(columns="source"), unl, np.array([2, 1]))
+    assert merged["index"].tolist() == [0, *table["index"].tolist(), 500]
+    assert merged["predicted_label"].iloc[0] == "emu" and merged["suggested_label"].iloc[-1] == "dog"
+    assert pd.isna(merged["given_label"].iloc[0]) and not merged["is_label_issue"].iloc[[0, -1]].any()
+    assert merged["is_label_issue"].dtype == bool

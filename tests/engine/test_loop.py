@@ -94,3 +94,41 @@ def test_bad_loop_options_are_config_errors(digits):
         fit(_model(), digits, config=FitConfig(epochs=0))
     with pytest.raises(ConfigError, match="run_dir"):
         fit(_model(), digits, config=FitConfig(epochs=1), resume=True)
+
+
+def test_tensor_dataset_and_x_y_items_are_indexed_by_position(digits):
+    from torch.utils.data import TensorDataset
+
+    pairs = TensorDataset(digits.features, digits.labels)
+    model = build_model(ModelConfig(), input_shape=digits.input_shape, num_classes=10)
+    result = fit(model, pairs, config=FitConfig(epochs=3, val_fraction=0.2, threads=1))
+    assert result.final["val_accuracy"] > 0.8
+    # indexed by position, and the split is stratified on the TensorDataset's labels
+    assert sorted(np.concatenate([result.train_index, result.val_index]).tolist()) == list(range(len(pairs)))
+    val_counts = np.bincount(digits.labels.numpy()[result.val_index], minlength=10)
+    assert val_counts.min() >= 30
+
+    class Pairs(Dataset):  # (x, y) items of a plain map-style dataset
+        def __len__(self):
+            return 40
+
+        def __getitem__(self, i):
+            return digits.features[i], digits.labels[i]
+
+    fit(build_model(ModelConfig(), input_shape=digits.input_shape, num_classes=10), Pairs(),
+        config=FitConfig(epochs=1, val_fraction=0.0, threads=1))
+
+
+def test_dataset_of_other_items_is_a_data_error(digits):
+    from trainground.errors import DataError
+
+    class Bare(Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            return digits.features[i]
+
+    model = build_model(ModelConfig(), input_shape=digits.input_shape, num_classes=10)
+    with pytest.raises(DataError, match=r"\(x, y\) or \(index, x, y\)"):
+        fit(model, Bare(), config=FitConfig(epochs=1, val_fraction=0.0))

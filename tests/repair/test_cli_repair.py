@@ -74,3 +74,20 @@ def test_repair_cli_refuses_an_unknown_loss(tmp_path, iris_csv):
     result = invoke("repair", iris_csv, "--target", "species", "--out", tmp_path / "rep", "--loss", "mse")
     assert "repair_loss must be 'ce' or 'gce'" in one_error_line(result)
     assert not (tmp_path / "rep").exists()
+
+
+def test_repair_takes_a_raw_table_and_keeps_rows_without_label(tmp_path):
+    from pathlib import Path
+
+    import pandas as pd
+
+    raw = Path(__file__).parents[1] / "data" / "raw" / "chile.csv"  # rownames, missing values, 31 rows without vote
+    out = tmp_path / "rep"
+    result = invoke("repair", raw, "--target", "vote", "--out", out, "--epochs", "2", "--rounds", "0",
+                    "--batch-size", "32", "--model", "mlp")
+    assert result.exit_code == 0, result.stderr
+    assert "note:" in result.stderr and "31 rows without a label" in result.stderr
+    given, repaired = pd.read_csv(raw), pd.read_csv(out / "repaired.csv")
+    quarantined = pd.read_csv(out / "quarantined.csv")
+    assert len(repaired) + len(quarantined) == len(given)
+    assert repaired["vote"].isna().sum() == given["vote"].isna().sum() == 31

@@ -17,8 +17,8 @@ from trainground.data.load import (
 )
 from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
 from trainground.data.split import stratified_split
+from trainground.data.table import TableSchema, encode_table, fit_on_rows, load_table, read_table
 from trainground.data.with_index import WithIndex
-from trainground.data.table import TableSchema, encode_table, load_table, read_table
 
 __all__ = [
     "DIGIT_CONFUSION_MAP",
@@ -31,6 +31,7 @@ __all__ = [
     "builtin_frame",
     "builtin_names",
     "encode_table",
+    "fit_on_rows",
     "inject_label_noise",
     "load_builtin",
     "load_data",

@@ -34,6 +34,9 @@ class IndexedDataset(torch.utils.data.Dataset):
         schema: how raw input was turned into ``features`` (a ``TableSchema`` or an
             ``ImageSchema``), so the same encoding can be applied at prediction time.
         sources: optional per-sample description (file paths for image folders).
+        unlabelled: ``[M, ...]`` features of input rows without a label (tables), not
+            samples of this dataset: nothing trains on them; diagnosis predicts them.
+        unlabelled_index: ``[M]`` int64, the row of each of those in the input.
     """
 
     features: Tensor
@@ -44,6 +47,8 @@ class IndexedDataset(torch.utils.data.Dataset):
     name: str
     schema: Any = None
     sources: tuple[str, ...] | None = field(default=None, repr=False)
+    unlabelled: Tensor | None = field(default=None, repr=False)
+    unlabelled_index: Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         n = self.features.shape[0]

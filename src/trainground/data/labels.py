@@ -35,14 +35,17 @@ class LabelEncoder:
         return cls(tuple(_python_scalar(v) for v in ordered))
 
     def encode(self, values: Sequence[Any] | np.ndarray | pd.Series) -> np.ndarray:
-        """Class ids for ``values``; raises ``KeyError`` naming the first unknown value."""
-        lookup = {v: i for i, v in enumerate(self.classes)}
-        out = np.empty(len(values), dtype=np.int64)
-        for row, value in enumerate(pd.Series(values).tolist()):
-            try:
-                out[row] = lookup[_python_scalar(value)]
-            except KeyError:
-                raise KeyError(f"label {value!r} (row {row}) is not one of the known classes") from None
+        """Class ids for ``values`` (one vectorised lookup); raises ``KeyError`` naming the first unknown value."""
+        series = pd.Series(values, dtype=object).reset_index(drop=True)
+        try:
+            out = pd.Index(self.classes, dtype=object).get_indexer(series).astype(np.int64)
+        except pd.errors.InvalidIndexError:  # classes equal as Python values (1 and True): look up one by one
+            lookup = {v: i for i, v in enumerate(self.classes)}
+            out = np.array([lookup.get(_python_scalar(v), -1) for v in series.tolist()], dtype=np.int64)
+        unknown = np.flatnonzero(out < 0)
+        if len(unknown):
+            row = int(unknown[0])
+            raise KeyError(f"label {series.iloc[row]!r} (row {row}) is not one of the known classes")
         return out
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> list[Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ def load_data(
     target: str | None = None,
     image_size: int | None = None,
     max_categories: int = 50,
+    ignore: Sequence[str] = (),
 ) -> IndexedDataset:
     """Load training data from a spec.
 
@@ -36,6 +37,7 @@ def load_data(
         target: the label column of a table (required there; ignored otherwise).
         image_size: side of the square images are resized to (image folders only).
         max_categories: most distinct values a text column may have to be one-hot encoded.
+        ignore: columns of a table that are not features.
 
     Returns:
         The dataset, its ``schema`` telling how to encode data for prediction.
@@ -48,7 +50,7 @@ def load_data(
     if target is None:
         columns = ", ".join(map(str, read_table(path).columns))
         raise DataError(f"{path}: a table needs --target COLUMN; columns are {columns}")
-    return load_table(path, target=target, max_categories=max_categories)
+    return load_table(path, target=target, max_categories=max_categories, ignore=ignore)
 
 
 def load_features_for_prediction(

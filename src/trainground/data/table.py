@@ -1,20 +1,24 @@
-"""CSV and Parquet tables: read, check, and encode as a float32 feature matrix.
+"""CSV and Parquet tables: read, choose the feature columns, and encode them as a float32 matrix.
 
-Numeric and boolean columns are used as they are; text columns with few distinct
-values are one-hot encoded. Every problem a user can fix is raised as a
-:class:`~trainground.errors.DataError` naming the file, the column and the row: CSV
-rows are named by their line in the file (data row ``i`` is line ``i + 2``, after the
-header), other sources by their 0-based row.
+Raw tables are taken as users have them. Id-like and free-text columns are left out
+(:mod:`trainground.data.columns`); missing numbers are imputed with the training rows'
+median plus a missing-indicator column, missing categories become a category of their
+own (:mod:`trainground.data.preprocess`); rows without a label are kept aside, not
+trained on, so they can be predicted. Each of these is told to the user in a one-line
+notice (logger ``trainground.data``) and recorded in the :class:`TableSchema`. A problem
+a user must fix is raised as a :class:`~trainground.errors.DataError` naming the file,
+the column and the row: CSV rows are named by their line in the file (data row ``i`` is
+line ``i + 2``, after the header), other sources by their 0-based row.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +28,31 @@ import pyarrow
 import torch
 from torch import Tensor
 
+from trainground.data.columns import (
+    CSV_SUFFIXES,
+    RowNamer,
+    count,
+    parse_numbers,
+    plain,
+    plan_columns,
+    raise_bad_numbers,
+    text_values,
+)
 from trainground.data.dataset import IndexedDataset
 from trainground.data.labels import LabelEncoder
+from trainground.data.preprocess import (
+    MISSING_CATEGORY,
+    build_transformer,
+    fit_categories,
+    fit_medians,
+    transform,
+)
 from trainground.errors import DataError
 
-CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
-_SHOWN = 3  # offending rows quoted in a message; the total count is given too
+# Version of the stored preprocessing; a model file without it predates imputation.
+_LAYOUT = "column_transformer/1"
+logger = logging.getLogger("trainground.data")
 
 
 @dataclass(frozen=True)
@@ -40,13 +62,25 @@ class TableSchema:
     Args:
         target: the label column.
         columns: feature columns, in input order.
-        categories: sorted category strings of each one-hot encoded column; a feature
-            column absent from it is numeric.
+        categories: sorted category strings of each one-hot encoded column (``(missing)``
+            among them when the column had missing cells); a feature column absent from it
+            is numeric.
+        medians: fill value of each numeric column (its median over the training rows).
+        indicators: numeric columns that had missing values and so get a 0/1 indicator.
+        left_out: columns that are not features, with the reason (id-like, free text,
+            empty, ignored by the user).
+        missing: missing cells per feature column in the table (for the report).
+        unlabelled: rows without a label (not trained on).
     """
 
     target: str
     columns: tuple[str, ...]
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    medians: Mapping[str, float] = field(default_factory=dict)
+    indicators: tuple[str, ...] = ()
+    left_out: Mapping[str, str] = field(default_factory=dict)
+    missing: Mapping[str, int] = field(default_factory=dict)
+    unlabelled: int = 0
 
     @property
     def numeric(self) -> tuple[str, ...]:
@@ -58,30 +92,71 @@ class TableSchema:
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        """Encoded feature names: a numeric column as is, a categorical one as ``col=value``."""
-        names: list[str] = []
-        for column in self.columns:
-            if column in self.categories:
-                names.extend(f"{column}={value}" for value in self.categories[column])
-            else:
-                names.append(column)
+        """Encoded feature names: numeric columns, ``col (missing)`` indicators, then ``col=value``."""
+        names = list(self.numeric) + [f"{c} (missing)" for c in self.indicators]
+        for column in self.categorical:
+            names.extend(f"{column}={value}" for value in self.categories[column])
         return tuple(names)
+
+    def notes(self) -> list[str]:
+        """One line per thing done to the table that the user did not ask for."""
+        lines = []
+        if self.left_out:
+            shown = "; ".join(f"{c!r} ({why})" for c, why in self.left_out.items())
+            lines.append(f"left out column(s) {shown}; choose with --ignore COL,... / data.ignore")
+        numeric = [c for c in self.numeric if self.missing.get(c)]
+        if numeric:
+            shown = ", ".join(f"{c!r} {self.missing[c]} (median {self.medians[c]:.4g})" for c in numeric)
+            lines.append(f"imputed missing numbers: {shown}, each with a missing-indicator column")
+        categorical = [c for c in self.categorical if self.missing.get(c)]
+        if categorical:
+            shown = ", ".join(f"{c!r} {self.missing[c]}" for c in categorical)
+            lines.append(f"missing categories became category {MISSING_CATEGORY!r}: {shown}")
+        if self.unlabelled:
+            lines.append(
+                f"{count(self.unlabelled, 'row')} without a label in {self.target!r}: left out of training "
+                f"(diagnose predicts a label for them)"
+            )
+        return lines
+
+    def transformer(self):  # noqa: ANN201 - sklearn.compose.ColumnTransformer
+        """The fitted scikit-learn ``ColumnTransformer`` this schema describes."""
+        return build_transformer(
+            self.numeric, self.medians, self.indicators, {c: self.categories[c] for c in self.categorical}
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": "table",
+            "layout": _LAYOUT,
             "target": self.target,
             "columns": list(self.columns),
             "numeric": list(self.numeric),
             "categorical": {c: list(self.categories[c]) for c in self.categorical},
+            "medians": {c: self.medians[c] for c in self.numeric},
+            "indicators": list(self.indicators),
+            "left_out": dict(self.left_out),
+            "missing": {c: int(n) for c, n in self.missing.items()},
+            "unlabelled": int(self.unlabelled),
             "feature_names": list(self.feature_names),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TableSchema:
         # numeric and feature_names are derived; they are stored for readers of the JSON
+        if data.get("layout") != _LAYOUT:
+            raise DataError(
+                "the model file's table encoding predates missing-value imputation; retrain the model "
+                "with this version of trainground"
+            )
         categories = {str(c): tuple(str(v) for v in vs) for c, vs in data["categorical"].items()}
-        return cls(target=str(data["target"]), columns=tuple(data["columns"]), categories=categories)
+        return cls(
+            target=str(data["target"]), columns=tuple(data["columns"]), categories=categories,
+            medians={str(c): float(v) for c, v in data["medians"].items()},
+            indicators=tuple(data.get("indicators", ())), left_out=dict(data.get("left_out", {})),
+            missing={str(c): int(n) for c, n in data.get("missing", {}).items()},
+            unlabelled=int(data.get("unlabelled", 0)),
+        )
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -157,34 +232,45 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot read as Parquet: {err}") from None
 
 
-def load_table(path: str | Path, *, target: str, max_categories: int = 50) -> IndexedDataset:
-    """Load a CSV or Parquet table as a dataset; every other column is a feature.
+
+
+def load_table(
+    path: str | Path, *, target: str, max_categories: int = 50, ignore: Sequence[str] = ()
+) -> IndexedDataset:
+    """Load a CSV or Parquet table as a dataset; every other usable column is a feature.
 
     Args:
         path: the ``.csv`` or ``.parquet`` file.
         target: the label column; labels may be text, integers, floats or booleans.
-        max_categories: most distinct values a text column may have to be one-hot encoded.
+        max_categories: most distinct values a text column may have to be one-hot encoded;
+            one with more is free text and left out.
+        ignore: columns that are not features.
 
     Returns:
-        A ``"table"`` dataset whose ``index`` is the 0-based data row and whose
-        ``schema`` is the :class:`TableSchema` used to encode it.
+        A ``"table"`` dataset of the labelled rows whose ``index`` is the 0-based data row,
+        whose ``schema`` is the :class:`TableSchema` used to encode it, and whose
+        ``unlabelled`` rows are those without a label.
     """
     frame = read_table(path)
-    return frame_to_dataset(frame, target=target, source=str(path), max_categories=max_categories)
+    return frame_to_dataset(frame, target=target, source=str(path), max_categories=max_categories, ignore=ignore)
 
 
 def frame_to_dataset(
-    frame: pd.DataFrame, *, target: str, source: str, max_categories: int = 50
+    frame: pd.DataFrame, *, target: str, source: str, max_categories: int = 50, ignore: Sequence[str] = (),
 ) -> IndexedDataset:
     """Check and encode an in-memory table (what :func:`load_table` does after reading).
+
+    Numeric medians are taken over the labelled rows here; :func:`fit_on_rows` takes them
+    over the training split once it is known.
 
     Args:
         frame: the table; rows are samples.
         target: the label column.
         source: where the table came from, for messages (a ``.csv`` path names lines).
         max_categories: most distinct values a text column may have to be one-hot encoded.
+        ignore: columns that are not features.
     """
-    rows = _RowNamer(source)
+    rows = RowNamer(source)
     frame = _named_columns(frame, source=source)
     columns = list(frame.columns)
     if target not in columns:
@@ -194,48 +280,94 @@ def frame_to_dataset(
         raise DataError(
             f"{source}: no target column {target!r}{hint} (columns: {', '.join(columns)})"
         )
-    labels = frame[target]
-    missing = np.flatnonzero(labels.isna().to_numpy())
-    if len(missing):
+    unknown = [c for c in ignore if c not in columns]
+    if unknown:
         raise DataError(
-            f"{source}: target column {target!r} has {_count(len(missing), 'missing label')}, at "
-            f"{rows.describe(missing)}; every row needs a label"
+            f"{source}: cannot ignore column(s) {', '.join(map(repr, unknown))}: not in the table "
+            f"(columns: {', '.join(columns)})"
         )
-    encoder = LabelEncoder.fit(labels)
+    labels = frame[target]
+    labelled = labels.notna().to_numpy().copy()  # writable: it indexes tensors
+    if not labelled.any():
+        raise DataError(f"{source}: target column {target!r} has no labels (every cell is empty)")
+    encoder = LabelEncoder.fit(labels[labelled])
     if len(encoder.classes) < 2:
         raise DataError(
             f"{source}: target column {target!r} holds a single class ({encoder.classes[0]!r} "
-            f"in all {len(labels)} rows); classification needs at least 2 classes"
+            f"in all {int(labelled.sum())} labelled rows); classification needs at least 2 classes"
         )
-    features = [c for c in columns if c != target]
+    candidates = [c for c in columns if c != target and c not in ignore]
+    plan = plan_columns(frame, candidates, rows=rows, max_categories=max_categories)
+    features = [c for c in candidates if c in plan.numeric or c in plan.categorical]
+    left_out = {c: "ignored (--ignore / data.ignore)" for c in ignore if c != target}
+    left_out.update(plan.left_out)
     if not features:
-        raise DataError(
-            f"{source}: no feature columns; the table holds only the target column {target!r}"
-        )
-    categories = {}
-    for column in features:
-        found = _infer_categories(frame[column], column=column, rows=rows, max_categories=max_categories)
-        if found is not None:
-            categories[column] = found
-    schema = TableSchema(target=target, columns=tuple(features), categories=categories)
-    matrix, _ = _encode(frame, schema, rows)
-    n = len(frame)
+        why = "; ".join(f"{c!r}: {r}" for c, r in left_out.items()) or f"only the target column {target!r}"
+        raise DataError(f"{source}: no feature columns left ({why})")
+    clean = _clean(frame, plan.numeric, plan.categorical, rows=rows)
+    missing = {c: int(n) for c, n in clean.isna().sum().items() if n}
+    schema = TableSchema(
+        target=target, columns=tuple(features), categories=fit_categories(clean[list(plan.categorical)]),
+        medians=fit_medians(clean.loc[labelled, list(plan.numeric)]),
+        indicators=tuple(c for c in plan.numeric if missing.get(c)), left_out=left_out, missing=missing,
+        unlabelled=int((~labelled).sum()),
+    )
+    for line in schema.notes():
+        logger.warning("%s: %s", source, line)
+    matrix = torch.from_numpy(transform(schema.transformer(), clean))
+    positions = np.arange(len(frame))
     return IndexedDataset(
-        features=torch.from_numpy(matrix),
-        labels=torch.from_numpy(encoder.encode(labels)),
-        index=torch.arange(n, dtype=torch.long),
+        features=matrix[labelled],
+        labels=torch.from_numpy(encoder.encode(labels[labelled])),
+        index=torch.from_numpy(positions[labelled]),
         encoder=encoder,
         kind="table",
         name=source,
         schema=schema,
+        unlabelled=matrix[~labelled],
+        unlabelled_index=torch.from_numpy(positions[~labelled]),
     )
+
+
+def fit_on_rows(data: IndexedDataset, positions: np.ndarray) -> IndexedDataset:
+    """``data`` with its imputation medians taken over the samples at ``positions`` only.
+
+    Call it with the training split's positions so that no statistic of the validation
+    or test rows reaches the features. Only the imputed cells change (they are where the
+    missing-indicator columns are 1), so the feature layout, and any model built on it,
+    stay valid. Data that is not a table with numeric columns comes back unchanged.
+    """
+    schema = data.schema
+    if not isinstance(schema, TableSchema) or not schema.numeric:
+        return data
+    n_numeric = len(schema.numeric)
+    block = data.features[torch.as_tensor(positions, dtype=torch.long), :n_numeric].double().numpy().copy()
+    missing_rows = data.features[:, n_numeric:n_numeric + len(schema.indicators)].bool()
+    where = [schema.numeric.index(c) for c in schema.indicators]
+    train_missing = missing_rows[torch.as_tensor(positions, dtype=torch.long)].numpy()
+    block[:, where] = np.where(train_missing, np.nan, block[:, where])
+    medians = fit_medians(pd.DataFrame(block, columns=list(schema.numeric)))
+    new_schema = replace(schema, medians=medians)
+    return replace(
+        data, schema=new_schema, features=_refill(data.features, schema, medians, where),
+        unlabelled=None if data.unlabelled is None else _refill(data.unlabelled, schema, medians, where),
+    )
+
+
+def _refill(features: Tensor, schema: TableSchema, medians: Mapping[str, float], where: list[int]) -> Tensor:
+    out = features.clone()
+    n_numeric = len(schema.numeric)
+    for k, column in enumerate(schema.indicators):  # one vectorised fill per imputed column
+        rows = out[:, n_numeric + k] > 0.5
+        out[rows, where[k]] = float(medians[column])
+    return out
 
 
 def encode_table(frame: pd.DataFrame, schema: TableSchema, *, source: str) -> Tensor:
     """Encode a new table (e.g. at prediction time) exactly as the training table was.
 
-    The target column and any extra column are ignored. A category never seen in
-    training is encoded as all zeros, with a warning.
+    The target column and any extra column are ignored. Missing numbers get the training
+    medians; a category never seen in training is encoded as all zeros, with a warning.
 
     Args:
         frame: the new table.
@@ -252,14 +384,40 @@ def encode_table(frame: pd.DataFrame, schema: TableSchema, *, source: str) -> Te
             f"{source}: missing feature column(s) {', '.join(map(repr, absent))} that the model "
             f"was trained on (columns here: {', '.join(map(str, frame.columns))})"
         )
-    matrix, unseen = _encode(frame, schema, _RowNamer(source))
-    for column, count in unseen.items():
-        warnings.warn(
-            f"{source}: column {column!r} has {_count(count, 'value')} never seen in training, "
-            f"encoded as all-zero one-hot vectors",
-            stacklevel=2,
-        )
-    return torch.from_numpy(matrix)
+    clean = _clean(frame, schema.numeric, schema.categorical, rows=RowNamer(source))
+    for column in schema.categorical:
+        known = clean[column].fillna(MISSING_CATEGORY).isin(schema.categories[column])
+        unseen = int((~known).sum())
+        if unseen:
+            warnings.warn(
+                f"{source}: column {column!r} has {count(unseen, 'value')} never seen in training, "
+                f"encoded as all-zero one-hot vectors",
+                stacklevel=2,
+            )
+    return torch.from_numpy(transform(schema.transformer(), clean))
+
+
+def _clean(
+    frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str], *, rows: RowNamer
+) -> pd.DataFrame:
+    """Numeric columns as float64 (NaN where missing), text columns as strings (NaN where missing)."""
+    out: dict[str, Any] = {}
+    for column in numeric:
+        series = plain(frame[column], column=column, rows=rows)
+        values, bad = parse_numbers(series)
+        if bad.any():
+            raise_bad_numbers(series, bad, column=column, rows=rows, verb="is numeric")
+        infinite = np.flatnonzero(np.isinf(values))
+        if len(infinite):
+            notes = [str(values[i]) for i in infinite[:3]]
+            raise DataError(
+                f"{rows.source}: column {column!r} has {count(len(infinite), 'infinite value')}, at "
+                f"{rows.describe(infinite, notes)}; fix them or drop those rows"
+            )
+        out[column] = values
+    for column in categorical:
+        out[column] = text_values(plain(frame[column], column=column, rows=rows)).to_numpy()
+    return pd.DataFrame(out, index=pd.RangeIndex(len(frame)), columns=[*numeric, *categorical])
 
 
 def _named_columns(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
@@ -269,145 +427,3 @@ def _named_columns(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
     if twice:
         raise DataError(f"{source}: duplicate column name(s) {', '.join(map(repr, twice))}")
     return frame.set_axis(names, axis=1)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
-class _RowNamer:
-    """Names rows in messages: file lines for CSVs, 0-based rows otherwise."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.lines = Path(source).suffix.lower() in CSV_SUFFIXES
-
-    def name(self, position: int) -> str:
-        return f"line {position + 2}" if self.lines else f"row {position}"
-
-    def describe(self, positions: np.ndarray, notes: list[str] | None = None) -> str:
-        shown = [self.name(int(p)) for p in positions[:_SHOWN]]
-        if notes:
-            shown = [f"{name} ({note})" for name, note in zip(shown, notes)]
-        more = f" and {len(positions) - _SHOWN} more" if len(positions) > _SHOWN else ""
-        return ", ".join(shown) + more
-
-
-def _plain(series: pd.Series, *, column: str, rows: _RowNamer) -> pd.Series:
-    """The column as numbers, booleans or Python objects; other dtypes are refused."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        return series.astype(object)
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_string_dtype(series):
-        return series
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_complex_dtype(series):
-        return series
-    if series.dtype == object:
-        odd = np.flatnonzero([not _is_scalar_cell(v) for v in series.tolist()])
-        if len(odd):
-            kind = type(series.iloc[odd[0]]).__name__
-            raise DataError(
-                f"{rows.source}: column {column!r} holds {kind} values (first at "
-                f"{rows.name(odd[0])}); only numbers, booleans and text can be features"
-            )
-        return series
-    raise DataError(
-        f"{rows.source}: column {column!r} has type {series.dtype}, which cannot be a feature; "
-        f"drop it or convert it to numbers"
-    )
-
-
-def _is_scalar_cell(value: Any) -> bool:
-    if isinstance(value, (str, bool, int, float, Decimal, np.generic)):
-        return True
-    return np.ndim(value) == 0 and bool(pd.isna(value))
-
-
-def _parse_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """float64 values (NaN where missing or unparseable) and the mask of unparseable cells."""
-    if series.dtype != object and not pd.api.types.is_string_dtype(series):
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        return values, np.zeros(len(values), dtype=bool)
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return values, np.isnan(values) & series.notna().to_numpy()
-
-
-def _infer_categories(
-    series: pd.Series, *, column: str, rows: _RowNamer, max_categories: int
-) -> tuple[str, ...] | None:
-    """Sorted categories of a text column, or ``None`` for a numeric column."""
-    series = _plain(series, column=column, rows=rows)
-    _, bad = _parse_numbers(series)
-    present = int(series.notna().sum())
-    if not bad.any():
-        return None
-    if present - int(bad.sum()) >= 0.5 * present:
-        _raise_bad_numbers(series, bad, column=column, rows=rows, verb="looks numeric")
-    categories = tuple(sorted({str(v) for v in series.dropna().tolist()}))
-    if len(categories) > max_categories:
-        raise DataError(
-            f"{rows.source}: column {column!r} has {len(categories)} distinct text values, too many "
-            f"to one-hot encode (max_categories={max_categories}); drop the column or encode it "
-            f"as numbers"
-        )
-    return categories
-
-
-def _raise_bad_numbers(
-    series: pd.Series, bad: np.ndarray, *, column: str, rows: _RowNamer, verb: str
-) -> None:
-    where = np.flatnonzero(bad)
-    raise DataError(
-        f"{rows.source}: column {column!r} {verb} but {rows.name(where[0])} holds "
-        f"{series.iloc[where[0]]!r} ({_count(len(where), 'such cell')} in all); fix or drop those rows"
-    )
-
-
-def _encode(
-    frame: pd.DataFrame, schema: TableSchema, rows: _RowNamer
-) -> tuple[np.ndarray, dict[str, int]]:
-    """The float32 feature matrix and, per categorical column, the count of unseen values."""
-    blocks: list[np.ndarray] = []
-    unseen: dict[str, int] = {}
-    for column in schema.columns:
-        series = _plain(frame[column], column=column, rows=rows)
-        if column in schema.categories:
-            block, unknown = _one_hot(series, schema.categories[column], column=column, rows=rows)
-            if unknown:
-                unseen[column] = unknown
-        else:
-            block = _numeric(series, column=column, rows=rows)[:, None]
-        blocks.append(block)
-    matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
-    return np.ascontiguousarray(matrix, dtype=np.float32), unseen
-
-
-def _numeric(series: pd.Series, *, column: str, rows: _RowNamer) -> np.ndarray:
-    values, bad = _parse_numbers(series)
-    if bad.any():
-        _raise_bad_numbers(series, bad, column=column, rows=rows, verb="is numeric")
-    invalid = np.flatnonzero(~np.isfinite(values))
-    if len(invalid):
-        notes = ["missing" if np.isnan(values[i]) else str(values[i]) for i in invalid[:_SHOWN]]
-        raise DataError(
-            f"{rows.source}: column {column!r} has "
-            f"{_count(len(invalid), 'missing or infinite value')}, at {rows.describe(invalid, notes)}; "
-            f"fill them in or drop those rows"
-        )
-    return values
-
-
-def _one_hot(
-    series: pd.Series, categories: tuple[str, ...], *, column: str, rows: _RowNamer
-) -> tuple[np.ndarray, int]:
-    missing = np.flatnonzero(series.isna().to_numpy())
-    if len(missing):
-        raise DataError(
-            f"{rows.source}: category column {column!r} has {_count(len(missing), 'missing value')}, "
-            f"at {rows.describe(missing)}; fill them in (e.g. with 'unknown') or drop those rows"
-        )
-    # get_indexer gives -1 for values outside the training categories.
-    codes = pd.Index(categories).get_indexer(series.astype(str)).astype(np.int64)
-    block = np.zeros((len(codes), len(categories)), dtype=np.float32)
-    known = codes >= 0
-    block[np.flatnonzero(known), codes[known]] = 1.0
-    return block, int((~known).sum())

@@ -28,14 +28,14 @@ import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 
-from trainground.data import IndexedDataset, stratified_split
+from trainground.data import IndexedDataset, fit_on_rows, stratified_split
 from trainground.diagnosis.callback import DATA_CHECKS, DiagnosisCallback, DiagnosisConfig
 from trainground.diagnosis.early_learning import EarlyLearningWindow
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import Finding, write_findings
 from trainground.diagnosis.label_probs import embed, trusted_samples
 from trainground.diagnosis.registry import available_checks, run_checks
-from trainground.diagnosis.sample_issues import sample_issues_table
+from trainground.diagnosis.sample_issues import sample_issues_table, with_unlabelled
 from trainground.diagnosis.second_pass import second_pass
 from trainground.engine import Callback, FitConfig, FitResult, RunDir, fit
 from trainground.engine.atomic import atomic_write_text
@@ -173,6 +173,7 @@ def diagnose_dataset(
     else:
         val_pos = np.sort(np.asarray(val_positions, dtype=np.int64))
         train_pos = np.setdiff1d(np.arange(len(data)), val_pos)
+    data = fit_on_rows(data, train_pos)  # imputation medians from the training split only
     train, val = data.subset(train_pos), data.subset(val_pos)
     if model is None:
         seed_everything(fit_config.seed)
@@ -211,14 +212,17 @@ def diagnose_dataset(
     # splits); the sample and dataset checks run here.
     issues = conclude_samples(evidence, predicted, exclude=[n for w in watchers for n in w.check_names])
     skipped = issues.skipped + [name for w in watchers for name in w.skipped]
+    table = issues.table
+    if data.unlabelled is not None and len(data.unlabelled):  # rows without a label get a prediction
+        table = with_unlabelled(table, data, predict_logits(result.model, data.unlabelled, device=device).argmax(1).numpy())
     findings = list(issues.findings)
     for cb in [*watchers, *callbacks]:
         findings += list(getattr(cb, "findings", []) or [])
     if run is not None:
-        atomic_write_text(run.sample_issues, issues.table.to_csv(index=False))
+        atomic_write_text(run.sample_issues, table.to_csv(index=False))
         write_findings(run.findings, findings)
     return Diagnosis(
-        table=issues.table, findings=findings, fit=result, seconds=time.perf_counter() - started, run_dir=run,
+        table=table, findings=findings, fit=result, seconds=time.perf_counter() - started, run_dir=run,
         early_learning_epoch=window.best_epoch, skipped_checks=skipped, pred_probs=pred_probs,
         sample_presentations=work, best_model=best_model,
     )

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset, TensorDataset, default_collate
+
+from trainground.errors import DataError
 
 
 class BatchSource:
     """Uniform batch access: ``IndexedDataset.get_batch`` when the dataset has it (one
-    gather per tensor), else ``dataset[i]`` per item and ``default_collate``.
+    gather per tensor), a ``TensorDataset`` by one gather per tensor too, else
+    ``dataset[i]`` per item and ``default_collate``.
 
-    Items must be ``(index, x, y)``; the index is what per-sample bookkeeping keys on.
+    Items are ``(index, x, y)``, the index being what per-sample bookkeeping keys on, or
+    ``(x, y)`` (e.g. ``TensorDataset(X, y)``), whose index is then the item's position in
+    the dataset. Anything else is a :class:`~trainground.errors.DataError`.
     """
 
     def __init__(self, dataset: Dataset, positions: np.ndarray | None = None) -> None:
@@ -27,8 +35,10 @@ class BatchSource:
         pos = rows if self.positions is None else self.positions[rows]
         if hasattr(self.dataset, "get_batch"):
             index, x, y = self.dataset.get_batch(pos)
+        elif isinstance(self.dataset, TensorDataset):
+            index, x, y = _triple([t[pos] for t in self.dataset.tensors], pos)
         else:
-            index, x, y = default_collate([self.dataset[i] for i in pos.tolist()])
+            index, x, y = _triple(default_collate([self.dataset[i] for i in pos.tolist()]), pos)
         non_blocking = torch.device(device).type == "cuda"
         return (
             torch.as_tensor(index).to(device, non_blocking=non_blocking),
@@ -37,9 +47,27 @@ class BatchSource:
         )
 
     def labels(self) -> np.ndarray | None:
-        """Class ids without loading features, when the dataset exposes ``labels``."""
+        """Class ids without loading features, when the dataset exposes ``labels`` (or is a TensorDataset)."""
         labels = getattr(self.dataset, "labels", None)
+        if labels is None and isinstance(self.dataset, TensorDataset) and len(self.dataset.tensors) in (2, 3):
+            labels = self.dataset.tensors[-1]
         if labels is None:
             return None
         labels = np.asarray(labels)
         return labels if self.positions is None else labels[self.positions.numpy()]
+
+
+def _triple(parts: Any, positions: Tensor) -> tuple[Any, Any, Any]:
+    """``(index, x, y)`` from a collated item: ``(index, x, y)`` as is, ``(x, y)`` indexed by position."""
+    if isinstance(parts, Sequence) and not isinstance(parts, (str, bytes)):
+        if len(parts) == 3:
+            return parts[0], parts[1], parts[2]
+        if len(parts) == 2:
+            return positions.clone(), parts[0], parts[1]
+        what = f"a sequence of {len(parts)}"
+    else:
+        what = f"a {type(parts).__name__}"
+    raise DataError(
+        f"fit: each item of the dataset must be (x, y) or (index, x, y); its items are {what}. "
+        "Wrap your data in a dataset whose __getitem__ returns (x, y), e.g. torch.utils.data.TensorDataset(X, y)"
+    )

@@ -16,6 +16,11 @@ class FitConfig:
     batch_size: int = 64
     # Adam's usual default; SGD users should raise it (e.g. 0.05 with momentum 0.9).
     lr: float = 1e-3
+    # Choose lr (a learning-rate range test), shrink the batch to >= 20 steps per epoch and raise
+    # epochs to at least 1000 optimizer steps from the data (engine/schedule.py): "images" for image
+    # data only, "always", or "never" (lr, batch and epochs as given). The CLI turns "images" on when
+    # neither lr nor epochs is set: small image folders underfit at a fixed 20 epochs of lr 1e-3.
+    auto_schedule: Literal["never", "images", "always"] = "never"
     # Optimizer built when you don't pass one.
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     # SGD momentum (ignored by Adam/AdamW).

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from trainground.data.split import stratified_split
+from trainground.engine import schedule
 from trainground.engine.batches import BatchSource
 from trainground.engine.callbacks import Callback, CallbackList
 from trainground.engine.checkpoint import (
@@ -145,7 +146,8 @@ def fit(
 
     Args:
         model: any ``nn.Module`` mapping a batch of ``x`` to class logits.
-        data: training data; an ``IndexedDataset`` or any map-style dataset of ``(index, x, y)``.
+        data: training data; an ``IndexedDataset`` or any map-style dataset of ``(index, x, y)`` or
+            ``(x, y)`` items (e.g. ``TensorDataset(X, y)``: the index is then the position).
         config: loop options (``FitConfig()`` when omitted).
         val_data: validation data; when omitted, ``config.val_fraction`` of ``data`` is held out.
         loss_fn: batch-mean loss ``loss_fn(logits, y)``; cross-entropy when omitted. A loss with
@@ -174,8 +176,10 @@ def fit(
         if optimizer is not None and optimizer is not guard.optimizer:
             raise ConfigError("fit got a Guard and a different optimizer; pass the Guard's optimizer or neither")
         optimizer = guard.optimizer
-    optimizer = optimizer or make_optimizer(config, model.parameters())
     loss_fn = loss_fn or nn.CrossEntropyLoss()
+    if optimizer is None and schedule.applies(config, data):
+        config = schedule.choose_schedule(model, train, config, loss_fn, make_optimizer, device)
+    optimizer = optimizer or make_optimizer(config, model.parameters())
 
     run = None if run_dir is None else (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir))
     all_callbacks = list(callbacks)

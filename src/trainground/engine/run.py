@@ -12,6 +12,7 @@ import numpy as np
 
 from trainground.data import (
     IndexedDataset,
+    fit_on_rows,
     inject_label_noise,
     load_data,
     stratified_split,
@@ -44,7 +45,8 @@ class PreparedData:
 def prepare_data(config: DataConfig) -> PreparedData:
     """Load ``config.source``, hold out the test split, then inject noise into the rest."""
     data = load_data(
-        config.source, target=config.target, image_size=config.image_size, max_categories=config.max_categories
+        config.source, target=config.target, image_size=config.image_size, max_categories=config.max_categories,
+        ignore=config.ignore,
     )
     test = None
     if config.test_fraction > 0:
@@ -138,6 +140,8 @@ def run_fit(
         train_pos, val_pos = stratified_split(
             train.labels.numpy(), fraction=config.fit.val_fraction, seed=config.fit.seed
         )
+        # imputation medians from the training part only (the model file keeps them for predict)
+        train = fit_on_rows(train, train_pos)
         train, val = train.subset(train_pos), train.subset(val_pos)
     seed_everything(config.fit.seed)
     model = build_model(

@@ -40,6 +40,8 @@ class DataConfig:
     image_size: int | None = None
     # A text column with more distinct values than this cannot be one-hot encoded.
     max_categories: int = 50
+    # Table columns that are not features (id-like and free-text columns are left out anyway).
+    ignore: tuple[str, ...] = ()
     # Share held out as a test split (stratified, seed 0) before anything else; 0 disables it.
     test_fraction: float = 0.0
     # Label noise injected into the training part (for demos and benchmarks).

@@ -10,6 +10,7 @@ registered training checks write ``samples.parquet``, ``sample_issues.csv`` and
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,24 +63,28 @@ def diagnose_dataset(
 def diagnose(
     source: str | Path, *, target: str | None = None, out: str | Path | None = None, overwrite: bool = False,
     fit_config: FitConfig | None = None, model_config: ModelConfig | None = None,
-    extra_callbacks: Sequence[Callback] = (),
+    extra_callbacks: Sequence[Callback] = (), data_config: DataConfig | None = None, guard: GuardConfig | None = None,
 ) -> Diagnosis:
     """Load ``source`` (CSV/Parquet/image folder/builtin:NAME) and :func:`diagnose_dataset` it.
 
     With ``out`` the run directory is created there (``overwrite`` replaces an earlier run)
-    and ``config.yaml`` records what was done.
+    and ``config.yaml`` records what was done. ``data_config`` gives the loading options
+    (image size, max categories, ignored columns); its source and target are ``source`` and ``target``.
     """
-    data = load_data(str(source), target=target)
+    data_config = dataclasses.replace(data_config or DataConfig(), source=str(source), target=target)
+    data = load_data(str(source), target=target, image_size=data_config.image_size,
+                     max_categories=data_config.max_categories, ignore=data_config.ignore)
     fit_config = fit_config or FitConfig()
     model_config = model_config or ModelConfig()
     run = None
     if out is not None:
         run = RunDir.create(out, overwrite=overwrite)
         run.write_config(RunConfig(
-            data=DataConfig(source=str(source), target=target), model=model_config, fit=fit_config,
+            data=data_config, model=model_config, fit=fit_config, guard=guard or GuardConfig(),
         ).to_dict())
     return diagnose_dataset(
         data, fit_config=fit_config, model_config=model_config, run_dir=run, extra_callbacks=extra_callbacks,
+        guard=guard,
     )
 
 
@@ -112,7 +117,8 @@ def print_diagnosis(result: Diagnosis, console: Console, *, limit: int = 10) -> 
             table.add_column(column)
         for _, row in top.iterrows():
             issues = ", ".join(c[3:-6].replace("_", " ") for c in flags if row[c])
-            table.add_row(str(row["index"]), str(row["given_label"]), str(row["suggested_label"]), issues,
+            where = f"{row['index']} {row['source']}" if "source" in row else str(row["index"])
+            table.add_row(where, str(row["given_label"]), str(row["suggested_label"]), issues,
                           f"{row.get('label_score', float('nan')):.2f}")
         console.print(table)
     else:

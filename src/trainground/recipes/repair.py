@@ -114,9 +114,10 @@ def repair(
     out = Path(out)
     _check_paths(source, out, None if test is None else str(test))
     config = config or RunConfig()
-    data = load_data(source, target=target, image_size=config.data.image_size, max_categories=config.data.max_categories)
+    data = load_data(source, target=target, image_size=config.data.image_size, max_categories=config.data.max_categories,
+                     ignore=config.data.ignore)
     config.data = DataConfig(source=source, target=target, image_size=config.data.image_size,
-                             max_categories=config.data.max_categories)
+                             max_categories=config.data.max_categories, ignore=config.data.ignore)
     test_data = None if test is None else load_test(test, data, target)
     frame, column, fmt = input_frame(source, data, target)
     return repair_dataset(

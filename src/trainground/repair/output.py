@@ -72,7 +72,8 @@ def default_frame(data: IndexedDataset, target: str) -> pd.DataFrame:
 
 def repaired_tables(data: IndexedDataset, state: RepairState, frame: pd.DataFrame, target: str
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(repaired, quarantined): the input's rows with corrected labels, and the excluded rows as given."""
+    """(repaired, quarantined): the input's rows with corrected labels (rows without a label as
+    given), and the excluded rows as given."""
     if target not in frame.columns:
         raise ConfigError(f"repair output: the input table has no column {target!r}")
     if len(state.index) and int(state.index.max()) >= len(frame):
@@ -85,6 +86,9 @@ def repaired_tables(data: IndexedDataset, state: RepairState, frame: pd.DataFram
     repaired[target] = pd.Series(labels, index=repaired.index).astype(frame[target].dtype, errors="ignore")
     if state.uses_weights:
         repaired[WEIGHT_COLUMN] = state.effective_weights()[kept_rows]
+    unlabelled = getattr(data, "unlabelled_index", None)
+    if unlabelled is not None and len(unlabelled):  # rows without a label stay as given (never trained on)
+        repaired = pd.concat([repaired, frame.iloc[unlabelled.numpy()]]).sort_index(kind="stable")
     excluded_rows = order[~kept[order]]
     quarantined = frame.iloc[state.index[excluded_rows]].copy()
     return repaired, quarantined

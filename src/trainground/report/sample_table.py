@@ -97,7 +97,10 @@ def build_sample_table(table: pd.DataFrame, *, config: dict | None = None, schem
     top = top_sample_issues(table.assign(**{f"is_{t}_issue": flags[f"is_{t}_issue"] for t in types}), limit)
     thumbs, note = sample_thumbnails(config, schema, top["index"].astype(int).tolist()) if len(top) else ({}, None)
     columns = [Column("image", "image", "img")] if thumbs else []
-    columns += [Column("index", "index", "num"), Column("given", "given", "text"),
+    columns.append(Column("index", "index", "num"))
+    if "source" in table:  # image data: the file, relative to the folder
+        columns.append(Column("source", "file", "text"))
+    columns += [Column("given", "given", "text"),
                 Column("suggested", "suggested", "text")]
     if "predicted_label" in table:
         columns.append(Column("predicted", "predicted", "text"))
@@ -108,8 +111,10 @@ def build_sample_table(table: pd.DataFrame, *, config: dict | None = None, schem
         kinds = [t for t in types if bool(record[f"is_{t}_issue"])]
         index = int(record["index"])
         cells = [Cell(thumbs.get(index, ""), index, "img")] if thumbs else []
-        cells += [Cell(str(index), index, "num"), _label(record.get("given_label")),
-                  _label(record.get("suggested_label"))]
+        cells.append(Cell(str(index), index, "num"))
+        if "source" in table:
+            cells.append(_label(record.get("source")))
+        cells += [_label(record.get("given_label")), _label(record.get("suggested_label"))]
         if "predicted_label" in table:
             cells.append(_label(record.get("predicted_label")))
         issues = ", ".join(k.replace("_", " ") for k in kinds)

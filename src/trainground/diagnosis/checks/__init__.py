@@ -3,6 +3,7 @@
 from trainground.diagnosis.checks import (  # noqa: F401
     ambiguous,
     class_imbalance,
+    data_preparation,
     dead_units,
     distribution_shift,
     exploding_gradients,
