@@ -33,6 +33,7 @@ from trainground.gradients.tasks import TaskGradients
 from trainground.repair.actions import Action
 from trainground.repair.plan import TrainingPlan, apply_training_actions
 from trainground.repair.policy import RepairContext, run_policies
+from trainground.repair.selection import keep_best
 
 MultiTaskData = tuple[Tensor, Mapping[str, Tensor]]  # features [N, ...], {task: class ids [N]}
 
@@ -61,19 +62,24 @@ def _check(data: MultiTaskData, where: str) -> None:
             raise DataError(f"{where}: task {task!r} has {len(y)} targets for {len(x)} samples")
 
 
-def task_accuracy(model: nn.Module, data: MultiTaskData, *, batch_size: int = 1024) -> dict[str, float]:
-    """Accuracy of each task of ``model`` on ``data`` (eval mode; the mode is restored)."""
+def task_correct(model: nn.Module, data: MultiTaskData, *, batch_size: int = 1024) -> dict[str, np.ndarray]:
+    """``{task: [N] 1.0 where the row is classified correctly}`` (eval mode; the mode is restored)."""
     x, targets = data
     was = model.training
     model.eval()
-    correct = {t: 0 for t in targets}
+    correct: dict[str, list[torch.Tensor]] = {t: [] for t in targets}
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             out = model(x[i : i + batch_size])
             for t, y in targets.items():
-                correct[t] += int((out[t].argmax(dim=1) == y[i : i + batch_size]).sum())
+                correct[t].append(out[t].argmax(dim=1) == y[i : i + batch_size])
     model.train(was)
-    return {t: c / max(len(x), 1) for t, c in correct.items()}
+    return {t: torch.cat(c).numpy().astype(float) if c else np.zeros(0) for t, c in correct.items()}
+
+
+def task_accuracy(model: nn.Module, data: MultiTaskData, *, batch_size: int = 1024) -> dict[str, float]:
+    """Accuracy of each task of ``model`` on ``data`` (eval mode; the mode is restored)."""
+    return {t: float(c.mean()) if c.size else 0.0 for t, c in task_correct(model, data, batch_size=batch_size).items()}
 
 
 def fit_multitask(
@@ -157,8 +163,9 @@ def repair_task_weights(
 
     The ``task_weights`` policy acts when one task's gradient norm on the shared parameters
     is >= 10x another's; the loop stops when it does not, after ``max_rounds`` repaired
-    rounds, or when a round does not beat the best mean validation accuracy. ``build_model()``
-    is called after ``torch.manual_seed(config.seed)`` in every round.
+    rounds, or when a round is not significantly better than the kept one (``repair.selection``:
+    the paired sign test on each validation row's mean correctness over the tasks).
+    ``build_model()`` is called after ``torch.manual_seed(config.seed)`` in every round.
 
     Returns:
         :class:`MultiTaskRepairResult` (``.model``, ``.weights`` of the best round; ``test``
@@ -169,6 +176,7 @@ def repair_task_weights(
     rounds: list[MultiTaskResult] = []
     actions: list[tuple[int, Action]] = []
     tests: list[dict[str, float] | None] = []
+    scores: list[np.ndarray] = []
     best, stopped = 0, f"max_rounds ({max_rounds}) reached"
     for k in range(max_rounds + 1):
         torch.manual_seed(config.seed)
@@ -176,11 +184,12 @@ def repair_task_weights(
                                shared=shared)
         rounds.append(result)
         tests.append(task_accuracy(result.model, test) if test is not None else None)
+        scores.append(np.mean(list(task_correct(result.model, val).values()), axis=0))
         if k > 0:
-            if result.mean_val_accuracy > rounds[best].mean_val_accuracy:
-                best = k
-            else:
-                stopped = f"round {k} did not improve the mean validation accuracy"
+            previous = best
+            best, comparison = keep_best(scores, best)
+            if best != k:
+                stopped = f"round {k} against round {previous}: {comparison.describe()}; kept round {best}"
                 break
         if k == max_rounds:
             break
