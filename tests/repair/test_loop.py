@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from trainground.data import builtin_frame, inject_label_noise, load_data
 from trainground.engine import FitConfig, RunConfig
@@ -43,14 +44,34 @@ def test_the_input_is_untouched_and_the_folder_follows_the_contract(repaired):
     for name in ("config.yaml", "round_0", "repaired.csv", "quarantined.csv", "changes.csv", "actions.jsonl", "metrics.json"):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"rounds", "best_round", "before", "after", "stopped"}
+    assert set(metrics) == {"kind", "rounds", "best_round", "before", "after", "stopped", "selection"}
+    assert metrics["kind"] == "data" and metrics["selection"]["alpha"] == 0.05
     for k, row in enumerate(metrics["rounds"]):
         assert row["round"] == k and row["run_dir"] == f"round_{k}" and (out / row["run_dir"] / "sample_issues.csv").exists()
         assert 0 <= row["val_accuracy"] <= 1 and row["test_accuracy"] is None and row["trainings"] > 0
+        if k > 0:  # the paired test against the round kept before, and the class counts it trained with
+            assert row["comparison"]["against"] == k - 1 and 0 <= row["comparison"]["p_value"] <= 1
+            for counts in row["class_counts"].values():
+                assert counts["after"] >= 0.75 * counts["given"] - 1e-6
     best = metrics["best_round"]
-    assert metrics["after"]["val_accuracy"] == metrics["rounds"][best]["val_accuracy"] == max(
-        r["val_accuracy"] for r in metrics["rounds"])
+    assert metrics["after"]["val_accuracy"] == metrics["rounds"][best]["val_accuracy"]
+    assert best == 0 or metrics["rounds"][best]["comparison"]["better"]
     assert len(list((out / "round_0").glob("*"))) > 3
+
+
+def test_predict_on_the_repair_folder_uses_the_kept_rounds_measured_model(repaired):
+    from trainground.engine import predict
+    from trainground.engine.model_file import read_model_file
+
+    out, result = repaired["out"], repaired["result"]
+    kept, meta = read_model_file(out / "model.safetensors")
+    assert "early-stopped" in meta["weights"]
+    round_file, _ = read_model_file(out / f"round_{result.best_round}" / "model.safetensors")
+    assert all(torch.equal(kept[k], round_file[k]) for k in kept)
+    # the saved weights are the ones the round was measured on (early stopping's pick, not the last epoch)
+    assert all(torch.equal(kept[k], v.cpu()) for k, v in result.model.state_dict().items())
+    frame = predict(out, repaired["source"])
+    assert len(frame) == len(repaired["frame"]) and frame["predicted_label"].str.startswith("digit").all()
 
 
 def test_every_change_is_recorded_and_labels_get_more_correct(repaired):
