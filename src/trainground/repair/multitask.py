@@ -32,8 +32,8 @@ from trainground.errors import DataError
 from trainground.gradients.tasks import TaskGradients
 from trainground.repair.actions import Action
 from trainground.repair.plan import TrainingPlan, apply_training_actions
-from trainground.repair.policy import RepairContext, run_policies
-from trainground.repair.selection import keep_best
+from trainground.repair.policy import RepairContext, run_policies_reporting
+from trainground.repair.rounds import Planned, RoundOutcome, run_rounds
 
 MultiTaskData = tuple[Tensor, Mapping[str, Tensor]]  # features [N, ...], {task: class ids [N]}
 
@@ -172,36 +172,41 @@ def repair_task_weights(
         accuracies are reported per round, never used to choose).
     """
     config = config or FitConfig()
-    plan = TrainingPlan(RunConfig(fit=config), extra={"task_weights": dict(weights or {})})
-    rounds: list[MultiTaskResult] = []
-    actions: list[tuple[int, Action]] = []
-    tests: list[dict[str, float] | None] = []
-    scores: list[np.ndarray] = []
-    best, stopped = 0, f"max_rounds ({max_rounds}) reached"
-    for k in range(max_rounds + 1):
-        torch.manual_seed(config.seed)
-        result = fit_multitask(build_model(), train, val=val, config=config, weights=plan.extra["task_weights"],
-                               shared=shared)
-        rounds.append(result)
-        tests.append(task_accuracy(result.model, test) if test is not None else None)
-        scores.append(np.mean(list(task_correct(result.model, val).values()), axis=0))
-        if k > 0:
-            previous = best
-            best, comparison = keep_best(scores, best)
-            if best != k:
-                stopped = f"round {k} against round {previous}: {comparison.describe()}; kept round {best}"
-                break
-        if k == max_rounds:
-            break
-        context = RepairContext(round=k, data=None, config=plan.config,  # type: ignore[arg-type]
-                                extra=_extra(result))
-        chosen = run_policies(context, ["task_weights"])
-        if not chosen:
-            stopped = f"the task gradient norms of round {k} are balanced"
-            break
-        plan = apply_training_actions(plan, chosen)
-        actions += [(k + 1, a) for a in chosen]
-    return MultiTaskRepairResult(rounds, actions, best, stopped, tests)
+    trainer = MultiTaskRounds(build_model, train, val=val, test=test, config=config, weights=weights, shared=shared)
+    rounds = run_rounds(trainer, max_rounds=max_rounds)
+    results = [o.payload for o in rounds.outcomes]
+    return MultiTaskRepairResult([r for r, _ in results], rounds.actions, rounds.best, rounds.stopped,
+                                 [test_acc for _, test_acc in results])
+
+
+class MultiTaskRounds:
+    """The multi-task repair as a :class:`~trainground.repair.rounds.Trainer`: a round is a
+    :func:`fit_multitask`; planning runs the ``task_weights`` policy on its gradient figures."""
+
+    def __init__(self, build_model: Callable[[], nn.Module], train: MultiTaskData, *, val: MultiTaskData,
+                 test: MultiTaskData | None, config: FitConfig, weights: Mapping[str, float] | None,
+                 shared: Callable[[nn.Module], Iterable[Tensor]] | None) -> None:
+        self.build_model, self.train_data, self.val, self.test = build_model, train, val, test
+        self.config, self.shared = config, shared
+        self.plan_ = TrainingPlan(RunConfig(fit=config), extra={"task_weights": dict(weights or {})})
+
+    def train(self, k: int) -> RoundOutcome:
+        torch.manual_seed(self.config.seed)
+        result = fit_multitask(self.build_model(), self.train_data, val=self.val, config=self.config,
+                               weights=self.plan_.extra["task_weights"], shared=self.shared)
+        test = task_accuracy(result.model, self.test) if self.test is not None else None
+        scores = np.mean(list(task_correct(result.model, self.val).values()), axis=0)
+        metrics = {"round": k, "val_accuracy": result.mean_val_accuracy, "weights": result.weights}
+        self.last = result
+        return RoundOutcome(scores, metrics, (result, test))
+
+    def plan(self, k: int, last: RoundOutcome) -> Planned:
+        context = RepairContext(round=k - 1, data=None, config=self.plan_.config,  # type: ignore[arg-type]
+                                extra=_extra(self.last))
+        chosen, skipped = run_policies_reporting(context, ["task_weights"])
+        if chosen:
+            self.plan_ = apply_training_actions(self.plan_, chosen)
+        return Planned(chosen, {"skipped_policies": skipped}, f"the task gradient norms of round {k - 1} are balanced")
 
 
 def _extra(result: MultiTaskResult) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from trainground.repair.plan import TrainingPlan, apply_training_actions, prepar
 from trainground.repair.output import keep_model
 from trainground.repair.policy import RepairContext, run_policies_reporting
 from trainground.repair.result import repair_metrics
-from trainground.repair.selection import keep_best
+from trainground.repair.rounds import Planned, RoundOutcome, run_rounds
 
 ModelFactory = Callable[[IndexedDataset], nn.Module]
 OptimizerFactory = Callable[[nn.Module, FitConfig], torch.optim.Optimizer]
@@ -302,47 +302,60 @@ def repair_training(
 
 def _repair(plan, build_model, data, val_data, test_data, folder, max_rounds, policies, build_optimizer, loss_fn,
             callbacks, diagnosis, *, keep: bool) -> TrainingRepairResult:
-    rounds: list[RoundResult] = []
     log = ActionLog(folder / "actions.jsonl") if keep else None
     if log is not None:
         log.path.touch()  # the repair folder always has one, empty when nothing was repaired
-    applied: list[Action] = []
-    scores: list[np.ndarray] = []
-    models: list[nn.Module] = []
-    best, stopped = 0, f"max_rounds ({max_rounds}) reached"
-    for k in range(max_rounds + 1):
-        run_dir = folder / f"round_{k}"
-        run = train_round(plan, build_model, data, val_data=val_data, run_dir=run_dir, build_optimizer=build_optimizer,
-                          loss_fn=loss_fn, callbacks=callbacks(plan) if callbacks else (), diagnosis=diagnosis)
-        val = run.result.final.get("val_accuracy")
-        rounds.append(RoundResult(k, val, accuracy(run.model, test_data), run.trainings, applied,
-                                  list(run.diagnosis.findings), plan, run_dir if keep else None))
-        scores.append(correct_rows(run.model, val_data))
-        models.append(run.model)
-        if log is not None:
-            for action in applied:
-                log.append(action.record(k))
-        if k > 0:
-            # One rule for every repair (repair.selection): kept only when significantly better.
-            previous = best
-            best, comparison = keep_best(scores, best)
-            rounds[-1].comparison = {"against": previous, **comparison.to_json()}
-            if best != k:
-                stopped = f"round {k} against round {previous}: {comparison.describe()}; kept round {best}"
-                break
-        if k == max_rounds:
-            break
-        context = round_context(k, plan, run, run_dir=run_dir, history=[r.summary() for r in rounds])
-        plan, applied, rounds[-1].skipped_policies = next_plan(plan, context, policies)
-        if not applied:
-            stopped = f"no training finding of round {k} called for an action"
-            break
-    best_model = models[best]
-    result = TrainingRepairResult(rounds, best, best_model, stopped, folder if keep else None)
+    trainer = TrainingRounds(plan, build_model, data, val_data=val_data, test_data=test_data, folder=folder,
+                             policies=policies, build_optimizer=build_optimizer, loss_fn=loss_fn, callbacks=callbacks,
+                             diagnosis=diagnosis, keep=keep)
+    rounds = run_rounds(trainer, max_rounds=max_rounds, log=log)
+    results = []
+    for outcome in rounds.outcomes:
+        result, _ = outcome.payload
+        result.comparison = outcome.metrics.get("comparison")
+        result.skipped_policies = outcome.metrics.get("skipped_policies", {})
+        results.append(result)
+    result = TrainingRepairResult(results, rounds.best, rounds.outcomes[rounds.best].payload[1], rounds.stopped,
+                                  folder if keep else None)
     if keep:
         atomic_write_text(folder / "metrics.json", json.dumps(result.metrics(), indent=2) + "\n")
-        keep_model(folder, best)
+        keep_model(folder, rounds.best)
     return result
+
+
+class TrainingRounds:
+    """The training repair as a :class:`~trainground.repair.rounds.Trainer`: a round is a ``fit``
+    with the training diagnosis (resumable from its checkpoints); planning runs the training
+    policies on its findings and applies their actions to the plan."""
+
+    def __init__(self, plan: TrainingPlan, build_model: ModelFactory, data: IndexedDataset, *,
+                 val_data: IndexedDataset, test_data: IndexedDataset | None, folder: Path,
+                 policies: Sequence[str] | None, build_optimizer: OptimizerFactory | None, loss_fn: nn.Module | None,
+                 callbacks: Callable[[TrainingPlan], Sequence[Callback]] | None, diagnosis: DiagnosisConfig | None,
+                 keep: bool) -> None:
+        self.plan_, self.build_model, self.data, self.val_data, self.test_data = plan, build_model, data, val_data, test_data
+        self.folder, self.policies, self.build_optimizer, self.loss_fn = folder, policies, build_optimizer, loss_fn
+        self.callbacks, self.diagnosis, self.keep = callbacks, diagnosis, keep
+        self.applied: list[Action] = []
+        self.history: list[dict[str, Any]] = []
+
+    def train(self, k: int) -> RoundOutcome:
+        plan, run_dir = self.plan_, self.folder / f"round_{k}"
+        run = train_round(plan, self.build_model, self.data, val_data=self.val_data, run_dir=run_dir,
+                          build_optimizer=self.build_optimizer, loss_fn=self.loss_fn,
+                          callbacks=self.callbacks(plan) if self.callbacks else (), diagnosis=self.diagnosis)
+        result = RoundResult(k, run.result.final.get("val_accuracy"), accuracy(run.model, self.test_data),
+                             run.trainings, self.applied, list(run.diagnosis.findings), plan,
+                             run_dir if self.keep else None)
+        self.last, self.run_dir = run, run_dir
+        self.history.append(result.summary())
+        return RoundOutcome(correct_rows(run.model, self.val_data), result.summary(), (result, run.model))
+
+    def plan(self, k: int, last: RoundOutcome) -> Planned:
+        context = round_context(k - 1, self.plan_, self.last, run_dir=self.run_dir, history=self.history)
+        self.plan_, self.applied, skipped = next_plan(self.plan_, context, self.policies)
+        return Planned(self.applied, {"skipped_policies": skipped},
+                       f"no training finding of round {k - 1} called for an action")
 
 
 def _write_config(folder: Path, plan: TrainingPlan, max_rounds: int, policies: Sequence[str] | None) -> None:
