@@ -66,7 +66,7 @@ def rounds_figure(report: RepairReport) -> go.Figure | None:
                           annotation_position="bottom right", annotation_font_color=colour)
     if report.best_round is not None:
         fig.add_vline(x=report.best_round, line={"color": "#6B7280", "dash": "dash", "width": 1},
-                      annotation_text="best round", annotation_position="top left")
+                      annotation_text="kept round", annotation_position="top left")
     base_layout(fig, height=320)
     fig.update_xaxes(title_text="round", dtick=1)
     fig.update_yaxes(tickformat=".0%", title_text="accuracy")

@@ -100,7 +100,7 @@ def test_batches_holding_a_hard_sample_are_not_spikes():
 
 def test_a_real_spike_on_a_small_batch_run_is_still_found():
     loss = _small_batch_near_perfect_loss()
-    loss[400:] += 2.0  # the whole batch jumps and stays up: not one sample's doing
+    loss[400:] += 3.0  # the whole batch jumps and stays up: not one sample's doing
     findings = _run("loss_spikes", Evidence(steps=_steps(loss)))
     assert findings and findings[0].severity is Severity.WARNING and findings[0].step == 401
 

@@ -65,7 +65,8 @@ def overfitting(evidence: Evidence) -> CheckResult:
     if best == len(val) - 1 or rise < INFO_RISE or gap_growth < GAP_GROWTH:
         return result
     noise = relative_standard_error(evidence)
-    if noise is not None and rise - 1.0 <= Z_RISE * noise:
+    # (final - best) > Z standard errors of the final mean, i.e. (rise - 1) best > Z noise final.
+    if noise is not None and rise - 1.0 <= Z_RISE * noise * rise:
         return result
     severity = Severity.WARNING if rise >= WARNING_RISE else Severity.INFO
     # Onset: the first epoch after the best whose validation loss passed the threshold for good.
