@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from trainground.data import builtin_frame, inject_label_noise, load_data
 from trainground.engine import FitConfig, RunConfig
@@ -43,39 +44,61 @@ def test_the_input_is_untouched_and_the_folder_follows_the_contract(repaired):
     for name in ("config.yaml", "round_0", "repaired.csv", "quarantined.csv", "changes.csv", "actions.jsonl", "metrics.json"):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"rounds", "best_round", "before", "after", "stopped"}
+    assert set(metrics) == {"kind", "rounds", "best_round", "before", "after", "stopped", "selection"}
+    assert metrics["kind"] == "data" and metrics["selection"]["alpha"] == 0.05
     for k, row in enumerate(metrics["rounds"]):
         assert row["round"] == k and row["run_dir"] == f"round_{k}" and (out / row["run_dir"] / "sample_issues.csv").exists()
         assert 0 <= row["val_accuracy"] <= 1 and row["test_accuracy"] is None and row["trainings"] > 0
+        if k > 0:  # the paired test against the round kept before, and the class counts it trained with
+            assert row["comparison"]["against"] == k - 1 and 0 <= row["comparison"]["p_value"] <= 1
+            for counts in row["class_counts"].values():
+                assert counts["after"] >= 0.75 * counts["given"] - 1e-6
     best = metrics["best_round"]
-    assert metrics["after"]["val_accuracy"] == metrics["rounds"][best]["val_accuracy"] == max(
-        r["val_accuracy"] for r in metrics["rounds"])
+    assert metrics["after"]["val_accuracy"] == metrics["rounds"][best]["val_accuracy"]
+    assert best == 0 or metrics["rounds"][best]["comparison"]["better"]
     assert len(list((out / "round_0").glob("*"))) > 3
+
+
+def test_predict_on_the_repair_folder_uses_the_kept_rounds_measured_model(repaired):
+    from trainground.engine import predict
+    from trainground.engine.model_file import read_model_file
+
+    out, result = repaired["out"], repaired["result"]
+    kept, meta = read_model_file(out / "model.safetensors")
+    assert "early-stopped" in meta["weights"]
+    round_file, _ = read_model_file(out / f"round_{result.best_round}" / "model.safetensors")
+    assert all(torch.equal(kept[k], round_file[k]) for k in kept)
+    # the saved weights are the ones the round was measured on (early stopping's pick, not the last epoch)
+    assert all(torch.equal(kept[k], v.cpu()) for k, v in result.model.state_dict().items())
+    frame = predict(out, repaired["source"])
+    assert len(frame) == len(repaired["frame"]) and frame["predicted_label"].str.startswith("digit").all()
 
 
 def test_every_change_is_recorded_and_labels_get_more_correct(repaired):
     result, out = repaired["result"], repaired["out"]
-    assert result.best_round == 1, result.stopped  # 30 % noise on digits: relabelling must help
     records = read_actions(out / "actions.jsonl")
-    assert len(records) == len(result.actions) > 0
+    assert len(records) == len(result.actions) > 0  # every round's actions, a rejected round's too
     changes = pd.read_csv(out / "changes.csv")
     assert list(changes.columns) == ["index", "action", "old_label", "new_label", "score", "reason"]
     kept_round = {(int(r["evidence"]["target"]), r["action"]) for r in records if r["step"] <= result.best_round
                   and r["evidence"]["target"] is not None}
     assert set(zip(changes["index"], changes["action"], strict=True)) == kept_round
-    relabels = changes[changes["action"] == "relabel"]
-    assert len(relabels) > 50 and relabels["new_label"].str.startswith("digit").all()
-    # repaired.csv: the input's columns, corrected labels in the user's values
+    relabels = [a for k, a in result.actions if k == 1 and a.action == "relabel"]
+    assert len(relabels) > 50
+    # round 1's labels (replayed from the records) are more correct than the noisy input
+    truth, noisy = repaired["truth"], repaired["noisy"]
+    state = RepairState.initial(load_data(str(repaired["source"]), target="label"))
+    state, _ = apply_data_actions(state, [a for k, a in result.actions if k == 1])
+    assert (state.labels == truth).mean() > (noisy == truth).mean() + 0.05
+    # repaired.csv: the input's columns, the kept round's labels in the user's values
     table = pd.read_csv(out / "repaired.csv")
     input_columns = list(repaired["frame"].columns)
     assert list(table.columns)[: len(input_columns)] == input_columns
-    state = result.state
-    kept = state.excluded == ""
+    kept = result.state.excluded == ""
     assert len(table) == int(kept.sum())
-    truth, noisy = repaired["truth"], repaired["noisy"]
     repaired_labels = table["label"].str.removeprefix("digit").astype(int).to_numpy()
-    assert (repaired_labels == truth[kept]).mean() > (noisy == truth).mean() + 0.05
-    if state.uses_weights:
+    assert np.array_equal(repaired_labels, result.state.labels[kept])
+    if result.state.uses_weights:
         assert "trainground_weight" in table and (table["trainground_weight"] < 1).any()
     quarantined = pd.read_csv(out / "quarantined.csv")
     assert len(quarantined) == int((~kept).sum())

@@ -94,4 +94,4 @@ def test_a_round_that_does_not_help_stops_the_loop_and_round_0_is_kept(digits):
         _REGISTRY.pop("test_only_wreck_lr")
     assert len(result.rounds) == 2 and result.best_round == 0
     assert result.rounds[1].val_accuracy < result.rounds[0].val_accuracy
-    assert "did not improve" in result.stopped and result.model is not None
+    assert "not significantly better" in result.stopped and result.model is not None

@@ -127,4 +127,7 @@ def print_diagnosis(result: Diagnosis, console: Console, *, limit: int = 10) -> 
                              "early-learning window": f"epochs 0-{result.early_learning_epoch}"}
     if result.run_dir is not None:
         where["run directory"] = str(result.run_dir.path)
+        # Said plainly: the saved model is the one the run's figures (metrics.jsonl, the
+        # report, predicted_label) describe, the last epoch's, not early stopping's pick.
+        where["model.safetensors"] = f"the last epoch's weights (epoch {len(result.fit.history)})"
     console.print("  ".join(f"{k}: {v}" for k, v in where.items()), highlight=False, soft_wrap=True)

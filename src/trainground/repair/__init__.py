@@ -1,5 +1,6 @@
-"""Self-repair: policies read findings and return actions; the repair loop applies them,
-records each one, retrains and keeps the best round (see ARCHITECTURE.md, ``repair/``)."""
+"""Self-repair: policies read findings and return actions; one round runner (``rounds``) applies
+them, records each one, retrains and keeps a round only when it is significantly better
+(``selection``), for every kind of repair (see ARCHITECTURE.md, ``repair/``)."""
 
 # Register the training plan/model edits (rollback, task_weights, swap_activation, reinit_units).
 from trainground.repair import model_edits, plan_edits  # noqa: F401
@@ -15,7 +16,7 @@ from trainground.repair.edits import (
     round_loss,
     training_view,
 )
-from trainground.repair.loop import RepairResult, repair_loop
+from trainground.repair.loop import repair_loop
 from trainground.repair.plan import (
     TrainingPlan,
     apply_training_actions,
@@ -32,6 +33,9 @@ from trainground.repair.policy import (
     register_policy,
     run_policies,
 )
+from trainground.repair.result import RepairResult
+from trainground.repair.rounds import Planned, RoundOutcome, Trainer, run_rounds
+from trainground.repair.selection import ALPHA, compare, keep_best
 from trainground.repair.training import TrainingRepairResult, repair_training
 
 __all__ = [
@@ -40,5 +44,7 @@ __all__ = [
     "prepare_model", "register_policy", "run_policies",
 ]
 __all__ += ["RepairResult", "RepairState", "apply_data_actions", "repair_loop", "round_loss", "training_view"]
+# the round runner and its keep rule
+__all__ += ["ALPHA", "Planned", "RoundOutcome", "Trainer", "compare", "keep_best", "run_rounds"]
 # training repair (repair-train)
 __all__ += ["TrainingRepairResult", "repair_training"]

@@ -32,7 +32,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,22 +43,20 @@ from rich.console import Console
 from trainground.data import IndexedDataset, stratified_split
 from trainground.engine import RunConfig, RunDir
 from trainground.engine.evaluate import predict_logits
+from trainground.engine.model_file import read_model_file, save_model
 from trainground.engine.rng import seed_everything
 from trainground.errors import ConfigError
 from trainground.gradients import ActionLog
 from trainground.losses import build_loss
 from trainground.models import build_model
-from trainground.repair.actions import Action
-from trainground.repair.edits import (
-    RepairState,
-    RoundLoss,
-    apply_data_actions,
-    round_loss,
-    training_view,
-)
+from trainground.repair.class_share import cap_class_loss, class_mass, given_mass
+from trainground.repair.competence import measure_competence
+from trainground.repair.edits import RepairState, RoundLoss, round_loss, training_view
 from trainground.repair.output import change_rows, write_repair_folder
 from trainground.repair.plan import TrainingPlan, apply_training_actions, prepare_model
-from trainground.repair.policy import RepairContext, get_policy
+from trainground.repair.policy import RepairContext, get_policy, run_policies_reporting
+from trainground.repair.result import RepairResult
+from trainground.repair.rounds import Planned, RoundOutcome, run_rounds
 
 # Rounds after round 0. Each round costs one diagnosis (about half a training with early
 # stopping); the stopping rule usually ends the loop before this cap.
@@ -71,41 +68,13 @@ MAX_ROUNDS = 3
 DiagnoseFn = Callable[..., Any]
 
 
-@dataclass
-class RepairResult:
-    """What the repair did and how much it helped.
-
-    Args:
-        rounds: one dict per round (``metrics.json``'s ``rounds``).
-        best_round: the round with the best validation accuracy (ties: the later).
-        before / after: validation (and test) accuracy of round 0 and of the best round.
-        stopped: why the loop stopped.
-        state: the repair state of the best round (labels, exclusions, weights).
-        changes: ``changes.csv`` (the per-sample changes up to the best round).
-        actions: ``(round, action)`` of every applied action, rejected rounds included.
-        model: the best round's trained model.
-        data: the repaired training data of the best round (excluded rows left out).
-        out: the repair folder, or None.
-    """
-
-    rounds: list[dict[str, Any]]
-    best_round: int
-    before: dict[str, Any]
-    after: dict[str, Any]
-    stopped: str
-    state: RepairState
-    changes: pd.DataFrame
-    actions: list[tuple[int, Action]] = field(default_factory=list)
-    model: torch.nn.Module | None = field(default=None, repr=False)
-    data: IndexedDataset | None = field(default=None, repr=False)
-    out: Path | None = None
-    seconds: float = 0.0
+def _predicted(model: torch.nn.Module, features: torch.Tensor) -> np.ndarray:
+    device = next(model.parameters()).device
+    return predict_logits(model, features, device=device).argmax(1).numpy()
 
 
 def _accuracy(model: torch.nn.Module, features: torch.Tensor, labels: np.ndarray) -> float:
-    device = next(model.parameters()).device
-    predicted = predict_logits(model, features, device=device).argmax(1).numpy()
-    return float((predicted == labels).mean()) if len(labels) else float("nan")
+    return float((_predicted(model, features) == labels).mean()) if len(labels) else float("nan")
 
 
 def _split_policies(names: Sequence[str] | None) -> tuple[list[str] | None, list[str] | None]:
@@ -113,12 +82,6 @@ def _split_policies(names: Sequence[str] | None) -> tuple[list[str] | None, list
         return None, None
     specs = [get_policy(n) for n in names]
     return [s.name for s in specs if s.kind == "data"], [s.name for s in specs if s.kind == "training"]
-
-
-def _run_policies(context: RepairContext, names: list[str] | None, kind: str) -> list[Action]:
-    from trainground.repair.policy import run_policies
-
-    return run_policies(context, names, kind=kind)  # type: ignore[arg-type]
 
 
 def repair_loop(
@@ -177,107 +140,23 @@ def repair_loop(
     _, val_pos = stratified_split(data.labels.numpy(), fraction=fit_config.val_fraction, seed=fit_config.seed)
     frozen = np.zeros(len(data), dtype=bool)
     frozen[val_pos] = True
-    val_features, val_labels = data.features[frozen], data.labels.numpy()[frozen]
-
-    def run_round(k: int, state: RepairState, plan: TrainingPlan) -> tuple[Any, IndexedDataset, dict, torch.nn.Module]:
-        # Round 0 validates on the frozen split (its rows are diagnosed too); the repair rounds
-        # leave it out and validate (early stopping, the early-learning window) on a split of
-        # their own repaired rows, whose labels then agree in kind with the training labels.
-        view, view_val = training_view(data, state, frozen, with_frozen=k == 0)
-        if view_val is None:
-            _, view_val = stratified_split(view.labels.numpy(), fraction=plan.config.fit.val_fraction,
-                                           seed=plan.config.fit.seed)
-        train_rows = np.setdiff1d(np.arange(len(view)), view_val)
-        seed_everything(plan.config.fit.seed)
-        model = build_model(plan.config.model, input_shape=data.input_shape, num_classes=data.num_classes,
-                            train_features=view.features[train_rows])
-        model = prepare_model(plan, model)
-        # The repair's own loss replaces the default cross-entropy only; a loss the user chose stays.
-        loss = round_loss(state, data.num_classes, kind=repair_loss if plan.config.loss.name == "ce" else "ce")
-        if loss is None and plan.config.loss.name != "ce":
-            loss = build_loss(plan.config.loss, view.labels.numpy()[train_rows], num_classes=data.num_classes)
-        run = None
-        if folder is not None:
-            run = RunDir.create(folder.path / f"round_{k}")
-            run.write_config(plan.config.to_dict())
-        t0 = time.perf_counter()
-        diagnosis = diagnose(
-            view, fit_config=plan.config.fit, model=model, model_config=plan.config.model, run_dir=run,
-            extra_callbacks=extra_callbacks, guard=plan.config.guard, val_positions=view_val, loss_fn=loss,
-        )
-        # Early stopping's pick (weights at the best validation loss), chosen on validation data only.
-        model = getattr(diagnosis, "best_model", None) or diagnosis.fit.model
-        metrics = {
-            "round": k,
-            "val_accuracy": _accuracy(model, val_features, val_labels),
-            "test_accuracy": None if test is None else _accuracy(model, test.features, test.labels.numpy()),
-            "trainings": round(diagnosis.sample_presentations / (plan.config.fit.epochs * len(data)), 3),
-            "actions": {},
-            "run_dir": f"round_{k}",
-            "samples": len(train_rows),
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
-        return diagnosis, view, metrics, model
-
-    state, plan = RepairState.initial(data), TrainingPlan(config)
-    states, models, views = [state], [], []
     say = console.print if console is not None else (lambda *a, **k: None)
+    trainer = DataRounds(data, frozen, diagnose=diagnose, config=config, test=test, folder=folder,
+                         data_policies=data_names, training_policies=training_names, repair_loss=repair_loss,
+                         extra_callbacks=extra_callbacks, say=say)
     say(f"[bold]round 0[/]: diagnosing {len(data)} samples ({int(frozen.sum())} held out for validation)")
-    diagnosis, view, metrics, model = run_round(0, state, plan)
-    rounds, models, views = [metrics], [model], [view]
-    say(_round_line(metrics))
-    applied_all: list[tuple[int, Action]] = []
-    change_log: list[dict[str, Any]] = []
-    best, stopped = 0, f"reached the maximum of {max_rounds} repair rounds"
-    for k in range(1, max_rounds + 1):
-        context = RepairContext(
-            round=k - 1, data=view, findings=diagnosis.findings, table=diagnosis.table,
-            pred_probs=diagnosis.pred_probs, history=list(rounds), config=plan.config, run_dir=diagnosis.run_dir,
-            # The plan that trained the round: training policies skip edits it already holds.
-            # Not "resumable": this loop retrains each round from scratch, so the rollback
-            # policy (which needs a resume from a checkpoint) stays silent here.
-            extra={"frozen_index": data.index.numpy()[frozen], "plan": plan},
-        )
-        data_actions = _run_policies(context, data_names, "data")
-        training_actions = _run_policies(context, training_names, "training")
-        new_state, applied = apply_data_actions(state, data_actions)
-        if not applied and not training_actions:
-            stopped = f"round {k - 1}'s diagnosis left nothing to repair"
-            break
-        change_log += change_rows(k, state, applied, data.encoder)
-        state, plan = new_state, apply_training_actions(plan, training_actions)
-        for action in [*applied, *training_actions]:
-            applied_all.append((k, action))
-            if log is not None:
-                log.append(action.record(k))
-        say(f"[bold]round {k}[/]: " + ", ".join(f"{n} {a}" for a, n in
-                                                Counter(a.action for a in [*applied, *training_actions]).items()))
-        diagnosis, view, metrics, model = run_round(k, state, plan)
-        metrics["actions"] = dict(Counter(a.action for a in [*applied, *training_actions]))
-        rounds.append(metrics)
-        states.append(state)
-        models.append(model)
-        views.append(view)
-        say(_round_line(metrics))
-        # Stopping rule. A round at least as good as the best so far is kept: on a tie the
-        # validation split gives no evidence either way, and the repaired labels are what
-        # the diagnosis supports (with ~150 validation rows, ties are common). The loop goes
-        # on only while rounds strictly improve; the first round that does not ends it.
-        previous = rounds[best]["val_accuracy"]
-        if metrics["val_accuracy"] >= previous:
-            best = k
-        if metrics["val_accuracy"] <= previous:
-            verdict = "matched" if metrics["val_accuracy"] == previous else "did not improve"
-            stopped = (f"round {k} {verdict} the validation accuracy ({metrics['val_accuracy']:.4f} vs "
-                       f"{previous:.4f}); kept round {best}")
-            break
-    best_state = states[best]
-    changes = pd.DataFrame([{k: v for k, v in row.items() if k != "round"} for row in change_log if row["round"] <= best],
+    rounds = run_rounds(trainer, max_rounds=max_rounds, log=log, say=lambda m: say(m, highlight=False))
+    best, stopped = rounds.best, rounds.stopped
+    metrics = [o.metrics for o in rounds.outcomes]
+    best_state, best_model = rounds.outcomes[best].payload
+    changes = pd.DataFrame([{k: v for k, v in row.items() if k != "round"} for row in trainer.change_log
+                            if row["round"] <= best],
                            columns=["index", "action", "old_label", "new_label", "score", "reason"])
     pick = ("val_accuracy", "test_accuracy")
     result = RepairResult(
-        rounds=rounds, best_round=best, before={k: rounds[0][k] for k in pick}, after={k: rounds[best][k] for k in pick},
-        stopped=stopped, state=best_state, changes=changes, actions=applied_all, model=models[best],
+        rounds=metrics, best_round=best, before={k: metrics[0][k] for k in pick},
+        after={k: metrics[best][k] for k in pick},
+        stopped=stopped, state=best_state, changes=changes, actions=rounds.actions, model=best_model,
         data=_repaired_data(data, best_state), out=None if folder is None else folder.path,
     )
     if folder is not None:
@@ -287,9 +166,141 @@ def repair_loop(
     return result
 
 
+class DataRounds:
+    """The data repair as a :class:`~trainground.repair.rounds.Trainer`: a round is a dataset
+    diagnosis of the repaired data; planning runs the data and training policies on it, caps
+    the class losses and applies the actions to the repair state and the training plan.
+
+    ``frozen`` marks the validation rows that judge every round (see the module docstring).
+    """
+
+    def __init__(self, data: IndexedDataset, frozen: np.ndarray, *, diagnose: DiagnoseFn, config: RunConfig,
+                 test: IndexedDataset | None, folder: RunDir | None, data_policies: list[str] | None,
+                 training_policies: list[str] | None, repair_loss: RoundLoss, extra_callbacks: Sequence[Any],
+                 say: Callable[..., None]) -> None:
+        self.data, self.frozen, self.diagnose, self.test, self.folder = data, frozen, diagnose, test, folder
+        self.data_policies, self.training_policies = data_policies, training_policies
+        self.repair_loss, self.extra_callbacks, self.say = repair_loss, extra_callbacks, say
+        self.val_features, self.val_labels = data.features[frozen], data.labels.numpy()[frozen]
+        self.classes = data.encoder.classes
+        self.state, self.plan_ = RepairState.initial(data), TrainingPlan(config)
+        self.given = given_mass(self.state, ~frozen, data.num_classes)  # the cap counts the training rows only
+        self.change_log: list[dict[str, Any]] = []
+        self.counts: dict[str, dict[str, float]] | None = None
+        self.history: list[dict[str, Any]] = []  # every trained round's metrics, for the policies
+
+    def train(self, k: int) -> RoundOutcome:
+        data, plan, state = self.data, self.plan_, self.state
+        # Round 0 validates on the frozen split (its rows are diagnosed too); the repair rounds
+        # leave it out and validate (early stopping, the early-learning window) on a split of
+        # their own repaired rows, whose labels then agree in kind with the training labels.
+        view, view_val = training_view(data, state, self.frozen, with_frozen=k == 0)
+        if view_val is None:
+            _, view_val = stratified_split(view.labels.numpy(), fraction=plan.config.fit.val_fraction,
+                                           seed=plan.config.fit.seed)
+        train_rows = np.setdiff1d(np.arange(len(view)), view_val)
+        seed_everything(plan.config.fit.seed)
+        model = build_model(plan.config.model, input_shape=data.input_shape, num_classes=data.num_classes,
+                            train_features=view.features[train_rows])
+        model = prepare_model(plan, model)
+        # The repair's own loss replaces the default cross-entropy only; a loss the user chose stays.
+        loss = round_loss(state, data.num_classes, kind=self.repair_loss if plan.config.loss.name == "ce" else "ce")
+        if loss is None and plan.config.loss.name != "ce":
+            loss = build_loss(plan.config.loss, view.labels.numpy()[train_rows], num_classes=data.num_classes)
+        run = None
+        if self.folder is not None:
+            run = RunDir.create(self.folder.path / f"round_{k}")
+            run.write_config(plan.config.to_dict())
+        t0 = time.perf_counter()
+        diagnosis = self.diagnose(
+            view, fit_config=plan.config.fit, model=model, model_config=plan.config.model, run_dir=run,
+            extra_callbacks=self.extra_callbacks, guard=plan.config.guard, val_positions=view_val, loss_fn=loss,
+        )
+        # Early stopping's pick (weights at the best validation loss), chosen on validation data only;
+        # it is also the model saved for the round.
+        model = getattr(diagnosis, "best_model", None) or diagnosis.fit.model
+        if run is not None and run.model.exists():
+            _save_measured(run.model, model, getattr(diagnosis, "early_learning_epoch", None))
+        predicted = _predicted(model, self.val_features)
+        test = self.test
+        metrics = {
+            "round": k,
+            "val_accuracy": float((predicted == self.val_labels).mean()),
+            "test_accuracy": None if test is None else _accuracy(model, test.features, test.labels.numpy()),
+            "trainings": round(diagnosis.sample_presentations / (plan.config.fit.epochs * len(data)), 3),
+            "actions": {}, "run_dir": f"round_{k}", "samples": len(train_rows),
+            "seconds": round(time.perf_counter() - t0, 2), "comparison": None, "class_counts": self.counts,
+            "skipped_policies": {}, "findings": [], "class_cap": {},
+        }
+        self.last = (diagnosis, view, predicted)
+        self.history.append(metrics)
+        self.say(_round_line(metrics))
+        return RoundOutcome((predicted == self.val_labels).astype(float), metrics, (state, model))
+
+    def plan(self, k: int, last: RoundOutcome) -> Planned:
+        diagnosis, view, predicted = self.last
+        data, plan, state = self.data, self.plan_, self.state
+        competence = measure_competence(self.val_labels, predicted, data.num_classes)
+        context = RepairContext(
+            round=k - 1, data=view, findings=diagnosis.findings, table=diagnosis.table,
+            pred_probs=diagnosis.pred_probs, history=list(self.history), config=plan.config, run_dir=diagnosis.run_dir,
+            # The plan that trained the round: training policies skip edits it already holds.
+            # Not resumable (this loop retrains each round from scratch): the rollback policy is skipped.
+            extra={"frozen_index": data.index.numpy()[self.frozen], "plan": plan}, competence=competence,
+        )
+        data_actions, skipped = run_policies_reporting(context, self.data_policies, kind="data")
+        training_actions, skipped_training = run_policies_reporting(context, self.training_policies, kind="training")
+        skipped.update(skipped_training)
+        declined = competence.findings(self.classes) if "relabel" in (self.data_policies or ["relabel"]) else []
+        for finding in declined:
+            self.say(f"  [yellow]{finding.message}[/]", highlight=False)
+        rows = ~self.frozen
+        new_state, applied, protected = cap_class_loss(state, data_actions, rows, data.num_classes)
+        for c, n in protected.items():
+            self.say(f"  class {self.classes[c]!r}: {n} action(s) dropped so the class keeps at least 3/4 of its "
+                     "rows", highlight=False)
+        notes = _policy_notes(skipped, declined, protected, self.classes)
+        actions = [*applied, *training_actions]
+        if not actions:
+            return Planned([], notes, f"round {k - 1}'s diagnosis left nothing to repair")
+        self.change_log += change_rows(k, state, applied, data.encoder)
+        self.counts = _class_counts(self.given, class_mass(state, rows, data.num_classes),
+                                    class_mass(new_state, rows, data.num_classes), self.classes)
+        self.state, self.plan_ = new_state, apply_training_actions(plan, training_actions)
+        self.say(f"[bold]round {k}[/]: " + ", ".join(f"{n} {a}" for a, n in Counter(a.action for a in actions).items()))
+        self.say("  training rows per class (weights counted), given -> before -> after: " + "; ".join(
+            f"{label} {v['given']:g} -> {v['before']:g} -> {v['after']:g}" for label, v in self.counts.items()),
+            highlight=False)
+        return Planned(actions, notes)
+
+
 def _repaired_data(data: IndexedDataset, state: RepairState) -> IndexedDataset:
     kept = np.flatnonzero(state.excluded == "")
     return data.with_labels(state.labels).subset(kept)
+
+
+def _save_measured(path: Path, model: torch.nn.Module, epoch: int | None) -> None:
+    """Replace the round's ``model.safetensors`` (the last epoch's weights, as ``fit`` wrote it)
+    with the model the round's figures were measured on: early stopping's pick."""
+    _, meta = read_model_file(path)
+    info = {key: meta[key] for key in ("classes", "data_schema") if key in meta}
+    which = "" if epoch is None else f" (epoch {epoch + 1})"
+    info["weights"] = f"early-stopped: the epoch with the lowest validation loss{which}"
+    save_model(path, model, info=info)
+
+
+def _class_counts(given: np.ndarray, before: np.ndarray, after: np.ndarray, classes: Sequence[Any]
+                  ) -> dict[str, dict[str, float]]:
+    return {str(label): {"given": round(float(given[c]), 3), "before": round(float(before[c]), 3),
+                         "after": round(float(after[c]), 3)} for c, label in enumerate(classes)}
+
+
+def _policy_notes(skipped: dict[str, str], declined: list, protected: dict[int, int], classes: Sequence[Any]
+                      ) -> dict[str, Any]:
+    """What the policies did not do with a round's diagnosis: policies skipped (evidence this
+    loop lacks), relabels declined (findings), actions dropped by the class-share cap."""
+    return {"skipped_policies": skipped, "findings": [f.to_json() for f in declined],
+            "class_cap": {str(classes[c]): n for c, n in protected.items()}}
 
 
 def _round_line(metrics: dict[str, Any]) -> str:

@@ -32,7 +32,8 @@ from trainground.errors import DataError
 from trainground.gradients.tasks import TaskGradients
 from trainground.repair.actions import Action
 from trainground.repair.plan import TrainingPlan, apply_training_actions
-from trainground.repair.policy import RepairContext, run_policies
+from trainground.repair.policy import RepairContext, run_policies_reporting
+from trainground.repair.rounds import Planned, RoundOutcome, run_rounds
 
 MultiTaskData = tuple[Tensor, Mapping[str, Tensor]]  # features [N, ...], {task: class ids [N]}
 
@@ -61,19 +62,24 @@ def _check(data: MultiTaskData, where: str) -> None:
             raise DataError(f"{where}: task {task!r} has {len(y)} targets for {len(x)} samples")
 
 
-def task_accuracy(model: nn.Module, data: MultiTaskData, *, batch_size: int = 1024) -> dict[str, float]:
-    """Accuracy of each task of ``model`` on ``data`` (eval mode; the mode is restored)."""
+def task_correct(model: nn.Module, data: MultiTaskData, *, batch_size: int = 1024) -> dict[str, np.ndarray]:
+    """``{task: [N] 1.0 where the row is classified correctly}`` (eval mode; the mode is restored)."""
     x, targets = data
     was = model.training
     model.eval()
-    correct = {t: 0 for t in targets}
+    correct: dict[str, list[torch.Tensor]] = {t: [] for t in targets}
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             out = model(x[i : i + batch_size])
             for t, y in targets.items():
-                correct[t] += int((out[t].argmax(dim=1) == y[i : i + batch_size]).sum())
+                correct[t].append(out[t].argmax(dim=1) == y[i : i + batch_size])
     model.train(was)
-    return {t: c / max(len(x), 1) for t, c in correct.items()}
+    return {t: torch.cat(c).numpy().astype(float) if c else np.zeros(0) for t, c in correct.items()}
+
+
+def task_accuracy(model: nn.Module, data: MultiTaskData, *, batch_size: int = 1024) -> dict[str, float]:
+    """Accuracy of each task of ``model`` on ``data`` (eval mode; the mode is restored)."""
+    return {t: float(c.mean()) if c.size else 0.0 for t, c in task_correct(model, data, batch_size=batch_size).items()}
 
 
 def fit_multitask(
@@ -157,42 +163,50 @@ def repair_task_weights(
 
     The ``task_weights`` policy acts when one task's gradient norm on the shared parameters
     is >= 10x another's; the loop stops when it does not, after ``max_rounds`` repaired
-    rounds, or when a round does not beat the best mean validation accuracy. ``build_model()``
-    is called after ``torch.manual_seed(config.seed)`` in every round.
+    rounds, or when a round is not significantly better than the kept one (``repair.selection``:
+    the paired sign test on each validation row's mean correctness over the tasks).
+    ``build_model()`` is called after ``torch.manual_seed(config.seed)`` in every round.
 
     Returns:
         :class:`MultiTaskRepairResult` (``.model``, ``.weights`` of the best round; ``test``
         accuracies are reported per round, never used to choose).
     """
     config = config or FitConfig()
-    plan = TrainingPlan(RunConfig(fit=config), extra={"task_weights": dict(weights or {})})
-    rounds: list[MultiTaskResult] = []
-    actions: list[tuple[int, Action]] = []
-    tests: list[dict[str, float] | None] = []
-    best, stopped = 0, f"max_rounds ({max_rounds}) reached"
-    for k in range(max_rounds + 1):
-        torch.manual_seed(config.seed)
-        result = fit_multitask(build_model(), train, val=val, config=config, weights=plan.extra["task_weights"],
-                               shared=shared)
-        rounds.append(result)
-        tests.append(task_accuracy(result.model, test) if test is not None else None)
-        if k > 0:
-            if result.mean_val_accuracy > rounds[best].mean_val_accuracy:
-                best = k
-            else:
-                stopped = f"round {k} did not improve the mean validation accuracy"
-                break
-        if k == max_rounds:
-            break
-        context = RepairContext(round=k, data=None, config=plan.config,  # type: ignore[arg-type]
-                                extra=_extra(result))
-        chosen = run_policies(context, ["task_weights"])
-        if not chosen:
-            stopped = f"the task gradient norms of round {k} are balanced"
-            break
-        plan = apply_training_actions(plan, chosen)
-        actions += [(k + 1, a) for a in chosen]
-    return MultiTaskRepairResult(rounds, actions, best, stopped, tests)
+    trainer = MultiTaskRounds(build_model, train, val=val, test=test, config=config, weights=weights, shared=shared)
+    rounds = run_rounds(trainer, max_rounds=max_rounds)
+    results = [o.payload for o in rounds.outcomes]
+    return MultiTaskRepairResult([r for r, _ in results], rounds.actions, rounds.best, rounds.stopped,
+                                 [test_acc for _, test_acc in results])
+
+
+class MultiTaskRounds:
+    """The multi-task repair as a :class:`~trainground.repair.rounds.Trainer`: a round is a
+    :func:`fit_multitask`; planning runs the ``task_weights`` policy on its gradient figures."""
+
+    def __init__(self, build_model: Callable[[], nn.Module], train: MultiTaskData, *, val: MultiTaskData,
+                 test: MultiTaskData | None, config: FitConfig, weights: Mapping[str, float] | None,
+                 shared: Callable[[nn.Module], Iterable[Tensor]] | None) -> None:
+        self.build_model, self.train_data, self.val, self.test = build_model, train, val, test
+        self.config, self.shared = config, shared
+        self.plan_ = TrainingPlan(RunConfig(fit=config), extra={"task_weights": dict(weights or {})})
+
+    def train(self, k: int) -> RoundOutcome:
+        torch.manual_seed(self.config.seed)
+        result = fit_multitask(self.build_model(), self.train_data, val=self.val, config=self.config,
+                               weights=self.plan_.extra["task_weights"], shared=self.shared)
+        test = task_accuracy(result.model, self.test) if self.test is not None else None
+        scores = np.mean(list(task_correct(result.model, self.val).values()), axis=0)
+        metrics = {"round": k, "val_accuracy": result.mean_val_accuracy, "weights": result.weights}
+        self.last = result
+        return RoundOutcome(scores, metrics, (result, test))
+
+    def plan(self, k: int, last: RoundOutcome) -> Planned:
+        context = RepairContext(round=k - 1, data=None, config=self.plan_.config,  # type: ignore[arg-type]
+                                extra=_extra(self.last))
+        chosen, skipped = run_policies_reporting(context, ["task_weights"])
+        if chosen:
+            self.plan_ = apply_training_actions(self.plan_, chosen)
+        return Planned(chosen, {"skipped_policies": skipped}, f"the task gradient norms of round {k - 1} are balanced")
 
 
 def _extra(result: MultiTaskResult) -> dict[str, Any]:

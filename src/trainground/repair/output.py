@@ -8,7 +8,9 @@
       quarantined.csv       the excluded rows (quarantined or dropped duplicates), as given
       changes.csv           index, action, old_label, new_label, score, reason (one row per change)
       actions.jsonl         every action of every round (written by the loop as it goes)
-      metrics.json          rounds, best_round, before, after, stopped
+      metrics.json          kind, rounds, best_round, before, after, stopped, selection (``repair.result``)
+      model.safetensors     the kept round's model (a copy of round_<best_round>/model.safetensors),
+                            so ``trainground predict DIR`` uses it
 
 ``changes.csv`` and the repaired tables describe the *best* round's state; ``actions.jsonl``
 also holds the actions of a later round that was tried and rejected by the stopping rule.
@@ -17,9 +19,10 @@ also holds the actions of a later round that was tried and rejected by the stopp
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,9 +32,7 @@ from trainground.engine.atomic import atomic_write_text
 from trainground.errors import ConfigError
 from trainground.repair.actions import Action
 from trainground.repair.edits import RepairState
-
-if TYPE_CHECKING:
-    from trainground.repair.loop import RepairResult
+from trainground.repair.result import RepairResult
 
 WEIGHT_COLUMN = "trainground_weight"
 CHANGE_COLUMNS = ("index", "action", "old_label", "new_label", "score", "reason")
@@ -112,9 +113,17 @@ def write_repair_folder(path: Path, result: RepairResult, data: IndexedDataset, 
         atomic_write_text(path / "repaired.csv", repaired.to_csv(index=False))
     atomic_write_text(path / "quarantined.csv", quarantined.to_csv(index=False))
     atomic_write_text(path / "changes.csv", result.changes.to_csv(index=False))
-    metrics = {"rounds": result.rounds, "best_round": result.best_round, "before": result.before,
-               "after": result.after, "stopped": result.stopped}
-    atomic_write_text(path / "metrics.json", json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    atomic_write_text(path / "metrics.json", json.dumps(result.metrics(), indent=2, default=_json_default) + "\n")
+    keep_model(path, result.best_round)
+
+
+def keep_model(path: Path, best_round: int) -> None:
+    """Copy the kept round's ``model.safetensors`` to the repair folder (atomically), when it was saved."""
+    source = path / f"round_{best_round}" / "model.safetensors"
+    if source.exists():
+        tmp = path / "model.safetensors.tmp"
+        shutil.copyfile(source, tmp)
+        tmp.replace(path / "model.safetensors")
 
 
 def _json_default(value: Any) -> Any:

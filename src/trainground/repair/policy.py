@@ -21,6 +21,13 @@ from trainground.errors import ConfigError
 from trainground.repair.actions import Action
 
 PolicyKind = Literal["data", "training"]
+# What a loop can give a policy beyond the findings (every loop gives findings):
+#   samples         the sample table and out-of-sample probabilities of a dataset diagnosis
+#   validation      the round's model measured on the frozen validation split (``competence``)
+#   checkpoints     rounds resumable from a checkpoint (``extra["resumable"]``, ``extra["train_index"]``)
+#   unit_activity   per-unit activity of the layers a check found dead (``extra["dead_unit_ids"]``)
+#   task_gradients  per-task gradient norms on the shared parameters (``extra["task_grad_norms"]``)
+Requirement = Literal["samples", "validation", "checkpoints", "unit_activity", "task_gradients"]
 
 
 @dataclass
@@ -40,6 +47,8 @@ class RepairContext:
         config: the round's ``RunConfig`` (fit, model, loss, guard).
         run_dir: the round's run directory (``metrics.jsonl``, ``findings.json``, checkpoints),
             or None when it was kept in memory.
+        competence: the round's model on the frozen validation split
+            (:class:`~trainground.repair.competence.Competence`), or None.
         extra: anything else a policy needs (documented by whoever puts it there).
     """
 
@@ -52,6 +61,22 @@ class RepairContext:
     config: Any = None
     run_dir: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    competence: Any = None
+
+    def evidence(self) -> set[str]:
+        """The :data:`Requirement` names this context can satisfy."""
+        have = set()
+        if self.table is not None and "is_label_issue" in self.table and self.pred_probs is not None:
+            have.add("samples")
+        if self.competence is not None:
+            have.add("validation")
+        if self.extra.get("resumable"):
+            have.add("checkpoints")
+        if "dead_unit_ids" in self.extra:
+            have.add("unit_activity")
+        if "task_grad_norms" in self.extra:
+            have.add("task_gradients")
+        return have
 
     def findings_of(self, check: str) -> list[Finding]:
         return [f for f in self.findings if f.check == check]
@@ -62,25 +87,31 @@ PolicyFn = Callable[[RepairContext], list[Action]]
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """A registered policy: name, whether it changes data or training, the function."""
+    """A registered policy: name, whether it changes data or training, the function, what it reads."""
 
     name: str
     kind: PolicyKind
     fn: PolicyFn
     description: str
+    requires: tuple[Requirement, ...] = ()
 
 
 _REGISTRY: dict[str, PolicySpec] = {}
 
 
-def register_policy(name: str, *, kind: PolicyKind) -> Callable[[PolicyFn], PolicyFn]:
-    """Register ``fn(context) -> list[Action]`` under ``name``; its docstring's first line describes it."""
+def register_policy(name: str, *, kind: PolicyKind, requires: Sequence[Requirement] = ()
+                    ) -> Callable[[PolicyFn], PolicyFn]:
+    """Register ``fn(context) -> list[Action]`` under ``name``; its docstring's first line describes it.
+
+    ``requires`` names the evidence beyond the findings the policy reads (:data:`Requirement`);
+    a loop that cannot give it reports the policy as skipped instead of running it.
+    """
 
     def decorate(fn: PolicyFn) -> PolicyFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"a policy named {name!r} is already registered")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = PolicySpec(name, kind, fn, doc[0] if doc else "")
+        _REGISTRY[name] = PolicySpec(name, kind, fn, doc[0] if doc else "", tuple(requires))
         return fn
 
     return decorate
@@ -107,11 +138,27 @@ def available_policies(kind: PolicyKind | None = None) -> list[PolicySpec]:
 
 def run_policies(context: RepairContext, names: Iterable[str] | None = None, *,
                  kind: PolicyKind | None = None) -> list[Action]:
-    """Run the named policies (all registered ones of ``kind`` by default) and concatenate their actions."""
+    """Run the named policies (all registered ones of ``kind`` by default) and concatenate their actions.
+
+    A policy whose ``requires`` the context cannot satisfy is not run (see :func:`run_policies_reporting`).
+    """
+    return run_policies_reporting(context, names, kind=kind)[0]
+
+
+def run_policies_reporting(context: RepairContext, names: Iterable[str] | None = None, *,
+                           kind: PolicyKind | None = None) -> tuple[list[Action], dict[str, str]]:
+    """:func:`run_policies`, also returning ``{policy: why it was skipped}`` for the policies that
+    could not act in this loop (the evidence they need is missing), so a loop can report them."""
     specs = [get_policy(n) for n in names] if names is not None else available_policies(kind)
+    have = context.evidence()
     actions: list[Action] = []
+    skipped: dict[str, str] = {}
     for spec in specs:
         if kind is not None and spec.kind != kind:
             continue
+        missing = [r for r in spec.requires if r not in have]
+        if missing:
+            skipped[spec.name] = f"needs {', '.join(missing)}, which this repair loop does not provide"
+            continue
         actions.extend(spec.fn(context))
-    return actions
+    return actions, skipped

@@ -34,7 +34,10 @@ from trainground.errors import RunDirError
 from trainground.gradients import ActionLog
 from trainground.repair.actions import Action
 from trainground.repair.plan import TrainingPlan, apply_training_actions, prepare_model
-from trainground.repair.policy import RepairContext, run_policies
+from trainground.repair.output import keep_model
+from trainground.repair.policy import RepairContext, run_policies_reporting
+from trainground.repair.result import repair_metrics
+from trainground.repair.rounds import Planned, RoundOutcome, run_rounds
 
 ModelFactory = Callable[[IndexedDataset], nn.Module]
 OptimizerFactory = Callable[[nn.Module, FitConfig], torch.optim.Optimizer]
@@ -63,12 +66,15 @@ class RoundResult:
     findings: list[Finding]
     plan: TrainingPlan
     run_dir: Path | None = None
+    comparison: dict[str, Any] | None = None
+    skipped_policies: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """The ``metrics.json`` entry of the round (the repair-folder contract)."""
+        """The ``metrics.json`` entry of the round (the repair-folder contract, ``repair.result``)."""
         return {"round": self.round, "val_accuracy": self.val_accuracy, "test_accuracy": self.test_accuracy,
                 "trainings": self.trainings, "actions": dict(Counter(a.action for a in self.applied)),
-                "run_dir": f"round_{self.round}"}
+                "run_dir": f"round_{self.round}", "comparison": self.comparison,
+                "skipped_policies": self.skipped_policies}
 
 
 @dataclass
@@ -99,12 +105,9 @@ class TrainingRepairResult:
         return sum(r.trainings for r in self.rounds)
 
     def metrics(self) -> dict[str, Any]:
-        """``metrics.json`` of the repair folder."""
-        first = self.rounds[0]
-        return {"kind": "training", "rounds": [r.summary() for r in self.rounds], "best_round": self.best_round,
-                "before": {"val_accuracy": first.val_accuracy, "test_accuracy": first.test_accuracy},
-                "after": {"val_accuracy": self.best.val_accuracy, "test_accuracy": self.best.test_accuracy},
-                "trainings": self.trainings, "stopped": self.stopped}
+        """``metrics.json`` of the repair folder (the shape of ``repair.result``, plus ``trainings``)."""
+        return {**repair_metrics("training", [r.summary() for r in self.rounds], self.best_round, self.stopped),
+                "trainings": self.trainings}
 
 
 @dataclass
@@ -195,6 +198,13 @@ def dead_unit_ids(model: nn.Module, data: IndexedDataset, layers: Sequence[str],
     return {n: torch.nonzero(~a).flatten().tolist() for n, a in active.items()}
 
 
+def correct_rows(model: nn.Module, data: IndexedDataset) -> np.ndarray:
+    """``[N]`` 1.0 where ``model`` classifies the row of ``data`` correctly, else 0.0."""
+    device = next(model.parameters()).device
+    logits = predict_logits(model, data.features, device=device)
+    return (logits.argmax(dim=1) == data.labels).numpy().astype(float)
+
+
 def accuracy(model: nn.Module, data: IndexedDataset | None) -> float | None:
     """Accuracy of ``model`` on ``data`` (None without data)."""
     if data is None or len(data) == 0:
@@ -216,10 +226,11 @@ def round_context(round_: int, plan: TrainingPlan, run: RoundRun, *, run_dir: Pa
 
 
 def next_plan(plan: TrainingPlan, context: RepairContext,
-              policies: Sequence[str] | None = None) -> tuple[TrainingPlan, list[Action]]:
-    """Run the training policies on a round's context and apply their actions to its plan."""
-    actions = run_policies(context, policies, kind="training")
-    return apply_training_actions(plan, actions), actions
+              policies: Sequence[str] | None = None) -> tuple[TrainingPlan, list[Action], dict[str, str]]:
+    """Run the training policies on a round's context and apply their actions to its plan;
+    also return the policies skipped (``{name: why}``)."""
+    actions, skipped = run_policies_reporting(context, policies, kind="training")
+    return apply_training_actions(plan, actions), actions, skipped
 
 
 def _as_plan(config: RunConfig | FitConfig | TrainingPlan | None) -> TrainingPlan:
@@ -293,38 +304,60 @@ def repair_training(
 
 def _repair(plan, build_model, data, val_data, test_data, folder, max_rounds, policies, build_optimizer, loss_fn,
             callbacks, diagnosis, *, keep: bool) -> TrainingRepairResult:
-    rounds: list[RoundResult] = []
     log = ActionLog(folder / "actions.jsonl") if keep else None
     if log is not None:
         log.path.touch()  # the repair folder always has one, empty when nothing was repaired
-    applied: list[Action] = []
-    best, best_model, stopped = 0, None, f"max_rounds ({max_rounds}) reached"
-    for k in range(max_rounds + 1):
-        run_dir = folder / f"round_{k}"
-        run = train_round(plan, build_model, data, val_data=val_data, run_dir=run_dir, build_optimizer=build_optimizer,
-                          loss_fn=loss_fn, callbacks=callbacks(plan) if callbacks else (), diagnosis=diagnosis)
-        val = run.result.final.get("val_accuracy")
-        rounds.append(RoundResult(k, val, accuracy(run.model, test_data), run.trainings, applied,
-                                  list(run.diagnosis.findings), plan, run_dir if keep else None))
-        if log is not None:
-            for action in applied:
-                log.append(action.record(k))
-        if best_model is None or (val is not None and val > (rounds[best].val_accuracy or 0.0)):
-            best, best_model = k, run.model
-        elif k > 0:
-            stopped = f"round {k} did not improve the validation accuracy"
-            break
-        if k == max_rounds:
-            break
-        context = round_context(k, plan, run, run_dir=run_dir, history=[r.summary() for r in rounds])
-        plan, applied = next_plan(plan, context, policies)
-        if not applied:
-            stopped = f"no training finding of round {k} called for an action"
-            break
-    result = TrainingRepairResult(rounds, best, best_model, stopped, folder if keep else None)
+    trainer = TrainingRounds(plan, build_model, data, val_data=val_data, test_data=test_data, folder=folder,
+                             policies=policies, build_optimizer=build_optimizer, loss_fn=loss_fn, callbacks=callbacks,
+                             diagnosis=diagnosis, keep=keep)
+    rounds = run_rounds(trainer, max_rounds=max_rounds, log=log)
+    results = []
+    for outcome in rounds.outcomes:
+        result, _ = outcome.payload
+        result.comparison = outcome.metrics.get("comparison")
+        result.skipped_policies = outcome.metrics.get("skipped_policies", {})
+        results.append(result)
+    result = TrainingRepairResult(results, rounds.best, rounds.outcomes[rounds.best].payload[1], rounds.stopped,
+                                  folder if keep else None)
     if keep:
         atomic_write_text(folder / "metrics.json", json.dumps(result.metrics(), indent=2) + "\n")
+        keep_model(folder, rounds.best)
     return result
+
+
+class TrainingRounds:
+    """The training repair as a :class:`~trainground.repair.rounds.Trainer`: a round is a ``fit``
+    with the training diagnosis (resumable from its checkpoints); planning runs the training
+    policies on its findings and applies their actions to the plan."""
+
+    def __init__(self, plan: TrainingPlan, build_model: ModelFactory, data: IndexedDataset, *,
+                 val_data: IndexedDataset, test_data: IndexedDataset | None, folder: Path,
+                 policies: Sequence[str] | None, build_optimizer: OptimizerFactory | None, loss_fn: nn.Module | None,
+                 callbacks: Callable[[TrainingPlan], Sequence[Callback]] | None, diagnosis: DiagnosisConfig | None,
+                 keep: bool) -> None:
+        self.plan_, self.build_model, self.data, self.val_data, self.test_data = plan, build_model, data, val_data, test_data
+        self.folder, self.policies, self.build_optimizer, self.loss_fn = folder, policies, build_optimizer, loss_fn
+        self.callbacks, self.diagnosis, self.keep = callbacks, diagnosis, keep
+        self.applied: list[Action] = []
+        self.history: list[dict[str, Any]] = []
+
+    def train(self, k: int) -> RoundOutcome:
+        plan, run_dir = self.plan_, self.folder / f"round_{k}"
+        run = train_round(plan, self.build_model, self.data, val_data=self.val_data, run_dir=run_dir,
+                          build_optimizer=self.build_optimizer, loss_fn=self.loss_fn,
+                          callbacks=self.callbacks(plan) if self.callbacks else (), diagnosis=self.diagnosis)
+        result = RoundResult(k, run.result.final.get("val_accuracy"), accuracy(run.model, self.test_data),
+                             run.trainings, self.applied, list(run.diagnosis.findings), plan,
+                             run_dir if self.keep else None)
+        self.last, self.run_dir = run, run_dir
+        self.history.append(result.summary())
+        return RoundOutcome(correct_rows(run.model, self.val_data), result.summary(), (result, run.model))
+
+    def plan(self, k: int, last: RoundOutcome) -> Planned:
+        context = round_context(k - 1, self.plan_, self.last, run_dir=self.run_dir, history=self.history)
+        self.plan_, self.applied, skipped = next_plan(self.plan_, context, self.policies)
+        return Planned(self.applied, {"skipped_policies": skipped},
+                       f"no training finding of round {k - 1} called for an action")
 
 
 def _write_config(folder: Path, plan: TrainingPlan, max_rounds: int, policies: Sequence[str] | None) -> None:

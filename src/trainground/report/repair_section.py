@@ -1,11 +1,12 @@
-"""The repair section: accuracy per round against before/after, the actions taken per
-round, and the changed samples (``changes.csv``, top rows)."""
+"""The repair section: accuracy per round against before/after, the paired test that kept
+or rejected each round, the training rows per class, what the policies declined or
+skipped, the actions taken per round, and the changed samples (``changes.csv``, top rows)."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -30,6 +31,10 @@ class RepairTables:
             (lowest score: scores are in [0, 1], low = bad, as in ``CheckResult``).
         change_counts: changed samples per action in the whole ``changes.csv``.
         total_changes: rows of ``changes.csv``.
+        classes: header and rows of the class-count table (training rows per class, weights
+            counted: as given, then after each round's actions), or empty rows.
+        notes: what the policies declined (e.g. the model is too weak to relabel), skipped or
+            had trimmed by the class-share cap, one line each.
     """
 
     rounds: tuple[list[str], list[list[str]]]
@@ -38,6 +43,8 @@ class RepairTables:
     changes: list[tuple[list[str], list[Cell]]]
     change_counts: dict[str, int]
     total_changes: int
+    classes: tuple[list[str], list[list[str]]] = ([], [])
+    notes: list[str] = field(default_factory=list)
 
 
 def rounds_figure(report: RepairReport) -> go.Figure | None:
@@ -59,7 +66,7 @@ def rounds_figure(report: RepairReport) -> go.Figure | None:
                           annotation_position="bottom right", annotation_font_color=colour)
     if report.best_round is not None:
         fig.add_vline(x=report.best_round, line={"color": "#6B7280", "dash": "dash", "width": 1},
-                      annotation_text="best round", annotation_position="top left")
+                      annotation_text="kept round", annotation_position="top left")
     base_layout(fig, height=320)
     fig.update_xaxes(title_text="round", dtick=1)
     fig.update_yaxes(tickformat=".0%", title_text="accuracy")
@@ -67,14 +74,15 @@ def rounds_figure(report: RepairReport) -> go.Figure | None:
 
 
 def repair_tables(report: RepairReport, *, limit: int = TOP_CHANGES) -> RepairTables:
-    header = ["round", "validation accuracy", "test accuracy", "trainings", "actions", "run directory"]
+    header = ["round", "validation accuracy", "test accuracy", "trainings", "actions",
+              "against the kept round (rows won / lost, one-sided p)", "run directory"]
     rows = []
     for r in report.rounds:
         acted = ", ".join(f"{k} {fmt(v)}" for k, v in (r.get("actions") or {}).items()) or "-"
-        best = " (best)" if r.get("round") == report.best_round else ""
+        best = " (kept)" if r.get("round") == report.best_round else ""
         rows.append([f"{r.get('round')}{best}", fmt(r.get("val_accuracy"), percent=True),
                      fmt(r.get("test_accuracy"), percent=True), fmt(r.get("trainings")), acted,
-                     str(r.get("run_dir") or "-")])
+                     _comparison(r.get("comparison")), str(r.get("run_dir") or "-")])
     per_round: Counter[tuple[str, str]] = Counter()
     reasons: dict[tuple[str, str], str] = {}
     for a in report.actions or []:
@@ -102,7 +110,41 @@ def repair_tables(report: RepairReport, *, limit: int = TOP_CHANGES) -> RepairTa
                 cells.append(Cell(text, text))
         table_rows.append(([str(record.get("action", ""))], cells))
     return RepairTables(rounds=(header, rows), actions=actions, change_columns=columns, changes=table_rows,
-                        change_counts=counts, total_changes=len(changes))
+                        change_counts=counts, total_changes=len(changes), classes=_class_table(report.rounds),
+                        notes=_notes(report.rounds))
+
+
+def _comparison(comparison: dict | None) -> str:
+    if not comparison:
+        return "-"
+    verdict = "kept" if comparison.get("better") else "rejected"
+    return (f"{verdict} against round {comparison.get('against')}: +{comparison.get('wins')} / "
+            f"-{comparison.get('losses')}, p = {fmt(comparison.get('p_value'))}")
+
+
+def _class_table(rounds: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Rows per class: as given, then after each round's actions (weights counted)."""
+    counted = [r for r in rounds if r.get("class_counts")]
+    if not counted:
+        return [], []
+    labels = list(counted[0]["class_counts"])
+    header = ["class", "given"] + [f"round {r.get('round')}" for r in counted]
+    rows = [[label, fmt(counted[0]["class_counts"][label].get("given"))]
+            + [fmt((r["class_counts"].get(label) or {}).get("after")) for r in counted] for label in labels]
+    return header, rows
+
+
+def _notes(rounds: list[dict]) -> list[str]:
+    notes = []
+    for r in rounds:
+        k = r.get("round")
+        notes += [f"after round {k}: {f.get('message')}" for f in r.get("findings") or []]
+        for label, n in (r.get("class_cap") or {}).items():
+            notes.append(f"after round {k}: {n} action(s) on class {label!r} dropped so it keeps at least "
+                         "three quarters of its rows")
+        notes += [f"after round {k}: policy {name} skipped ({why})" for name, why in
+                  (r.get("skipped_policies") or {}).items()]
+    return notes
 
 
 def _num(text: str) -> float:

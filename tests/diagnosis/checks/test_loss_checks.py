@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
+from trainground.data import IndexedDataset, LabelEncoder
 from trainground.diagnosis import Evidence, Severity, get_check
 
 
@@ -74,3 +76,69 @@ def test_overfitting_fires_when_val_loss_doubles_with_growing_gap():
     assert finding.step == 60  # the first epoch at >= 2x the best validation loss
     healthy = epochs.assign(val_loss=[1.0, 0.6, 0.5, 0.45, 0.44, 0.45, 0.46])
     assert not _run("overfitting", Evidence(epochs=healthy))
+
+
+# ---- noise floors: what a small batch or a small validation split gives by chance is not a finding
+
+
+def _small_batch_near_perfect_loss(n: int = 600, batch: int = 16, seed: int = 0) -> np.ndarray:
+    """Batch means over ``batch`` samples of a near-perfect model with a few hard samples: most
+    samples' loss is ~0.005, 3 % of them have a loss of about 9 (confidently wrong)."""
+    rng = np.random.default_rng(seed)
+    per_sample = np.where(rng.random((n, batch)) < 0.03, rng.gamma(9.0, 1.0, (n, batch)), rng.gamma(2.0, 0.0025, (n, batch)))
+    loss = per_sample.mean(axis=1)
+    loss[:30] = np.linspace(1.1, 0.05, 30)  # the start of training
+    return loss
+
+
+def test_batches_holding_a_hard_sample_are_not_spikes():
+    for seed in range(3):
+        ev = Evidence(steps=_steps(_small_batch_near_perfect_loss(seed=seed)))
+        for name in ("loss_spikes", "oscillating_loss"):
+            assert not [f for f in _run(name, ev) if f.severity >= Severity.WARNING], (name, seed)
+
+
+def test_a_real_spike_on_a_small_batch_run_is_still_found():
+    loss = _small_batch_near_perfect_loss()
+    loss[400:] += 3.0  # the whole batch jumps and stays up: not one sample's doing
+    findings = _run("loss_spikes", Evidence(steps=_steps(loss)))
+    assert findings and findings[0].severity is Severity.WARNING and findings[0].step == 401
+
+
+def _overfit_epochs(rise: float) -> pd.DataFrame:
+    val = [0.6, 0.2, 0.05, 0.05 * rise]
+    train = [0.7, 0.2, 0.02, 0.001]
+    return pd.DataFrame({"step": [10, 20, 30, 40], "epoch": range(4), "train_loss": train, "val_loss": val})
+
+
+class _Fixed(torch.nn.Module):
+    """Returns fixed logits per row (the validation rows' per-sample losses are chosen)."""
+
+    def __init__(self, logits: torch.Tensor):
+        super().__init__()
+        self.logits = torch.nn.Parameter(logits, requires_grad=False)
+
+    def forward(self, x):
+        return self.logits[x[:, 0].long()]
+
+
+def _val(n: int) -> IndexedDataset:
+    return IndexedDataset(features=torch.arange(n, dtype=torch.float32)[:, None], labels=torch.zeros(n, dtype=torch.long),
+                          index=torch.arange(n), encoder=LabelEncoder((0, 1)), kind="table", name="v")
+
+
+def test_an_overfitting_rise_within_the_noise_of_a_small_split_is_silent():
+    n = 15
+    logits = torch.tensor([[6.0, 0.0]] * n)
+    logits[0] = torch.tensor([0.0, 1.2])  # one sample carries most of the loss
+    small = Evidence(epochs=_overfit_epochs(2.5), model=_Fixed(logits), val=_val(n))
+    assert _run("overfitting", small) == []
+    # the same rise without the validation data: the old rule alone warns
+    assert _run("overfitting", Evidence(epochs=_overfit_epochs(2.5)))[0].severity is Severity.WARNING
+
+
+def test_an_overfitting_rise_shared_by_many_samples_is_found():
+    n = 400
+    logits = torch.tensor([[3.0, 0.0]] * n)  # every sample's loss rose alike
+    (finding,) = _run("overfitting", Evidence(epochs=_overfit_epochs(2.5), model=_Fixed(logits), val=_val(n)))
+    assert finding.severity is Severity.WARNING and finding.evidence["val_samples"] == n

@@ -118,3 +118,25 @@ def test_lr_too_low(small):
 def test_lr_too_high_diverges(small):
     found = _diagnose(small, _mlp(small, hidden=(256, 256)), optimizer="sgd", lr=3.0, guard=UNGUARDED)
     assert {"lr_too_high", "loss_spikes"} <= _checks(found)
+
+
+def test_a_small_table_with_small_batches_raises_no_training_warning():
+    """Issue 14's setting: iris, the default model, Adam 1e-2, batch 16, fit's 10 % split (15
+    validation rows). Before the noise floors: "41 loss spikes" and an overfitting warning."""
+    from sklearn.datasets import load_iris
+
+    from trainground.data import IndexedDataset, LabelEncoder, stratified_split
+    from trainground.models import ModelConfig, build_model
+
+    d = load_iris()
+    data = IndexedDataset(features=torch.tensor(d.data, dtype=torch.float32), labels=torch.tensor(d.target),
+                          index=torch.arange(len(d.target)), encoder=LabelEncoder.fit(d.target), kind="table",
+                          name="iris")
+    train_pos, val_pos = stratified_split(d.target, fraction=0.1, seed=0)
+    train, val = data.subset(train_pos), data.subset(val_pos)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(), input_shape=train.input_shape, num_classes=3, train_features=train.features)
+    callback = DiagnosisCallback(DiagnosisConfig(check_every=50), train_data=train, val_data=val)
+    config = FitConfig(optimizer="adam", lr=1e-2, batch_size=16, epochs=60, seed=0, device="cpu", threads=1)
+    fit(model, train, val_data=val, config=config, callbacks=[callback])
+    assert not [f.message for f in callback.findings if f.severity >= Severity.WARNING]

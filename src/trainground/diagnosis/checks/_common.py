@@ -75,17 +75,24 @@ def initial_loss(steps: pd.DataFrame | None, n: int = 10) -> float:
     return float(np.median(loss[:n])) if loss.size else float("nan")
 
 
-def block_means(steps: pd.DataFrame | None, blocks: int = 40, min_block: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def block_means(steps: pd.DataFrame | None, blocks: int = 40, min_block: int = 10, *,
+                with_noise: bool = False) -> tuple[np.ndarray, ...]:
     """Loss averaged over consecutive blocks of steps (about ``blocks`` of them, each at least
-    ``min_block`` steps, so mini-batch noise is averaged down); returns block end steps and means."""
+    ``min_block`` steps, so mini-batch noise is averaged down); returns block end steps and means,
+    and with ``with_noise`` the expected |difference| of two block means from sampling alone,
+    ``2 s / sqrt(pi m)`` per block (``s``: the spread of its ``m`` step losses)."""
     step, loss = finite_losses(steps)
     if loss.size < 2 * min_block:
-        return np.empty(0, dtype=np.int64), np.empty(0)
+        empty = (np.empty(0, dtype=np.int64), np.empty(0))
+        return (*empty, np.empty(0)) if with_noise else empty
     size = max(min_block, loss.size // blocks)
     n = loss.size // size
-    means = loss[: n * size].reshape(n, size).mean(axis=1)
+    blocked = loss[: n * size].reshape(n, size)
     ends = step[size - 1 : n * size : size]
-    return ends, means
+    if not with_noise:
+        return ends, blocked.mean(axis=1)
+    noise = 2.0 * blocked.std(axis=1, ddof=1) / np.sqrt(np.pi * size)
+    return ends, blocked.mean(axis=1), noise
 
 
 def fmt(x: float) -> str:

@@ -38,7 +38,7 @@ def conflicting_copies(features: np.ndarray, labels: np.ndarray, exact: np.ndarr
     return out
 
 
-@register_policy("drop_duplicates", kind="data")
+@register_policy("drop_duplicates", kind="data", requires=("samples",))
 def drop_duplicates(context: RepairContext) -> list[Action]:
     """Drop exact duplicates whose label disagrees with the label most of their copies carry.
 

@@ -9,7 +9,7 @@ from trainground.repair.policies._evidence import STRONG_EVIDENCE, label_evidenc
 from trainground.repair.policy import RepairContext, register_policy
 
 
-@register_policy("quarantine", kind="data")
+@register_policy("quarantine", kind="data", requires=("samples",))
 def quarantine(context: RepairContext) -> list[Action]:
     """Quarantine flagged samples whose label is below chance and that are not relabelled.
 

@@ -10,7 +10,7 @@ from trainground.repair.policy import RepairContext, register_policy
 NAME = "reinit_dead_units"
 
 
-@register_policy(NAME, kind="training")
+@register_policy(NAME, kind="training", requires=("unit_activity",))
 def reinit_dead_units(context: RepairContext) -> list[Action]:
     """Re-draw the weights of the dead units of a layer >= 90 % dead (the check's error level).
 

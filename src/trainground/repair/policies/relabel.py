@@ -9,7 +9,7 @@ from trainground.repair.policies._evidence import STRONG_EVIDENCE, label_evidenc
 from trainground.repair.policy import RepairContext, register_policy
 
 
-@register_policy("relabel", kind="data")
+@register_policy("relabel", kind="data", requires=("samples", "validation"))
 def relabel(context: RepairContext) -> list[Action]:
     """Relabel flagged samples to the suggested label when it holds the majority of the probability.
 
@@ -17,14 +17,19 @@ def relabel(context: RepairContext) -> list[Action]:
     probability of the suggested class is at least one half (and that class is the most
     probable one); see ``_evidence`` for why. The action's score is the probability of
     the label it replaces (low = the old label was clearly wrong).
+
+    Only where the model is competent (``repair.competence``): never when its validation
+    skill over the majority-class baseline is below one half, and never into a class whose
+    validation precision is not above one half. The loop reports why it declined.
     """
     evidence = label_evidence(context)
-    if evidence is None:
+    if evidence is None or context.competence is None:
         return []
+    allowed = context.competence.may_relabel_into()
     decode = context.data.encoder.decode
     p_new = evidence.suggested_prob()
     actions = []
-    for row in np.flatnonzero(evidence.strong()):
+    for row in np.flatnonzero(evidence.strong() & allowed[evidence.suggested]):
         old, new = int(evidence.given[row]), int(evidence.suggested[row])
         actions.append(Action(
             "relabel", "relabel", target=int(evidence.index[row]), value=new, score=float(evidence.label_score[row]),

@@ -9,7 +9,7 @@ from trainground.repair.policies._evidence import label_evidence
 from trainground.repair.policy import RepairContext, register_policy
 
 
-@register_policy("reweight", kind="data")
+@register_policy("reweight", kind="data", requires=("samples",))
 def reweight(context: RepairContext) -> list[Action]:
     """Down-weight unflagged samples whose given label is not the early-learning favourite.
 

@@ -94,7 +94,7 @@ def good_checkpoint(run_dir: Any, before: int) -> tuple[int, Path] | None:
     return max(good) if good else None
 
 
-@register_policy(NAME, kind="training")
+@register_policy(NAME, kind="training", requires=("checkpoints",))
 def rollback(context: RepairContext) -> list[Action]:
     """On a persistent spike, resume the next round from the last checkpoint before it (isolated spiking batches skipped)."""
     spike = persistent_spike(context) if context.extra.get("resumable") else None

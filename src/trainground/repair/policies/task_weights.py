@@ -27,7 +27,7 @@ def balanced_weights(norms: dict[str, float], weights: dict[str, float]) -> dict
     return {t: weights.get(t, 1.0) * quiet / n for t, n in norms.items()}
 
 
-@register_policy(NAME, kind="training")
+@register_policy(NAME, kind="training", requires=("task_gradients",))
 def task_weights(context: RepairContext) -> list[Action]:
     """Scale task loss weights to equal gradient norms when one task's norm is >= 10x another's.
 

@@ -1,0 +1,113 @@
+"""Is the model good enough to relabel? Measured on the frozen validation split, before relabelling.
+
+A relabel replaces the label a person gave with the model's prediction. That is only
+sound where the model's predictions are more often right than wrong, so the relabel
+policy asks two questions of the round's model on the validation rows (labels as given,
+never trained on), both fixed before any run:
+
+- **Skill over the majority baseline** (the forecast-verification skill score,
+  ``(accuracy - majority) / (1 - majority)``, where ``majority`` is the accuracy of always
+  predicting the most frequent class) must be at least :data:`MIN_SKILL` = 1/2: the model
+  must get right more than half of the rows the baseline gets wrong. A model barely above
+  the baseline has mostly learned the class prior, and its "corrections" would move rows
+  into the frequent classes (issue 14: 68 % accuracy on a hard survey table, one class
+  shrunk from 177 rows to 22).
+- **Per class**, relabelling *into* class ``c`` is allowed only when the model's
+  validation precision for ``c`` (of the rows it predicts as ``c``, the share labelled
+  ``c``) is above :data:`MIN_PRECISION` = 1/2: its ``c`` is then more likely right than
+  wrong, the same majority principle as the per-sample rule (``policies/_evidence``).
+
+Both are measured against noisy labels, which lowers them (a right prediction on a
+wrongly labelled row counts as an error), so the gate errs on the side of not
+relabelling; under symmetric noise at rate ``r`` with ``K`` classes a perfect model's
+measured skill is ``1 - r K / (K - 1)``, so the gate stops relabelling when about half of
+the labels are wrong, where no label-based repair is trustworthy anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainground.diagnosis import Finding, Severity
+
+MIN_SKILL = 0.5
+MIN_PRECISION = 0.5
+
+
+@dataclass(frozen=True)
+class Competence:
+    """The round's model on the validation rows.
+
+    Attributes:
+        accuracy: validation accuracy (labels as given).
+        majority: accuracy of always predicting the most frequent validation class.
+        skill: ``(accuracy - majority) / (1 - majority)``.
+        precision: ``[C]`` validation precision per predicted class (NaN: never predicted).
+        predicted: ``[C]`` validation rows predicted as each class.
+    """
+
+    accuracy: float
+    majority: float
+    skill: float
+    precision: np.ndarray
+    predicted: np.ndarray
+
+    @property
+    def skilled(self) -> bool:
+        return bool(self.skill >= MIN_SKILL)
+
+    def may_relabel_into(self) -> np.ndarray:
+        """``[C]`` whether relabelling into each class is allowed."""
+        precise = np.nan_to_num(self.precision, nan=0.0) > MIN_PRECISION
+        return precise & self.skilled
+
+    def findings(self, classes: tuple) -> list[Finding]:
+        """Why relabelling is declined (globally or for some classes); empty when it is allowed everywhere."""
+        figures = {"val_accuracy": round(self.accuracy, 4), "majority_baseline": round(self.majority, 4),
+                   "skill": round(self.skill, 4), "min_skill": MIN_SKILL}
+        if not self.skilled:
+            return [Finding(
+                check="relabel_competence", severity=Severity.WARNING, subject="dataset",
+                message=(f"the model is too weak to relabel: validation accuracy {100 * self.accuracy:.1f} % against "
+                         f"{100 * self.majority:.1f} % for always predicting the most frequent class (skill "
+                         f"{self.skill:.2f} < {MIN_SKILL}); no label is changed"),
+                evidence=figures,
+                suggestion="a better model (features, capacity, training) must come first; review the flagged rows "
+                           "by hand (sample_issues.csv) rather than trusting the suggested labels",
+            )]
+        weak = [c for c in range(len(self.precision)) if not self.may_relabel_into()[c]]
+        if not weak:
+            return []
+        names = ", ".join(f"{classes[c]!r} ({_pct(self.precision[c])} of {int(self.predicted[c])})" for c in weak)
+        return [Finding(
+            check="relabel_competence", severity=Severity.INFO, subject="dataset",
+            message=(f"no row is relabelled into {len(weak)} class(es) whose validation precision is not above "
+                     f"{MIN_PRECISION}: {names}"),
+            evidence={**figures, "classes": [str(classes[c]) for c in weak],
+                      "precision": [None if np.isnan(self.precision[c]) else round(float(self.precision[c]), 4)
+                                    for c in weak], "min_precision": MIN_PRECISION},
+            suggestion="the model's predictions of these classes are as often wrong as right; check their rows by hand",
+        )]
+
+
+def _pct(value: float) -> str:
+    return "never predicted" if np.isnan(value) else f"{100 * value:.0f} %"
+
+
+def measure_competence(given: np.ndarray, predicted: np.ndarray, num_classes: int) -> Competence:
+    """:class:`Competence` from the validation rows' given and predicted class ids."""
+    given, predicted = np.asarray(given, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    n = len(given)
+    if n == 0:
+        return Competence(float("nan"), float("nan"), float("-inf"), np.full(num_classes, np.nan),
+                          np.zeros(num_classes, dtype=np.int64))
+    accuracy = float((given == predicted).mean())
+    majority = float(np.bincount(given, minlength=num_classes).max() / n)
+    skill = (accuracy - majority) / (1.0 - majority) if majority < 1.0 else float("-inf")
+    counts = np.bincount(predicted, minlength=num_classes)
+    hits = np.bincount(predicted[given == predicted], minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
+    return Competence(accuracy, majority, float(skill), precision, counts)
