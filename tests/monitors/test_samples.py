@@ -92,7 +92,8 @@ def _fit(digits, run_dir, epochs, resume=False):
     data = digits.subset(np.arange(300))
     model = MLP(64, 10, hidden=(32,)).fit_input_stats(data.features)
     recorder = SampleRecorder(data.index, 10, path=run_dir / "samples.parquet")
-    config = FitConfig(epochs=epochs, batch_size=64, val_fraction=0.2, device="cpu", keep_checkpoints=5)
+    config = FitConfig(epochs=epochs, batch_size=64, val_fraction=0.2, device="cpu", keep_checkpoints=5,
+                       checkpoint_seconds=0.0)  # a checkpoint at every epoch end
     fit(model, data, config=config, callbacks=[RecordSamples(recorder, val_data=None)], run_dir=run_dir, resume=resume)
     return recorder
 
