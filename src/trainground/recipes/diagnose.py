@@ -55,8 +55,9 @@ from trainground.engine.atomic import atomic_write_text
 from trainground.engine.evaluate import predict_logits
 from trainground.engine.metrics import read_metrics
 from trainground.engine.rng import seed_everything
+from trainground.engine.rundir import check_inputs_outside
 from trainground.engine.sample_recording import RecordSamples
-from trainground.errors import ConfigError, DataError
+from trainground.errors import ConfigError, DataError, TraingroundError
 from trainground.gradients import GuardConfig
 from trainground.models import ModelConfig, build_model
 from trainground.monitors.samples import SampleRecorder
@@ -158,6 +159,8 @@ def diagnose_dataset(
             train_features=train.features,
         )
     initial = copy.deepcopy(model)  # the second pass starts from the same initial weights
+    if run is not None:
+        run.record(run.samples.name)  # the recorder writes its parts itself, not through atomic.py
     recorder = SampleRecorder(data.index, data.num_classes, path=None if run is None else run.samples)
     window = EarlyLearningWindow(recorder, patience=patience)
     watchers: list[Callback] = []
@@ -268,18 +271,25 @@ def diagnose(
     With ``out`` the run directory is created there (``overwrite`` replaces an earlier run)
     and ``config.yaml`` records what was done.
     """
-    data = load_data(str(source), target=target)
+    if out is not None:
+        check_inputs_outside(out, [source])
+    data = load_data(str(source), target=target)  # before the folder exists: a bad input leaves none
     fit_config = fit_config or FitConfig()
     model_config = model_config or ModelConfig()
     run = None
     if out is not None:
-        run = RunDir.create(out, overwrite=overwrite)
+        run = RunDir.create(out, overwrite=overwrite, inputs=[source])
         run.write_config(RunConfig(
             data=DataConfig(source=str(source), target=target), model=model_config, fit=fit_config,
         ).to_dict())
-    return diagnose_dataset(
-        data, fit_config=fit_config, model_config=model_config, run_dir=run, extra_callbacks=extra_callbacks,
-    )
+    try:
+        return diagnose_dataset(
+            data, fit_config=fit_config, model_config=model_config, run_dir=run, extra_callbacks=extra_callbacks,
+        )
+    except TraingroundError:
+        if run is not None:
+            run.discard()  # refused by a check: nothing of the run stays
+        raise
 
 
 def find_sample_issues(

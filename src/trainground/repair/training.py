@@ -29,8 +29,8 @@ from trainground.data import IndexedDataset
 from trainground.diagnosis import DiagnosisCallback, DiagnosisConfig, Finding
 from trainground.engine import Callback, FitConfig, RunConfig, fit, predict_logits
 from trainground.engine.atomic import atomic_write_text
+from trainground.engine.checkpoint import read_checkpoint
 from trainground.engine.loop import make_optimizer, resolve_device
-from trainground.errors import RunDirError
 from trainground.gradients import ActionLog
 from trainground.repair.actions import Action
 from trainground.repair.plan import TrainingPlan, apply_training_actions, prepare_model
@@ -143,7 +143,7 @@ def train_round(plan: TrainingPlan, build_model: ModelFactory, data: IndexedData
     resume = plan.extra.get("resume_from")
     checkpoint = None
     if resume:
-        checkpoint = torch.load(resume["checkpoint"], map_location="cpu", weights_only=True)
+        checkpoint = read_checkpoint(Path(resume["checkpoint"]))  # verified against its checksum
         model.load_state_dict(checkpoint["model"])
         fit_config.epochs = max(1, fit_config.epochs - int(checkpoint["epoch"]))
     model = prepare_model(plan, model)
@@ -277,10 +277,10 @@ def repair_training(
     """
     plan = _as_plan(config)
     if out is not None:
-        folder = Path(out)
-        if folder.exists() and any(folder.iterdir()):
-            raise RunDirError(f"{folder}: the repair folder must be new or empty")
-        folder.mkdir(parents=True, exist_ok=True)
+        from trainground.engine import RunDir
+
+        folder = RunDir.create(out).path  # new or empty; its manifest lists what the repair writes
+        RunDir(folder).record("actions.jsonl")
         _write_config(folder, plan, max_rounds, policies)
         return _repair(plan, build_model, data, val_data, test_data, folder, max_rounds, policies, build_optimizer,
                        loss_fn, callbacks, diagnosis, keep=True)
