@@ -166,7 +166,7 @@ def fit_command(
     else:
         # Precedence: defaults < YAML file < command-line options.
         values = read_yaml(config) if config is not None else {}
-        run_config = RunConfig.from_dict(values, where=str(config) if config else "config")
+        run_config = RunConfig.from_dict(values, where=f"{config}:" if config else "config")
         run_config.data.source = data
         if target is not None:
             run_config.data.target = target

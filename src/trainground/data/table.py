@@ -26,6 +26,12 @@ from torch import Tensor
 
 from trainground.data.dataset import IndexedDataset
 from trainground.data.labels import LabelEncoder
+from trainground.data.validate import (
+    check_classification_target,
+    check_fits_float32,
+    check_header,
+    check_unique_names,
+)
 from trainground.errors import DataError
 
 CSV_SUFFIXES = (".csv",)
@@ -103,6 +109,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     is_csv = suffix in CSV_SUFFIXES
+    check_header(path, is_csv=is_csv)
     frame = _read_csv(path) if is_csv else _read_parquet(path)
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows" + (" (only a header line)" if is_csv else ""))
@@ -195,6 +202,7 @@ def frame_to_dataset(
             f"{source}: no target column {target!r}{hint} (columns: {', '.join(columns)})"
         )
     labels = frame[target]
+    check_classification_target(labels, target=target, source=source)
     missing = np.flatnonzero(labels.isna().to_numpy())
     if len(missing):
         raise DataError(
@@ -265,9 +273,7 @@ def encode_table(frame: pd.DataFrame, schema: TableSchema, *, source: str) -> Te
 def _named_columns(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
     """The frame with text column names, refusing duplicates (``frame[c]`` must be one column)."""
     names = [str(c) for c in frame.columns]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise DataError(f"{source}: duplicate column name(s) {', '.join(map(repr, twice))}")
+    check_unique_names(names, source=source)
     return frame.set_axis(names, axis=1)
 
 
@@ -393,6 +399,7 @@ def _numeric(series: pd.Series, *, column: str, rows: _RowNamer) -> np.ndarray:
             f"{_count(len(invalid), 'missing or infinite value')}, at {rows.describe(invalid, notes)}; "
             f"fill them in or drop those rows"
         )
+    check_fits_float32(values, column=column, rows=rows)
     return values
 
 

@@ -100,7 +100,7 @@ def resume_config(
     run: RunDir, *, source: str | None, epochs: int | None, target: str | None = None, seed: int | None = None
 ) -> RunConfig:
     """The config a run was started with; ``epochs`` may rise to train longer, nothing else may change."""
-    config = RunConfig.from_dict(run.read_config(), where=str(run.config))
+    config = RunConfig.from_dict(run.read_config(), where=f"{run.config}:")
     if source is not None and not _same_source(source, config.data.source):
         raise RunDirError(f"{run.path}: cannot resume: the run was trained on {config.data.source}, not {source}")
     for name, given, saved in (("target", target, config.data.target), ("seed", seed, config.fit.seed)):

@@ -27,6 +27,7 @@ import pandas as pd
 from trainground.data import IndexedDataset, LabelEncoder, TableSchema
 from trainground.engine.atomic import atomic_write_text
 from trainground.errors import ConfigError
+from trainground.jsonsafe import json_safe
 from trainground.repair.actions import Action
 from trainground.repair.edits import RepairState
 
@@ -110,10 +111,5 @@ def write_repair_folder(path: Path, result: RepairResult, data: IndexedDataset, 
     atomic_write_text(path / "changes.csv", result.changes.to_csv(index=False))
     metrics = {"rounds": result.rounds, "best_round": result.best_round, "before": result.before,
                "after": result.after, "stopped": result.stopped}
-    atomic_write_text(path / "metrics.json", json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    atomic_write_text(path / "metrics.json", json.dumps(json_safe(metrics), indent=2) + "\n")
 
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -32,6 +32,7 @@ from trainground.engine.atomic import atomic_write_text
 from trainground.engine.checkpoint import read_checkpoint
 from trainground.engine.loop import make_optimizer, resolve_device
 from trainground.gradients import ActionLog
+from trainground.jsonsafe import json_safe
 from trainground.repair.actions import Action
 from trainground.repair.plan import TrainingPlan, apply_training_actions, prepare_model
 from trainground.repair.policy import RepairContext, run_policies
@@ -321,7 +322,7 @@ def _repair(plan, build_model, data, val_data, test_data, folder, max_rounds, po
             break
     result = TrainingRepairResult(rounds, best, best_model, stopped, folder if keep else None)
     if keep:
-        atomic_write_text(folder / "metrics.json", json.dumps(result.metrics(), indent=2) + "\n")
+        atomic_write_text(folder / "metrics.json", json.dumps(json_safe(result.metrics()), indent=2) + "\n")
     return result
 
 
