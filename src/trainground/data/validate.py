@@ -58,7 +58,8 @@ def check_unique_names(names: list[str], *, source: str, target: str | None = No
         return
     shown = ", ".join(map(repr, twice))
     leak = f"; a second copy of the target {target!r} would leak the label" if target in twice else ""
-    raise DataError(f"{source}: column name(s) {shown} appear more than once{leak}; rename or drop the copies")
+    raise DataError(f"{source}: duplicate column name(s) {shown}{leak}; rename or drop the copies "
+                    "(pandas would rename a copy and use it as a feature)")
 
 
 def check_fits_float32(values: np.ndarray, *, column: str, rows: RowNamer) -> None:

@@ -53,6 +53,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         options = [a for a in args if a is not type(None)]
         if len(options) == 1 and is_dataclass(options[0]) and isinstance(value, Mapping):
             return from_dict(options[0], value, where)  # an optional section: its error names the bad key
+        if len(options) == 1:
+            return _coerce(options[0], value, where)  # "X | None": X's own error (e.g. its range)
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _coerce(arg, value, where)

@@ -14,6 +14,7 @@ from trainground.engine.atomic import atomic_write_text
 from trainground.engine.lock import RunLock, is_locked_elsewhere
 from trainground.engine.manifest import (
     LOCK_NAME,
+    MANIFEST_NAME,
     foreign_entries,
     manifest_path,
     note_written,
@@ -115,9 +116,9 @@ class RunDir:
                               "pass the real folder as --out")
         data = read_manifest(self.path)
         if data is None:
-            what = ("was written by an older trainground (no run manifest)" if self.is_run()
-                    else "is not a trainground run directory (no run manifest)")
-            raise RunDirError(f"{self.path}: {what}; refusing to delete it even with --overwrite. "
+            older = " (or a run of a trainground older than the manifest)" if self.is_run() else ""
+            raise RunDirError(f"{self.path}: not a trainground run directory{older}: it has no "
+                              f"{MANIFEST_NAME}; refusing to delete it even with --overwrite. "
                               "Delete it yourself or choose another --out")
         if is_locked_elsewhere(self.path / LOCK_NAME):
             raise RunDirError(f"{self.path}: another trainground process is writing this run directory; "
