@@ -65,7 +65,7 @@ class Finding:
     def to_json(self) -> dict[str, Any]:
         return {
             "check": self.check, "severity": self.severity.value, "subject": self.subject,
-            "message": self.message, "evidence": json_safe(self.evidence), "suggestion": self.suggestion,
+            "message": self.message, "evidence": json_safe(self.evidence, nonfinite="text"), "suggestion": self.suggestion,
             "step": self.step,
         }
 
