@@ -78,12 +78,14 @@ def check_classification_target(labels: pd.Series, *, target: str, source: str) 
     present = labels.dropna()
     distinct = present.nunique()
     numeric = pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present)
-    fractional = numeric and bool((np.asarray(present, dtype=float) % 1 != 0).any())
+    values = np.asarray(present, dtype=float) if numeric else np.zeros(0)
+    values = values[np.isfinite(values)]
+    fractional = bool((values % 1 != 0).any())
     continuous = fractional and distinct >= CONTINUOUS_MIN_DISTINCT
     too_many = distinct > MANY_CLASSES and distinct > len(present) / 2
     if not (continuous or too_many):
         return
-    examples = ", ".join(str(v) for v in present.unique()[:3])
+    examples = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in present.unique()[:3])
     what = "looks continuous" if continuous else "has a class for nearly every row"
     raise DataError(
         f"{source}: target column {target!r} {what} ({distinct} distinct values in {len(present)} rows, "

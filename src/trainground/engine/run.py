@@ -135,7 +135,7 @@ def run_fit(
         # an image folder would become a class of every later run).
         check_inputs_outside(out, [config.data.source])
         prepared = prepare_data(config.data)
-        run = RunDir.create(out, overwrite=overwrite, inputs=[config.data.source])
+        run = RunDir.create(out, overwrite=overwrite, inputs=[config.data.source], resumable=True)
     try:
         result = _train(config, run, prepared, resume=resume, callbacks=callbacks)
     except TraingroundError:

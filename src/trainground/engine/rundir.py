@@ -76,13 +76,15 @@ class RunDir:
         record(self.path, *names)
 
     @classmethod
-    def create(cls, path: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path | None] = ()) -> RunDir:
+    def create(cls, path: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path | None] = (),
+               resumable: bool = False) -> RunDir:
         """A fresh, empty run directory at ``path``, locked by this process.
 
         An existing non-empty folder is an error unless ``overwrite`` is set, and even
         then only what the folder's manifest lists is deleted: a folder trainground did
         not create, or one holding anything else (a user's notes), is refused. So is a
         folder that holds one of ``inputs`` (the data being read, a config file).
+        ``resumable``: the caller has a ``--resume`` to suggest (only ``fit`` does).
         """
         run = cls(path)
         check_inputs_outside(run.path, inputs)
@@ -95,7 +97,7 @@ class RunDir:
                 if not overwrite:
                     raise RunDirError(
                         f"{run.path}: run directory already exists; pass --overwrite to replace it"
-                        f"{', --resume to continue it' if run.is_run() else ''}, or choose another --out"
+                        f"{', --resume to continue it' if resumable and run.is_run() else ''}, or choose another --out"
                     )
                 created_folder = run._clear_for_overwrite()
         try:
