@@ -95,4 +95,4 @@ def load_latest_checkpoint(directory: Path) -> dict[str, Any] | None:
         if problems:
             warnings.warn(f"{'; '.join(problems)}; resuming from the previous checkpoint {path.name}", stacklevel=2)
         return payload
-    raise RunDirError(f"no intact checkpoint to resume from: {'; '.join(problems)}")
+    raise RunDirError(f"no intact checkpoint to resume from ({'; '.join(problems)}); start the run again with --overwrite")

@@ -93,7 +93,7 @@ class RunDir:
         if existed:
             if not run.path.is_dir():
                 raise RunDirError(f"{run.path}: exists and is not a folder; choose another --out")
-            if any(run.path.iterdir()):
+            if any(not _start_leftover(entry.name) for entry in run.path.iterdir()):
                 if not overwrite:
                     raise RunDirError(
                         f"{run.path}: run directory already exists; pass --overwrite to replace it"
@@ -215,6 +215,11 @@ def check_inputs_outside(out: str | Path, inputs: Iterable[str | Path | None]) -
         if resolved == out or out in resolved.parents:
             raise RunDirError(f"{source}: is inside the output folder {out}; write the run somewhere else "
                               "(replacing the folder would delete this input)")
+
+
+def _start_leftover(name: str) -> bool:
+    # What a start killed before its manifest existed leaves: the lock, a half-written manifest.
+    return name == LOCK_NAME or (name.startswith(MANIFEST_NAME + ".") and name.endswith(".tmp"))
 
 
 def _foreign_tree(folder: Path, data: dict[str, Any]) -> list[str]:
