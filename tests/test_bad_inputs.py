@@ -11,7 +11,7 @@ import os
 import shutil
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ class Case:
     code: int = 2
     after: Callable[[Path], None] | None = None
     skip_root: bool = False
-    extra: dict = field(default_factory=dict)
+    not_words: tuple[str, ...] = ()  # e.g. an option the command does not have
 
 
 def _csv(tmp: Path, frame: pd.DataFrame | None = None, name: str = "data.csv") -> str:
@@ -307,7 +307,15 @@ CASES = [
     Case("report on a missing folder", lambda tmp, run: ["report", str(tmp / "nope")], ("nope",)),
     Case("unreadable CSV", _unreadable, ("data.csv", "ermission"), skip_root=True),
     Case("read-only parent", _read_only_parent, ("ro",), skip_root=True),
+    Case("predict on a value overflowing float32",
+         lambda tmp, run: ["predict", str(run), _csv(tmp, _frame(f1=[1e39] + [1.0] * 59))], ("'f1'", "float32")),
     # item 14: no command suggests an option it does not have
+    Case("diagnose into an existing run", lambda tmp, run: ["diagnose", _csv(tmp), "--target", "y", "--out",
+                                                            str(_copy_run(tmp, run))],
+         ("already exists", "--overwrite"), not_words=("--resume",)),
+    Case("repair into an existing run", lambda tmp, run: ["repair", _csv(tmp), "--target", "y", "--out",
+                                                          str(_copy_run(tmp, run))],
+         ("already exists",), not_words=("--resume",)),
     Case("resume without --out", lambda tmp, run: ["fit", _csv(tmp), "--resume"], ("--resume needs --out",)),
 ]
 
@@ -334,5 +342,38 @@ def test_bad_input(case: Case, tmp_path: Path, trained: Path):
     assert len(errors) == 1, result.stderr
     for word in case.words:
         assert word in result.stderr, f"{word!r} not in {result.stderr!r}"
+    for word in case.not_words:
+        assert word not in result.stderr, result.stderr
     if case.after is not None:
         case.after(tmp_path)
+
+
+def test_an_unexpected_exception_is_one_line_and_a_log_file(monkeypatch, tmp_path):
+    import trainground.recipes.demo as demo
+
+    def broken(**kwargs):
+        raise RuntimeError("something we did not foresee")
+
+    monkeypatch.setattr(demo, "run_demo", broken)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # take TMPDIR into account
+    result = runner.invoke(app, ["demo", "--root", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "internal error" in lines[0] and "something we did not foresee" in lines[0]
+    (log,) = tmp_path.glob("trainground-crash-*.log")
+    assert str(log) in lines[0] and "Traceback" in log.read_text() and "RuntimeError" in log.read_text()
+
+
+def test_an_os_error_anywhere_is_one_line_exit_2(monkeypatch, tmp_path):
+    import trainground.recipes.demo as demo
+
+    def full_disk(**kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "x"))
+
+    monkeypatch.setattr(demo, "run_demo", full_disk)
+    result = runner.invoke(app, ["demo", "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'x'}: No space left on device"
