@@ -236,11 +236,11 @@ CASES = [
          after=_kept("run/my.yaml")),
     Case("repair --test inside --out", _test_inside, ("test.csv",), after=_kept("run/test.csv")),
     Case("report --out over a user's CSV",
-         lambda tmp, run: ["report", str(run), "--out", _csv(tmp)], ("did not write", "--overwrite"),
+         lambda tmp, run: ["report", str(run), "--out", _csv(tmp)], ("not a file of a trainground run", "--overwrite"),
          after=lambda tmp: pd.read_csv(tmp / "data.csv")),
     Case("predict --out over a user's file",
          lambda tmp, run: ["predict", str(run), _csv(tmp), "--out", _text(tmp, "mine.csv", "keep")],
-         ("did not write",), after=_kept("mine.csv", content="keep")),
+         ("mine.csv", "--overwrite"), after=_kept("mine.csv", content="keep")),
     # corruption (items 4-6, 11)
     Case("resume from random-bytes checkpoints", lambda tmp, run: _damage_checkpoints(tmp, run, os.urandom(4096)),
          ("no intact checkpoint", "checksum")),

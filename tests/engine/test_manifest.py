@@ -75,7 +75,7 @@ def test_inputs_inside_the_output_are_refused(tmp_path):
 def test_output_files_not_ours_need_overwrite(tmp_path):
     mine = tmp_path / "data.csv"
     mine.write_text("a\n")
-    with pytest.raises(RunDirError, match="did not write"):
+    with pytest.raises(RunDirError, match="not a file of a trainground run"):
         check_output_file(mine, overwrite=False)
     check_output_file(mine, overwrite=True)
     run = RunDir.create(tmp_path / "r")

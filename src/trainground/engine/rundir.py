@@ -201,8 +201,8 @@ def check_output_file(path: str | Path, *, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         data = read_manifest(path.parent) if path.parent.is_dir() else None
         if data is None or path.name not in data["entries"]:
-            raise RunDirError(f"{path}: exists and trainground did not write it; pass --overwrite to replace it "
-                              "or choose another --out")
+            raise RunDirError(f"{path}: exists and is not a file of a trainground run (no run manifest lists it); "
+                              "pass --overwrite to replace it or choose another --out")
 
 
 def check_inputs_outside(out: str | Path, inputs: Iterable[str | Path | None]) -> None:
