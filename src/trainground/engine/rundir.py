@@ -213,7 +213,7 @@ def check_inputs_outside(out: str | Path, inputs: Iterable[str | Path | None]) -
             continue
         resolved = Path(source).resolve()
         if resolved == out or out in resolved.parents:
-            raise RunDirError(f"{source}: is inside the output folder {out}; write the run somewhere else "
+            raise RunDirError(f"{source}: is inside the output folder (--out {out}); write the run somewhere else "
                               "(replacing the folder would delete this input)")
 
 
