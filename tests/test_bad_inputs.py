@@ -125,6 +125,16 @@ def _test_inside(tmp: Path, run: Path) -> list[str]:
     return ["repair", _csv(tmp), "--target", "y", "--out", str(copy), "--overwrite", "--test", test]
 
 
+def _out_in_images(tmp: Path, run: Path) -> list[str]:
+    from PIL import Image
+
+    for label in ("cat", "dog"):
+        (tmp / "images" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (8, 8), color=i * 40).save(tmp / "images" / label / f"{i}.png")
+    return ["fit", str(tmp / "images"), "--out", str(tmp / "images" / "run"), "--epochs", "1"]
+
+
 def _damage_checkpoints(tmp: Path, run: Path, data: bytes) -> list[str]:
     copy = _copy_run(tmp, run)
     for path in (copy / "checkpoints").glob("step-*.pt"):
@@ -235,6 +245,7 @@ CASES = [
     Case("fit --config inside --out", _config_inside, ("my.yaml", "inside the output folder"),
          after=_kept("run/my.yaml")),
     Case("repair --test inside --out", _test_inside, ("test.csv",), after=_kept("run/test.csv")),
+    Case("--out inside an image folder", _out_in_images, ("inside the input folder",), after=_absent("images/run")),
     Case("report --out over a user's CSV",
          lambda tmp, run: ["report", str(run), "--out", _csv(tmp)], ("not a file of a trainground run", "--overwrite"),
          after=lambda tmp: pd.read_csv(tmp / "data.csv")),

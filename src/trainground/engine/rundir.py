@@ -206,7 +206,8 @@ def check_output_file(path: str | Path, *, overwrite: bool) -> None:
 
 
 def check_inputs_outside(out: str | Path, inputs: Iterable[str | Path | None]) -> None:
-    """Refuse an output folder that holds one of the inputs: replacing it would delete them."""
+    """Refuse an output folder that holds one of the inputs (replacing it would delete them), or that
+    lies inside an input folder (an image folder would read it as one more class)."""
     out = Path(out).resolve()
     for source in inputs:
         if source is None or str(source).startswith("builtin:"):
@@ -215,6 +216,9 @@ def check_inputs_outside(out: str | Path, inputs: Iterable[str | Path | None]) -
         if resolved == out or out in resolved.parents:
             raise RunDirError(f"{source}: is inside the output folder (--out {out}); write the run somewhere else "
                               "(replacing the folder would delete this input)")
+        if resolved.is_dir() and resolved in out.parents:
+            raise RunDirError(f"--out {out} is inside the input folder {source}; write the run somewhere else "
+                              "(in an image folder it would become a class of every later run)")
 
 
 def _start_leftover(name: str) -> bool:
