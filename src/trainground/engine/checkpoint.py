@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from trainground.engine.atomic import atomic_write, atomic_write_text
+from trainground.engine.manifest import make_dirs
 from trainground.errors import RunDirError
 
 CHECKPOINT_FORMAT = 1
@@ -40,7 +41,7 @@ def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], *, keep
     The SHA-256 of the file goes to ``step-N.pt.sha256``, written after it: the digest is
     also the commit mark, so a checkpoint without one (a crash in between) is never resumed.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dirs(directory)
     path = checkpoint_path(directory, step)
     buffer = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **payload}, buffer)

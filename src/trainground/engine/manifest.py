@@ -89,6 +89,16 @@ def note_written(path: str | os.PathLike[str]) -> None:
         child, parent = parent, parent.parent
 
 
+def make_dirs(path: str | os.PathLike[str]) -> Path:
+    """``mkdir -p path``, listed in the run's manifest first (a folder of parts, ``checkpoints/``):
+    a crash between the two must never leave a folder of ours that the manifest does not list."""
+    path = Path(path)
+    if not path.is_dir():
+        note_written(path)
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def foreign_entries(folder: Path, data: dict[str, Any]) -> list[str]:
     """Entries of ``folder`` its manifest does not list (temporary files of ours excluded)."""
     listed = set(data["entries"]) | {MANIFEST_NAME}

@@ -100,13 +100,13 @@ class RunDir:
                         f"{', --resume to continue it' if resumable and run.is_run() else ''}, or choose another --out"
                     )
                 created_folder = run._clear_for_overwrite()
+        note_written(run.path)  # a round folder is listed in its parent's manifest before it exists
         try:
             run.path.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
             raise RunDirError(f"{run.path}: a file is in the way of this folder; choose another --out") from None
         except OSError as err:
             raise RunDirError(f"{run.path}: cannot create the run directory ({err.strerror or err})") from None
-        note_written(run.path)  # a round folder is listed in its parent's manifest
         run._lock = RunLock(run.path / LOCK_NAME)
         start_manifest(run.path, created_folder=created_folder)
         return run
