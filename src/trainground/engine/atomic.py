@@ -42,11 +42,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     note_written(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-    finally:
-        os.close(fd)
+    os.close(fd)
     tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~_umask())
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
