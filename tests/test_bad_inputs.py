@@ -348,7 +348,8 @@ def test_bad_input(case: Case, tmp_path: Path, trained: Path):
                 os.chmod(path, 0o700)
     output = result.output + (result.stderr if result.stderr_bytes is not None else "")
     assert result.exit_code == case.code, output
-    assert "Traceback" not in output and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr
     for word in case.words:
