@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import json
 import logging
+import os
 import sys
+import tempfile
+import time
+import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -37,6 +44,8 @@ IgnoreOption = Annotated[str | None, typer.Option(
 
 # Exit status for errors in the user's input (files, columns, options): one message, no traceback.
 EXIT_BAD_INPUT = 2
+# Exit status for a bug of ours: one line naming the log file with the traceback.
+EXIT_INTERNAL = 1
 
 
 class _Notices(logging.Handler):
@@ -54,22 +63,77 @@ def _show_notices() -> None:
 
 
 def user_errors(command: F) -> F:
-    """Turn a :class:`TraingroundError` into one line on stderr and exit status 2."""
+    """The CLI's one error funnel: every command runs inside it.
+
+    Expected failures (a :class:`TraingroundError`, an ``OSError`` such as an unreadable
+    file or a read-only folder, undecodable input) become one line on stderr and exit
+    status 2. Anything else is a bug of ours: one line naming a log file that holds the
+    traceback, exit status 1. Warnings print as one ``warning:`` line each.
+    """
+    resumable = "resume" in inspect.signature(command).parameters
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _show_notices()
-        try:
-            return command(*args, **kwargs)
-        except TraingroundError as err:
-            # escape: a message may hold brackets ("pip install 'trainground[mlflow]'") that are not markup
-            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-        except KeyboardInterrupt:
-            err_console.print("interrupted; a run with checkpoints continues with --resume")
-            raise typer.Exit(130) from None
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            try:
+                return command(*args, **kwargs)
+            except typer.Exit:
+                raise
+            except KeyboardInterrupt:
+                hint = "; a run with checkpoints continues with --resume" if resumable else ""
+                err_console.print(f"interrupted{hint}")
+                raise typer.Exit(130) from None
+            except Exception as err:  # noqa: BLE001 - the funnel: nothing leaves as a traceback
+                message = expected_failure(err)
+                if message is None:
+                    log = _write_crash_log()
+                    message = (f"internal error ({type(err).__name__}: {_first_line(err)}); this is a bug in "
+                               f"trainground, please report it with the traceback in {log}")
+                    code = EXIT_INTERNAL
+                else:
+                    code = EXIT_BAD_INPUT
+                # escape: a message may hold brackets ("pip install 'trainground[mlflow]'") that are not markup
+                err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+                raise typer.Exit(code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else "")[:300]
+
+
+def expected_failure(err: BaseException) -> str | None:
+    """The one-line message of a failure the user can fix, or None for a bug of ours."""
+    if isinstance(err, TraingroundError):
+        return str(err)
+    if isinstance(err, OSError):
+        where = err.filename if err.filename is not None else "a file"
+        return f"{where}: {err.strerror or _first_line(err) or type(err).__name__}"
+    if isinstance(err, UnicodeDecodeError):
+        return f"an input is not UTF-8 text ({_first_line(err)})"
+    import yaml
+
+    if isinstance(err, (yaml.YAMLError, json.JSONDecodeError)):
+        return f"an input file is not valid {'YAML' if isinstance(err, yaml.YAMLError) else 'JSON'} ({_first_line(err)})"
+    return None
+
+
+def _write_crash_log() -> Path:
+    """The traceback of the exception being handled, in a file of its own; its path."""
+    fd, name = tempfile.mkstemp(prefix=f"trainground-crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"trainground {' '.join(sys.argv[1:])}\n\n")
+        fh.write(traceback.format_exc())
+    return Path(name)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -108,6 +172,7 @@ def fit_command(
     from trainground.diagnosis import DiagnosisCallback, Severity, print_findings
     from trainground.engine import MLflowConfig, ProgressBar, RunConfig, RunDir, run_fit
     from trainground.engine.run import resume_config
+    from trainground.engine.rundir import check_inputs_outside
     from trainground.integrations import build_loggers
     from trainground.recipes.demo import print_summary
 
@@ -128,7 +193,7 @@ def fit_command(
         from trainground.engine.config_io import read_yaml
 
         values = read_yaml(config) if config is not None else {}
-        run_config = RunConfig.from_dict(values, where=str(config) if config else "config")
+        run_config = RunConfig.from_dict(values, where=f"{config}:" if config else "config")
         run_config.data.source = data
         if target is not None:
             run_config.data.target = target
@@ -147,6 +212,7 @@ def fit_command(
         if out is None:
             stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
             out = RunDir.new_path("runs", f"fit-{stem}")
+        check_inputs_outside(out, [data, config])
     # Every run is watched by the training diagnosis: findings.json and layers.parquet in the run.
     diagnosis = DiagnosisCallback()
     # TensorBoard / MLflow copies of the scalars, as the config's logging section asks (after the
@@ -181,6 +247,7 @@ def diagnose(
 ) -> None:
     """Train once while recording every sample; find wrong labels, outliers, duplicates, ambiguous samples."""
     from trainground.engine import RunDir
+    from trainground.engine.rundir import check_inputs_outside
     from trainground.recipes.diagnose import diagnose as run_diagnose
     from trainground.recipes.diagnose import print_diagnosis
 
@@ -190,6 +257,7 @@ def diagnose(
     if out is None:
         stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
         out = RunDir.new_path("runs", f"diagnose-{stem}")
+    check_inputs_outside(out, [data, config])
     result = run_diagnose(data, target=run_config.data.target, out=out, overwrite=overwrite, fit_config=run_config.fit,
                           model_config=run_config.model, data_config=run_config.data, guard=run_config.guard)
     print_diagnosis(result, out_console, limit=top)
@@ -201,8 +269,13 @@ def diagnose(
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (demo, fit, diagnose) or a repair output folder.")],
     out: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default: RUN_DIR/report.html).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
 ) -> None:
     """Render RUN_DIR's report.html: one offline page with curves, gradients, layers, findings and samples."""
+    from trainground.engine.rundir import check_output_file
+
+    if out is not None:
+        check_output_file(out, overwrite=overwrite)
     _report_summary(run_dir, write_html=True, out=out)
 
 
@@ -226,8 +299,10 @@ def predict(
     """Predict a label and class probabilities for every row (or image) of DATA."""
     from trainground.engine import predict as predict_frame
 
-    if out is not None and out.exists() and not overwrite:
-        raise ConfigError(f"{out}: exists; pass --overwrite to replace it or choose another --out")
+    from trainground.engine.rundir import check_output_file
+
+    if out is not None:
+        check_output_file(out, overwrite=overwrite)
     frame = predict_frame(run_dir, data)
     if out is None:
         frame.to_csv(sys.stdout, index=False)
@@ -286,6 +361,7 @@ def repair_command(
 ) -> None:
     """Diagnose DATA, relabel / quarantine / reweight what is wrong, retrain, keep what helps; the input is never modified."""
     from trainground.engine import RunDir
+    from trainground.engine.rundir import check_inputs_outside
     from trainground.recipes.repair import MAX_ROUNDS, print_repair, repair
 
     config = _run_config(config_file, data, target=target, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
@@ -295,6 +371,7 @@ def repair_command(
     if out is None:
         stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
         out = RunDir.new_path("runs", f"repair-{stem}")
+    check_inputs_outside(out, [data, test, config_file])
     result = repair(data, target=target, out=out, test=test, overwrite=overwrite, config=config,
                     max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console, repair_loss=loss)
     print_repair(result, out_console)

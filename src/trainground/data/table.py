@@ -47,6 +47,12 @@ from trainground.data.preprocess import (
     fit_medians,
     transform,
 )
+from trainground.data.validate import (
+    check_classification_target,
+    check_fits_float32,
+    check_header,
+    check_unique_names,
+)
 from trainground.errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -178,6 +184,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     is_csv = suffix in CSV_SUFFIXES
+    check_header(path, is_csv=is_csv)
     frame = _read_csv(path) if is_csv else _read_parquet(path)
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows" + (" (only a header line)" if is_csv else ""))
@@ -287,6 +294,7 @@ def frame_to_dataset(
             f"(columns: {', '.join(columns)})"
         )
     labels = frame[target]
+    check_classification_target(labels, target=target, source=source)
     labelled = labels.notna().to_numpy().copy()  # writable: it indexes tensors
     if not labelled.any():
         raise DataError(f"{source}: target column {target!r} has no labels (every cell is empty)")
@@ -414,6 +422,7 @@ def _clean(
                 f"{rows.source}: column {column!r} has {count(len(infinite), 'infinite value')}, at "
                 f"{rows.describe(infinite, notes)}; fix them or drop those rows"
             )
+        check_fits_float32(values, column=column, rows=rows)
         out[column] = values
     for column in categorical:
         out[column] = text_values(plain(frame[column], column=column, rows=rows)).to_numpy()
@@ -423,7 +432,5 @@ def _clean(
 def _named_columns(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
     """The frame with text column names, refusing duplicates (``frame[c]`` must be one column)."""
     names = [str(c) for c in frame.columns]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise DataError(f"{source}: duplicate column name(s) {', '.join(map(repr, twice))}")
+    check_unique_names(names, source=source)
     return frame.set_axis(names, axis=1)

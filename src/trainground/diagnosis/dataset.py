@@ -180,6 +180,8 @@ def diagnose_dataset(
         model = build_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes,
                             train_features=train.features)
     initial = copy.deepcopy(model)  # the second pass starts from the same initial weights
+    if run is not None:
+        run.record(run.samples.name)  # the recorder writes its parts itself, not through atomic.py
     recorder = SampleRecorder(data.index, data.num_classes, path=None if run is None else run.samples)
     window = EarlyLearningWindow(recorder, patience=config.patience)
     watchers: list[DiagnosisCallback] = []

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from trainground.engine.atomic import atomic_write_text
+from trainground.errors import RunDirError
+from trainground.jsonsafe import json_safe
 
 
 @total_ordering
@@ -63,7 +65,7 @@ class Finding:
     def to_json(self) -> dict[str, Any]:
         return {
             "check": self.check, "severity": self.severity.value, "subject": self.subject,
-            "message": self.message, "evidence": _jsonable(self.evidence), "suggestion": self.suggestion,
+            "message": self.message, "evidence": json_safe(self.evidence, nonfinite="text"), "suggestion": self.suggestion,
             "step": self.step,
         }
 
@@ -123,20 +125,11 @@ def write_findings(path: str | Path, findings: list[Finding]) -> None:
 
 def read_findings(path: str | Path) -> list[Finding]:
     """Read what :func:`write_findings` wrote."""
-    with open(path, encoding="utf-8") as fh:
-        payload = json.load(fh)
-    return [Finding.from_json(r) for r in payload.get("findings", [])]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            payload = json.load(fh)
+        return [Finding.from_json(r) for r in payload.get("findings", [])]
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise RunDirError(f"{path}: damaged ({type(err).__name__}); rewrite it with "
+                          "`trainground findings RUN --recompute`") from None
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)  # JSON has no NaN/inf
-    return value

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from trainground.engine.atomic import atomic_path
+from trainground.engine.manifest import make_dirs
 from trainground.monitors.table import empty_table
 
 
@@ -22,8 +23,7 @@ def _parts(path: Path) -> list[Path]:
 
 def write_layers_part(path: str | Path, table: pd.DataFrame, part: int) -> None:
     """Write ``table`` as part number ``part`` of the layers folder ``path`` (atomic)."""
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_dirs(path)  # listed in the run's manifest before it exists
     with atomic_path(folder / f"part-{part:05d}.parquet") as tmp:
         table.to_parquet(tmp, index=False)
 

@@ -55,7 +55,7 @@ def _attach_data(run: RunDir, evidence: Evidence) -> None:
     from trainground.engine.run import prepare_data
     from trainground.engine.run_config import RunConfig
 
-    config = RunConfig.from_dict(run.read_config(), where=str(run.config))
+    config = RunConfig.from_dict(run.read_config(), where=f"{run.config}:")
     prepared = prepare_data(config.data)
     train = prepared.train
     if config.fit.val_fraction > 0:

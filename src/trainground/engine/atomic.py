@@ -9,6 +9,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from trainground.engine.manifest import note_written
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it straight back (no file is created in between).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 def _fsync_dir(directory: Path) -> None:
     # The rename is durable only once the directory entry is; not every OS allows it.
@@ -25,12 +34,17 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsynced and renamed onto ``path``.
 
     The temporary file lives in the same directory so ``os.replace`` is an atomic rename.
-    On error the temporary file is removed and ``path`` is untouched.
+    On error the temporary file is removed and ``path`` is untouched. The file gets the
+    mode an ordinary ``open`` would give it (0666 less the umask; ``mkstemp`` alone gives
+    0600, unreadable to colleagues on a shared server). A path inside a run directory is
+    listed in its manifest first (see ``manifest.py``).
     """
     target = Path(path)
+    note_written(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~_umask())
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -8,10 +8,11 @@ import typing
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import yaml
 
+from trainground.bounds import Range
 from trainground.errors import ConfigError
 
 T = TypeVar("T")
@@ -23,19 +24,28 @@ def from_dict(cls: type[T], values: Any, where: str) -> T:
         values = {}
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: expected a mapping of options, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     for key in values:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}: unknown option {key!r}{hint}; known: {', '.join(known)}")
-    return cls(**{k: _coerce(hints[k], v, f"{where}.{k}") for k, v in values.items()})
+    # where "file.yaml:" + "fit" + "lr" reads "file.yaml: fit.lr" (file, section, key)
+    sep = " " if where.endswith(":") else "."
+    return cls(**{k: _coerce(hints[k], v, f"{where}{sep}{k}") for k, v in values.items()})
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
+        return value
+    if origin is Annotated:
+        value = _coerce(args[0], value, where)
+        for bound in (a for a in args[1:] if isinstance(a, Range)):
+            problem = None if value is None else bound.violation(value)
+            if problem:
+                raise ConfigError(f"{where}: {problem}")
         return value
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -43,12 +53,20 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         options = [a for a in args if a is not type(None)]
         if len(options) == 1 and is_dataclass(options[0]) and isinstance(value, Mapping):
             return from_dict(options[0], value, where)  # an optional section: its error names the bad key
+        if len(options) == 1:
+            return _coerce(options[0], value, where)  # "X | None": X's own error (e.g. its range)
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _coerce(arg, value, where)
             except ConfigError:
                 continue
         raise ConfigError(f"{where}: {value!r} is not a valid value ({_describe(tp)})")
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads "1e-3" (no dot) as a string; accept it as the number it plainly is.
+        try:
+            return _coerce(tp, float(value), where)
+        except ValueError:
+            pass
     if origin is Literal:
         if value in args:
             return value

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from trainground.bounds import AT_LEAST_ONE
 
 
 @dataclass
@@ -18,7 +21,7 @@ class MLflowConfig:
     run_name: str | None = None
     # Per-step scalars of every N-th step only (epoch scalars always): MLflow's database stores
     # take about half a millisecond per value, several times a small model's step.
-    step_every: int = 1
+    step_every: Annotated[int, AT_LEAST_ONE] = 1
 
 
 @dataclass

@@ -191,6 +191,8 @@ def fit(
                 "or choose another run_dir"
             )
         run.path.mkdir(parents=True, exist_ok=True)
+        # Files appended to rather than written atomically are listed in the manifest here.
+        run.record("metrics.jsonl", "actions.jsonl", "checkpoints")
     # One writer buffers the per-step scalars for the file and for every sink (TensorBoard, MLflow).
     sinks = [cb for cb in all_callbacks if isinstance(cb, ScalarSink)]
     if run is not None or sinks:

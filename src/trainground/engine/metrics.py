@@ -13,14 +13,11 @@ import torch
 
 from trainground.engine.callbacks import Callback
 from trainground.engine.state import TrainState
+from trainground.errors import RunDirError
+from trainground.jsonsafe import finite_or_none
 
 # Per-step Guard scalars written next to the loss (keys of ``Guard.last_stats``).
 _GUARD_KEYS = ("grad_norm", "clip_threshold", "accum_k", "skipped", "update_scale")
-
-
-def _finite_or_none(value: float) -> float | None:
-    # JSON has no NaN/inf; null keeps the line valid and says "not a number" honestly.
-    return value if math.isfinite(value) else None
 
 
 class ScalarSink(Callback):
@@ -69,7 +66,7 @@ class MetricsWriter(Callback):
     def on_epoch_end(self, state: TrainState) -> None:
         self.flush()
         record = {"kind": "epoch", "step": state.step, "epoch": state.epoch}
-        record.update({k: _finite_or_none(float(v)) for k, v in state.epoch_metrics.items()})
+        record.update({k: finite_or_none(float(v)) for k, v in state.epoch_metrics.items()})
         self._append([record])
 
     def on_checkpoint(self, state: TrainState) -> None:
@@ -93,9 +90,9 @@ class MetricsWriter(Callback):
                                                padding_value=float("nan")).cpu().tolist()
         records = []
         for (step, epoch, lr, _), row in zip(self._pending, rows, strict=True):
-            record = {"kind": "step", "step": step, "epoch": epoch, "loss": _finite_or_none(row[0]), "lr": lr}
+            record = {"kind": "step", "step": step, "epoch": epoch, "loss": finite_or_none(row[0]), "lr": lr}
             if len(row) > 1:
-                record.update({k: _finite_or_none(v) for k, v in zip(_GUARD_KEYS, row[1:], strict=True)})
+                record.update({k: finite_or_none(v) for k, v in zip(_GUARD_KEYS, row[1:], strict=True)})
                 record["accum_k"] = int(row[3]) if math.isfinite(row[3]) else None
             records.append(record)
         self._pending.clear()
@@ -121,5 +118,8 @@ class MetricsWriter(Callback):
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """All records of a ``metrics.jsonl``."""
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+        raise RunDirError(f"{path}: damaged ({type(err).__name__}); it cannot be read") from None

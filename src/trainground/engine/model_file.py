@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from trainground.engine.atomic import atomic_path
 from trainground.errors import RunDirError
 
 FORMAT = "trainground.model/1"
+# Metadata key of the file's SHA-256 (files written before it existed have none and are not verified).
+CHECKSUM_KEY = "sha256"
 
 
 def save_model(path: str | Path, model: nn.Module, *, info: dict[str, Any] | None = None) -> None:
@@ -30,12 +33,24 @@ def save_model(path: str | Path, model: nn.Module, *, info: dict[str, Any] | Non
         meta["model"] = json.dumps(model.spec())
     for key, value in (info or {}).items():
         meta[key] = json.dumps(value)
+    meta[CHECKSUM_KEY] = _digest(state, meta)
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
 
 
+def _digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    """SHA-256 over the metadata and every tensor's name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    h.update(json.dumps({k: v for k, v in meta.items() if k != CHECKSUM_KEY}, sort_keys=True).encode("utf-8"))
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and decoded metadata of a file written by :func:`save_model`."""
+    """Tensors and decoded metadata of a file written by :func:`save_model`, checksum verified."""
     path = Path(path)
     if not path.is_file():
         raise RunDirError(f"{path}: missing; the run did not finish (resume it with `trainground fit --resume`)")
@@ -47,4 +62,15 @@ def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise RunDirError(f"{path}: not a readable safetensors file ({err})") from None
     if raw.get("format") != FORMAT:
         raise RunDirError(f"{path}: not a trainground model file (format {raw.get('format')!r})")
-    return tensors, {k: json.loads(v) for k, v in raw.items() if k != "format"}
+    expected = raw.get(CHECKSUM_KEY)
+    if expected is not None and expected != _digest(tensors, raw):
+        raise RunDirError(f"{path}: checksum mismatch; the model file was damaged or changed after it was written")
+    meta = {}
+    for key, value in raw.items():
+        if key in ("format", CHECKSUM_KEY):
+            continue
+        try:
+            meta[key] = json.loads(value)
+        except ValueError:
+            raise RunDirError(f"{path}: metadata {key!r} is not valid JSON; the model file is damaged") from None
+    return tensors, meta

@@ -41,10 +41,28 @@ def load_trained_model(run_dir: str | Path | RunDir) -> TrainedModel:
             f"{run.model}: lacks {', '.join(missing)} in its metadata; it was not written by a trainground "
             "CLI run, so load it with your own code"
         )
-    model = model_from_spec(meta["model"])
-    model.load_state_dict(tensors)
+    try:
+        model = model_from_spec(meta["model"])
+        model.load_state_dict(tensors)
+        encoder = LabelEncoder.from_json(meta["classes"])
+        schema = schema_from_json(meta["data_schema"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # metadata and tensors disagree
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunDirError(f"{run.model}: the model file is damaged or was changed ({first[:200]})") from None
+    out_features = _output_size(model)
+    if out_features is not None and out_features != len(encoder.classes):
+        raise RunDirError(f"{run.model}: the model has {out_features} outputs but its metadata lists "
+                          f"{len(encoder.classes)} classes; the model file is damaged or was changed")
     model.eval()
-    return TrainedModel(model=model, encoder=LabelEncoder.from_json(meta["classes"]), schema=schema_from_json(meta["data_schema"]))
+    return TrainedModel(model=model, encoder=encoder, schema=schema)
+
+
+def _output_size(model: nn.Module) -> int | None:
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            last = module
+    return None if last is None else last.out_features
 
 
 def predict(run_dir: str | Path | RunDir, data: str | Path, *, batch_size: int = 1024) -> pd.DataFrame:

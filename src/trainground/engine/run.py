@@ -22,8 +22,8 @@ from trainground.engine.evaluate import predict_logits
 from trainground.engine.loop import FitResult, fit
 from trainground.engine.rng import seed_everything
 from trainground.engine.run_config import DataConfig, RunConfig
-from trainground.engine.rundir import RunDir
-from trainground.errors import ConfigError, RunDirError
+from trainground.engine.rundir import RunDir, check_inputs_outside
+from trainground.errors import ConfigError, RunDirError, TraingroundError
 from trainground.losses import build_loss
 from trainground.models import build_model
 
@@ -102,7 +102,7 @@ def resume_config(
     run: RunDir, *, source: str | None, epochs: int | None, target: str | None = None, seed: int | None = None
 ) -> RunConfig:
     """The config a run was started with; ``epochs`` may rise to train longer, nothing else may change."""
-    config = RunConfig.from_dict(run.read_config(), where=str(run.config))
+    config = RunConfig.from_dict(run.read_config(), where=f"{run.config}:")
     if source is not None and not _same_source(source, config.data.source):
         raise RunDirError(f"{run.path}: cannot resume: the run was trained on {config.data.source}, not {source}")
     for name, given, saved in (("target", target, config.data.target), ("seed", seed, config.fit.seed)):
@@ -129,8 +129,34 @@ def run_fit(
     if config.data.test_fraction and not 0 < config.data.test_fraction < 1:
         raise ConfigError(f"data.test_fraction must be in [0, 1), got {config.data.test_fraction}")
     started = time.perf_counter()
-    run = RunDir.open(out) if resume else RunDir.create(out, overwrite=overwrite)
-    prepared = prepare_data(config.data)
+    if resume:
+        run = RunDir.open(out, write=True)
+        prepared = prepare_data(config.data)
+    else:
+        # Inputs first: a run that cannot start leaves no folder behind (an empty folder inside
+        # an image folder would become a class of every later run).
+        check_inputs_outside(out, [config.data.source])
+        prepared = prepare_data(config.data)
+        run = RunDir.create(out, overwrite=overwrite, inputs=[config.data.source], resumable=True)
+    try:
+        result = _train(config, run, prepared, resume=resume, callbacks=callbacks)
+    except TraingroundError:
+        if not resume:
+            run.discard()  # a start refused by a check leaves nothing behind
+        raise
+    test_accuracy = None
+    if prepared.test is not None:
+        logits = predict_logits(result.model, prepared.test.features, device=next(result.model.parameters()).device)
+        test_accuracy = float((logits.argmax(1) == prepared.test.labels).double().mean())
+        with open(run.metrics, "a", encoding="utf-8") as fh:  # listed in the manifest by fit()
+            fh.write(json.dumps({"kind": "test", "step": result.steps, "test_accuracy": test_accuracy}) + "\n")
+    return RunResult(
+        run_dir=run, fit=result, data=prepared, seconds=time.perf_counter() - started, test_accuracy=test_accuracy
+    )
+
+
+def _train(config: RunConfig, run: RunDir, prepared: PreparedData, *, resume: bool,
+           callbacks: Sequence[Callback]) -> FitResult:
     # On resume too: config.yaml holds what the run is now asked to do (epochs may have grown).
     run.write_config(config.to_dict())
     train, val = prepared.train, None
@@ -148,17 +174,7 @@ def run_fit(
         config.model, input_shape=train.input_shape, num_classes=train.num_classes, train_features=train.features
     )
     loss_fn = build_loss(config.loss, train.labels.numpy(), num_classes=train.num_classes)
-    result = fit(
+    return fit(
         model, train, val_data=val, config=config.fit, loss_fn=loss_fn, guard=config.guard, callbacks=callbacks,
         run_dir=run, resume=resume,
     )
-    test_accuracy = None
-    if prepared.test is not None:
-        logits = predict_logits(result.model, prepared.test.features, device=next(result.model.parameters()).device)
-        test_accuracy = float((logits.argmax(1) == prepared.test.labels).double().mean())
-        with open(run.metrics, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"kind": "test", "step": result.steps, "test_accuracy": test_accuracy}) + "\n")
-    return RunResult(
-        run_dir=run, fit=result, data=prepared, seconds=time.perf_counter() - started, test_accuracy=test_accuracy
-    )
-

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from trainground.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, PROBABILITY
 from trainground.engine.config import FitConfig
 from trainground.engine.config_io import from_dict, to_dict
 from trainground.engine.logging_config import LoggingConfig
@@ -21,9 +22,9 @@ class NoiseConfig:
     # "asymmetric": class c becomes class_map[c] (confusable pairs).
     kind: Literal["symmetric", "asymmetric"] = "symmetric"
     # Share of training labels corrupted (exactly round(rate * n), per class for asymmetric).
-    rate: float = 0.2
+    rate: Annotated[float, PROBABILITY] = 0.2
     # Which labels are corrupted; independent of the training seed.
-    seed: int = 0
+    seed: Annotated[int, NON_NEGATIVE] = 0
     # Class id -> class id, asymmetric only.
     class_map: dict[int, int] | None = None
 
@@ -37,13 +38,13 @@ class DataConfig:
     # Label column of a table (not needed for image folders and builtin data).
     target: str | None = None
     # Side of the square images are resized to; None keeps the first image's size.
-    image_size: int | None = None
+    image_size: Annotated[int, AT_LEAST_ONE] | None = None
     # A text column with more distinct values than this cannot be one-hot encoded.
-    max_categories: int = 50
+    max_categories: Annotated[int, AT_LEAST_ONE] = 50
     # Table columns that are not features (id-like and free-text columns are left out anyway).
     ignore: tuple[str, ...] = ()
     # Share held out as a test split (stratified, seed 0) before anything else; 0 disables it.
-    test_fraction: float = 0.0
+    test_fraction: Annotated[float, FRACTION] = 0.0
     # Label noise injected into the training part (for demos and benchmarks).
     noise: NoiseConfig | None = None
 

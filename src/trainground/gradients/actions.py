@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-
-def _clean(value: Any) -> Any:
-    # JSON has no NaN/inf: null says "not a number" and keeps the line valid.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
+from trainground.jsonsafe import json_safe
 
 
 def action_record(step: int, action: str, reason: str, evidence: dict[str, Any]) -> dict[str, Any]:
     """One line of ``actions.jsonl``: ``{"step", "action", "reason", "evidence"}``."""
-    return {"step": int(step), "action": action, "reason": reason, "evidence": _clean(evidence)}
+    return {"step": int(step), "action": action, "reason": reason, "evidence": json_safe(evidence)}
 
 
 class ActionLog:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
+from trainground.bounds import AT_LEAST_ONE, POSITIVE, Range
 from trainground.gradients.chain import Chain
 from trainground.gradients.context import GradientTransform
 from trainground.gradients.global_norm import ClipByGlobalNorm
@@ -27,34 +28,34 @@ class GuardConfig:
     # without bf16 units autocast is slower, and small models gain nothing from it.
     amp: Literal["off", "auto", "bf16", "fp16"] = "off"
     # Micro-batches per optimizer step (fixed K); gradients are weighted by sample count.
-    accumulation: int = 1
+    accumulation: Annotated[int, AT_LEAST_ONE] = 1
     # Adapt K to the gradient noise scale (McCandlish et al. 2018) within [2, max_accumulation];
     # two micro-batches per window are the least that lets the noise scale be measured.
     adaptive_accumulation: bool = False
     # Upper bound of the adaptive K (memory is constant; wall time per step grows with K).
-    max_accumulation: int = 16
+    max_accumulation: Annotated[int, AT_LEAST_ONE] = 16
     # Skip a step whose log gradient norm or log loss is this many EMA std above its mean;
     # None disables. 6 is far outside healthy mini-batch noise (a poisoned batch scores > 10).
-    spike_z: float | None = 6.0
+    spike_z: Annotated[float, POSITIVE] | None = 6.0
     # AutoClip percentile of the global-norm history (None disables). See benchmarks/README.md.
-    percentile: float | None = 10.0
+    percentile: Annotated[float, Range(gt=0, le=100)] | None = 10.0
     # Norms kept for the percentile (bounded memory).
-    percentile_history: int = 1000
+    percentile_history: Annotated[int, AT_LEAST_ONE] = 1000
     # ZClip z-score threshold (None: not in the chain; it adds little on top of the percentile).
-    zscore: float | None = None
+    zscore: Annotated[float, POSITIVE] | None = None
     # Fixed global-norm cap (None: none; a fixed cap needs tuning per model, the adaptive ones do not).
-    max_norm: float | None = None
+    max_norm: Annotated[float, POSITIVE] | None = None
     # Curvature-aware secant trust region on the update (the part that keeps large lrs stable).
     trust_region: bool = True
     # Largest tolerated step, as a multiple of the 1-D minimiser the secant estimates. 1.0 = the
     # step may not overshoot the minimiser along its own direction on average (rho ~ 1 is also
     # what pure mini-batch noise gives, so late in training it acts as a gentle lr decay).
     # Benchmark C: 1.2 and 1.5 left SGD at lr >= 1.33 failing (rho stayed ~1.3 while it diverged).
-    trust_target: float = 1.0
+    trust_target: Annotated[float, POSITIVE] = 1.0
     # Measure the secant every N steps (its scale applies to every step). Each measurement costs
     # a copy and a difference of the weights plus two dot products (memory passes, most of the
     # trust region's cost on a CPU); the EMAs and the scale keep their time constants in steps.
-    trust_every: int = 1
+    trust_every: Annotated[int, AT_LEAST_ONE] = 1
     # Let the trust region shrink the step only on evidence of overshoot: a rising loss (short EMA
     # > long EMA + 2 standard errors) with rho > target, or a flat loss with a significant
     # overshoot (excess curvature C - target*D two standard errors above 0), and then on a flat
@@ -65,14 +66,14 @@ class GuardConfig:
     # shrank them on every plateau (an LSTM on the adding problem stalled at 1e-4, 0/8 solved).
     trust_loss_gate: bool = True
     # Consecutive skipped steps that make a spike "persistent": roll back to the last good state.
-    rollback_after: int = 3
+    rollback_after: Annotated[int, AT_LEAST_ONE] = 3
     # Each rollback multiplies the trust scale of the restored state by this (it compounds, so
     # repeated rollbacks shrink the step geometrically until the run is stable).
-    rollback_trust: float = 0.25
+    rollback_trust: Annotated[float, Range(gt=0, le=1)] = 0.25
     # Steps between in-memory snapshots of model + optimizer (taken only when healthy).
-    snapshot_every: int = 50
+    snapshot_every: Annotated[int, AT_LEAST_ONE] = 50
     # Steps between the Guard's host reads (spike streak, actions, adaptive K): one sync per N steps.
-    check_every: int = 10
+    check_every: Annotated[int, AT_LEAST_ONE] = 10
 
     def build_chain(self) -> Chain:
         """The transform chain these options describe (in order: spike, clips, trust region)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from torch import Tensor, nn
 
+from trainground.bounds import FRACTION, NON_NEGATIVE
 from trainground.errors import ConfigError
 from trainground.losses.class_weights import class_weights_from_labels
 from trainground.losses.focal import FocalLoss
@@ -28,11 +29,11 @@ class LossConfig:
     # "effective_number" (Cui et al. 2019). Required by weighted_ce, optional for focal, not for ce.
     weighting: Literal["inverse", "inverse_sqrt", "effective_number"] | None = None
     # Effective-number hyper-parameter in [0, 1); 0.999 is Cui et al.'s usual choice for small data.
-    beta: float = 0.999
+    beta: Annotated[float, FRACTION] = 0.999
     # Focal focusing parameter (focal only); the paper's 2 is a robust default.
-    gamma: float | None = None
+    gamma: Annotated[float, NON_NEGATIVE] | None = None
     # Share of the target mass spread uniformly over the classes (ce / weighted_ce); 0.1 is common.
-    label_smoothing: float = 0.0
+    label_smoothing: Annotated[float, FRACTION] = 0.0
 
     def validate(self) -> LossConfig:
         """Raise ``ConfigError`` for contradictory or out-of-range options; return self."""

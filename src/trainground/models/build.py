@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from torch import Tensor, nn
 
+from trainground.bounds import AT_LEAST_ONE, FRACTION
 from trainground.errors import ConfigError
 from trainground.models.cnn import SmallCNN
 from trainground.models.mlp import MLP
@@ -19,11 +20,11 @@ class ModelConfig:
     # "auto": an MLP for tables ([N, F] features), a CNN for images ([N, C, H, W]).
     name: Literal["auto", "mlp", "cnn"] = "auto"
     # MLP hidden widths; two layers of 256 is the benchmark recipe and fits most small tables.
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[Annotated[int, AT_LEAST_ONE], ...] = (256, 256)
     # CNN channels per stage; each stage halves the image side.
-    channels: tuple[int, ...] = (32, 64)
+    channels: tuple[Annotated[int, AT_LEAST_ONE], ...] = (32, 64)
     # Dropout after hidden layers (MLP) or before the head (CNN); 0 keeps training deterministic-simple.
-    dropout: float = 0.0
+    dropout: Annotated[float, FRACTION] = 0.0
 
 
 def build_model(

@@ -31,6 +31,8 @@ from trainground.diagnosis.dataset import (
 from trainground.diagnosis.dataset import diagnose_dataset as _diagnose_dataset
 from trainground.diagnosis.sample_issues import top_sample_issues
 from trainground.engine import Callback, DataConfig, FitConfig, RunConfig, RunDir
+from trainground.engine.rundir import check_inputs_outside
+from trainground.errors import TraingroundError
 from trainground.gradients import GuardConfig
 from trainground.models import ModelConfig
 
@@ -72,20 +74,28 @@ def diagnose(
     (image size, max categories, ignored columns); its source and target are ``source`` and ``target``.
     """
     data_config = dataclasses.replace(data_config or DataConfig(), source=str(source), target=target)
+    if out is not None:
+        check_inputs_outside(out, [source])
+    # Loaded before the folder exists: a bad input leaves none behind.
     data = load_data(str(source), target=target, image_size=data_config.image_size,
                      max_categories=data_config.max_categories, ignore=data_config.ignore)
     fit_config = fit_config or FitConfig()
     model_config = model_config or ModelConfig()
     run = None
     if out is not None:
-        run = RunDir.create(out, overwrite=overwrite)
+        run = RunDir.create(out, overwrite=overwrite, inputs=[source])
         run.write_config(RunConfig(
             data=data_config, model=model_config, fit=fit_config, guard=guard or GuardConfig(),
         ).to_dict())
-    return diagnose_dataset(
-        data, fit_config=fit_config, model_config=model_config, run_dir=run, extra_callbacks=extra_callbacks,
-        guard=guard,
-    )
+    try:
+        return diagnose_dataset(
+            data, fit_config=fit_config, model_config=model_config, run_dir=run, extra_callbacks=extra_callbacks,
+            guard=guard,
+        )
+    except TraingroundError:
+        if run is not None:
+            run.discard()  # refused by a check: nothing of the run stays
+        raise
 
 
 def find_sample_issues(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from trainground.gradients.actions import action_record
+from trainground.jsonsafe import json_safe
 
 ActionKind = Literal[
     # data: about samples or classes
@@ -65,8 +66,8 @@ class Action:
 
     def record(self, round_: int) -> dict[str, Any]:
         """The ``actions.jsonl`` line (``step`` is the repair round)."""
-        evidence = {**self.evidence, "policy": self.policy, "target": _plain(self.target),
-                    "value": _plain(self.value), "score": self.score}
+        evidence = {**self.evidence, "policy": self.policy, "target": json_safe(self.target),
+                    "value": json_safe(self.value), "score": self.score}
         return action_record(round_, self.action, self.reason, evidence)
 
     @classmethod
@@ -77,13 +78,3 @@ class Action:
         target, value, score = evidence.pop("target", None), evidence.pop("value", None), evidence.pop("score", None)
         return cls(record["action"], policy, record.get("reason", ""), target, value, score, evidence)
 
-
-def _plain(value: Any) -> Any:
-    # numpy scalars and arrays -> JSON types, so a record is always serialisable.
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value

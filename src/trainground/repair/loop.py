@@ -136,6 +136,8 @@ def repair_loop(
             "max_rounds": max_rounds, "repair_loss": repair_loss, "policies": list(policies) if policies is not None else "all",
             "frozen_validation": {"fraction": fit_config.val_fraction, "seed": fit_config.seed},
         }})
+    if folder is not None:
+        folder.record(folder.actions.name)
     log = None if folder is None else ActionLog(folder.actions)
     _, val_pos = stratified_split(data.labels.numpy(), fraction=fit_config.val_fraction, seed=fit_config.seed)
     frozen = np.zeros(len(data), dtype=bool)

@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from trainground.data import IndexedDataset, LabelEncoder, TableSchema
-from trainground.engine.atomic import atomic_write_text
+from trainground.engine.atomic import atomic_path, atomic_write_text
 from trainground.errors import ConfigError
+from trainground.jsonsafe import json_safe
 from trainground.repair.actions import Action
 from trainground.repair.edits import RepairState
 from trainground.repair.result import RepairResult
@@ -113,7 +114,7 @@ def write_repair_folder(path: Path, result: RepairResult, data: IndexedDataset, 
         atomic_write_text(path / "repaired.csv", repaired.to_csv(index=False))
     atomic_write_text(path / "quarantined.csv", quarantined.to_csv(index=False))
     atomic_write_text(path / "changes.csv", result.changes.to_csv(index=False))
-    atomic_write_text(path / "metrics.json", json.dumps(result.metrics(), indent=2, default=_json_default) + "\n")
+    atomic_write_text(path / "metrics.json", json.dumps(json_safe(result.metrics()), indent=2) + "\n")
     keep_model(path, result.best_round)
 
 
@@ -121,12 +122,7 @@ def keep_model(path: Path, best_round: int) -> None:
     """Copy the kept round's ``model.safetensors`` to the repair folder (atomically), when it was saved."""
     source = path / f"round_{best_round}" / "model.safetensors"
     if source.exists():
-        tmp = path / "model.safetensors.tmp"
-        shutil.copyfile(source, tmp)
-        tmp.replace(path / "model.safetensors")
+        # atomic_path lists the copy in the folder's manifest before writing it.
+        with atomic_path(path / "model.safetensors") as tmp:
+            shutil.copyfile(source, tmp)
 
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

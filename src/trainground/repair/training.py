@@ -29,9 +29,10 @@ from trainground.data import IndexedDataset
 from trainground.diagnosis import DiagnosisCallback, DiagnosisConfig, Finding
 from trainground.engine import Callback, FitConfig, RunConfig, fit, predict_logits
 from trainground.engine.atomic import atomic_write_text
+from trainground.engine.checkpoint import read_checkpoint
 from trainground.engine.loop import make_optimizer, resolve_device
-from trainground.errors import RunDirError
 from trainground.gradients import ActionLog
+from trainground.jsonsafe import json_safe
 from trainground.repair.actions import Action
 from trainground.repair.plan import TrainingPlan, apply_training_actions, prepare_model
 from trainground.repair.output import keep_model
@@ -146,7 +147,7 @@ def train_round(plan: TrainingPlan, build_model: ModelFactory, data: IndexedData
     resume = plan.extra.get("resume_from")
     checkpoint = None
     if resume:
-        checkpoint = torch.load(resume["checkpoint"], map_location="cpu", weights_only=True)
+        checkpoint = read_checkpoint(Path(resume["checkpoint"]))  # verified against its checksum
         model.load_state_dict(checkpoint["model"])
         fit_config.epochs = max(1, fit_config.epochs - int(checkpoint["epoch"]))
     model = prepare_model(plan, model)
@@ -290,10 +291,10 @@ def repair_training(
     """
     plan = _as_plan(config)
     if out is not None:
-        folder = Path(out)
-        if folder.exists() and any(folder.iterdir()):
-            raise RunDirError(f"{folder}: the repair folder must be new or empty")
-        folder.mkdir(parents=True, exist_ok=True)
+        from trainground.engine import RunDir
+
+        folder = RunDir.create(out).path  # new or empty; its manifest lists what the repair writes
+        RunDir(folder).record("actions.jsonl")
         _write_config(folder, plan, max_rounds, policies)
         return _repair(plan, build_model, data, val_data, test_data, folder, max_rounds, policies, build_optimizer,
                        loss_fn, callbacks, diagnosis, keep=True)
@@ -320,7 +321,7 @@ def _repair(plan, build_model, data, val_data, test_data, folder, max_rounds, po
     result = TrainingRepairResult(results, rounds.best, rounds.outcomes[rounds.best].payload[1], rounds.stopped,
                                   folder if keep else None)
     if keep:
-        atomic_write_text(folder / "metrics.json", json.dumps(result.metrics(), indent=2) + "\n")
+        atomic_write_text(folder / "metrics.json", json.dumps(json_safe(result.metrics()), indent=2) + "\n")
         keep_model(folder, rounds.best)
     return result
 
