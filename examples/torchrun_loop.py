@@ -66,4 +66,5 @@ if rank == 0:
     found = np.isin(issues["index"], np.flatnonzero(flip)).sum()
     print(f"{world} process(es): {len(issues)} label issues flagged, {found} of them among the {flip.sum()} flipped")
 if dist.is_initialized():
+    dist.barrier()  # no rank tears gloo down while another is still in a collective
     dist.destroy_process_group()

@@ -36,4 +36,5 @@ for step in range(40):
 weights = torch.cat([p.detach().flatten() for p in model.parameters()])
 with open(f"{sys.argv[1]}/rank{rank}.json", "w") as fh:
     json.dump({"skips": skips, "weights": weights.tolist()}, fh)
+dist.barrier()  # no rank tears gloo down while another is still in a collective
 dist.destroy_process_group()

@@ -25,13 +25,28 @@ def _free_port() -> int:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    # Both processes are on this machine: gloo on the loopback interface, whatever the hostname resolves to.
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+
+
+# gloo aborts a process ("terminate called without an active exception", SIGABRT) when its
+# transport threads are torn down at an unlucky moment; seen once in 2 of 3 tests of one CI-like
+# run on a loaded 2-core machine, never alone. One retry of that signature only: any other
+# failure, or the same one twice, fails the test.
+GLOO_ABORT = "terminate called without an active exception"
+
+
+def _launch(cmd: list[str]) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=400)
+    if out.returncode != 0 and GLOO_ABORT in out.stderr:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=400)
+    return out
 
 
 def _torchrun(script: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [str(TORCHRUN), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
            str(_free_port()), str(script), *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=400)
+    out = _launch(cmd)
     assert out.returncode == 0, out.stderr[-3000:]
     return out
 
@@ -72,7 +87,7 @@ def test_accelerate_launch_starts_the_example_on_two_processes(tmp_path):
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
            str(ROOT / "examples" / "torchrun_loop.py"), str(tmp_path / "run"), "2"]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=400)
+    out = _launch(cmd)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 process(es)" in out.stdout
     assert (tmp_path / "run" / "sample_issues.csv").exists()
