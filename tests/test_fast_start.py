@@ -30,3 +30,15 @@ def test_cli_help_is_light():
 def test_public_names_still_resolve():
     code = "import trainground\nassert trainground.fit.__name__ == 'fit'\nassert trainground.Guard.__name__ == 'Guard'"
     assert "torch" in _loaded_after(code)
+
+
+def test_a_missing_input_is_refused_before_the_heavy_imports(tmp_path):
+    code = (
+        "from typer.testing import CliRunner\nfrom trainground.cli import app\n"
+        f"for args in (['fit', {str(tmp_path / 'nope.csv')!r}, '--target', 'y'], ['report', {str(tmp_path / 'run')!r}],\n"
+        f"             ['predict', {str(tmp_path / 'run')!r}, 'x.csv'], ['diagnose', {str(tmp_path / 'nope.csv')!r}]):\n"
+        "    result = CliRunner().invoke(app, args)\n"
+        "    assert result.exit_code == 2, (args, result.output)\n"
+        "    assert 'no such' in result.output, result.output"
+    )
+    assert _loaded_after(code) == set()
