@@ -6,8 +6,9 @@ Variants, interleaved over rounds so machine drift hits all alike:
 
   plain      the anchor's manual loop (randperm batches, zero_grad, backward, step)
   fit        trainground.fit, in memory (events, callbacks, running epoch metrics)
-  fit+disk   trainground.fit with a run directory: metrics.jsonl, a checkpoint at
-             every epoch end, final safetensors
+  fit+disk   trainground.fit with a run directory: metrics.jsonl, checkpoints at the
+             default cadence (an epoch end at most every checkpoint_seconds = 30 s, and
+             after the last epoch), final safetensors
   fit+disk+tensorboard, fit+disk+mlflow   (with --logger) fit+disk plus that logger
              (TensorBoard event files / an MLflow run in a local sqlite store), built
              before the clock starts; the difference to fit+disk is the logger's cost
