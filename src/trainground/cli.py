@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-import json
-import logging
-import os
 import sys
-import tempfile
-import time
-import traceback
-import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from trainground.errors import ConfigError, DataError, RunDirError, TraingroundError
+from trainground.cli_errors import err_console, inputs_exist, user_errors
+from trainground.errors import ConfigError
 
 app = typer.Typer(
     name="trainground",
@@ -29,10 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
 out_console = Console()
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 # Options shared by fit, diagnose and repair; each overrides its key of the --config YAML.
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML with sections data, model, fit (as for fit).")]
@@ -41,110 +28,6 @@ BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", min=1, help
 ModelOption = Annotated[str | None, typer.Option("--model", help="Built-in model: auto, mlp or cnn (model.name).")]
 IgnoreOption = Annotated[str | None, typer.Option(
     "--ignore", help="Comma-separated table columns that are not features (data.ignore).")]
-
-# Exit status for errors in the user's input (files, columns, options): one message, no traceback.
-EXIT_BAD_INPUT = 2
-# Exit status for a bug of ours: one line naming the log file with the traceback.
-EXIT_INTERNAL = 1
-
-
-class _Notices(logging.Handler):
-    """The library's notices (logger ``trainground``, e.g. columns left out) as one line each on stderr."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        err_console.print(f"[yellow]note:[/] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
-
-
-def _show_notices() -> None:
-    root = logging.getLogger("trainground")
-    if not any(isinstance(h, _Notices) for h in root.handlers):
-        root.addHandler(_Notices(logging.WARNING))
-        root.propagate = False
-
-
-def user_errors(command: F) -> F:
-    """The CLI's one error funnel: every command runs inside it.
-
-    Expected failures (a :class:`TraingroundError`, an ``OSError`` such as an unreadable
-    file or a read-only folder, undecodable input) become one line on stderr and exit
-    status 2. Anything else is a bug of ours: one line naming a log file that holds the
-    traceback, exit status 1. Warnings print as one ``warning:`` line each.
-    """
-    resumable = "resume" in inspect.signature(command).parameters
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _show_notices()
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            try:
-                return command(*args, **kwargs)
-            except typer.Exit:
-                raise
-            except KeyboardInterrupt:
-                hint = "; a run with checkpoints continues with --resume" if resumable else ""
-                err_console.print(f"interrupted{hint}")
-                raise typer.Exit(130) from None
-            except Exception as err:  # noqa: BLE001 - the funnel: nothing leaves as a traceback
-                message = expected_failure(err)
-                if message is None:
-                    log = _write_crash_log()
-                    message = (f"internal error ({type(err).__name__}: {_first_line(err)}); this is a bug in "
-                               f"trainground, please report it with the traceback in {log}")
-                    code = EXIT_INTERNAL
-                else:
-                    code = EXIT_BAD_INPUT
-                # escape: a message may hold brackets ("pip install 'trainground[mlflow]'") that are not markup
-                err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-                raise typer.Exit(code) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else "")[:300]
-
-
-def expected_failure(err: BaseException) -> str | None:
-    """The one-line message of a failure the user can fix, or None for a bug of ours."""
-    if isinstance(err, TraingroundError):
-        return str(err)
-    if isinstance(err, OSError):
-        where = err.filename if err.filename is not None else "a file"
-        return f"{where}: {err.strerror or _first_line(err) or type(err).__name__}"
-    if isinstance(err, UnicodeDecodeError):
-        return f"an input is not UTF-8 text ({_first_line(err)})"
-    import yaml
-
-    if isinstance(err, (yaml.YAMLError, json.JSONDecodeError)):
-        return f"an input file is not valid {'YAML' if isinstance(err, yaml.YAMLError) else 'JSON'} ({_first_line(err)})"
-    return None
-
-
-def _write_crash_log() -> Path:
-    """The traceback of the exception being handled, in a file of its own; its path."""
-    fd, name = tempfile.mkstemp(prefix=f"trainground-crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(f"trainground {' '.join(sys.argv[1:])}\n\n")
-        fh.write(traceback.format_exc())
-    return Path(name)
-
-
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:
-    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
-
-
-def _inputs_exist(*paths: str | Path | None, run_dir: Path | None = None) -> None:
-    """Refuse a missing input before the command imports torch, pandas or scikit-learn, so a typo
-    is answered in a fraction of a second; the loaders say the same for anything subtler."""
-    for path in paths:
-        if path is not None and not str(path).startswith("builtin:") and not Path(path).exists():
-            raise DataError(f"{path}: no such file or folder")
-    if run_dir is not None and not Path(run_dir).is_dir():
-        raise RunDirError(f"{run_dir}: no such run directory")
-
 
 @app.command()
 @user_errors
@@ -179,7 +62,7 @@ def fit_command(
     ignore: IgnoreOption = None,
 ) -> None:
     """Train a model on DATA and write a run directory."""
-    _inputs_exist(data)
+    inputs_exist(data)
     from trainground.diagnosis import DiagnosisCallback, Severity, print_findings
     from trainground.engine import MLflowConfig, ProgressBar, RunConfig, RunDir, run_fit
     from trainground.engine.run import resume_config
@@ -257,7 +140,7 @@ def diagnose(
     ignore: IgnoreOption = None,
 ) -> None:
     """Train once while recording every sample; find wrong labels, outliers, duplicates, ambiguous samples."""
-    _inputs_exist(data)
+    inputs_exist(data)
     from trainground.engine import RunDir
     from trainground.engine.rundir import check_inputs_outside
     from trainground.recipes.diagnose import diagnose as run_diagnose
@@ -284,7 +167,7 @@ def report_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
 ) -> None:
     """Render RUN_DIR's report.html: one offline page with curves, gradients, layers, findings and samples."""
-    _inputs_exist(run_dir=run_dir)
+    inputs_exist(run_dir=run_dir)
     from trainground.engine.rundir import check_output_file
 
     if out is not None:
@@ -310,7 +193,7 @@ def predict(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
 ) -> None:
     """Predict a label and class probabilities for every row (or image) of DATA."""
-    _inputs_exist(data, run_dir=run_dir)
+    inputs_exist(data, run_dir=run_dir)
     from trainground.engine import predict as predict_frame
 
     from trainground.engine.rundir import check_output_file
@@ -337,7 +220,7 @@ def findings_command(
                                                              "rewrite findings.json.")] = False,
 ) -> None:
     """Print the findings of a run (findings.json), most severe first."""
-    _inputs_exist(run_dir=run_dir)
+    inputs_exist(run_dir=run_dir)
     from trainground.diagnosis import Severity, print_findings, read_findings
     from trainground.diagnosis.run_dir import diagnose_run
     from trainground.engine import RunDir
@@ -375,7 +258,7 @@ def repair_command(
     ignore: IgnoreOption = None,
 ) -> None:
     """Diagnose DATA, relabel / quarantine / reweight what is wrong, retrain, keep what helps; the input is never modified."""
-    _inputs_exist(data, test)
+    inputs_exist(data, test)
     from trainground.engine import RunDir
     from trainground.engine.rundir import check_inputs_outside
     from trainground.recipes.repair import MAX_ROUNDS, print_repair, repair
