@@ -91,3 +91,13 @@ def test_repair_takes_a_raw_table_and_keeps_rows_without_label(tmp_path):
     quarantined = pd.read_csv(out / "quarantined.csv")
     assert len(repaired) + len(quarantined) == len(given)
     assert repaired["vote"].isna().sum() == given["vote"].isna().sum() == 31
+
+
+def test_a_repair_that_cannot_start_leaves_no_folder(tmp_path):
+    small = tmp_path / "small.csv"
+    small.write_text("a,y\n1,x\n2,y\n3,x\n4,y\n")
+    out = tmp_path / "out"
+    result = invoke("repair", small, "--target", "y", "--out", out)
+    assert result.exit_code == 2
+    assert "needs at least 10" in one_error_line(result)
+    assert not out.exists()

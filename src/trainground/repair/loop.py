@@ -41,6 +41,7 @@ import torch
 from rich.console import Console
 
 from trainground.data import IndexedDataset, stratified_split
+from trainground.diagnosis.dataset import validate_for_diagnosis
 from trainground.engine import RunConfig, RunDir
 from trainground.engine.evaluate import predict_logits
 from trainground.engine.model_file import read_model_file, save_model
@@ -130,6 +131,8 @@ def repair_loop(
         raise ConfigError(f"fit.val_fraction must be in (0, 1) for repair (the frozen validation split), "
                           f"got {fit_config.val_fraction}")
     data_names, training_names = _split_policies(policies)
+    # Refused before the folder exists: a repair that cannot start leaves nothing behind.
+    validate_for_diagnosis(data, fit_config)
     folder = None if out is None else RunDir.create(out, overwrite=overwrite)
     if folder is not None:
         folder.write_config({**config.to_dict(), "repair": {
