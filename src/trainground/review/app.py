@@ -56,7 +56,7 @@ def create_app(run: ReviewRun, store: ReviewStore, evidence: Evidence, *, token:
             return PlainTextResponse("403: this review needs the token printed when it started", status_code=403)
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = (
-            "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+            "default-src 'none'; connect-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
             "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL: never send it on
