@@ -251,6 +251,9 @@ def repair_command(
                                                       "the noise the repair misses; the better model) or ce (calibrated "
                                                       "probabilities; more reliable relabels when the model is weak).")] = "gce",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier repair.")] = False,
+    decisions: Annotated[Path | None, typer.Option(
+        "--decisions", help="A review's changes file (trainground review RUN --export corrected.csv writes "
+                            "corrected.changes.csv): its labels are fixed, never changed by the repair.")] = None,
     config_file: ConfigOption = None,
     lr: LrOption = None,
     batch_size: BatchSizeOption = None,
@@ -258,7 +261,7 @@ def repair_command(
     ignore: IgnoreOption = None,
 ) -> None:
     """Diagnose DATA, relabel / quarantine / reweight what is wrong, retrain, keep what helps; the input is never modified."""
-    inputs_exist(data, test)
+    inputs_exist(data, test, decisions)
     from trainground.engine import RunDir
     from trainground.engine.rundir import check_inputs_outside
     from trainground.recipes.repair import MAX_ROUNDS, print_repair, repair
@@ -272,7 +275,8 @@ def repair_command(
         out = RunDir.new_path("runs", f"repair-{stem}")
     check_inputs_outside(out, [data, test, config_file])
     result = repair(data, target=target, out=out, test=test, overwrite=overwrite, config=config,
-                    max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console, repair_loss=loss)
+                    max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console, repair_loss=loss,
+                    decisions=decisions)
     print_repair(result, out_console)
     _report_summary(Path(out), write_html=True)  # report.html of the repair folder (issue 8's renderer)
 

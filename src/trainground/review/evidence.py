@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from trainground.report.thumbnails import image_shape, png_data_uri, sample_thumbnails
+from trainground.report.thumbnails import image_shape, png_data_uri, sample_thumbnails, table_thumbnails
 from trainground.review.run import ReviewRun
 
 NEIGHBOURS = 8  # shown per sample: enough to see whether the labels around it agree
@@ -47,6 +48,8 @@ class Evidence:
         self._frame: Any = None
         self._ready = threading.Event()
         self._explanations: dict[int, np.ndarray] | None = None
+        self._pixels: np.ndarray | None = None  # a pixel table's rows, read once (thumbnails of any page)
+        self._pixels_note: str | None = None
 
     # -- background work -----------------------------------------------------------------
 
@@ -109,8 +112,37 @@ class Evidence:
         top = top[np.argsort(-sims[top])]
         return [(_index_at(space, int(p)), float(sims[p])) for p in top]
 
+    def prepare(self) -> None:
+        """Read a pixel table's pixel columns once (before serving), so no page re-reads the source."""
+        shape = image_shape(self.schema)
+        if shape is None or self.schema is None or self.schema.get("kind") == "image" or not self.run.source:
+            return
+        columns = [str(c) for c in self.schema["columns"]]
+        try:
+            from trainground.data.builtin import PREFIX, builtin_frame
+
+            source = self.run.source
+            if source.startswith(PREFIX):
+                frame = builtin_frame(source)[columns]
+            elif Path(source).suffix.lower() in (".parquet", ".pq"):
+                frame = pd.read_parquet(source, columns=columns)
+            else:
+                frame = pd.read_csv(source, usecols=columns)
+            self._pixels = frame[columns].to_numpy(dtype=np.float32)
+        except Exception as err:  # noqa: BLE001 - the data moved or changed: the page works without pictures
+            self._pixels_note = f"thumbnails omitted: {self.run.source} could not be read ({type(err).__name__}: {err})"
+
     def thumbnails(self, indices: list[int]) -> tuple[dict[int, str], str | None]:
-        return sample_thumbnails(self.run.config, self.schema, indices)
+        """Data URIs of the samples' pictures (image-like data only), and a note when there are none."""
+        shape = image_shape(self.schema)
+        if self._pixels_note is not None:
+            return {}, self._pixels_note
+        if self._pixels is not None and shape is not None:
+            wanted = [int(i) for i in indices if 0 <= int(i) < len(self._pixels)]
+            if not wanted:
+                return {}, None
+            return dict(zip(wanted, table_thumbnails(self._pixels[wanted], shape[1]), strict=True)), None
+        return sample_thumbnails(self.run.config, self.schema, indices)  # image folders: only these files are read
 
     def feature_values(self, index: int, limit: int = 40) -> list[tuple[str, Any]]:
         """The sample's row of the source table (column, value), for table data; [] otherwise."""

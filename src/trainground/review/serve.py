@@ -56,6 +56,7 @@ def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8765, revi
     if not name:
         raise ConfigError("--reviewer must hold at least one printable character")
     session = open_session(folder)
+    session.evidence.prepare()  # a pixel table's pictures, read once
     session.evidence.start()  # the representation of every sample, in the background
     token = new_token()
     app = create_app(session.run, session.store, session.evidence, token=token, reviewer=name)

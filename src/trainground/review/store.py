@@ -145,6 +145,8 @@ class ReviewStore:
                            ([_sql(v) for v in r] for r in rows))
             db.execute("CREATE INDEX samples_worst ON samples (flagged, worst, idx)")
             db.execute("CREATE INDEX samples_given ON samples (given, worst)")
+            for i in issues:  # the issue filter: that issue's flagged rows, already worst first
+                db.execute(f"CREATE INDEX samples_{i} ON samples (f_{i}, worst, idx)")
             for key, value in (("signature", signature), ("issues", "\n".join(issues)),
                                ("classes", "\n".join(classes))):
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
