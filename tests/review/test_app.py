@@ -157,3 +157,21 @@ def test_decisions_file_is_listed_and_a_foreign_one_refused(run_copy: Path) -> N
 
     with pytest.raises(RunDirError, match="not the review file"):
         open_session(run_copy)
+
+
+def test_sample_page_shows_neighbours_in_the_models_representation(run_copy: Path) -> None:
+    client, session = _client(run_copy)
+    session.evidence.load()  # what the server does in a background thread
+    assert session.evidence.space is not None and "model" in session.evidence.space.kind
+    table = pd.read_csv(run_copy / "sample_issues.csv")
+    suggested = dict(zip(table["index"], table["suggested_label"].astype(str), strict=True))
+    agree = [sum(suggested[j] == suggested[i] for j, _ in session.evidence.neighbours(int(i))) / 8
+             for i in table["index"]]
+    # three well separated classes: a sample's neighbours share its suggested label far above chance (1/3)
+    assert sum(agree) / len(agree) > 0.8
+    index = int(table["index"].iloc[0])
+    page = client.get(f"/sample/{index}?token={TOKEN}").text
+    assert page.count('<a href="/sample/') == 8 and "penultimate layer" in page
+    assert 'id="features"' in page  # a table's feature values
+    assert client.get(f"/sample/{10**9}?token={TOKEN}").status_code == 404
+    assert client.get(f"/sample/..%2F..%2Fetc%2Fpasswd?token={TOKEN}").status_code in (404, 422)  # indices only

@@ -48,9 +48,13 @@ def export_decisions(folder: str | Path, out: str | Path, *, overwrite: bool = F
 def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8765, reviewer: str | None = None,
           say: Callable[[str], None] = print, warn: Callable[[str], None] = print) -> None:
     """Serve the review of ``folder`` until interrupted (the URL with its token is said first)."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from trainground.review.app import clean_reviewer, create_app, new_token
+        from trainground.review.app import clean_reviewer, create_app, new_token
+    except ModuleNotFoundError as err:
+        raise ConfigError(f"the review page needs {err.name}, which is not installed: "
+                          "pip install 'trainground[review]'") from None
 
     name = clean_reviewer(reviewer) if reviewer is not None else default_reviewer()
     if not name:
