@@ -24,6 +24,7 @@ from trainground.report.browser import chromium_paths, headless_chromium
 from trainground.review.store import ReviewStore
 
 ARTIFACTS = Path(os.environ.get("TG_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "artifacts")
+pytestmark = pytest.mark.slow  # two server processes (each imports torch) and a browser
 
 
 @pytest.fixture(scope="session")
@@ -170,13 +171,19 @@ def test_review_in_headless_chromium(chromium: None, run_copy: Path, tmp_path: P
         process.kill()
         process.wait(timeout=20)
 
+    # the CLI's export (in this process: a second interpreter would only add its start-up time)
+    from typer.testing import CliRunner
+
+    from trainground.cli import app
+
     out = tmp_path / "corrected.csv"
-    done = subprocess.run([sys.executable, "-m", "trainground.cli", "review", str(run_copy), "--export", str(out)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "conflicting" in done.stderr
-    again = subprocess.run([sys.executable, "-m", "trainground.cli", "review", str(run_copy), "--export", str(out)],
-                           capture_output=True, text=True, timeout=120)
-    assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+    done = CliRunner().invoke(app, ["review", str(run_copy), "--export", str(out)])
+    assert done.exit_code == 0, done.output
+    assert "conflicting" in done.output
+    changes = pd.read_csv(tmp_path / "corrected.changes.csv")
+    assert set(changes.loc[changes["applied"], "index"]) >= {second}
+    assert not changes.loc[changes["index"] == first, "applied"].any()  # ann and bob disagree on it
+    again = CliRunner().invoke(app, ["review", str(run_copy), "--export", str(out)])
+    assert again.exit_code == 2 and "--overwrite" in again.output and "Traceback" not in again.output
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "review.png")
