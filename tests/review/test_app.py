@@ -175,3 +175,19 @@ def test_sample_page_shows_neighbours_in_the_models_representation(run_copy: Pat
     assert 'id="features"' in page  # a table's feature values
     assert client.get(f"/sample/{10**9}?token={TOKEN}").status_code == 404
     assert client.get(f"/sample/..%2F..%2Fetc%2Fpasswd?token={TOKEN}").status_code in (404, 422)  # indices only
+
+
+def test_cli_refuses_bad_input_in_one_line(tmp_path: Path, run_copy: Path) -> None:
+    from typer.testing import CliRunner
+
+    from trainground.cli import app
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["review", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "no such run directory" in missing.output
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(app, ["review", str(tmp_path / "empty")])
+    assert empty.exit_code == 2 and "sample_issues.csv" in empty.output and "Traceback" not in empty.output
+    into_source = runner.invoke(app, ["review", str(run_copy), "--export", str(open_session(run_copy).run.source),
+                                      "--overwrite"])
+    assert into_source.exit_code == 2 and "data source" in into_source.output
