@@ -145,9 +145,9 @@ class Evidence:
         return sample_thumbnails(self.run.config, self.schema, indices)  # image folders: only these files are read
 
     def feature_values(self, index: int, limit: int = 40) -> list[tuple[str, Any]]:
-        """The sample's row of the source table (column, value), for table data; [] otherwise."""
-        if self.schema is None or self.schema.get("kind") == "image" or not self.run.source:
-            return []
+        """The sample's row of the source table (column, value), for tables that are not pictures; [] otherwise."""
+        if self.schema is None or image_shape(self.schema) is not None or not self.run.source:
+            return []  # pictures are shown as pictures, not as 64 pixel values
         if self._frame is None:
             from trainground.data.builtin import PREFIX, builtin_frame
             from trainground.data.table import read_table
