@@ -191,3 +191,55 @@ def test_cli_refuses_bad_input_in_one_line(tmp_path: Path, run_copy: Path) -> No
     into_source = runner.invoke(app, ["review", str(run_copy), "--export", str(open_session(run_copy).run.source),
                                       "--overwrite"])
     assert into_source.exit_code == 2 and "data source" in into_source.output
+
+
+def test_a_repair_folder_is_reviewed_from_its_round_0(table_run: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    folder = tmp_path / "repair"
+    folder.mkdir()
+    shutil.copytree(table_run, folder / "round_0")
+    shutil.copy(table_run / "config.yaml", folder / "config.yaml")
+    table = pd.read_csv(table_run / "sample_issues.csv")
+    flagged = table[table["is_label_issue"]].head(3)
+    pd.DataFrame({"index": flagged["index"], "action": "relabel", "old_label": flagged["given_label"],
+                  "new_label": flagged["suggested_label"], "score": 0.1, "reason": "label issue"}
+                 ).to_csv(folder / "changes.csv", index=False)
+    (folder / "metrics.json").write_text(json.dumps({"rounds": [{"round": 0, "run_dir": "round_0"}]}))
+    client, session = _client(folder)
+    assert session.run.issues == folder / "round_0" / "sample_issues.csv" and session.run.db.parent == folder
+    index = int(flagged["index"].iloc[0])
+    page = client.get(f"/sample/{index}?token={TOKEN}").text
+    assert "automatic repair: relabel" in page
+
+
+def test_attributions_are_shown_when_an_explanations_file_exists(run_copy: Path) -> None:
+    import numpy as np
+
+    index = int(pd.read_csv(run_copy / "sample_issues.csv")["index"].iloc[0])
+    np.savez(run_copy / "explanations.npz", index=np.array([index]), attributions=np.array([[0.1, -2.0, 0.5]]))
+    client, _ = _client(run_copy)
+    page = client.get(f"/sample/{index}?token={TOKEN}").text
+    section = page[page.index("largest attributions"):]
+    assert section.index("x2") < section.index("x3") < section.index("x&lt;b&gt;1&lt;/b&gt;")  # by |value|
+
+
+def test_two_reviewers_writing_at_once_lose_nothing(run_copy: Path) -> None:
+    import threading
+
+    session = open_session(run_copy)
+    samples = [int(i) for i in pd.read_csv(run_copy / "sample_issues.csv")["index"].iloc[:60]]
+
+    def review(name: str) -> None:
+        store = type(session.store)(session.run.db)  # its own store and connections, as a second server has
+        for i in samples:
+            store.decide(sample=i, reviewer=name, action="keep")
+
+    threads = [threading.Thread(target=review, args=(name,)) for name in ("ann", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    current = session.store.current()
+    assert all({d.reviewer for d in current[i]} == {"ann", "bob"} for i in samples)
