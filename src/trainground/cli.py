@@ -273,7 +273,7 @@ def repair_command(
     if out is None:
         stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
         out = RunDir.new_path("runs", f"repair-{stem}")
-    check_inputs_outside(out, [data, test, config_file])
+    check_inputs_outside(out, [data, test, config_file, decisions])
     result = repair(data, target=target, out=out, test=test, overwrite=overwrite, config=config,
                     max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console, repair_loss=loss,
                     decisions=decisions)

@@ -83,3 +83,16 @@ def test_repair_keeps_the_reviewers_labels(tmp_path):
     changes = pd.read_csv(tmp_path / "out" / "changes.csv")
     by_review = changes[changes["reason"] == REASON]
     assert set(by_review["index"]) == {*odd, int(flipped[2])}  # "keep" changes nothing, so it is no change
+
+
+def test_cli_repair_refuses_a_bad_decisions_file_before_training(tmp_path):
+    from typer.testing import CliRunner
+
+    from trainground.cli import app
+
+    bad = _write(tmp_path / "decisions.csv", [(1, "delete", "", True)])
+    result = CliRunner().invoke(app, ["repair", "builtin:digits", "--decisions", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "row 2: unknown action 'delete'" in result.output
+    assert not (tmp_path / "o").exists()
+    missing = CliRunner().invoke(app, ["repair", "builtin:digits", "--decisions", str(tmp_path / "nope.csv")])
+    assert missing.exit_code == 2 and "nope.csv" in missing.output
