@@ -48,3 +48,4 @@ def test_wheel_installs_into_an_environment_with_torch_and_runs(tmp_path):
                "--out", tmp_path / "run", cwd=tmp_path)
     assert (tmp_path / "run" / "sample_issues.csv").exists(), out.stdout
     assert (Path(site) / "trainground" / "report" / "templates").is_dir()  # package data shipped
+    assert (Path(site) / "trainground" / "review" / "templates" / "review.html.j2").is_file()

@@ -251,6 +251,9 @@ def repair_command(
                                                       "the noise the repair misses; the better model) or ce (calibrated "
                                                       "probabilities; more reliable relabels when the model is weak).")] = "gce",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier repair.")] = False,
+    decisions: Annotated[Path | None, typer.Option(
+        "--decisions", help="A review's changes file (trainground review RUN --export corrected.csv writes "
+                            "corrected.changes.csv): its labels are fixed, never changed by the repair.")] = None,
     config_file: ConfigOption = None,
     lr: LrOption = None,
     batch_size: BatchSizeOption = None,
@@ -258,7 +261,7 @@ def repair_command(
     ignore: IgnoreOption = None,
 ) -> None:
     """Diagnose DATA, relabel / quarantine / reweight what is wrong, retrain, keep what helps; the input is never modified."""
-    inputs_exist(data, test)
+    inputs_exist(data, test, decisions)
     from trainground.engine import RunDir
     from trainground.engine.rundir import check_inputs_outside
     from trainground.recipes.repair import MAX_ROUNDS, print_repair, repair
@@ -270,11 +273,42 @@ def repair_command(
     if out is None:
         stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
         out = RunDir.new_path("runs", f"repair-{stem}")
-    check_inputs_outside(out, [data, test, config_file])
+    check_inputs_outside(out, [data, test, config_file, decisions])
     result = repair(data, target=target, out=out, test=test, overwrite=overwrite, config=config,
-                    max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console, repair_loss=loss)
+                    max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console, repair_loss=loss,
+                    decisions=decisions)
     print_repair(result, out_console)
     _report_summary(Path(out), write_html=True)  # report.html of the repair folder (issue 8's renderer)
+
+
+@app.command("review")
+@user_errors
+def review_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (demo, diagnose) or a repair folder.")],
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but 127.0.0.1 exposes the "
+                                                     "review to other machines (a warning says so).")] = "127.0.0.1",
+    reviewer: Annotated[str | None, typer.Option("--reviewer", help="Name recorded with each decision (default: "
+                                                                    "your login name; the page can change it).")] = None,
+    export: Annotated[Path | None, typer.Option("--export", help="Write the input table with the decisions applied "
+                                                                 "to this file (and FILE.changes.csv), then exit.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --export's files if they exist.")] = False,
+) -> None:
+    """Review the flagged samples of RUN_DIR in a local web page; decisions are kept in RUN_DIR/review.sqlite."""
+    inputs_exist(run_dir=run_dir)
+    from trainground.review.serve import export_decisions, serve
+
+    if export is not None:
+        done = export_decisions(run_dir, export, overwrite=overwrite)
+        out_console.print(f"wrote {done.table} ({done.rows} rows: {done.relabelled} relabelled, {done.excluded} "
+                          f"excluded) and {done.changes}", highlight=False, soft_wrap=True)
+        if done.conflicts:
+            err_console.print(f"[yellow]warning:[/] {done.conflicts} sample(s) with conflicting decisions were left "
+                              f"as given; see the note column of {done.changes}", highlight=False, soft_wrap=True)
+        return
+    serve(run_dir, host=host, port=port, reviewer=reviewer,
+          say=lambda m: out_console.print(m, highlight=False, soft_wrap=True),
+          warn=lambda m: err_console.print(f"[yellow]warning:[/] {m}", highlight=False, soft_wrap=True))
 
 
 def _columns(text: str) -> tuple[str, ...]:

@@ -31,6 +31,7 @@ from trainground.engine import DataConfig, RunConfig
 from trainground.errors import ConfigError, DataError
 from trainground.recipes.diagnose import diagnose_dataset
 from trainground.repair.edits import RoundLoss
+from trainground.repair.fixed import FixedLabels, read_decisions
 from trainground.repair.loop import MAX_ROUNDS, RepairResult, repair_loop
 
 
@@ -39,7 +40,7 @@ def repair_dataset(
     out: str | Path | None = None, overwrite: bool = False, max_rounds: int = MAX_ROUNDS,
     policies: Sequence[str] | None = None, frame: pd.DataFrame | None = None, target: str | None = None,
     output_format: str = "csv", console: Console | None = None, extra_callbacks: Sequence[Any] = (),
-    repair_loss: RoundLoss = "gce",
+    repair_loss: RoundLoss = "gce", fixed: FixedLabels | None = None,
 ) -> RepairResult:
     """Diagnose ``data``, repair it round by round, keep the round that validates best.
 
@@ -49,7 +50,7 @@ def repair_dataset(
     return repair_loop(
         data, diagnose=diagnose_dataset, config=config, test=test, out=out, overwrite=overwrite,
         max_rounds=max_rounds, policies=policies, frame=frame, target=target, output_format=output_format,
-        console=console, extra_callbacks=extra_callbacks, repair_loss=repair_loss,
+        console=console, extra_callbacks=extra_callbacks, repair_loss=repair_loss, fixed=fixed,
     )
 
 
@@ -102,13 +103,14 @@ def repair(
     source: str | Path, *, target: str | None = None, out: str | Path, test: str | Path | None = None,
     overwrite: bool = False, config: RunConfig | None = None, max_rounds: int = MAX_ROUNDS,
     policies: Sequence[str] | None = None, console: Console | None = None, extra_callbacks: Sequence[Any] = (),
-    repair_loss: RoundLoss = "gce",
+    repair_loss: RoundLoss = "gce", decisions: str | Path | None = None,
 ) -> RepairResult:
     """Load ``source`` (CSV/Parquet/image folder/builtin:NAME), repair it, write the folder ``out``.
 
     ``out`` gets ``repaired.csv`` (``.parquet`` for a Parquet input), ``quarantined.csv``,
     ``changes.csv``, ``actions.jsonl``, ``metrics.json``, ``config.yaml`` and one run
-    directory per round; the input file is only read.
+    directory per round; the input file is only read. ``decisions``: a review's changes file
+    (``trainground review --export``), whose labels the repair takes as fixed (``repair.fixed``).
     """
     source = str(source)
     out = Path(out)
@@ -118,12 +120,13 @@ def repair(
                      ignore=config.data.ignore)
     config.data = DataConfig(source=source, target=target, image_size=config.data.image_size,
                              max_categories=config.data.max_categories, ignore=config.data.ignore)
+    fixed = None if decisions is None else read_decisions(decisions)
     test_data = None if test is None else load_test(test, data, target)
     frame, column, fmt = input_frame(source, data, target)
     return repair_dataset(
         data, config=config, test=test_data, out=out, overwrite=overwrite, max_rounds=max_rounds, policies=policies,
         frame=frame, target=column, output_format=fmt, console=console, extra_callbacks=extra_callbacks,
-        repair_loss=repair_loss,
+        repair_loss=repair_loss, fixed=fixed,
     )
 
 

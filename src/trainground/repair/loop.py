@@ -52,7 +52,8 @@ from trainground.losses import build_loss
 from trainground.models import build_model
 from trainground.repair.class_share import cap_class_loss, class_mass, given_mass
 from trainground.repair.competence import measure_competence
-from trainground.repair.edits import RepairState, RoundLoss, round_loss, training_view
+from trainground.repair.edits import RepairState, RoundLoss, apply_data_actions, round_loss, training_view
+from trainground.repair.fixed import FixedLabels, drop_fixed, fixed_actions
 from trainground.repair.output import change_rows, write_repair_folder
 from trainground.repair.plan import TrainingPlan, apply_training_actions, prepare_model
 from trainground.repair.policy import RepairContext, get_policy, run_policies_reporting
@@ -90,7 +91,7 @@ def repair_loop(
     out: str | Path | None = None, overwrite: bool = False, max_rounds: int = MAX_ROUNDS,
     policies: Sequence[str] | None = None, frame: pd.DataFrame | None = None, target: str | None = None,
     output_format: str = "csv", console: Console | None = None, extra_callbacks: Sequence[Any] = (),
-    repair_loss: RoundLoss = "gce",
+    repair_loss: RoundLoss = "gce", fixed: FixedLabels | None = None,
 ) -> RepairResult:
     """Diagnose ``data``, repair it round by round, and keep the round that validates best.
 
@@ -116,6 +117,8 @@ def repair_loop(
             (generalized cross-entropy, robust to label noise; see ``edits.round_loss``) or
             ``"ce"``. A loss the user chose in ``config.loss`` (other than ``"ce"``) is
             left as it was.
+        fixed: a reviewer's decisions (``repair.fixed``): applied before round 0, never changed
+            by a policy.
 
     Returns:
         The :class:`RepairResult`.
@@ -148,7 +151,7 @@ def repair_loop(
     say = console.print if console is not None else (lambda *a, **k: None)
     trainer = DataRounds(data, frozen, diagnose=diagnose, config=config, test=test, folder=folder,
                          data_policies=data_names, training_policies=training_names, repair_loss=repair_loss,
-                         extra_callbacks=extra_callbacks, say=say)
+                         extra_callbacks=extra_callbacks, say=say, fixed=fixed)
     say(f"[bold]round 0[/]: diagnosing {len(data)} samples ({int(frozen.sum())} held out for validation)")
     rounds = run_rounds(trainer, max_rounds=max_rounds, log=log, say=lambda m: say(m, highlight=False))
     best, stopped = rounds.best, rounds.stopped
@@ -182,7 +185,7 @@ class DataRounds:
     def __init__(self, data: IndexedDataset, frozen: np.ndarray, *, diagnose: DiagnoseFn, config: RunConfig,
                  test: IndexedDataset | None, folder: RunDir | None, data_policies: list[str] | None,
                  training_policies: list[str] | None, repair_loss: RoundLoss, extra_callbacks: Sequence[Any],
-                 say: Callable[..., None]) -> None:
+                 say: Callable[..., None], fixed: FixedLabels | None = None) -> None:
         self.data, self.frozen, self.diagnose, self.test, self.folder = data, frozen, diagnose, test, folder
         self.data_policies, self.training_policies = data_policies, training_policies
         self.repair_loss, self.extra_callbacks, self.say = repair_loss, extra_callbacks, say
@@ -193,6 +196,11 @@ class DataRounds:
         self.change_log: list[dict[str, Any]] = []
         self.counts: dict[str, dict[str, float]] | None = None
         self.history: list[dict[str, Any]] = []  # every trained round's metrics, for the policies
+        self.fixed = fixed
+        if fixed is not None:  # a reviewer's decisions hold from round 0 on, in every round kept
+            before = self.state
+            self.state, applied = apply_data_actions(before, fixed_actions(fixed, data.encoder, data.index.numpy()))
+            self.change_log += change_rows(0, before, applied, data.encoder)
 
     def train(self, k: int) -> RoundOutcome:
         data, plan, state = self.data, self.plan_, self.state
@@ -254,6 +262,7 @@ class DataRounds:
             extra={"frozen_index": data.index.numpy()[self.frozen], "plan": plan}, competence=competence,
         )
         data_actions, skipped = run_policies_reporting(context, self.data_policies, kind="data")
+        data_actions = drop_fixed(data_actions, self.fixed)
         training_actions, skipped_training = run_policies_reporting(context, self.training_policies, kind="training")
         skipped.update(skipped_training)
         declined = competence.findings(self.classes) if "relabel" in (self.data_policies or ["relabel"]) else []
