@@ -19,7 +19,7 @@ from torch import Tensor
 
 from trainground.gradients import GuardConfig
 from trainground.gradients.context import HostContext, host_norm
-from trainground.gradients.distributed import window_mean_loss
+from trainground.gradients.distributed import is_distributed, window_mean_loss
 
 
 class FrameworkGradients:
@@ -32,16 +32,29 @@ class FrameworkGradients:
     def __init__(self, config: GuardConfig) -> None:
         self.chain = dataclasses.replace(config, trust_region=False).build_chain()
         self.skipped = 0
+        self._groups: list[Any] | None = None
+        self._params: list[Tensor] = []
+
+    def _all_params(self, optimizer: torch.optim.Optimizer) -> list[Tensor]:
+        # The parameter list is rebuilt only when the optimizer's groups change.
+        groups = optimizer.param_groups
+        if self._groups is None or len(groups) != len(self._groups) or any(
+                a is not b for a, b in zip(groups, self._groups, strict=True)):
+            self._groups = list(groups)
+            self._params = [p for group in groups for p in group["params"]]
+        return self._params
 
     def apply(self, optimizer: torch.optim.Optimizer, loss: Tensor | None) -> bool:
         """Clip or skip this step's gradients in place; False when the step was skipped."""
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        params = [p for p in self._all_params(optimizer) if p.grad is not None]
         if not params:
             return True
         grads = [p.grad for p in params]
         # Under DDP the gradients are already all-reduced; the loss is averaged over ranks here so
         # that every rank skips alike (see gradients.distributed).
-        value = None if loss is None else torch.as_tensor(window_mean_loss(loss.detach().float().reshape(()), 1.0))
+        value = None if loss is None else loss.detach().float().reshape(())
+        if value is not None and is_distributed():
+            value = torch.as_tensor(window_mean_loss(value, 1.0))
         if all(g.device.type == "cpu" for g in grads) and self.chain.supports_host:
             norm = host_norm(grads)
             ctx = HostContext(grads, params, raw_norm=norm, loss=None if value is None else float(value),
