@@ -12,6 +12,10 @@ Three measurements:
                                 recorded run gives, the integrations' setting)
               plain-loop        ``Watch`` in an ordinary DataLoader loop
               lightning         ``TraingroundCallback`` in a Lightning Trainer
+              plain-loop+2pass  ``Watch`` + ``finish(second_pass=SecondPass(...))``
+              lightning+2pass   ``TraingroundCallback(second_pass=SecondPass(...))``
+                                (the second pass retrains a fresh copy of the same initial
+                                model with the same recipe, as ``diagnose`` does)
             Sample checks only in the diagnose routes (training_checks=None); the
             integrations run with their defaults (training checks on).
   overhead  Per-step wall time of a Lightning fit with the callback (monitors at their
@@ -22,7 +26,8 @@ Three measurements:
             wall seconds, flags, agreement.
 
 Usage: python benchmarks/own_training.py [--datasets digits mnist1d] [--noise sym20 asym30]
-       [--seeds 0 1 2] [--parts f1 overhead ddp] [--out benchmarks/results/own_training.json]
+       [--seeds 0 1 2] [--routes ...] [--parts f1 overhead ddp] [--out benchmarks/results/own_training.json]
+       (--routes runs some routes only; the other routes' rows of --out are kept)
        (--parts with no name prints the tables of --out)
 """
 
@@ -51,10 +56,11 @@ from trainground.data import IndexedDataset, LabelEncoder, WithIndex, stratified
 from trainground.diagnosis.dataset import DatasetDiagnosisConfig, diagnose_dataset  # noqa: E402
 from trainground.engine import FitConfig  # noqa: E402
 from trainground.engine.rng import seed_everything  # noqa: E402
-from trainground.integrations import Watch  # noqa: E402
+from trainground.integrations import SecondPass, Watch  # noqa: E402
 from trainground.models import ModelConfig, build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+ROUTES = ("diagnose", "diagnose-1pass", "plain-loop", "lightning", "plain-loop+2pass", "lightning+2pass")
 warnings.filterwarnings("ignore")
 
 
@@ -71,7 +77,7 @@ def route_diagnose(x, y, seed, model, second_pass):
     return diagnose_dataset(data, config, model=model).table
 
 
-def route_plain(x, y, seed, model, train_pos, val_pos):
+def route_plain(x, y, seed, model, train_pos, val_pos, second_pass=None):
     order = np.concatenate([train_pos, val_pos])  # Watch indexes train then val; map back at the end
     data = TensorDataset(x, y)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -90,11 +96,11 @@ def route_plain(x, y, seed, model, train_pos, val_pos):
                 watch.record_val(index, model(xb), yb)
         if watch.end_epoch():
             break
-    table = watch.finish().table
+    table = watch.finish(second_pass=second_pass).table
     return table.assign(index=order[table["index"].to_numpy()])
 
 
-def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epochs=40):
+def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epochs=40, second_pass=None):
     import pytorch_lightning as pl
 
     from trainground.integrations.lightning import TraingroundCallback
@@ -122,7 +128,7 @@ def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epo
     train = WithIndex(Subset(data, train_pos.tolist()))
     val = WithIndex(Subset(data, val_pos.tolist()), offset=len(train_pos))
     timer = StepTimer()
-    cbs = [timer] + ([TraingroundCallback(stop_early=True)] if callback else [])
+    cbs = [timer] + ([TraingroundCallback(stop_early=True, second_pass=second_pass)] if callback else [])
     trainer = pl.Trainer(max_epochs=epochs, callbacks=cbs, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     t0 = time.perf_counter()
@@ -143,16 +149,17 @@ class StepTimer:
 
         class _Timer(pl.Callback):
             def on_train_start(self, trainer, module):
-                self.t0 = time.perf_counter()
+                self.t0, self.c0 = time.perf_counter(), time.process_time()
 
             def on_train_end(self, trainer, module):
                 self.seconds, self.steps = time.perf_counter() - self.t0, trainer.global_step
+                self.cpu_seconds = time.process_time() - self.c0
 
         return _Timer()
 
 
-def f1_part(args, common) -> dict:
-    out: dict = {}
+def f1_part(args, common, previous: dict) -> dict:
+    out: dict = copy.deepcopy(previous)  # routes not run now keep their earlier rows
     for ds in args.datasets:
         x_np, _, y_np, _ = common.load_dataset(ds)
         x = torch.from_numpy(x_np)
@@ -163,17 +170,21 @@ def f1_part(args, common) -> dict:
                 y = torch.from_numpy(y_noisy)
                 train_pos, val_pos = stratified_split(y_noisy, fraction=0.1, seed=seed)
                 initial = _model(x, train_pos, seed)
-                row = {}
-                for name in ("diagnose", "diagnose-1pass", "plain-loop", "lightning"):
+                row = out.get(ds, {}).get(noise, {}).get(str(seed), {})
+                for name in args.routes:
                     torch.manual_seed(seed)
                     model = copy.deepcopy(initial)
+                    # The second pass retrains a fresh copy of the same initial model with the
+                    # recipe of the first (trainground diagnose's second pass does the same).
+                    second = SecondPass(model=copy.deepcopy(initial), fit=FitConfig(
+                        epochs=40, lr=1e-3, batch_size=64, seed=seed, device="cpu")) if name.endswith("+2pass") else None
                     t0 = time.perf_counter()
                     if name.startswith("diagnose"):
                         table = route_diagnose(x, y, seed, model, second_pass=name == "diagnose")
-                    elif name == "plain-loop":
-                        table = route_plain(x, y, seed, model, train_pos, val_pos)
+                    elif name.startswith("plain-loop"):
+                        table = route_plain(x, y, seed, model, train_pos, val_pos, second_pass=second)
                     else:
-                        table = route_lightning(x, y, seed, model, train_pos, val_pos)[0]
+                        table = route_lightning(x, y, seed, model, train_pos, val_pos, second_pass=second)[0]
                     flag = table.set_index("index").sort_index()["is_label_issue"].to_numpy(dtype=bool)
                     row[name] = {**prf(flag, truth), "wall_s": time.perf_counter() - t0}
                 out.setdefault(ds, {}).setdefault(noise, {})[str(seed)] = row
@@ -225,15 +236,17 @@ def ddp_part(args, tmp: Path) -> dict:
 
 def print_tables(results: dict) -> None:
     """Markdown tables of what ``results`` holds (mean ± std over seeds; population std)."""
-    routes = ("diagnose", "diagnose-1pass", "plain-loop", "lightning")
     if "f1" in results:
-        print("| data | noise | " + " | ".join(f"{r} F1" for r in routes) + " | plain-loop - diagnose-1pass | lightning - diagnose-1pass |")
-        print("|---|---|" + "---|" * (len(routes) + 2))
+        pairs = (("plain-loop", "diagnose-1pass"), ("lightning", "diagnose-1pass"),
+                 ("plain-loop+2pass", "diagnose"), ("lightning+2pass", "diagnose"))
+        print("| data | noise | " + " | ".join(ROUTES) + " | " + " | ".join(f"{a} - {b}" for a, b in pairs) + " |")
+        print("|---|---|" + "---|" * (len(ROUTES) + len(pairs)))
         for ds, by_noise in results["f1"].items():
             for noise, by_seed in by_noise.items():
-                f1 = {r: np.array([row[r]["f1"] for row in by_seed.values()]) for r in routes}
-                cells = [f"{f1[r].mean():.3f} ± {f1[r].std():.3f}" for r in routes]
-                cells += [f"{(f1[r] - f1['diagnose-1pass']).mean():+.3f}" for r in ("plain-loop", "lightning")]
+                f1 = {r: np.array([row[r]["f1"] for row in by_seed.values()]) for r in ROUTES
+                      if all(r in row for row in by_seed.values())}
+                cells = [f"{f1[r].mean():.3f} ± {f1[r].std():.3f}" if r in f1 else "-" for r in ROUTES]
+                cells += [f"{(f1[a] - f1[b]).mean():+.3f}" if a in f1 and b in f1 else "-" for a, b in pairs]
                 print(f"| {ds} | {noise} (seeds {', '.join(by_seed)}) | " + " | ".join(cells) + " |")
     if "overhead" in results:
         o = results["overhead"]
@@ -251,6 +264,7 @@ def main() -> None:
     ap.add_argument("--noise", nargs="*", default=["sym20", "asym30"])
     ap.add_argument("--seeds", nargs="*", type=int, default=[0])
     ap.add_argument("--parts", nargs="*", default=["f1", "overhead", "ddp"])
+    ap.add_argument("--routes", nargs="*", default=list(ROUTES))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--overhead-epochs", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None)
@@ -262,7 +276,7 @@ def main() -> None:
     previous = json.loads(args.out.read_text()) if args.out is not None and args.out.exists() else {}
     results = {**previous, **results}
     if "f1" in args.parts:
-        results["f1"] = f1_part(args, common)
+        results["f1"] = f1_part(args, common, previous.get("f1", {}))
     if "overhead" in args.parts:
         results["overhead"] = overhead_part(args, common)
     if "ddp" in args.parts:

@@ -138,3 +138,17 @@ def test_lightning_example_runs_and_is_the_readme_text(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "label issues flagged" in out.stdout
     assert np.all([(tmp_path / "run" / n).exists() for n in ("report.html", "findings.json")])
+
+
+def test_second_pass_option_retrains_a_fresh_network_at_fit_end(digits):
+    from trainground.engine import FitConfig
+    from trainground.integrations import SecondPass
+
+    train, val = _data(digits)
+    fresh = Net().net  # a fresh copy of the network (the module's weights are found under "net.")
+    callback = TraingroundCallback(config=SessionConfig(training_checks=None, report=False, patience=2),
+                                   second_pass=SecondPass(model=fresh, fit=FitConfig(epochs=3, seed=0, device="cpu")))
+    _trainer(callback, 4).fit(Net(), *_loaders(train, val))
+    assert callback.result is not None
+    assert sorted(callback.result.table["index"]) == list(range(400))
+    assert callback.result.second_pass_presentations > 0

@@ -29,6 +29,7 @@ resumes the diagnosis with the training.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from trainground.engine import RunDir
 from trainground.errors import ConfigError
 from trainground.gradients import GuardConfig
 from trainground.integrations.framework_step import FrameworkGradients
+from trainground.integrations.second_pass import SecondPass, stack_inputs
 from trainground.integrations.session import SessionConfig, SessionResult, TrainingSession
 
 
@@ -89,14 +91,19 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
         stop_early: end training (``trainer.should_stop``) once the validation loss has not
             improved for ``config.patience`` epochs; off by default (your Trainer decides).
         overwrite: replace an earlier run in ``run_dir`` (a resumed fit reuses its own).
+        second_pass: retrain a fresh model on the samples the run trusts at ``on_fit_end``
+            before concluding (``integrations.second_pass``: ``SecondPass(model=...)``, inputs
+            stacked from the Trainer's training and validation datasets); None: one pass.
     """
 
     def __init__(
         self, run_dir: str | Path | None = None, *, num_samples: int | None = None, num_classes: int | None = None,
         classes: tuple[Any, ...] | None = None, config: SessionConfig | None = None,
         guard: GuardConfig | None = GuardConfig(), stop_early: bool = False, overwrite: bool = False,
+        second_pass: SecondPass | None = None,
     ) -> None:
         super().__init__()
+        self.second_pass = second_pass
         self.run_dir, self.num_samples, self.num_classes, self.classes = run_dir, num_samples, num_classes, classes
         self.config = config or SessionConfig()
         self.gradients = None if guard is None else FrameworkGradients(guard)
@@ -170,7 +177,12 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         if self.session is not None:  # every rank: under DDP finish() gathers on rank 0
-            self.result = self.session.finish()
+            second = self.second_pass if trainer.is_global_zero else None
+            if second is not None and second.inputs is None:
+                datasets = [loader.dataset for loader in _loaders(trainer.train_dataloader)
+                            + _loaders(trainer.val_dataloaders)]
+                second = dataclasses.replace(second, inputs=stack_inputs(datasets, self.session.num_samples))
+            self.result = self.session.finish(second_pass=second)
 
     # ---- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -183,14 +195,14 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
         self._pending = dict(state_dict) or None
 
 
-def _dataset_size(trainer: Any) -> int:
-    def size(loaders: Any) -> int:
-        if loaders is None:
-            return 0
-        loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
-        return sum(len(loader.dataset) for loader in loaders)
+def _loaders(loaders: Any) -> list[Any]:
+    if loaders is None:
+        return []
+    return list(loaders) if isinstance(loaders, list | tuple) else [loaders]
 
-    n = size(trainer.train_dataloader) + size(trainer.val_dataloaders)
+
+def _dataset_size(trainer: Any) -> int:
+    n = sum(len(loader.dataset) for loader in _loaders(trainer.train_dataloader) + _loaders(trainer.val_dataloaders))
     if n == 0:
         raise ConfigError("TraingroundCallback cannot tell the number of samples; pass num_samples=")
     return n

@@ -30,7 +30,9 @@ from trainground.diagnosis.findings import write_findings
 from trainground.engine import Callback, CallbackList, Event, FitConfig, MetricsWriter, RunDir, TrainState
 from trainground.engine.atomic import atomic_write_text
 from trainground.gradients.distributed import is_distributed
+from trainground.errors import ConfigError
 from trainground.integrations.gather import all_reduce, gather_tables, max_width, merge_latest_rows, rank
+from trainground.integrations.second_pass import SecondPass, run_second_pass
 from trainground.monitors import SampleRecorder
 from trainground.monitors.penultimate import PenultimateFeatures
 
@@ -69,6 +71,8 @@ class SessionResult:
     early_learning_epoch: int | None
     run_dir: RunDir | None
     report: Path | None = None
+    # Training samples x epochs of the second pass (0: not run, or every sample trusted).
+    second_pass_presentations: int = 0
 
 
 class TrainingSession:
@@ -245,11 +249,17 @@ class TrainingSession:
                                                 torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
 
     # ---- the end --------------------------------------------------------------------------
-    def finish(self) -> SessionResult | None:
+    def finish(self, second_pass: SecondPass | None = None) -> SessionResult | None:
         """Fire FIT_END, run the sample and dataset checks, write the run directory's files.
 
         Under DDP every rank must call it (it gathers); rank 0 returns the result, the others None.
+
+        Args:
+            second_pass: retrain a fresh model on the samples this run trusts before concluding
+                (``integrations.second_pass``; its ``inputs`` must be set). None: one pass.
         """
+        if second_pass is not None and second_pass.inputs is None:
+            raise ConfigError("TrainingSession.finish: SecondPass.inputs is needed (every sample's input)")
         if self._finished:
             raise RuntimeError("this session has already finished")
         self.flush()
@@ -264,7 +274,7 @@ class TrainingSession:
             if self.rank != 0:
                 return None
         records = self.recorder.compute()
-        issues = self._conclude(records)
+        issues, presentations = self._conclude(records, second_pass)
         training = [] if self.diagnosis is None else list(self.diagnosis.findings)
         findings = [*issues.findings, *training]
         skipped = issues.skipped + ([] if self.diagnosis is None else list(self.diagnosis.skipped))
@@ -280,7 +290,8 @@ class TrainingSession:
 
                 report = write_report(self.run.path)
         return SessionResult(table=issues.table, findings=findings, skipped_checks=skipped,
-                             early_learning_epoch=self.window.best_epoch, run_dir=self.run, report=report)
+                             early_learning_epoch=self.window.best_epoch, run_dir=self.run, report=report,
+                             second_pass_presentations=presentations)
 
     def _gather(self) -> None:
         """Every rank's evidence onto rank 0 (collectives: every rank runs this, in this order)."""
@@ -303,13 +314,19 @@ class TrainingSession:
         for frame in frames[1:]:
             self.recorder.append_rows(frame)
 
-    def _conclude(self, records: pd.DataFrame) -> SampleIssues:
+    def _conclude(self, records: pd.DataFrame, second: SecondPass | None) -> tuple[SampleIssues, int]:
         assert self.labels is not None
         labels = self.labels.cpu()
         seen = torch.nonzero(labels >= 0).flatten().numpy()
         pred_probs = self.window.mean_probs()[seen]
         table = None if self.features is None else self.features.features()
         embeddings = None if table is None else table[seen]
+        presentations = 0
+        if second is not None:
+            assert second.inputs is not None
+            pred_probs, embeddings, presentations = run_second_pass(
+                second, second.inputs, seen, labels[seen].numpy(), self.num_classes, pred_probs, embeddings,
+                patience=self.config.patience, weights=self.window.weights)
         data = IndexedDataset(
             features=torch.zeros(len(seen), 1) if embeddings is None else torch.from_numpy(embeddings),
             labels=labels[seen], index=torch.from_numpy(seen), encoder=LabelEncoder(self.classes),
@@ -327,7 +344,7 @@ class TrainingSession:
         exclude = [] if embeddings is not None else ["outliers", "near_duplicates", "underperforming_groups"]
         if self.diagnosis is not None:
             exclude += self.diagnosis.check_names
-        return conclude_samples(evidence, predicted, exclude=exclude)
+        return conclude_samples(evidence, predicted, exclude=exclude), presentations
 
     # ---- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
