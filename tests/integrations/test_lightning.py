@@ -80,13 +80,17 @@ def test_callback_writes_the_run_and_diagnoses_every_sample(digits, tmp_path):
     assert callback.result is not None and callback.result.early_learning_epoch is not None
 
 
-def test_a_spike_is_skipped_exactly(digits):
+@pytest.mark.parametrize("full_guard", [False, True])
+def test_a_spike_is_skipped_exactly(digits, full_guard):
     train, val = _data(digits)
     torch.manual_seed(0)
     model = Net(spike_at=4)
     seen = {}
 
     class Spy(pl.Callback):
+        def on_train_start(self, trainer, module):
+            seen["start"] = [p.detach().clone() for p in module.parameters()]
+
         def on_train_batch_start(self, trainer, module, batch, i):
             if trainer.global_step == 4:
                 seen["before"] = [p.detach().clone() for p in module.parameters()]
@@ -95,13 +99,14 @@ def test_a_spike_is_skipped_exactly(digits):
             if "before" in seen and "after" not in seen:
                 seen["after"] = [p.detach().clone() for p in module.parameters()]
 
-    callback = TraingroundCallback(config=SessionConfig(training_checks=None))
+    callback = TraingroundCallback(config=SessionConfig(training_checks=None), full_guard=full_guard)
     trainer = pl.Trainer(max_epochs=1, callbacks=[callback, Spy()], accelerator="cpu", logger=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                          enable_checkpointing=False)
     trainer.fit(model, *_loaders(train, val))
     assert callback.gradients is not None and callback.gradients.skipped == 1
     assert all(torch.equal(a, b) for a, b in zip(seen["before"], seen["after"], strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(seen["start"], model.parameters(), strict=True))  # it trained
 
 
 def test_resume_from_a_lightning_checkpoint_continues_the_records(digits, tmp_path):
