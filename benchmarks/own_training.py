@@ -18,10 +18,12 @@ Three measurements:
                                 model with the same recipe, as ``diagnose`` does)
             Sample checks only in the diagnose routes (training_checks=None); the
             integrations run with their defaults (training checks on).
-  overhead  Per-step wall time of a Lightning fit with the callback (monitors at their
-            default sampling, chain on) over the same bare fit; interleaved repeats in one
-            process, timed from on_train_start to on_train_end (the callback's finish, i.e.
-            the checks and the report, is timed separately).
+  overhead  Per-step wall and CPU (process) time of a Lightning fit with the callback (monitors
+            at their default sampling, chain on; also without the monitors and with the full
+            Guard) over the same bare fit; interleaved repeats in one process, timed from
+            on_train_start to on_train_end, validation included (the callback's finish, i.e.
+            the checks and the report, is timed separately). CPU time is the steadier figure
+            on a shared machine.
   ddp       examples/torchrun_loop.py with 2 processes (torchrun, gloo) vs 1 process:
             wall seconds, flags, agreement.
 
@@ -100,7 +102,8 @@ def route_plain(x, y, seed, model, train_pos, val_pos, second_pass=None):
     return table.assign(index=order[table["index"].to_numpy()])
 
 
-def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epochs=40, second_pass=None):
+def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epochs=40, second_pass=None,
+                    options=None):
     import pytorch_lightning as pl
 
     from trainground.integrations.lightning import TraingroundCallback
@@ -128,7 +131,8 @@ def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epo
     train = WithIndex(Subset(data, train_pos.tolist()))
     val = WithIndex(Subset(data, val_pos.tolist()), offset=len(train_pos))
     timer = StepTimer()
-    cbs = [timer] + ([TraingroundCallback(stop_early=True, second_pass=second_pass)] if callback else [])
+    options = {"stop_early": True, **(options or {})}
+    cbs = [timer] + ([TraingroundCallback(second_pass=second_pass, **options)] if callback else [])
     trainer = pl.Trainer(max_epochs=epochs, callbacks=cbs, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     t0 = time.perf_counter()
@@ -193,22 +197,38 @@ def f1_part(args, common, previous: dict) -> dict:
     return out
 
 
+OVERHEAD_VARIANTS = {
+    "bare": None,
+    "callback": {},  # the defaults: monitors sampled 1 step in 10, records, features, the chain
+    "callback-no-monitors": {"config": "no-monitors"},  # SessionConfig(training_checks=None)
+    "callback-full-guard": {"full_guard": True},
+}
+
+
 def overhead_part(args, common) -> dict:
+    from trainground.integrations import SessionConfig
+
     x_np, _, y_np, _ = common.load_dataset("digits")
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
     train_pos, val_pos = stratified_split(y_np, fraction=0.1, seed=0)
-    runs: dict[str, list[float]] = {"bare": [], "callback": []}
+    runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in OVERHEAD_VARIANTS}
     for _ in range(args.repeats):
-        for name in ("bare", "callback"):
+        for name, options in OVERHEAD_VARIANTS.items():  # interleaved: machine drift hits every variant
+            if options and options.get("config") == "no-monitors":
+                options = {**options, "config": SessionConfig(training_checks=None)}
             model = _model(x, train_pos, 0)
-            _, timer, total = route_lightning(x, y, 0, model, train_pos, val_pos, callback=name == "callback",
-                                              epochs=args.overhead_epochs)
-            runs[name].append(timer.seconds / timer.steps)
-            if name == "callback":
-                runs.setdefault("finish_s", []).append(total - timer.seconds)
-    bare, cb = np.median(runs["bare"]), np.median(runs["callback"])
-    print(f"per-step: bare {bare * 1e3:.2f} ms, callback {cb * 1e3:.2f} ms, ratio {cb / bare:.3f}", flush=True)
-    return {"per_step_s": runs, "ratio_of_medians": float(cb / bare), "epochs": args.overhead_epochs}
+            _, timer, total = route_lightning(x, y, 0, model, train_pos, val_pos, callback=options is not None,
+                                              epochs=args.overhead_epochs, options={"stop_early": False, **(options or {})})
+            runs[name]["wall"].append(timer.seconds / timer.steps)
+            runs[name]["cpu"].append(timer.cpu_seconds / timer.steps)
+            if options is not None:
+                runs[name].setdefault("finish_s", []).append(total - timer.seconds)
+    out: dict = {"per_step_s": runs, "epochs": args.overhead_epochs, "repeats": args.repeats}
+    for clock in ("wall", "cpu"):
+        bare = np.median(runs["bare"][clock])
+        out[f"ratio_{clock}"] = {name: float(np.median(r[clock]) / bare) for name, r in runs.items()}
+    print(f"per-step ratios over bare Lightning: wall {out['ratio_wall']}, cpu {out['ratio_cpu']}", flush=True)
+    return out
 
 
 def ddp_part(args, tmp: Path) -> dict:
@@ -248,10 +268,13 @@ def print_tables(results: dict) -> None:
                 cells = [f"{f1[r].mean():.3f} ± {f1[r].std():.3f}" if r in f1 else "-" for r in ROUTES]
                 cells += [f"{(f1[a] - f1[b]).mean():+.3f}" if a in f1 and b in f1 else "-" for a, b in pairs]
                 print(f"| {ds} | {noise} (seeds {', '.join(by_seed)}) | " + " | ".join(cells) + " |")
-    if "overhead" in results:
+    if "overhead" in results and "ratio_wall" in results["overhead"]:
         o = results["overhead"]
-        b, c = (np.median(o["per_step_s"][k]) * 1e3 for k in ("bare", "callback"))
-        print(f"overhead: bare {b:.2f} ms/step, callback {c:.2f} ms/step, ratio {o['ratio_of_medians']:.3f}")
+        print("| variant | wall ms/step | wall ratio | CPU ms/step | CPU ratio |")
+        print("|---|---|---|---|---|")
+        for name, r in o["per_step_s"].items():
+            print(f"| {name} | {np.median(r['wall']) * 1e3:.2f} | {o['ratio_wall'][name]:.3f} | "
+                  f"{np.median(r['cpu']) * 1e3:.2f} | {o['ratio_cpu'][name]:.3f} |")
     if "ddp" in results:
         d = results["ddp"]
         print(f"ddp: 1 process {d['1']['wall_s']:.1f} s ({d['1']['n_flagged']} flagged), 2 processes "
@@ -266,7 +289,7 @@ def main() -> None:
     ap.add_argument("--parts", nargs="*", default=["f1", "overhead", "ddp"])
     ap.add_argument("--routes", nargs="*", default=list(ROUTES))
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--overhead-epochs", type=int, default=3)
+    ap.add_argument("--overhead-epochs", type=int, default=10)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--tmp", type=Path, default=Path("/tmp/own_training_bench"))
     args = ap.parse_args()
