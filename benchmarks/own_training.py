@@ -201,6 +201,7 @@ OVERHEAD_VARIANTS = {
     "bare": None,
     "callback": {},  # the defaults: monitors sampled 1 step in 10, records, features, the chain
     "callback-no-monitors": {"config": "no-monitors"},  # SessionConfig(training_checks=None)
+    "callback-no-chain": {"guard": None},  # no gradient chain (no clip, no spike skip)
     "callback-full-guard": {"full_guard": True},
 }
 

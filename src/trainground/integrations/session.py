@@ -174,7 +174,10 @@ class TrainingSession:
         """Close the epoch; True when the session asks training to stop (early stopping)."""
         self.flush()
         # Under DDP every rank sums every rank's batches: the same val_loss, the same window.
-        totals = [0.0] * 6 if self._totals is None else all_reduce(self._totals).tolist()
+        # Every rank joins the all-reduce, also one that has recorded no batch yet (it adds zeros):
+        # a collective skipped by one rank would pair with the next one of the other.
+        own = self._totals if self._totals is not None else torch.zeros(6, dtype=torch.float64)
+        totals = all_reduce(own).tolist()
         epoch_metrics: dict[str, float] = {}
         if totals[2]:
             epoch_metrics.update(train_loss=totals[0] / totals[2], train_accuracy=totals[1] / totals[2])
