@@ -24,6 +24,9 @@ Three measurements:
             on_train_start to on_train_end, validation included (the callback's finish, i.e.
             the checks and the report, is timed separately). CPU time is the steadier figure
             on a shared machine.
+  hooks     Thread CPU time spent in each of the callback's hooks per training step (the
+            callback at its defaults, --overhead-epochs epochs, --repeats fits): where the
+            overhead is, steady under load.
   ddp       examples/torchrun_loop.py with 2 processes (torchrun, gloo) vs 1 process:
             wall seconds, flags, agreement.
 
@@ -232,6 +235,50 @@ def overhead_part(args, common) -> dict:
     return out
 
 
+HOOKS = ("on_train_batch_start", "on_before_backward", "on_after_backward", "on_before_optimizer_step",
+         "on_train_batch_end", "on_validation_batch_end", "on_train_epoch_end")
+
+
+def hooks_part(args, common) -> dict:
+    """CPU time of the callback's own hooks per training step (thread CPU time, so waiting for
+    a core on a loaded machine is not counted); a warm-up fit first, then ``--repeats`` fits."""
+    from trainground.integrations.lightning import TraingroundCallback
+
+    spent = {name: 0.0 for name in HOOKS}
+    originals = {name: getattr(TraingroundCallback, name) for name in HOOKS}
+
+    def timed(name, method):
+        def wrapper(self, *a, **k):
+            t0 = time.thread_time()
+            try:
+                return method(self, *a, **k)
+            finally:
+                spent[name] += time.thread_time() - t0
+        return wrapper
+
+    x_np, _, y_np, _ = common.load_dataset("digits")
+    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
+    train_pos, val_pos = stratified_split(y_np, fraction=0.1, seed=0)
+    for name, method in originals.items():
+        setattr(TraingroundCallback, name, timed(name, method))
+    try:
+        route_lightning(x, y, 0, _model(x, train_pos, 0), train_pos, val_pos, epochs=1)  # warm-up
+        for name in spent:
+            spent[name] = 0.0
+        steps = 0
+        for _ in range(args.repeats):
+            _, timer, _ = route_lightning(x, y, 0, _model(x, train_pos, 0), train_pos, val_pos,
+                                          epochs=args.overhead_epochs, options={"stop_early": False})
+            steps += timer.steps
+    finally:
+        for name, method in originals.items():
+            setattr(TraingroundCallback, name, method)
+    per_step = {name: 1e3 * v / steps for name, v in spent.items()}
+    print("hook CPU ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in per_step.items())
+          + f"; total {sum(per_step.values()):.3f}", flush=True)
+    return {"cpu_ms_per_step": per_step, "total_cpu_ms_per_step": sum(per_step.values()), "steps": steps}
+
+
 def ddp_part(args, tmp: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     example = ROOT / "examples" / "torchrun_loop.py"
@@ -303,6 +350,8 @@ def main() -> None:
         results["f1"] = f1_part(args, common, previous.get("f1", {}))
     if "overhead" in args.parts:
         results["overhead"] = overhead_part(args, common)
+    if "hooks" in args.parts:
+        results["hooks"] = hooks_part(args, common)
     if "ddp" in args.parts:
         results["ddp"] = ddp_part(args, args.tmp)
     if args.out is not None:
