@@ -48,7 +48,8 @@ def data() -> IndexedDataset:
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def run(train: IndexedDataset, callback: DiagnosisCallback | None, threads: int, clock=time.perf_counter) -> tuple[float, int]:
+def run(train: IndexedDataset, callback: DiagnosisCallback | None, threads: int,
+        clock=time.perf_counter) -> tuple[float, int]:
     torch.manual_seed(0)
     model = MLP(64, 10, hidden=(256, 256)).fit_input_stats(train.features)
     config = FitConfig(epochs=EPOCHS, batch_size=BATCH, lr=LR, val_fraction=0.0, device="cpu", threads=threads)

@@ -183,8 +183,8 @@ def f1_part(args, common, previous: dict) -> dict:
                     model = copy.deepcopy(initial)
                     # The second pass retrains a fresh copy of the same initial model with the
                     # recipe of the first (trainground diagnose's second pass does the same).
-                    second = SecondPass(model=copy.deepcopy(initial), fit=FitConfig(
-                        epochs=40, lr=1e-3, batch_size=64, seed=seed, device="cpu")) if name.endswith("+2pass") else None
+                    recipe = FitConfig(epochs=40, lr=1e-3, batch_size=64, seed=seed, device="cpu")
+                    second = SecondPass(model=copy.deepcopy(initial), fit=recipe) if name.endswith("+2pass") else None
                     t0 = time.perf_counter()
                     if name.startswith("diagnose"):
                         table = route_diagnose(x, y, seed, model, second_pass=name == "diagnose")
@@ -221,8 +221,9 @@ def overhead_part(args, common) -> dict:
             if options and options.get("config") == "no-monitors":
                 options = {**options, "config": SessionConfig(training_checks=None)}
             model = _model(x, train_pos, 0)
-            _, timer, total = route_lightning(x, y, 0, model, train_pos, val_pos, callback=options is not None,
-                                              epochs=args.overhead_epochs, options={"stop_early": False, **(options or {})})
+            _, timer, total = route_lightning(
+                x, y, 0, model, train_pos, val_pos, callback=options is not None, epochs=args.overhead_epochs,
+                options={"stop_early": False, **(options or {})})
             runs[name]["wall"].append(timer.seconds / timer.steps)
             runs[name]["cpu"].append(timer.cpu_seconds / timer.steps)
             if options is not None:

@@ -10,5 +10,6 @@ from trainground.integrations.session import SessionConfig, SessionResult, Train
 from trainground.integrations.tensorboard import TensorBoardLogger
 
 __all__ = [
-    "MLflowLogger", "SecondPass", "SessionConfig", "SessionResult", "TensorBoardLogger", "TrainingSession", "Watch", "build_loggers",
+    "MLflowLogger", "SecondPass", "SessionConfig", "SessionResult", "TensorBoardLogger", "TrainingSession", "Watch",
+    "build_loggers",
 ]

@@ -84,9 +84,12 @@ def run_second_pass(
     weights: dict[str, Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, int]:
     """The first pass's ``pred_probs``/``embeddings`` (rows = ``seen``) replaced by the second
-    pass's, and the sample presentations it cost. ``weights``: the first pass's model at its
-    best epoch (a state dict, maybe of a module around the network, as a LightningModule) (0 when every sample is trusted or fewer than
-    10 are: then the first pass's evidence stands, as in ``diagnose_dataset``)."""
+    pass's, and the sample presentations it cost (0 when every sample is trusted or fewer than
+    10 are: then the first pass's evidence stands, as in ``diagnose_dataset``).
+
+    ``weights``: the first pass's model at its best epoch, as a state dict (maybe of a module
+    around the network, such as a LightningModule).
+    """
     # The trust is decided as ``diagnose`` decides it: with the representation of the first
     # pass's best model in eval mode when its weights fit ``options.model`` (the features
     # recorded during training otherwise).
