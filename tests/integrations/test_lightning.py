@@ -153,7 +153,7 @@ def test_second_pass_option_retrains_a_fresh_network_at_fit_end(digits):
     fresh = Net().net  # a fresh copy of the network (the module's weights are found under "net.")
     callback = TraingroundCallback(config=SessionConfig(training_checks=None, report=False, patience=2),
                                    second_pass=SecondPass(model=fresh, fit=FitConfig(epochs=3, seed=0, device="cpu")))
-    _trainer(callback, 4).fit(Net(), *_loaders(train, val))
+    _trainer(callback, 4, enable_checkpointing=False).fit(Net(), *_loaders(train, val))
     assert callback.result is not None
     assert sorted(callback.result.table["index"]) == list(range(400))
     assert callback.result.second_pass_presentations > 0
