@@ -12,17 +12,27 @@ Three measurements:
                                 recorded run gives, the integrations' setting)
               plain-loop        ``Watch`` in an ordinary DataLoader loop
               lightning         ``TraingroundCallback`` in a Lightning Trainer
+              plain-loop+2pass  ``Watch`` + ``finish(second_pass=SecondPass(...))``
+              lightning+2pass   ``TraingroundCallback(second_pass=SecondPass(...))``
+                                (the second pass retrains a fresh copy of the same initial
+                                model with the same recipe, as ``diagnose`` does)
             Sample checks only in the diagnose routes (training_checks=None); the
             integrations run with their defaults (training checks on).
-  overhead  Per-step wall time of a Lightning fit with the callback (monitors at their
-            default sampling, chain on) over the same bare fit; interleaved repeats in one
-            process, timed from on_train_start to on_train_end (the callback's finish, i.e.
-            the checks and the report, is timed separately).
+  overhead  Per-step wall and CPU (process) time of a Lightning fit with the callback (monitors
+            at their default sampling, chain on; also without the monitors and with the full
+            Guard) over the same bare fit; interleaved repeats in one process, timed from
+            on_train_start to on_train_end, validation included (the callback's finish, i.e.
+            the checks and the report, is timed separately). CPU time is the steadier figure
+            on a shared machine.
+  hooks     Thread CPU time spent in each of the callback's hooks per training step (the
+            callback at its defaults, --overhead-epochs epochs, --repeats fits): where the
+            overhead is, steady under load.
   ddp       examples/torchrun_loop.py with 2 processes (torchrun, gloo) vs 1 process:
             wall seconds, flags, agreement.
 
 Usage: python benchmarks/own_training.py [--datasets digits mnist1d] [--noise sym20 asym30]
-       [--seeds 0 1 2] [--parts f1 overhead ddp] [--out benchmarks/results/own_training.json]
+       [--seeds 0 1 2] [--routes ...] [--parts f1 overhead ddp] [--out benchmarks/results/own_training.json]
+       (--routes runs some routes only; the other routes' rows of --out are kept)
        (--parts with no name prints the tables of --out)
 """
 
@@ -51,10 +61,11 @@ from trainground.data import IndexedDataset, LabelEncoder, WithIndex, stratified
 from trainground.diagnosis.dataset import DatasetDiagnosisConfig, diagnose_dataset  # noqa: E402
 from trainground.engine import FitConfig  # noqa: E402
 from trainground.engine.rng import seed_everything  # noqa: E402
-from trainground.integrations import Watch  # noqa: E402
+from trainground.integrations import SecondPass, Watch  # noqa: E402
 from trainground.models import ModelConfig, build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+ROUTES = ("diagnose", "diagnose-1pass", "plain-loop", "lightning", "plain-loop+2pass", "lightning+2pass")
 warnings.filterwarnings("ignore")
 
 
@@ -71,7 +82,7 @@ def route_diagnose(x, y, seed, model, second_pass):
     return diagnose_dataset(data, config, model=model).table
 
 
-def route_plain(x, y, seed, model, train_pos, val_pos):
+def route_plain(x, y, seed, model, train_pos, val_pos, second_pass=None):
     order = np.concatenate([train_pos, val_pos])  # Watch indexes train then val; map back at the end
     data = TensorDataset(x, y)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -90,11 +101,12 @@ def route_plain(x, y, seed, model, train_pos, val_pos):
                 watch.record_val(index, model(xb), yb)
         if watch.end_epoch():
             break
-    table = watch.finish().table
+    table = watch.finish(second_pass=second_pass).table
     return table.assign(index=order[table["index"].to_numpy()])
 
 
-def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epochs=40):
+def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epochs=40, second_pass=None,
+                    options=None):
     import pytorch_lightning as pl
 
     from trainground.integrations.lightning import TraingroundCallback
@@ -122,7 +134,8 @@ def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epo
     train = WithIndex(Subset(data, train_pos.tolist()))
     val = WithIndex(Subset(data, val_pos.tolist()), offset=len(train_pos))
     timer = StepTimer()
-    cbs = [timer] + ([TraingroundCallback(stop_early=True)] if callback else [])
+    options = {"stop_early": True, **(options or {})}
+    cbs = [timer] + ([TraingroundCallback(second_pass=second_pass, **options)] if callback else [])
     trainer = pl.Trainer(max_epochs=epochs, callbacks=cbs, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     t0 = time.perf_counter()
@@ -143,16 +156,17 @@ class StepTimer:
 
         class _Timer(pl.Callback):
             def on_train_start(self, trainer, module):
-                self.t0 = time.perf_counter()
+                self.t0, self.c0 = time.perf_counter(), time.process_time()
 
             def on_train_end(self, trainer, module):
                 self.seconds, self.steps = time.perf_counter() - self.t0, trainer.global_step
+                self.cpu_seconds = time.process_time() - self.c0
 
         return _Timer()
 
 
-def f1_part(args, common) -> dict:
-    out: dict = {}
+def f1_part(args, common, previous: dict) -> dict:
+    out: dict = copy.deepcopy(previous)  # routes not run now keep their earlier rows
     for ds in args.datasets:
         x_np, _, y_np, _ = common.load_dataset(ds)
         x = torch.from_numpy(x_np)
@@ -163,17 +177,21 @@ def f1_part(args, common) -> dict:
                 y = torch.from_numpy(y_noisy)
                 train_pos, val_pos = stratified_split(y_noisy, fraction=0.1, seed=seed)
                 initial = _model(x, train_pos, seed)
-                row = {}
-                for name in ("diagnose", "diagnose-1pass", "plain-loop", "lightning"):
+                row = out.get(ds, {}).get(noise, {}).get(str(seed), {})
+                for name in args.routes:
                     torch.manual_seed(seed)
                     model = copy.deepcopy(initial)
+                    # The second pass retrains a fresh copy of the same initial model with the
+                    # recipe of the first (trainground diagnose's second pass does the same).
+                    recipe = FitConfig(epochs=40, lr=1e-3, batch_size=64, seed=seed, device="cpu")
+                    second = SecondPass(model=copy.deepcopy(initial), fit=recipe) if name.endswith("+2pass") else None
                     t0 = time.perf_counter()
                     if name.startswith("diagnose"):
                         table = route_diagnose(x, y, seed, model, second_pass=name == "diagnose")
-                    elif name == "plain-loop":
-                        table = route_plain(x, y, seed, model, train_pos, val_pos)
+                    elif name.startswith("plain-loop"):
+                        table = route_plain(x, y, seed, model, train_pos, val_pos, second_pass=second)
                     else:
-                        table = route_lightning(x, y, seed, model, train_pos, val_pos)[0]
+                        table = route_lightning(x, y, seed, model, train_pos, val_pos, second_pass=second)[0]
                     flag = table.set_index("index").sort_index()["is_label_issue"].to_numpy(dtype=bool)
                     row[name] = {**prf(flag, truth), "wall_s": time.perf_counter() - t0}
                 out.setdefault(ds, {}).setdefault(noise, {})[str(seed)] = row
@@ -182,22 +200,84 @@ def f1_part(args, common) -> dict:
     return out
 
 
+OVERHEAD_VARIANTS = {
+    "bare": None,
+    "callback": {},  # the defaults: monitors sampled 1 step in 10, records, features, the chain
+    "callback-no-monitors": {"config": "no-monitors"},  # SessionConfig(training_checks=None)
+    "callback-no-chain": {"guard": None},  # no gradient chain (no clip, no spike skip)
+    "callback-full-guard": {"full_guard": True},
+}
+
+
 def overhead_part(args, common) -> dict:
+    from trainground.integrations import SessionConfig
+
     x_np, _, y_np, _ = common.load_dataset("digits")
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
     train_pos, val_pos = stratified_split(y_np, fraction=0.1, seed=0)
-    runs: dict[str, list[float]] = {"bare": [], "callback": []}
+    runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in OVERHEAD_VARIANTS}
     for _ in range(args.repeats):
-        for name in ("bare", "callback"):
+        for name, options in OVERHEAD_VARIANTS.items():  # interleaved: machine drift hits every variant
+            if options and options.get("config") == "no-monitors":
+                options = {**options, "config": SessionConfig(training_checks=None)}
             model = _model(x, train_pos, 0)
-            _, timer, total = route_lightning(x, y, 0, model, train_pos, val_pos, callback=name == "callback",
-                                              epochs=args.overhead_epochs)
-            runs[name].append(timer.seconds / timer.steps)
-            if name == "callback":
-                runs.setdefault("finish_s", []).append(total - timer.seconds)
-    bare, cb = np.median(runs["bare"]), np.median(runs["callback"])
-    print(f"per-step: bare {bare * 1e3:.2f} ms, callback {cb * 1e3:.2f} ms, ratio {cb / bare:.3f}", flush=True)
-    return {"per_step_s": runs, "ratio_of_medians": float(cb / bare), "epochs": args.overhead_epochs}
+            _, timer, total = route_lightning(
+                x, y, 0, model, train_pos, val_pos, callback=options is not None, epochs=args.overhead_epochs,
+                options={"stop_early": False, **(options or {})})
+            runs[name]["wall"].append(timer.seconds / timer.steps)
+            runs[name]["cpu"].append(timer.cpu_seconds / timer.steps)
+            if options is not None:
+                runs[name].setdefault("finish_s", []).append(total - timer.seconds)
+    out: dict = {"per_step_s": runs, "epochs": args.overhead_epochs, "repeats": args.repeats}
+    for clock in ("wall", "cpu"):
+        bare = np.median(runs["bare"][clock])
+        out[f"ratio_{clock}"] = {name: float(np.median(r[clock]) / bare) for name, r in runs.items()}
+    print(f"per-step ratios over bare Lightning: wall {out['ratio_wall']}, cpu {out['ratio_cpu']}", flush=True)
+    return out
+
+
+HOOKS = ("on_train_batch_start", "on_before_backward", "on_after_backward", "on_before_optimizer_step",
+         "on_train_batch_end", "on_validation_batch_end", "on_train_epoch_end")
+
+
+def hooks_part(args, common) -> dict:
+    """CPU time of the callback's own hooks per training step (thread CPU time, so waiting for
+    a core on a loaded machine is not counted); a warm-up fit first, then ``--repeats`` fits."""
+    from trainground.integrations.lightning import TraingroundCallback
+
+    spent = {name: 0.0 for name in HOOKS}
+    originals = {name: getattr(TraingroundCallback, name) for name in HOOKS}
+
+    def timed(name, method):
+        def wrapper(self, *a, **k):
+            t0 = time.thread_time()
+            try:
+                return method(self, *a, **k)
+            finally:
+                spent[name] += time.thread_time() - t0
+        return wrapper
+
+    x_np, _, y_np, _ = common.load_dataset("digits")
+    x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
+    train_pos, val_pos = stratified_split(y_np, fraction=0.1, seed=0)
+    for name, method in originals.items():
+        setattr(TraingroundCallback, name, timed(name, method))
+    try:
+        route_lightning(x, y, 0, _model(x, train_pos, 0), train_pos, val_pos, epochs=1)  # warm-up
+        for name in spent:
+            spent[name] = 0.0
+        steps = 0
+        for _ in range(args.repeats):
+            _, timer, _ = route_lightning(x, y, 0, _model(x, train_pos, 0), train_pos, val_pos,
+                                          epochs=args.overhead_epochs, options={"stop_early": False})
+            steps += timer.steps
+    finally:
+        for name, method in originals.items():
+            setattr(TraingroundCallback, name, method)
+    per_step = {name: 1e3 * v / steps for name, v in spent.items()}
+    print("hook CPU ms per step: " + ", ".join(f"{k} {v:.3f}" for k, v in per_step.items())
+          + f"; total {sum(per_step.values()):.3f}", flush=True)
+    return {"cpu_ms_per_step": per_step, "total_cpu_ms_per_step": sum(per_step.values()), "steps": steps}
 
 
 def ddp_part(args, tmp: Path) -> dict:
@@ -225,20 +305,25 @@ def ddp_part(args, tmp: Path) -> dict:
 
 def print_tables(results: dict) -> None:
     """Markdown tables of what ``results`` holds (mean ± std over seeds; population std)."""
-    routes = ("diagnose", "diagnose-1pass", "plain-loop", "lightning")
     if "f1" in results:
-        print("| data | noise | " + " | ".join(f"{r} F1" for r in routes) + " | plain-loop - diagnose-1pass | lightning - diagnose-1pass |")
-        print("|---|---|" + "---|" * (len(routes) + 2))
+        pairs = (("plain-loop", "diagnose-1pass"), ("lightning", "diagnose-1pass"),
+                 ("plain-loop+2pass", "diagnose"), ("lightning+2pass", "diagnose"))
+        print("| data | noise | " + " | ".join(ROUTES) + " | " + " | ".join(f"{a} - {b}" for a, b in pairs) + " |")
+        print("|---|---|" + "---|" * (len(ROUTES) + len(pairs)))
         for ds, by_noise in results["f1"].items():
             for noise, by_seed in by_noise.items():
-                f1 = {r: np.array([row[r]["f1"] for row in by_seed.values()]) for r in routes}
-                cells = [f"{f1[r].mean():.3f} ± {f1[r].std():.3f}" for r in routes]
-                cells += [f"{(f1[r] - f1['diagnose-1pass']).mean():+.3f}" for r in ("plain-loop", "lightning")]
+                f1 = {r: np.array([row[r]["f1"] for row in by_seed.values()]) for r in ROUTES
+                      if all(r in row for row in by_seed.values())}
+                cells = [f"{f1[r].mean():.3f} ± {f1[r].std():.3f}" if r in f1 else "-" for r in ROUTES]
+                cells += [f"{(f1[a] - f1[b]).mean():+.3f}" if a in f1 and b in f1 else "-" for a, b in pairs]
                 print(f"| {ds} | {noise} (seeds {', '.join(by_seed)}) | " + " | ".join(cells) + " |")
-    if "overhead" in results:
+    if "overhead" in results and "ratio_wall" in results["overhead"]:
         o = results["overhead"]
-        b, c = (np.median(o["per_step_s"][k]) * 1e3 for k in ("bare", "callback"))
-        print(f"overhead: bare {b:.2f} ms/step, callback {c:.2f} ms/step, ratio {o['ratio_of_medians']:.3f}")
+        print("| variant | wall ms/step | wall ratio | CPU ms/step | CPU ratio |")
+        print("|---|---|---|---|---|")
+        for name, r in o["per_step_s"].items():
+            print(f"| {name} | {np.median(r['wall']) * 1e3:.2f} | {o['ratio_wall'][name]:.3f} | "
+                  f"{np.median(r['cpu']) * 1e3:.2f} | {o['ratio_cpu'][name]:.3f} |")
     if "ddp" in results:
         d = results["ddp"]
         print(f"ddp: 1 process {d['1']['wall_s']:.1f} s ({d['1']['n_flagged']} flagged), 2 processes "
@@ -251,8 +336,9 @@ def main() -> None:
     ap.add_argument("--noise", nargs="*", default=["sym20", "asym30"])
     ap.add_argument("--seeds", nargs="*", type=int, default=[0])
     ap.add_argument("--parts", nargs="*", default=["f1", "overhead", "ddp"])
+    ap.add_argument("--routes", nargs="*", default=list(ROUTES))
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--overhead-epochs", type=int, default=3)
+    ap.add_argument("--overhead-epochs", type=int, default=10)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--tmp", type=Path, default=Path("/tmp/own_training_bench"))
     args = ap.parse_args()
@@ -262,9 +348,11 @@ def main() -> None:
     previous = json.loads(args.out.read_text()) if args.out is not None and args.out.exists() else {}
     results = {**previous, **results}
     if "f1" in args.parts:
-        results["f1"] = f1_part(args, common)
+        results["f1"] = f1_part(args, common, previous.get("f1", {}))
     if "overhead" in args.parts:
         results["overhead"] = overhead_part(args, common)
+    if "hooks" in args.parts:
+        results["hooks"] = hooks_part(args, common)
     if "ddp" in args.parts:
         results["ddp"] = ddp_part(args, args.tmp)
     if args.out is not None:

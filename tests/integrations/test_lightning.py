@@ -80,13 +80,17 @@ def test_callback_writes_the_run_and_diagnoses_every_sample(digits, tmp_path):
     assert callback.result is not None and callback.result.early_learning_epoch is not None
 
 
-def test_a_spike_is_skipped_exactly(digits):
+@pytest.mark.parametrize("full_guard", [False, True])
+def test_a_spike_is_skipped_exactly(digits, full_guard):
     train, val = _data(digits)
     torch.manual_seed(0)
     model = Net(spike_at=4)
     seen = {}
 
     class Spy(pl.Callback):
+        def on_train_start(self, trainer, module):
+            seen["start"] = [p.detach().clone() for p in module.parameters()]
+
         def on_train_batch_start(self, trainer, module, batch, i):
             if trainer.global_step == 4:
                 seen["before"] = [p.detach().clone() for p in module.parameters()]
@@ -95,13 +99,14 @@ def test_a_spike_is_skipped_exactly(digits):
             if "before" in seen and "after" not in seen:
                 seen["after"] = [p.detach().clone() for p in module.parameters()]
 
-    callback = TraingroundCallback(config=SessionConfig(training_checks=None))
+    callback = TraingroundCallback(config=SessionConfig(training_checks=None), full_guard=full_guard)
     trainer = pl.Trainer(max_epochs=1, callbacks=[callback, Spy()], accelerator="cpu", logger=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                          enable_checkpointing=False)
     trainer.fit(model, *_loaders(train, val))
     assert callback.gradients is not None and callback.gradients.skipped == 1
     assert all(torch.equal(a, b) for a, b in zip(seen["before"], seen["after"], strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(seen["start"], model.parameters(), strict=True))  # it trained
 
 
 def test_resume_from_a_lightning_checkpoint_continues_the_records(digits, tmp_path):
@@ -138,3 +143,17 @@ def test_lightning_example_runs_and_is_the_readme_text(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "label issues flagged" in out.stdout
     assert np.all([(tmp_path / "run" / n).exists() for n in ("report.html", "findings.json")])
+
+
+def test_second_pass_option_retrains_a_fresh_network_at_fit_end(digits):
+    from trainground.engine import FitConfig
+    from trainground.integrations import SecondPass
+
+    train, val = _data(digits)
+    fresh = Net().net  # a fresh copy of the network (the module's weights are found under "net.")
+    callback = TraingroundCallback(config=SessionConfig(training_checks=None, report=False, patience=2),
+                                   second_pass=SecondPass(model=fresh, fit=FitConfig(epochs=3, seed=0, device="cpu")))
+    _trainer(callback, 4, enable_checkpointing=False).fit(Net(), *_loaders(train, val))
+    assert callback.result is not None
+    assert sorted(callback.result.table["index"]) == list(range(400))
+    assert callback.result.second_pass_presentations > 0

@@ -34,7 +34,7 @@ def _items(n, seed=0):
     return items
 
 
-def _trainer(tmp_path, *, epochs=2, remove_unused_columns=False):
+def _trainer(tmp_path, *, epochs=2, remove_unused_columns=False, save="no"):
     torch.manual_seed(0)
     config = transformers.BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                      intermediate_size=32, max_position_embeddings=16, num_labels=2)
@@ -42,7 +42,7 @@ def _trainer(tmp_path, *, epochs=2, remove_unused_columns=False):
     items = _items(160)
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "trainer"), num_train_epochs=epochs, per_device_train_batch_size=16,
-        learning_rate=1e-3, eval_strategy="epoch", save_strategy="no", report_to=[],
+        learning_rate=1e-3, eval_strategy="epoch", save_strategy=save, report_to=[],
         remove_unused_columns=remove_unused_columns, use_cpu=True, disable_tqdm=True, logging_strategy="no",
     )
     return transformers.Trainer(model=model, args=args, train_dataset=WithIndex(items[:120]),
@@ -75,6 +75,21 @@ def test_trainer_run_records_every_sample_and_writes_the_run(tmp_path):
     # A hook before ours sees sample_index; the model's forward never does.
     assert any("sample_index" in kw for kw in seen)
     assert forwarded and not any("sample_index" in kw for kw in forwarded)
+
+
+def test_resume_from_checkpoint_continues_the_records(tmp_path):
+    trainer = _trainer(tmp_path, save="epoch")
+    watch_trainer(trainer, tmp_path / "run", full_guard=True)
+    trainer.train()
+    checkpoints = sorted((tmp_path / "trainer").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert (checkpoints[-1] / "trainground_state.pt").is_file()
+    resumed = _trainer(tmp_path, epochs=3, save="epoch")
+    callback = watch_trainer(resumed, tmp_path / "run", full_guard=True)
+    resumed.train(resume_from_checkpoint=str(checkpoints[-1]))
+    records = pd.read_parquet(tmp_path / "run" / "samples.parquet")
+    assert records[records.split == 0].groupby("epoch")["index"].nunique().tolist() == [120, 120, 120]
+    assert callback.session is not None and len(callback.session.state.history) == 3
+    assert sorted(pd.read_csv(tmp_path / "run" / "sample_issues.csv")["index"]) == list(range(160))
 
 
 def test_watch_trainer_refuses_remove_unused_columns(tmp_path):

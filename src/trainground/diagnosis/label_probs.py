@@ -13,6 +13,7 @@ from trainground.diagnosis.neighbors import (
     nearest_neighbors,
     neighbor_label_probs,
 )
+from trainground.monitors.representation import penultimate_module
 
 # Neighbours consulted in the learned space: the usual k of k-NN label cleaning; the
 # smoothed vote leaves every class some probability, so small classes are not silenced.
@@ -52,9 +53,28 @@ def trusted_samples(labels: np.ndarray, early_probs: np.ndarray, embeddings: np.
 
 
 def embed(model: nn.Module, features: Tensor, device: torch.device, *, chunk: int = 1024) -> np.ndarray | None:
-    """Penultimate representation of every row of ``features``, when the model exposes ``embed``."""
-    if not hasattr(model, "embed"):
+    """Penultimate representation of every row of ``features``: ``model.embed`` when the model
+    has it, else the input of its head (``model.head`` or the last ``nn.Linear``, read by a
+    forward pre-hook during a plain forward); None when the model has neither."""
+    found = None if hasattr(model, "embed") else penultimate_module(model)
+    if found is None and not hasattr(model, "embed"):
         return None
-    with torch.no_grad():
-        chunks = [model.embed(part.to(device)).float().cpu() for part in features.split(chunk)]
+    seen: list[Tensor] = []
+    handle = None if found is None else found[1].register_forward_pre_hook(
+        lambda module, inputs: seen.append(inputs[0].detach().reshape(inputs[0].shape[0], -1)))
+    try:
+        with torch.no_grad():
+            chunks = []
+            for part in features.split(chunk):
+                if found is None:
+                    chunks.append(model.embed(part.to(device)).float().cpu())  # type: ignore[operator]
+                    continue
+                seen.clear()
+                model(part.to(device))
+                if len(seen) != 1 or seen[0].shape[0] != len(part):
+                    return None  # the head ran more than once, or on another shape: no clear representation
+                chunks.append(seen[0].float().cpu())
+    finally:
+        if handle is not None:
+            handle.remove()
     return torch.cat(chunks).reshape(len(features), -1).numpy()

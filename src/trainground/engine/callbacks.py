@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -10,7 +11,13 @@ from trainground.engine.state import TrainState
 
 
 class Callback:
-    """Base class of everything that watches a run. Every hook receives the state."""
+    """Base class of everything that watches a run. Every hook receives the state.
+
+    ``state_key`` names the callback's state in checkpoints (None: the class name); set it
+    when two callbacks of one class must keep their states apart whatever their order.
+    """
+
+    state_key: str | None = None
 
     def on_fit_start(self, state: TrainState) -> None:
         """Before the first batch (also after a resume)."""
@@ -62,13 +69,40 @@ class CallbackList:
             getattr(cb, method)(state)
 
     def _keys(self) -> list[str]:
-        # Position + class name: stable for the same callback list, and readable.
-        return [f"{i}:{type(cb).__name__}" for i, cb in enumerate(self.callbacks)]
+        # Keyed by name, not position: adding, removing or reordering other callbacks between a
+        # checkpoint and its resume leaves every callback its own state. The name is the
+        # callback's ``state_key`` (default: its class name); the second callback of one name
+        # is "Name#2", and so on.
+        keys, seen = [], {}
+        for cb in self.callbacks:
+            name = str(getattr(cb, "state_key", None) or type(cb).__name__)
+            seen[name] = seen.get(name, 0) + 1
+            keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+        return keys
 
     def state_dict(self) -> dict[str, dict[str, Any]]:
         return {key: cb.state_dict() for key, cb in zip(self._keys(), self.callbacks, strict=True)}
 
     def load_state_dict(self, states: dict[str, dict[str, Any]]) -> None:
+        states = _by_name(states)
         for key, cb in zip(self._keys(), self.callbacks, strict=True):
             if key in states:
                 cb.load_state_dict(states[key])
+
+
+_OLD_KEY = re.compile(r"^(\d+):(.+)$")
+
+
+def _by_name(states: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Checkpoints written before callbacks were keyed by name used ``"<position>:<class>"``;
+    read those as the n-th callback of that class (position order), which is what the new keys
+    mean. Checkpoints with the new keys pass through."""
+    if not states or not all(_OLD_KEY.match(key) for key in states):
+        return states
+    out: dict[str, dict[str, Any]] = {}
+    seen: dict[str, int] = {}
+    for key in sorted(states, key=lambda k: int(_OLD_KEY.match(k).group(1))):  # type: ignore[union-attr]
+        name = _OLD_KEY.match(key).group(2)  # type: ignore[union-attr]
+        seen[name] = seen.get(name, 0) + 1
+        out[name if seen[name] == 1 else f"{name}#{seen[name]}"] = states[key]
+    return out

@@ -5,9 +5,11 @@ transformers callbacks live in ``integrations.lightning`` and ``integrations.tra
 from trainground.integrations.build import build_loggers
 from trainground.integrations.mlflow import MLflowLogger
 from trainground.integrations.own_loop import Watch
+from trainground.integrations.second_pass import SecondPass
 from trainground.integrations.session import SessionConfig, SessionResult, TrainingSession
 from trainground.integrations.tensorboard import TensorBoardLogger
 
 __all__ = [
-    "MLflowLogger", "SessionConfig", "SessionResult", "TensorBoardLogger", "TrainingSession", "Watch", "build_loggers",
+    "MLflowLogger", "SecondPass", "SessionConfig", "SessionResult", "TensorBoardLogger", "TrainingSession", "Watch",
+    "build_loggers",
 ]

@@ -6,6 +6,11 @@ offer a hook (``on_before_optimizer_step``, ``on_pre_optimizer_step``). There th
 read of the norm, as the Guard does), elsewhere on tensors. A skipped step drops every
 gradient (``param.grad = None``): SGD, Adam and AdamW then leave the weights and their
 state untouched. The trust region needs the Guard's own optimizer step and is left out.
+
+:class:`FrameworkGuard` is the whole Guard instead (trust region, rollback to a snapshot):
+it steps the optimizer itself through ``Guard.step_external`` and leaves the framework's
+step nothing to do. It costs more per step (a copy of the gradients into the Guard's flat
+buffer, the snapshot) and is opt-in (``full_guard=True`` of the callbacks).
 """
 
 from __future__ import annotations
@@ -15,11 +20,11 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from trainground.gradients import GuardConfig
+from trainground.gradients import Guard, GuardConfig
 from trainground.gradients.context import HostContext, host_norm
-from trainground.gradients.distributed import window_mean_loss
+from trainground.gradients.distributed import is_distributed, window_mean_loss
 
 
 class FrameworkGradients:
@@ -32,16 +37,29 @@ class FrameworkGradients:
     def __init__(self, config: GuardConfig) -> None:
         self.chain = dataclasses.replace(config, trust_region=False).build_chain()
         self.skipped = 0
+        self._groups: list[Any] | None = None
+        self._params: list[Tensor] = []
+
+    def _all_params(self, optimizer: torch.optim.Optimizer) -> list[Tensor]:
+        # The parameter list is rebuilt only when the optimizer's groups change.
+        groups = optimizer.param_groups
+        if self._groups is None or len(groups) != len(self._groups) or any(
+                a is not b for a, b in zip(groups, self._groups, strict=True)):
+            self._groups = list(groups)
+            self._params = [p for group in groups for p in group["params"]]
+        return self._params
 
     def apply(self, optimizer: torch.optim.Optimizer, loss: Tensor | None) -> bool:
         """Clip or skip this step's gradients in place; False when the step was skipped."""
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        params = [p for p in self._all_params(optimizer) if p.grad is not None]
         if not params:
             return True
         grads = [p.grad for p in params]
         # Under DDP the gradients are already all-reduced; the loss is averaged over ranks here so
         # that every rank skips alike (see gradients.distributed).
-        value = None if loss is None else torch.as_tensor(window_mean_loss(loss.detach().float().reshape(()), 1.0))
+        value = None if loss is None else loss.detach().float().reshape(())
+        if value is not None and is_distributed():
+            value = torch.as_tensor(window_mean_loss(value, 1.0))
         if all(g.device.type == "cpu" for g in grads) and self.chain.supports_host:
             norm = host_norm(grads)
             ctx = HostContext(grads, params, raw_norm=norm, loss=None if value is None else float(value),
@@ -64,3 +82,51 @@ class FrameworkGradients:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.chain.load_state_dict(state["chain"])
         self.skipped = int(state["skipped"])
+
+
+class FrameworkGuard:
+    """The whole Guard (chain, exact skip, secant trust region, snapshot and rollback, its
+    statistics) on a framework's gradients, through :meth:`Guard.step_external`.
+
+    Called where the framework is about to step the optimizer (after its backward, its AMP
+    unscaling and its accumulation), the Guard steps the optimizer itself and then drops every
+    gradient (``param.grad = None``), so the framework's own ``optimizer.step()`` that follows
+    changes nothing (SGD, Adam, AdamW and most torch optimizers skip parameters without a
+    gradient). Built on first use, when the model and the optimizer exist.
+
+    Args:
+        config: the Guard's options (all of them apply).
+    """
+
+    def __init__(self, config: GuardConfig) -> None:
+        self.config = config
+        self.guard: Guard | None = None
+        self._skipped: Tensor | float = 0.0
+        self._pending: dict[str, Any] | None = None
+
+    def apply(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor | None,
+              batch_size: int | None = None) -> None:
+        """Step the optimizer through the Guard (or skip, or roll back, as the Guard decides)."""
+        if self.guard is None or self.guard.optimizer is not optimizer:
+            self.guard = Guard(model, optimizer, config=self.config)
+            if self._pending is not None:
+                self.guard.load_state_dict(self._pending)
+                self._pending = None
+        guard = self.guard
+        if not guard.step_external(loss=loss, batch_size=batch_size):
+            return  # no gradients: nothing to step
+        for p in guard.params:
+            p.grad = None  # the framework's optimizer.step() that follows is a no-op
+        # A device scalar on the tensor path: summed there, read only when asked (no sync per step).
+        self._skipped = self._skipped + guard.last_stats["skipped"]
+
+    @property
+    def skipped(self) -> int:
+        return int(float(self._skipped))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"guard": None if self.guard is None else self.guard.state_dict(), "skipped": self.skipped}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._pending = state.get("guard")
+        self._skipped = float(state.get("skipped", 0))

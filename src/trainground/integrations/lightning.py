@@ -20,7 +20,13 @@ optimizer itself, so the callback runs the Guard's gradient chain (spike skip, A
 in ``on_before_optimizer_step``, after Lightning's AMP unscaling: a clipped step is
 clipped, a skipped spike drops every gradient (``param.grad = None``; SGD, Adam and AdamW
 then leave the weights and their state untouched). The secant trust region and the
-rollback to a snapshot need the Guard's own optimizer step and are not available here;
+rollback to a snapshot need the Guard's own optimizer step: with ``full_guard=True`` the
+callback steps the optimizer itself through ``Guard.step_external`` in that hook and drops
+the gradients, so Lightning's own ``optimizer.step()`` that follows changes nothing (torch
+optimizers skip parameters without a gradient). What it cannot do: the Guard's adaptive
+accumulation and its AMP loss scale (Lightning's own apply); optimizers that step without
+gradients (LBFGS's closure, custom ones) would be stepped twice; manual optimisation
+(``automatic_optimization = False``) and several optimizers are not guarded;
 AMP and gradient accumulation stay Lightning's (``precision=``,
 ``accumulate_grad_batches=``). Checkpoints: the callback's state (recorder, monitors,
 early-learning window, chain) rides in Lightning's checkpoint, so ``fit(ckpt_path=...)``
@@ -29,6 +35,7 @@ resumes the diagnosis with the training.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +45,8 @@ from torch import Tensor
 from trainground.engine import RunDir
 from trainground.errors import ConfigError
 from trainground.gradients import GuardConfig
-from trainground.integrations.framework_step import FrameworkGradients
+from trainground.integrations.framework_step import FrameworkGradients, FrameworkGuard
+from trainground.integrations.second_pass import SecondPass, stack_inputs
 from trainground.integrations.session import SessionConfig, SessionResult, TrainingSession
 
 
@@ -85,21 +93,32 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
         classes: class names in id order.
         config: what the session watches.
         guard: the gradient chain's options (spike skip, clips); None turns the chain off.
-            The trust region is always off here (see the module docstring).
+            The trust region is off here unless ``full_guard`` (see the module docstring).
+        full_guard: step through the whole Guard (``Guard.step_external``: exact skip, secant
+            trust region, snapshot and rollback, the Guard's statistics) instead of the chain
+            alone; costs a copy of the gradients and a snapshot per step.
         stop_early: end training (``trainer.should_stop``) once the validation loss has not
             improved for ``config.patience`` epochs; off by default (your Trainer decides).
         overwrite: replace an earlier run in ``run_dir`` (a resumed fit reuses its own).
+        second_pass: retrain a fresh model on the samples the run trusts at ``on_fit_end``
+            before concluding (``integrations.second_pass``: ``SecondPass(model=...)``, inputs
+            stacked from the Trainer's training and validation datasets); None: one pass.
     """
 
     def __init__(
         self, run_dir: str | Path | None = None, *, num_samples: int | None = None, num_classes: int | None = None,
         classes: tuple[Any, ...] | None = None, config: SessionConfig | None = None,
         guard: GuardConfig | None = GuardConfig(), stop_early: bool = False, overwrite: bool = False,
+        second_pass: SecondPass | None = None, full_guard: bool = False,
     ) -> None:
         super().__init__()
+        self.second_pass = second_pass
+        self.full_guard = full_guard and guard is not None
         self.run_dir, self.num_samples, self.num_classes, self.classes = run_dir, num_samples, num_classes, classes
         self.config = config or SessionConfig()
-        self.gradients = None if guard is None else FrameworkGradients(guard)
+        self.gradients: FrameworkGradients | FrameworkGuard | None = None if guard is None else (
+            FrameworkGuard(guard) if full_guard else FrameworkGradients(guard))
+        self._batch_size: int | None = None
         self.stop_early, self.overwrite = stop_early, overwrite
         self.session: TrainingSession | None = None
         self.result: SessionResult | None = None
@@ -132,6 +151,8 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
     # ---- training -----------------------------------------------------------------------------
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self._ensure_session(trainer, pl_module).begin_batch()
+        if self.full_guard:  # samples behind the window's gradients (Lightning may accumulate)
+            self._batch_size = (self._batch_size or 0) + len(split_batch(batch)[1])
         self._stepped = False
 
     def on_before_backward(self, trainer: Any, pl_module: Any, loss: Tensor) -> None:
@@ -144,8 +165,13 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         self._stepped = True
-        if self.gradients is not None and optimizer is not None:
-            self.gradients.apply(optimizer, None if self.session is None else self.session.state.loss)
+        loss = None if self.session is None else self.session.state.loss
+        if isinstance(self.gradients, FrameworkGuard) and optimizer is not None:
+            # Lightning hands the LightningOptimizer wrapper; the Guard steps the torch optimizer.
+            self.gradients.apply(pl_module, getattr(optimizer, "optimizer", optimizer), loss, self._batch_size)
+            self._batch_size = None
+        elif self.gradients is not None and optimizer is not None:
+            self.gradients.apply(optimizer, loss)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         session = self._ensure_session(trainer, pl_module)
@@ -170,7 +196,12 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         if self.session is not None:  # every rank: under DDP finish() gathers on rank 0
-            self.result = self.session.finish()
+            second = self.second_pass if trainer.is_global_zero else None
+            if second is not None and second.inputs is None:
+                datasets = [loader.dataset for loader in _loaders(trainer.train_dataloader)
+                            + _loaders(trainer.val_dataloaders)]
+                second = dataclasses.replace(second, inputs=stack_inputs(datasets, self.session.num_samples))
+            self.result = self.session.finish(second_pass=second)
 
     # ---- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -183,14 +214,14 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
         self._pending = dict(state_dict) or None
 
 
-def _dataset_size(trainer: Any) -> int:
-    def size(loaders: Any) -> int:
-        if loaders is None:
-            return 0
-        loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
-        return sum(len(loader.dataset) for loader in loaders)
+def _loaders(loaders: Any) -> list[Any]:
+    if loaders is None:
+        return []
+    return list(loaders) if isinstance(loaders, list | tuple) else [loaders]
 
-    n = size(trainer.train_dataloader) + size(trainer.val_dataloaders)
+
+def _dataset_size(trainer: Any) -> int:
+    n = sum(len(loader.dataset) for loader in _loaders(trainer.train_dataloader) + _loaders(trainer.val_dataloaders))
     if n == 0:
         raise ConfigError("TraingroundCallback cannot tell the number of samples; pass num_samples=")
     return n

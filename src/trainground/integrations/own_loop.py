@@ -20,6 +20,7 @@
         if watch.end_epoch():        # True once the validation loss stopped improving
             break
     result = watch.finish()          # sample_issues.csv, findings.json, report.html
+    # or, with one more training: watch.finish(second_pass=SecondPass(model=fresh_model()))
 
 A training forward pass (model in train mode) opens a batch through a forward pre-hook on
 the model, so the sampled activation statistics see exactly the training forward.
@@ -27,6 +28,7 @@ the model, so the sampled activation statistics see exactly the training forward
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from trainground.engine import RunDir
 from trainground.errors import ConfigError
 from trainground.gradients import ActionLog, Guard, GuardConfig
 from trainground.integrations.gather import rank
+from trainground.integrations.second_pass import SecondPass, stack_inputs
 from trainground.integrations.session import SessionConfig, SessionResult, TrainingSession
 from trainground.monitors import penultimate_module
 
@@ -123,14 +126,22 @@ class Watch:
         self.guard.step(force=True)
         return self.session.end_epoch(val_loss=val_loss)
 
-    def finish(self) -> SessionResult | None:
+    def finish(self, second_pass: SecondPass | None = None) -> SessionResult | None:
         """Run the checks and write ``sample_issues.csv``, ``findings.json``, ``report.html``.
 
         Under DDP call it on every rank: the evidence is gathered on rank 0, which returns the
         result; the other ranks return None.
+
+        Args:
+            second_pass: when you can afford one more training: retrain a fresh model
+                (``SecondPass(model=...)``) on the samples this run trusts before concluding
+                (``integrations.second_pass``; inputs stacked from the datasets by default).
         """
         self._handle.remove()
-        return self.session.finish()
+        if second_pass is not None and second_pass.inputs is None and self.session.rank == 0:
+            datasets = [self.train_data] + ([] if self.val_data is None else [self.val_data])
+            second_pass = dataclasses.replace(second_pass, inputs=stack_inputs(datasets, self.session.num_samples))
+        return self.session.finish(second_pass=second_pass if self.session.rank == 0 else None)
 
     def state_dict(self) -> dict[str, Any]:
         """Guard and session state, to save beside your model and optimizer checkpoints."""

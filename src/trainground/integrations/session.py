@@ -30,7 +30,9 @@ from trainground.diagnosis.findings import write_findings
 from trainground.engine import Callback, CallbackList, Event, FitConfig, MetricsWriter, RunDir, TrainState
 from trainground.engine.atomic import atomic_write_text
 from trainground.gradients.distributed import is_distributed
+from trainground.errors import ConfigError
 from trainground.integrations.gather import all_reduce, gather_tables, max_width, merge_latest_rows, rank
+from trainground.integrations.second_pass import SecondPass, run_second_pass
 from trainground.monitors import SampleRecorder
 from trainground.monitors.penultimate import PenultimateFeatures
 
@@ -50,6 +52,11 @@ class SessionConfig:
     features: bool = True
     # Per-step scalars are written to metrics.jsonl every N steps (one host sync per flush).
     log_every: int = 50
+    # The batches' indices, logits, labels and features stay as the loop made them (detached
+    # references on their device, no copy) and go into the per-sample tables every N rows
+    # and at each epoch end: one batched copy instead of several small ones per step. Memory:
+    # N rows of logits and penultimate features.
+    flush_rows: int = 4096
     # Render report.html at finish (needs the run directory).
     report: bool = True
 
@@ -64,6 +71,8 @@ class SessionResult:
     early_learning_epoch: int | None
     run_dir: RunDir | None
     report: Path | None = None
+    # Training samples x epochs of the second pass (0: not run, or every sample trusted).
+    second_pass_presentations: int = 0
 
 
 class TrainingSession:
@@ -114,6 +123,8 @@ class TrainingSession:
                                 num_epochs=0, steps_per_epoch=0, run_dir=self.run, guard=guard)
         self.labels: Tensor | None = None
         self._totals: Tensor | None = None  # train loss sum, correct, samples; val loss sum, correct, samples
+        self._batches: list[tuple[Any, ...]] = []  # recorded, not yet flushed (see SessionConfig.flush_rows)
+        self._rows = 0
         self._started = self._epoch_open = self._batch_open = self._finished = False
 
     # ---- the loop's moments --------------------------------------------------------------
@@ -161,8 +172,12 @@ class TrainingSession:
 
     def end_epoch(self, *, val_loss: float | None = None, metrics: dict[str, float] | None = None) -> bool:
         """Close the epoch; True when the session asks training to stop (early stopping)."""
+        self.flush()
         # Under DDP every rank sums every rank's batches: the same val_loss, the same window.
-        totals = [0.0] * 6 if self._totals is None else all_reduce(self._totals).tolist()
+        # Every rank joins the all-reduce, also one that has recorded no batch yet (it adds zeros):
+        # a collective skipped by one rank would pair with the next one of the other.
+        own = self._totals if self._totals is not None else torch.zeros(6, dtype=torch.float64)
+        totals = all_reduce(own).tolist()
         epoch_metrics: dict[str, float] = {}
         if totals[2]:
             epoch_metrics.update(train_loss=totals[0] / totals[2], train_accuracy=totals[1] / totals[2])
@@ -186,36 +201,71 @@ class TrainingSession:
         return self.state.stop_requested
 
     def _record(self, index: Tensor, logits: Tensor, labels: Tensor, *, split: str, loss: Tensor | None = None) -> None:
-        logits = logits.detach()
-        index = index.to(logits.device).long().reshape(-1)
-        labels = labels.to(logits.device).long().reshape(-1)
+        features = None if self.features is None else self.features.take()
+        self._batches.append((split, index, logits.detach(), labels, None if loss is None else loss.detach(), features))
+        self._rows += len(labels)
+        if self._rows >= self.config.flush_rows:
+            self.flush()
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Move the batches recorded since the last flush into the per-sample tables (and the
+        epoch's loss/accuracy totals). Runs by itself every ``flush_rows`` rows, at epoch ends,
+        at checkpoints and at finish."""
+        batches, self._batches, self._rows = self._batches, [], 0
+        start = 0
+        while start < len(batches):  # consecutive batches of one split go in together
+            end = start
+            while end < len(batches) and batches[end][0] == batches[start][0]:
+                end += 1
+            self._record_run(batches[start:end])
+            start = end
+
+    def _record_run(self, batches: list[tuple[Any, ...]]) -> None:
+        split = batches[0][0]
+        logits = torch.cat([b[2] for b in batches]) if len(batches) > 1 else batches[0][2]
+        device = logits.device
+        index = torch.cat([b[1].reshape(-1) for b in batches]).to(device).long()
+        labels = torch.cat([b[3].reshape(-1).to(device) for b in batches]).long()
         if self.labels is None:
-            self.labels = torch.full((self.num_samples,), -1, dtype=torch.long, device=logits.device)
-            self._totals = torch.zeros(6, dtype=torch.float64, device=logits.device)
-        if self.labels.device != logits.device:  # restored from a checkpoint on the host
-            self.labels = self.labels.to(logits.device)
-            self._totals = torch.zeros(6, dtype=torch.float64, device=logits.device)
+            self.labels = torch.full((self.num_samples,), -1, dtype=torch.long, device=device)
+            self._totals = torch.zeros(6, dtype=torch.float64, device=device)
+        if self.labels.device != device:  # restored from a checkpoint on the host
+            self.labels = self.labels.to(device)
+            self._totals = torch.zeros(6, dtype=torch.float64, device=device)
         assert self._totals is not None
         self.labels[index] = labels
         self.recorder.update(index, logits.float(), labels, split=split)
         if self.features is not None:
-            self.features.epoch = self.state.epoch
-            self.features.write(index)
-        n = len(labels)
+            kept = [(b[1], b[5]) for b in batches if b[5] is not None and b[5].shape[0] == len(b[3])]
+            if kept:
+                self.features.epoch = self.state.epoch
+                self.features.write(torch.cat([k[0].reshape(-1) for k in kept]), torch.cat([k[1] for k in kept]))
+        sizes = [len(b[3]) for b in batches]
+        if all(b[4] is not None for b in batches):  # the loop's own batch-mean losses
+            loss_sum = (torch.stack([b[4].double().reshape(()) for b in batches]).to(device)
+                        * torch.tensor(sizes, dtype=torch.float64, device=device)).sum()
+        else:
+            loss_sum = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum").double()
         at = 0 if split == "train" else 3
-        mean = loss.detach().double() if loss is not None else torch.nn.functional.cross_entropy(
-            logits.float(), labels).double()
-        self._totals[at:at + 3] += torch.stack([mean * n, (logits.argmax(1) == labels).sum().double(),
-                                                torch.tensor(float(n), dtype=torch.float64, device=logits.device)])
+        self._totals[at:at + 3] += torch.stack([loss_sum, (logits.argmax(1) == labels).sum().double(),
+                                                torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
 
     # ---- the end --------------------------------------------------------------------------
-    def finish(self) -> SessionResult | None:
+    def finish(self, second_pass: SecondPass | None = None) -> SessionResult | None:
         """Fire FIT_END, run the sample and dataset checks, write the run directory's files.
 
         Under DDP every rank must call it (it gathers); rank 0 returns the result, the others None.
+
+        Args:
+            second_pass: retrain a fresh model on the samples this run trusts before concluding
+                (``integrations.second_pass``; its ``inputs`` must be set). None: one pass.
         """
+        if second_pass is not None and second_pass.inputs is None:
+            raise ConfigError("TrainingSession.finish: SecondPass.inputs is needed (every sample's input)")
         if self._finished:
             raise RuntimeError("this session has already finished")
+        self.flush()
         if self.labels is None or self.window.best_epoch is None:
             raise RuntimeError("no epoch was recorded: call end_epoch() after each epoch before finish()")
         self._finished = True
@@ -227,7 +277,7 @@ class TrainingSession:
             if self.rank != 0:
                 return None
         records = self.recorder.compute()
-        issues = self._conclude(records)
+        issues, presentations = self._conclude(records, second_pass)
         training = [] if self.diagnosis is None else list(self.diagnosis.findings)
         findings = [*issues.findings, *training]
         skipped = issues.skipped + ([] if self.diagnosis is None else list(self.diagnosis.skipped))
@@ -243,7 +293,8 @@ class TrainingSession:
 
                 report = write_report(self.run.path)
         return SessionResult(table=issues.table, findings=findings, skipped_checks=skipped,
-                             early_learning_epoch=self.window.best_epoch, run_dir=self.run, report=report)
+                             early_learning_epoch=self.window.best_epoch, run_dir=self.run, report=report,
+                             second_pass_presentations=presentations)
 
     def _gather(self) -> None:
         """Every rank's evidence onto rank 0 (collectives: every rank runs this, in this order)."""
@@ -266,13 +317,19 @@ class TrainingSession:
         for frame in frames[1:]:
             self.recorder.append_rows(frame)
 
-    def _conclude(self, records: pd.DataFrame) -> SampleIssues:
+    def _conclude(self, records: pd.DataFrame, second: SecondPass | None) -> tuple[SampleIssues, int]:
         assert self.labels is not None
         labels = self.labels.cpu()
         seen = torch.nonzero(labels >= 0).flatten().numpy()
         pred_probs = self.window.mean_probs()[seen]
         table = None if self.features is None else self.features.features()
         embeddings = None if table is None else table[seen]
+        presentations = 0
+        if second is not None:
+            assert second.inputs is not None
+            pred_probs, embeddings, presentations = run_second_pass(
+                second, second.inputs, seen, labels[seen].numpy(), self.num_classes, pred_probs, embeddings,
+                patience=self.config.patience, weights=self.window.weights)
         data = IndexedDataset(
             features=torch.zeros(len(seen), 1) if embeddings is None else torch.from_numpy(embeddings),
             labels=labels[seen], index=torch.from_numpy(seen), encoder=LabelEncoder(self.classes),
@@ -290,11 +347,12 @@ class TrainingSession:
         exclude = [] if embeddings is not None else ["outliers", "near_duplicates", "underperforming_groups"]
         if self.diagnosis is not None:
             exclude += self.diagnosis.check_names
-        return conclude_samples(evidence, predicted, exclude=exclude)
+        return conclude_samples(evidence, predicted, exclude=exclude), presentations
 
     # ---- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue after a resume (flushes the recorder first)."""
+        self.flush()
         if self.run is not None and self._started:
             self.hooks.fire(Event.CHECKPOINT, self.state)
         return {

@@ -20,10 +20,15 @@ otherwise drop ``sample_index`` (it is not an argument of the model's ``forward`
 What the Trainer allows: it calls ``backward`` and the optimizer itself, so the Guard's
 gradient chain (spike skip, AutoClip) runs in ``on_pre_optimizer_step``, after the
 Trainer's own ``max_grad_norm`` clip (set ``max_grad_norm=0`` to leave clipping to the
-chain); a skipped spike drops every gradient (``param.grad = None``). The trust region,
-rollback, AMP and accumulation stay the Trainer's. The callback's state is not saved in
-the Trainer's checkpoints: a resumed ``train(resume_from_checkpoint=...)`` starts a new
-diagnosis. Epochs end at the evaluation that follows them with ``eval_strategy="epoch"``
+chain); a skipped spike drops every gradient (``param.grad = None``). With
+``full_guard=True`` the whole Guard steps the optimizer there (``Guard.step_external``:
+trust region, snapshot and rollback) and drops the gradients, so the Trainer's own
+``optimizer.step()`` that follows changes nothing; the Trainer's scheduler still steps.
+AMP and accumulation stay the Trainer's. Checkpoints: at each save the callback writes its
+state (recorder, monitors, window, chain or Guard) as ``trainground_state.pt`` into the
+Trainer's ``checkpoint-<step>`` folder, and ``train(resume_from_checkpoint=...)`` reads it
+back: the records, the window and the run directory continue (without the file, a
+resumed run starts a new diagnosis). Epochs end at the evaluation that follows them with ``eval_strategy="epoch"``
 (the validation loss marks the early-learning window), at ``on_epoch_end`` otherwise.
 """
 
@@ -40,8 +45,11 @@ from trainground.engine import RunDir
 from trainground.errors import ConfigError
 from trainground.gradients import GuardConfig
 from trainground.integrations.extras import require
-from trainground.integrations.framework_step import FrameworkGradients
+from trainground.integrations.framework_step import FrameworkGradients, FrameworkGuard
 from trainground.integrations.session import SessionConfig, SessionResult, TrainingSession
+
+# The callback's state inside each of the Trainer's checkpoint folders.
+STATE_FILE = "trainground_state.pt"
 
 _transformers = require("transformers", package="transformers", extra="hf", what="the transformers callback")
 
@@ -76,16 +84,20 @@ class TraingroundTrainerCallback(_transformers.TrainerCallback):  # type: ignore
         stop_early: stop training once the validation loss has not improved for
             ``config.patience`` evaluations.
         overwrite: replace an earlier run in ``run_dir``.
+        full_guard: step through the whole Guard (trust region, rollback) instead of the chain.
     """
 
     def __init__(
         self, run_dir: str | Path | None = None, *, num_samples: int | None = None, num_classes: int | None = None,
         classes: tuple[Any, ...] | None = None, config: SessionConfig | None = None,
         guard: GuardConfig | None = GuardConfig(), stop_early: bool = False, overwrite: bool = False,
+        full_guard: bool = False,
     ) -> None:
         self.run_dir, self.num_samples, self.num_classes, self.classes = run_dir, num_samples, num_classes, classes
         self.config = config or SessionConfig()
-        self.gradients = None if guard is None else FrameworkGradients(guard)
+        self.gradients: FrameworkGradients | FrameworkGuard | None = None if guard is None else (
+            FrameworkGuard(guard) if full_guard else FrameworkGradients(guard))
+        self._model: Any = None
         self.stop_early, self.overwrite = stop_early, overwrite
         self.session: TrainingSession | None = None
         self.result: SessionResult | None = None
@@ -102,9 +114,17 @@ class TraingroundTrainerCallback(_transformers.TrainerCallback):  # type: ignore
         classes = self.classes
         if classes is None and getattr(model.config, "id2label", None):
             classes = tuple(model.config.id2label[i] for i in range(width))
-        run = None if self.run_dir is None else RunDir.create(self.run_dir, overwrite=self.overwrite)
+        saved = _state_file(args, state)
+        resumed = None if saved is None else torch.load(saved, map_location="cpu", weights_only=False)
+        run = None if self.run_dir is None else (
+            RunDir(self.run_dir) if resumed is not None else RunDir.create(self.run_dir, overwrite=self.overwrite))
         self.session = TrainingSession(model, num_samples=n, num_classes=width, optimizer=optimizer, run_dir=run,
                                        config=self.config, classes=classes)
+        self._model = model
+        if resumed is not None:
+            self.session.load_state_dict(resumed["session"])
+            if self.gradients is not None and resumed.get("gradients") is not None:
+                self.gradients.load_state_dict(resumed["gradients"])
         self._handles = [model.register_forward_pre_hook(self._take_index, with_kwargs=True),
                          model.register_forward_hook(self._record, with_kwargs=True)]
 
@@ -141,8 +161,11 @@ class TraingroundTrainerCallback(_transformers.TrainerCallback):  # type: ignore
         if self.session is None:
             return
         self.session.after_backward()
-        if self.gradients is not None and optimizer is not None:
-            self.gradients.apply(optimizer, None if self.session is None else self.session.state.loss)
+        loss = self.session.state.loss
+        if isinstance(self.gradients, FrameworkGuard) and optimizer is not None:
+            self.gradients.apply(self._model, getattr(optimizer, "optimizer", optimizer), loss)
+        elif self.gradients is not None and optimizer is not None:
+            self.gradients.apply(optimizer, loss)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.session is not None:
@@ -163,6 +186,19 @@ class TraingroundTrainerCallback(_transformers.TrainerCallback):  # type: ignore
         metrics = None if self.gradients is None else {"skipped_steps": float(self.gradients.skipped)}
         if self.session.end_epoch(metrics=metrics) and self.stop_early:
             control.should_training_stop = True
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """The Trainer wrote ``checkpoint-<step>``: put the diagnosis's state beside it."""
+        if self.session is None:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if not folder.is_dir():  # a save elsewhere (hyperparameter search): nothing to resume from
+            return
+        payload = {"session": self.session.state_dict(),
+                   "gradients": None if self.gradients is None else self.gradients.state_dict()}
+        tmp = folder / f".{STATE_FILE}.tmp"
+        torch.save(payload, tmp)
+        tmp.replace(folder / STATE_FILE)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         for handle in self._handles:
@@ -192,6 +228,15 @@ def watch_trainer(trainer: Any, run_dir: str | Path | None = None, **options: An
     callback = TraingroundTrainerCallback(run_dir, num_samples=n, **options)
     trainer.add_callback(callback)
     return callback
+
+
+def _state_file(args: Any, state: Any) -> Path | None:
+    """The state a resumed ``train(resume_from_checkpoint=...)`` continues from, if any: the
+    Trainer has loaded ``global_step`` from the checkpoint before ``on_train_begin``."""
+    if not state.global_step:
+        return None
+    path = Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_FILE
+    return path if path.is_file() else None
 
 
 def _size(loader: Any) -> int:

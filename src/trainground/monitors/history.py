@@ -37,13 +37,13 @@ class LossHistory(Monitor):
         ``guard``: the Guard's ``last_stats`` (its ``GUARD_COLUMNS`` are kept too)."""
         loss = loss.detach().float().reshape(())
         if guard is None:
-            row = torch.cat([loss.reshape(1), torch.full((len(GUARD_COLUMNS),), float("nan"), device=loss.device)])
+            row = loss  # 0-d: the Guard's columns are filled with NaN when the chunk is stacked
         else:
             row = torch.stack([loss, *(guard[k].detach().float().reshape(()).to(loss.device) for k in GUARD_COLUMNS)])
         self._pending.append(row)
         self._pending_meta.append((step, epoch, lr))
         if len(self._pending) >= _CHUNK:
-            self._chunks.append((torch.stack(self._pending), self._pending_meta))
+            self._chunks.append((_stack_rows(self._pending), self._pending_meta))
             self._pending, self._pending_meta = [], []
 
     def update_epoch(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
@@ -54,7 +54,7 @@ class LossHistory(Monitor):
         """Per-step table ``step, epoch, loss, lr`` and the Guard's columns when it logged any
         (the same columns as ``metrics.jsonl``)."""
         if self._pending:
-            self._chunks.append((torch.stack(self._pending), self._pending_meta))
+            self._chunks.append((_stack_rows(self._pending), self._pending_meta))
             self._pending, self._pending_meta = [], []
         if self._chunks:
             rows = torch.cat([c for c, _ in self._chunks]).double().cpu().numpy()
@@ -85,3 +85,14 @@ class LossHistory(Monitor):
         self._steps = pd.DataFrame({c: v.numpy() if isinstance(v, Tensor) else np.asarray(v)
                                     for c, v in state["steps"].items()})
         self.epochs = list(state.get("epochs", []))
+
+
+def _stack_rows(rows: list[Tensor]) -> Tensor:
+    """``[n, 1 + len(GUARD_COLUMNS)]`` of pending rows: full rows as they are, bare losses
+    (0-d, steps without a Guard) with NaN Guard columns."""
+    if all(r.ndim == 0 for r in rows):
+        loss = torch.stack(rows).reshape(-1, 1)
+        return torch.cat([loss, loss.new_full((len(rows), len(GUARD_COLUMNS)), float("nan"))], dim=1)
+    nan = rows[0].new_full((len(GUARD_COLUMNS),), float("nan"))
+    return torch.stack([r if r.ndim else torch.cat([r.reshape(1), nan.to(r.device)]) for r in rows])
+

@@ -51,10 +51,16 @@ class PenultimateFeatures:
             # Sequence models feed the head one vector per sequence ([B, D]); keep [B, D].
             self._last = x.detach().reshape(x.shape[0], -1)
 
+    def take(self) -> Tensor | None:
+        """The last forward's features (a detached reference, no copy), and forget them."""
+        x, self._last = self._last, None
+        return x
+
     @torch.no_grad()
-    def write(self, positions: Tensor) -> None:
-        """Store the last forward's features at ``positions`` (``[B]``, same order as the batch)."""
-        x = self._last
+    def write(self, positions: Tensor, features: Tensor | None = None) -> None:
+        """Store ``features`` (default: the last forward's) at ``positions`` (``[B]``, same order)."""
+        x = self._last if features is None else features
+        self._last = None
         if x is None or x.shape[0] != len(positions):
             return  # the head saw another batch shape (e.g. a model with several heads): skip
         if self.table is None:
@@ -64,7 +70,6 @@ class PenultimateFeatures:
         positions = positions.to(x.device)
         self.table[positions] = x.float()
         self.stamp[positions] = self.epoch
-        self._last = None
 
     def snapshot(self) -> None:
         if self.table is not None and self.stamp is not None:
