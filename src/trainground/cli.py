@@ -277,6 +277,46 @@ def repair_command(
     _report_summary(Path(out), write_html=True)  # report.html of the repair folder (issue 8's renderer)
 
 
+@app.command("lr-find")
+@user_errors
+def lr_find_command(
+    data: Annotated[str, typer.Argument(help="CSV/Parquet file, image folder (one sub-folder per class) or builtin:NAME.")],
+    target: Annotated[str | None, typer.Option("--target", help="Label column of a table.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder to write (default: runs/lr-find-<data>-<time>).")] = None,
+    start: Annotated[float, typer.Option("--start", min=0.0, help="First learning rate of the sweep.")] = 1e-7,
+    end: Annotated[float, typer.Option("--end", min=0.0, help="Last learning rate of the sweep.")] = 10.0,
+    steps: Annotated[int, typer.Option("--steps", min=2, help="Optimizer steps (one batch each).")] = 100,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the model init, split and batch order.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier run.")] = False,
+    config: ConfigOption = None,
+    batch_size: BatchSizeOption = None,
+    model: ModelOption = None,
+    ignore: IgnoreOption = None,
+) -> None:
+    """Learning-rate range test: sweep the lr exponentially, plot the loss, suggest an lr (config.yaml holds it)."""
+    inputs_exist(data)
+    from trainground.engine import RunDir
+    from trainground.engine.lr_find import LRFindConfig
+    from trainground.engine.rundir import check_inputs_outside
+    from trainground.tune import lr_find
+
+    run_config = _run_config(config, data, target=target, epochs=None, seed=seed, lr=None, batch_size=batch_size,
+                             model=model, ignore=ignore)
+    run_config.fit.auto_schedule = "never"
+    if out is None:
+        stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
+        out = RunDir.new_path("runs", f"lr-find-{stem}")
+    check_inputs_outside(out, [data, config])
+    found = lr_find(run_config, out=out, sweep=LRFindConfig(start=start, end=end, steps=steps), overwrite=overwrite)
+    r = found.result
+    steep = f", steepest fall at {r.steepest_lr:.3g}" if r.steepest_lr is not None else ""
+    out_console.print(f"suggested lr [bold]{r.suggestion:.3g}[/] ({r.rule}); minimum at {r.min_lr:.3g}{steep}; "
+                      f"sweep stopped: {r.stopped} after {len(r.lrs)} steps", highlight=False, soft_wrap=True)
+    out_console.print(f"use it: trainground fit {data} --config {found.run_dir.config}", highlight=False,
+                      soft_wrap=True)
+    _report_summary(found.run_dir.path, write_html=True)
+
+
 def _columns(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
