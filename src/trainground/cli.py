@@ -317,6 +317,68 @@ def lr_find_command(
     _report_summary(found.run_dir.path, write_html=True)
 
 
+@app.command("tune")
+@user_errors
+def tune_command(
+    data: Annotated[str, typer.Argument(help="CSV/Parquet file, image folder (one sub-folder per class) or builtin:NAME.")],
+    target: Annotated[str | None, typer.Option("--target", help="Label column of a table.")] = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials this worker runs (tune.trials).")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=0.0, help="Seconds after which no trial starts.")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="SQLAlchemy URL or journal:PATH (default: "
+                                                                  "sqlite OUT/study.db); workers share it.")] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name in the storage (tune.study).")] = None,
+    warm_start: Annotated[str | None, typer.Option("--warm-start", help="Earlier tune folder or study name: its best "
+                                                                        "trials run first.")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Epochs per trial (fit.epochs).")] = None,
+    pruner: Annotated[str | None, typer.Option("--pruner", help="median, hyperband or none (tune.pruner).")] = None,
+    sampler: Annotated[str | None, typer.Option("--sampler", help="tpe or random (tune.sampler).")] = None,
+    no_diagnosis_pruning: Annotated[bool, typer.Option(
+        "--no-diagnosis-pruning", help="Do not prune trials whose training diagnosis finds a pathology.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Tune folder (default: runs/tune-<data>); an existing "
+                                                          "tune folder is joined.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML: sections data, model, fit, loss, guard (the "
+                                                                "base config), tune (options) and space.")] = None,
+) -> None:
+    """Search hyper-parameters with Optuna (TPE, pruning, diagnosis-aware pruning); write best_config.yaml."""
+    inputs_exist(data)
+    from trainground.engine.config_io import from_dict
+    from trainground.engine.rundir import check_inputs_outside
+    from trainground.tune.config import TuneConfig, read_tune_file
+    from trainground.tune.study import tune
+
+    spec = read_tune_file(config)
+    base = spec.base
+    base.setdefault("data", {})["source"] = data
+    if target is not None:
+        base["data"]["target"] = target
+    if epochs is not None:
+        base.setdefault("fit", {})["epochs"] = epochs
+    given = {k: v for k, v in (("trials", trials), ("timeout", timeout), ("storage", storage), ("study", study),
+                               ("pruner", pruner), ("sampler", sampler)) if v is not None}
+    if no_diagnosis_pruning:
+        given["diagnosis_pruning"] = False
+    options = from_dict(TuneConfig, {**vars(spec.options), **given}, "options")
+    if out is None:
+        stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
+        out = Path("runs") / f"tune-{stem}"
+    check_inputs_outside(out, [data, config])
+    result = tune(base, out=out, options=options, space=spec.space, warm_from=warm_start,
+                  space_given=spec.space_given,
+                  progress=lambda line: err_console.print(line, highlight=False, soft_wrap=True))
+    s = result.summary
+    out_console.print(f"{s['trials']} trials in study {s['study']}: "
+                      + ", ".join(f"{n} {k}" for k, n in s["states"].items()), highlight=False)
+    if s["pruned_by_reason"]:
+        out_console.print("pruned by reason: " + ", ".join(f"{k} {n}" for k, n in s["pruned_by_reason"].items()),
+                          highlight=False)
+    if "best" in s:
+        out_console.print(f"best: trial {s['best']['number']}, {options.metric} {s['best']['value']:.4f}",
+                          highlight=False)
+        out_console.print(f"use it: trainground fit {data} --config {result.out / 'best_config.yaml'}",
+                          highlight=False, soft_wrap=True)
+    out_console.print(f"report: {result.out / 'report.html'}", highlight=False, soft_wrap=True)
+
+
 def _columns(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
