@@ -54,7 +54,7 @@ def open_storage(url: str) -> Any:
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=None)
     except ImportError as err:
         raise ConfigError(f"--storage {url!r}: the database driver is not installed ({err}); for PostgreSQL "
-                          "pip install psycopg2-binary") from None
+                          "pip install 'trainground[tune]' (psycopg)") from None
 
 
 @contextlib.contextmanager

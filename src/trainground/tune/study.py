@@ -45,12 +45,13 @@ class TuneResult:
     summary: dict[str, Any]
 
 
-def sampler_for(options: TuneConfig) -> Any:
+def sampler_for(options: TuneConfig, *, seed: int | None = None) -> Any:
     import optuna
 
+    seed = options.seed if seed is None else seed
     if options.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=options.seed)
-    return optuna.samplers.TPESampler(seed=options.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def pruner_for(options: TuneConfig, epochs: int) -> Any:
@@ -86,10 +87,13 @@ def tune(base: dict[str, Any], *, out: str | Path, options: TuneConfig | None = 
     if base_config.fit.val_fraction <= 0:
         raise ConfigError("tune needs a validation split: fit.val_fraction must be > 0")
     open_tune_folder(out)
-    storage = open_storage(storage_url(options.storage, out))
-    study = optuna.create_study(study_name=options.study, storage=storage, direction="maximize",
-                                sampler=sampler_for(options), pruner=pruner_for(options, base_config.fit.epochs),
-                                load_if_exists=True)
+    with folder_lock(out):  # workers of one folder create the tables and the study one at a time
+        study = _create_study(options, out, base_config.fit.epochs)
+        # Each worker samples with its own seed (seed + 1000 x its start order): workers with one
+        # seed would draw the same random start-up trials and train the same configs twice.
+        worker = int(study.user_attrs.get("workers", 0))
+        study.set_user_attr("workers", worker + 1)
+        study.sampler = sampler_for(options, seed=options.seed + 1000 * worker)
     if warm_from is not None:
         space = warm_start(study, warm_from, space=space, space_given=space_given, top=options.warm_start_top,
                            storage=options.storage)
@@ -106,6 +110,25 @@ def tune(base: dict[str, Any], *, out: str | Path, options: TuneConfig | None = 
     with folder_lock(out):
         summary = write_outputs(study, out, base=base, space=space)
     return TuneResult(out=out, study=study, summary=summary)
+
+
+def _create_study(options: TuneConfig, out: Path, epochs: int) -> Any:
+    """Create or load the study; retried a few times, since workers on other machines (a shared
+    PostgreSQL) can race to create the same tables or study (the loser sees an IntegrityError)."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(5):
+        try:
+            storage = open_storage(storage_url(options.storage, out))
+            return optuna.create_study(study_name=options.study, storage=storage, direction="maximize",
+                                       sampler=sampler_for(options), pruner=pruner_for(options, epochs),
+                                       load_if_exists=True)
+        except SQLAlchemyError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class _Objective:
