@@ -379,6 +379,28 @@ def tune_command(
     out_console.print(f"report: {result.out / 'report.html'}", highlight=False, soft_wrap=True)
 
 
+@app.command("explain")
+@user_errors
+def explain_command(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory (fit, diagnose, demo).")],
+    method: Annotated[str, typer.Option("--method", help="integrated_gradients (default), saliency, or for tables "
+                                                        "kernel_shap / lime.")] = "integrated_gradients",
+    samples: Annotated[int | None, typer.Option("--samples", min=1, help="Flagged samples explained.")] = None,
+) -> None:
+    """Attributions (Captum) for RUN_DIR's flagged samples and classes; shown in its report.html."""
+    inputs_exist(run_dir=run_dir)
+    from trainground.engine.config_io import from_dict
+    from trainground.explain import ExplainConfig, explain_run
+
+    values: dict[str, Any] = {"method": method}
+    if samples is not None:
+        values["samples"] = samples
+    record = explain_run(run_dir, config=from_dict(ExplainConfig, values, "options"))
+    out_console.print(f"{record['method']}: {len(record['per_class'])} classes, {len(record['samples'])} flagged "
+                      f"samples explained -> {run_dir / 'explanations.json'}", highlight=False, soft_wrap=True)
+    _report_summary(run_dir, write_html=True)
+
+
 def _columns(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
