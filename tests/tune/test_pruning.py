@@ -27,18 +27,12 @@ class FakeTrial:
 
 def _state(epoch_metrics: dict, history_len: int) -> SimpleNamespace:
     return SimpleNamespace(epoch_metrics=epoch_metrics, history=[{}] * history_len, stop_requested=False,
-                           steps_per_epoch=10)
-
-
-def _diagnosis(*findings: Finding) -> DiagnosisCallback:
-    cb = DiagnosisCallback()
-    cb.findings = list(findings)
-    return cb
+                           steps_per_epoch=10, step=10 * history_len)
 
 
 def test_reports_each_epoch_and_stops_when_the_pruner_says_so():
     trial = FakeTrial(prune_at=2)
-    watch = TrialWatch(trial, _diagnosis(), metric="val_accuracy")
+    watch = TrialWatch(trial, None, metric="val_accuracy")
     for epoch in (1, 2):
         state = _state({"val_accuracy": 0.5 + epoch / 10, "train_loss": 1.0, "val_loss": 1.0}, epoch)
         watch.on_epoch_end(state)
@@ -46,14 +40,21 @@ def test_reports_each_epoch_and_stops_when_the_pruner_says_so():
     assert state.stop_requested and watch.pruned_reason == "pruner" and watch.pruned_epoch == 2
 
 
-def test_an_error_pathology_prunes_at_once_and_a_warning_does_not():
+def test_an_error_pathology_prunes_at_once_and_a_warning_does_not(monkeypatch):
+    from trainground.tune import pruning
+
     warn = Finding("lr_too_high", Severity.WARNING, "run", "learning rate too high")
     error = Finding("dead_units", Severity.ERROR, "layer:body.0", "92 % of units never fire")
-    watch = TrialWatch(FakeTrial(), _diagnosis(warn), metric="val_accuracy")
+    found = {"lr_too_high": [warn]}
+    monkeypatch.setattr(pruning, "run_check",
+                        lambda spec, evidence, step: SimpleNamespace(findings=found.get(spec.name, [])))
+    monkeypatch.setattr(DiagnosisCallback, "evidence", lambda self: SimpleNamespace(available=lambda: set()))
+    monkeypatch.setattr(pruning, "get_check", lambda name: SimpleNamespace(name=name, runnable=lambda e: True))
+    watch = TrialWatch(FakeTrial(), DiagnosisCallback(), metric="val_accuracy")
     state = _state({"val_accuracy": 0.3, "train_loss": 2.0}, 1)
     watch.on_epoch_end(state)
     assert not state.stop_requested
-    watch.diagnosis.findings = [warn, error]
+    found["dead_units"] = [error]
     watch.on_epoch_end(state)
     assert state.stop_requested and watch.pruned_reason == "dead network"
     assert watch.pruned_by.startswith("dead_units:")
@@ -72,13 +73,6 @@ def test_a_non_finite_loss_prunes_as_nan_even_without_the_checks():
     state = _state({"val_accuracy": 0.1, "train_loss": math.nan}, 1)
     watch.on_epoch_end(state)
     assert state.stop_requested and watch.pruned_reason == "nan"
-
-
-def test_the_checks_run_at_every_epoch_end():
-    diagnosis = DiagnosisCallback()
-    watch = TrialWatch(FakeTrial(), diagnosis, metric="val_accuracy")
-    watch.on_fit_start(_state({}, 0))
-    assert diagnosis.config.check_every == 10
 
 
 def test_pruners():

@@ -1,8 +1,8 @@
 """The trial's watcher: reports each epoch's validation metric to Optuna and ends a trial
 that its pruner, or its own training diagnosis, gives up on.
 
-Diagnosis-aware pruning: the training checks (the ``DiagnosisCallback`` of every run) run
-at each epoch end; an error-severity finding of a pathology check (divergence, dead
+Diagnosis-aware pruning: the pathology checks run at each epoch end on the evidence of the
+run's ``DiagnosisCallback``; an error-severity finding of one of them (divergence, dead
 network, collapse; ``TuneConfig.prune_checks``) or a non-finite loss ends the trial after
 that epoch, whatever its validation metric says. A median pruner only compares a trial
 with the others at the same epoch, so a diverged run of a good configuration family can
@@ -12,11 +12,11 @@ The trial still ends as a normal, complete run directory (its model, metrics, fi
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
-from trainground.diagnosis import DiagnosisCallback, Severity
+from trainground.diagnosis import DiagnosisCallback, Finding, Severity
+from trainground.diagnosis.registry import get_check, run_check
 from trainground.engine.callbacks import Callback
 from trainground.engine.state import TrainState
 from trainground.tune.config import PATHOLOGIES
@@ -39,12 +39,6 @@ class TrialWatch(Callback):
         self.pruned_epoch: int | None = None
         self.values: list[float] = []
 
-    def on_fit_start(self, state: TrainState) -> None:
-        if self.diagnosis is not None:
-            # The training checks run at the last step of every epoch, just before EPOCH_END.
-            self.diagnosis.config = dataclasses.replace(self.diagnosis.config,
-                                                        check_every=max(state.steps_per_epoch, 1))
-
     def on_epoch_end(self, state: TrainState) -> None:
         metrics = state.epoch_metrics
         value = float(metrics.get(self.metric, math.nan))
@@ -55,15 +49,31 @@ class TrialWatch(Callback):
             self._stop(state, "nan", "non-finite training or validation loss", epoch)
             return
         if self.diagnosis is not None:
-            for finding in self.diagnosis.findings:
-                if finding.severity == Severity.ERROR and finding.check in self.prune_checks:
-                    self._stop(state, PATHOLOGIES.get(finding.check, finding.check),
-                               f"{finding.check}: {finding.message}", epoch)
-                    return
+            finding = self._pathology(state)
+            if finding is not None:
+                self._stop(state, PATHOLOGIES.get(finding.check, finding.check),
+                           f"{finding.check}: {finding.message}", epoch)
+                return
         if math.isfinite(value):
             self.trial.report(value, epoch)
             if self.use_pruner and self.trial.should_prune():
                 self._stop(state, "pruner", f"{self.metric} {value:.4g} at epoch {epoch}", epoch)
+
+    def _pathology(self, state: TrainState) -> Finding | None:
+        """The first error-severity finding of the pathology checks on the evidence so far.
+
+        Only ``prune_checks`` run here, not the callback's whole list: running every training
+        check at every epoch end cost 2-4x the training time of a small trial (benchmarks/tune.py).
+        """
+        evidence = self.diagnosis.evidence()
+        for name in self.prune_checks:
+            spec = get_check(name)
+            if not spec.runnable(evidence):
+                continue
+            for finding in run_check(spec, evidence, step=state.step).findings:
+                if finding.severity == Severity.ERROR:
+                    return finding
+        return None
 
     def _stop(self, state: TrainState, reason: str, why: str, epoch: int) -> None:
         self.pruned_reason, self.pruned_by, self.pruned_epoch = reason, why, epoch
