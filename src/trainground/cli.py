@@ -341,23 +341,15 @@ def tune_command(
 ) -> None:
     """Search hyper-parameters with Optuna (TPE, pruning, diagnosis-aware pruning); write best_config.yaml."""
     inputs_exist(data)
-    from trainground.engine.config_io import from_dict
     from trainground.engine.rundir import check_inputs_outside
-    from trainground.tune.config import TuneConfig, read_tune_file
+    from trainground.tune.config import cli_overrides, read_tune_file
     from trainground.tune.study import tune
+    from trainground.tune.summary import print_tune_summary
 
     spec = read_tune_file(config)
-    base = spec.base
-    base.setdefault("data", {})["source"] = data
-    if target is not None:
-        base["data"]["target"] = target
-    if epochs is not None:
-        base.setdefault("fit", {})["epochs"] = epochs
-    given = {k: v for k, v in (("trials", trials), ("timeout", timeout), ("storage", storage), ("study", study),
-                               ("pruner", pruner), ("sampler", sampler)) if v is not None}
-    if no_diagnosis_pruning:
-        given["diagnosis_pruning"] = False
-    options = from_dict(TuneConfig, {**vars(spec.options), **given}, "options")
+    base, options = cli_overrides(spec, data, target=target, epochs=epochs, trials=trials, timeout=timeout,
+                                  storage=storage, study=study, pruner=pruner, sampler=sampler,
+                                  diagnosis_pruning=False if no_diagnosis_pruning else None)
     if out is None:
         stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
         out = Path("runs") / f"tune-{stem}"
@@ -365,18 +357,7 @@ def tune_command(
     result = tune(base, out=out, options=options, space=spec.space, warm_from=warm_start,
                   space_given=spec.space_given,
                   progress=lambda line: err_console.print(line, highlight=False, soft_wrap=True))
-    s = result.summary
-    out_console.print(f"{s['trials']} trials in study {s['study']}: "
-                      + ", ".join(f"{n} {k}" for k, n in s["states"].items()), highlight=False)
-    if s["pruned_by_reason"]:
-        out_console.print("pruned by reason: " + ", ".join(f"{k} {n}" for k, n in s["pruned_by_reason"].items()),
-                          highlight=False)
-    if "best" in s:
-        out_console.print(f"best: trial {s['best']['number']}, {options.metric} {s['best']['value']:.4f}",
-                          highlight=False)
-        out_console.print(f"use it: trainground fit {data} --config {result.out / 'best_config.yaml'}",
-                          highlight=False, soft_wrap=True)
-    out_console.print(f"report: {result.out / 'report.html'}", highlight=False, soft_wrap=True)
+    print_tune_summary(result.summary, result.out, data=data, metric=options.metric, console=out_console)
 
 
 @app.command("explain")

@@ -79,3 +79,17 @@ def read_tune_file(path: Path | None) -> TuneFile:
     space_values = values.pop("space", None)
     space = parse_space(space_values, f"{path}: space") if space_values is not None else default_space()
     return TuneFile(base=values, options=options, space=space, space_given=space_values is not None)
+
+
+def cli_overrides(spec: TuneFile, data: str, *, target: str | None, epochs: int | None,
+                  **options: Any) -> tuple[dict[str, Any], TuneConfig]:
+    """The base config and the options with the command line's values over the YAML's
+    (``None`` = not given on the command line)."""
+    base = {section: dict(values or {}) for section, values in spec.base.items()}
+    base.setdefault("data", {})["source"] = data
+    if target is not None:
+        base["data"]["target"] = target
+    if epochs is not None:
+        base.setdefault("fit", {})["epochs"] = epochs
+    given = {k: v for k, v in options.items() if v is not None}
+    return base, from_dict(TuneConfig, {**vars(spec.options), **given}, "options")

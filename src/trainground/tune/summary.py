@@ -76,3 +76,18 @@ def write_outputs(study: Any, out: Path, *, base: dict[str, Any], space: dict[st
         atomic_write_text(out / BEST_CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
     atomic_write_text(out / PAGE_FILE, render_tune_page(study, summary))
     return summary
+
+
+def print_tune_summary(summary: dict[str, Any], out: Path, *, data: str, metric: str, console: Any) -> None:
+    """The study in a few lines: trials per state, pruned per reason, the best trial, where to look."""
+    def say(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
+
+    say(f"{summary['trials']} trials in study {summary['study']}: "
+        + ", ".join(f"{n} {k}" for k, n in summary["states"].items()))
+    if summary["pruned_by_reason"]:
+        say("pruned by reason: " + ", ".join(f"{k} {n}" for k, n in summary["pruned_by_reason"].items()))
+    if "best" in summary:
+        say(f"best: trial {summary['best']['number']}, {metric} {summary['best']['value']:.4f}")
+        say(f"use it: trainground fit {data} --config {out / BEST_CONFIG_FILE}")
+    say(f"report: {out / PAGE_FILE}")
