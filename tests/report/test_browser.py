@@ -92,3 +92,35 @@ def test_demo_report_in_headless_chromium(chromium: None, demo_run: Path, tmp_pa
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "report.png")
     shutil.copy(page, ARTIFACTS / "report.html")
+
+
+def test_explanations_in_headless_chromium(chromium: None, run_copy: Path, tmp_path: Path) -> None:
+    """The explanations section and the sample table's "why suspected" column, drawn and offline."""
+    from selenium.webdriver.common.by import By
+
+    from trainground.explain import ExplainConfig, explain_run
+
+    explain_run(run_copy, config=ExplainConfig(samples=10, per_class=20))
+    page = write_report(run_copy, tmp_path / "report.html")
+    with headless_chromium(width=1400, height=1000) as driver:
+        load = load_report(driver, page, timeout=60)
+        assert load.errors == [], load.errors
+        assert not [r for r in load.resources if not r.startswith(("data:", "file:", "blob:", "about:"))]
+        section = driver.find_element(By.ID, "run-explanations")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start', behavior: 'instant'});", section)
+        images = section.find_elements(By.CSS_SELECTOR, "img")
+        assert len(images) >= 10 + 3 * 10  # a mean heatmap per digit class; image and two heatmaps per sample
+        assert all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", i)
+                   for i in images)
+        rows = section.find_elements(By.CSS_SELECTOR, "table.explain-samples tbody tr")
+        assert len(rows) == 10 and all("logit units" in r.text for r in rows)
+        headers = [h.text.strip() for h in driver.find_elements(By.CSS_SELECTOR, "#run-table thead th")]
+        assert "why suspected (attribution)" in headers
+        why = headers.index("why suspected (attribution)")
+        cells = driver.execute_script(_COLUMN, "run-table", why)
+        assert sum(bool(c) for c in cells) == 10  # the explained samples, and only those
+        assert driver.get_log("browser") == []
+        shot = tmp_path / "explanations.png"
+        assert driver.save_screenshot(str(shot))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / "explanations.png")

@@ -215,14 +215,18 @@ def test_a_repair_folder_is_reviewed_from_its_round_0(table_run: Path, tmp_path:
 
 
 def test_attributions_are_shown_when_an_explanations_file_exists(run_copy: Path) -> None:
-    import numpy as np
+    import json
 
     index = int(pd.read_csv(run_copy / "sample_issues.csv")["index"].iloc[0])
-    np.savez(run_copy / "explanations.npz", index=np.array([index]), attributions=np.array([[0.1, -2.0, 0.5]]))
+    top = [{"feature": "x2", "value": -2.0}, {"feature": "x3", "value": 0.5}, {"feature": "x<b>1</b>", "value": 0.1}]
+    record = {"method": "integrated_gradients", "per_class": [],
+              "samples": [{"index": index, "suggested_top": top, "heatmap_suggested": "javascript:alert(1)"}]}
+    (run_copy / "explanations.json").write_text(json.dumps(record))  # the format trainground explain writes
     client, _ = _client(run_copy)
     page = client.get(f"/sample/{index}?token={TOKEN}").text
     section = page[page.index("largest attributions"):]
-    assert section.index("x2") < section.index("x3") < section.index("x&lt;b&gt;1&lt;/b&gt;")  # by |value|
+    assert section.index("x2") < section.index("x3") < section.index("x&lt;b&gt;1&lt;/b&gt;")  # as explain ranked them
+    assert "javascript:alert" not in page  # only PNG data URIs reach an img src
 
 
 def test_two_reviewers_writing_at_once_lose_nothing(run_copy: Path) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from trainground.data import (
     IndexedDataset,
@@ -159,6 +160,17 @@ def _train(config: RunConfig, run: RunDir, prepared: PreparedData, *, resume: bo
            callbacks: Sequence[Callback]) -> FitResult:
     # On resume too: config.yaml holds what the run is now asked to do (epochs may have grown).
     run.write_config(config.to_dict())
+    train, val, model, loss_fn = build_training(config, prepared)
+    return fit(
+        model, train, val_data=val, config=config.fit, loss_fn=loss_fn, guard=config.guard, callbacks=callbacks,
+        run_dir=run, resume=resume,
+    )
+
+
+def build_training(config: RunConfig, prepared: PreparedData) -> tuple[IndexedDataset, IndexedDataset | None,
+                                                                         torch.nn.Module, torch.nn.Module]:
+    """The training and validation splits, the fresh model and the loss ``run_fit`` trains with
+    (also what the lr range test and the tuner start from)."""
     train, val = prepared.train, None
     if config.fit.val_fraction > 0:
         # The same split fit() would take, done here so that the input standardisation
@@ -174,7 +186,4 @@ def _train(config: RunConfig, run: RunDir, prepared: PreparedData, *, resume: bo
         config.model, input_shape=train.input_shape, num_classes=train.num_classes, train_features=train.features
     )
     loss_fn = build_loss(config.loss, train.labels.numpy(), num_classes=train.num_classes)
-    return fit(
-        model, train, val_data=val, config=config.fit, loss_fn=loss_fn, guard=config.guard, callbacks=callbacks,
-        run_dir=run, resume=resume,
-    )
+    return train, val, model, loss_fn

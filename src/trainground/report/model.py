@@ -34,6 +34,8 @@ class RunReport:
         findings: ``findings.json``, most severe first.
         sample_issues: ``sample_issues.csv``, one row per sample.
         actions: ``actions.jsonl`` records (``step, action, reason, evidence``).
+        lr_find: ``lr_find.json`` of ``trainground lr-find`` (the lr range test's curve).
+        explanations: ``explanations.json`` of ``trainground explain`` (attributions).
         notes: what was missing or unreadable, one sentence each.
     """
 
@@ -50,6 +52,8 @@ class RunReport:
     findings: list[Finding] | None = None
     sample_issues: pd.DataFrame | None = None
     actions: list[dict[str, Any]] | None = None
+    lr_find: dict[str, Any] | None = None
+    explanations: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     @property

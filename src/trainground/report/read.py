@@ -137,6 +137,8 @@ def read_run(path: str | Path) -> RunReport:
     metrics = _attempt(notes, "training curves and gradient trajectories", run.metrics, lambda p: _metrics(p, notes))
     if metrics is not None:
         report.steps, report.epochs, report.test = metrics
+    elif (run.path / "lr_find.json").exists():
+        notes.pop()  # an lr-find folder has no training to miss
     if run.model.exists():
         header = _attempt(notes, "the model description", run.model, _weights_header)
         if header is not None:
@@ -153,6 +155,12 @@ def read_run(path: str | Path) -> RunReport:
     if run.actions.exists():
         actions = _attempt(notes, "Guard actions", run.actions, read_jsonl)
         report.actions = actions[0] if actions is not None else None
+    # Written by other commands into the run folder (lr-find, explain); read as files, so the
+    # report depends on their format, never on their code.
+    for name, what in (("lr_find", "the learning-rate range test"), ("explanations", "the explanations")):
+        if (run.path / f"{name}.json").exists():
+            setattr(report, name, _attempt(notes, what, run.path / f"{name}.json",
+                                           lambda p: json.loads(p.read_text(encoding="utf-8"))))
     return report
 
 

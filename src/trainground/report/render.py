@@ -20,7 +20,9 @@ from trainground.diagnosis.findings import Finding
 from trainground.engine.atomic import atomic_write_text
 from trainground.report.confusion import confusion_figure
 from trainground.report.curves import training_curves
+from trainground.report.explanations import ExplanationsView, explanations_view
 from trainground.report.heatmaps import dead_unit_stat, layer_heatmap
+from trainground.report.lr_find_plot import lr_find_figure
 from trainground.report.model import RepairReport, Report, RunReport
 from trainground.report.read import read_report
 from trainground.report.repair_section import RepairTables, repair_tables, rounds_figure
@@ -69,7 +71,10 @@ class RunView:
     findings: list[Finding] | None = None
     samples: SampleTable | None = None
     notes: list[str] = field(default_factory=list)
-    sections: tuple[str, ...] = ("training", "gradients", "layers", "findings", "samples")
+    sections: tuple[str, ...] = ("training", "gradients", "layers", "findings", "samples", "lr_find",
+                                 "explanations")
+    lr_find: dict[str, Any] | None = None
+    explanations: ExplanationsView | None = None
 
 
 def _gradient_facts(run: RunReport) -> list[str]:
@@ -114,9 +119,18 @@ def run_view(run: RunReport, figures: dict[str, go.Figure], *, prefix: str, titl
         if stat is not None:
             add("layer_dead", layer_heatmap(run.layers, stat))
             view.dead_title = _DEAD_TITLES[stat]
-    if "samples" in sections and run.sample_issues is not None:
+    if run.lr_find is not None and "lr_find" in sections:
+        add("lr_find", lr_find_figure(run.lr_find))
+        view.lr_find = run.lr_find
+        if run.steps is None and run.findings is None:  # an lr-find folder: nothing else to show
+            view.sections = ("lr_find",)
+            view.notes = [n for n in view.notes if "lr_find" in n]
+    if run.explanations is not None and "explanations" in sections:
+        view.explanations = explanations_view(run.explanations)
+    if "samples" in view.sections and run.sample_issues is not None:
         view.samples = build_sample_table(run.sample_issues, config=run.config, schema=run.data_schema,
-                                          limit=top_rows)
+                                          limit=top_rows,
+                                          why=view.explanations.why() if view.explanations else None)
         add("confusion", confusion_figure(run.sample_issues, run.classes))
     return view
 

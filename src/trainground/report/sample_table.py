@@ -79,7 +79,7 @@ def _label(value: Any) -> Cell:
 
 
 def build_sample_table(table: pd.DataFrame, *, config: dict | None = None, schema: dict | None = None,
-                       limit: int = TOP_ROWS) -> SampleTable:
+                       limit: int = TOP_ROWS, why: dict[int, str] | None = None) -> SampleTable:
     """The top ``limit`` flagged rows of ``sample_issues.csv`` as template rows.
 
     Args:
@@ -87,6 +87,7 @@ def build_sample_table(table: pd.DataFrame, *, config: dict | None = None, schem
         config: the run's config (data source, for thumbnails).
         schema: the data schema stored with the model (image-like data gets thumbnails).
         limit: rows embedded in the page.
+        why: sample index -> why it is suspected, from ``explanations.json`` (a column when given).
 
     Returns:
         the table; ``rows`` is empty when nothing is flagged.
@@ -106,6 +107,8 @@ def build_sample_table(table: pd.DataFrame, *, config: dict | None = None, schem
         columns.append(Column("predicted", "predicted", "text"))
     columns.append(Column("issues", "issues", "text"))
     columns += [Column(f"{t}_score", f"{t.replace('_', ' ')} score", "num") for t in types if f"{t}_score" in table]
+    if why:
+        columns.append(Column("why", "why suspected (attribution)", "text"))
     rows = []
     for _, record in top.iterrows():
         kinds = [t for t in types if bool(record[f"is_{t}_issue"])]
@@ -120,6 +123,8 @@ def build_sample_table(table: pd.DataFrame, *, config: dict | None = None, schem
         issues = ", ".join(k.replace("_", " ") for k in kinds)
         cells.append(Cell(issues, issues))
         cells += [_score(record[f"{t}_score"]) for t in types if f"{t}_score" in table]
+        if why:
+            cells.append(Cell(why.get(index, ""), why.get(index, "")))
         rows.append((kinds, cells))
     return SampleTable(columns=columns, rows=rows, issue_counts=counts, total=len(table),
                        flagged=int(flags.any(axis=1).sum()) if types else 0, notes=[note] if note else [])

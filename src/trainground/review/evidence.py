@@ -13,6 +13,8 @@ without ``embed`` falls back to the encoded input features, and the page says wh
 
 from __future__ import annotations
 
+import json
+
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +49,7 @@ class Evidence:
         self.space_error: str | None = None
         self._frame: Any = None
         self._ready = threading.Event()
-        self._explanations: dict[int, np.ndarray] | None = None
+        self._explanations: dict[int, dict[str, Any]] | None = None
         self._pixels: np.ndarray | None = None  # a pixel table's rows, read once (thumbnails of any page)
         self._pixels_note: str | None = None
 
@@ -161,27 +163,28 @@ class Evidence:
         return [(str(c), row[c]) for c in list(frame.columns)[:limit]]
 
     def heatmap(self, index: int) -> tuple[str | None, list[tuple[str, float]]]:
-        """The attribution of ``index`` from ``explanations.npz``: an image (data URI) for image-like
-        data, else the features with the largest attributions; ``(None, [])`` without a file."""
+        """The attribution of ``index`` from ``explanations.json`` (``trainground explain``): the
+        heatmap towards the suggested label for image-like data, and the features with the largest
+        signed attributions towards it for tables; ``(None, [])`` without a file or an entry."""
         if self.run.explanations is None:
             return None, []
         if self._explanations is None:
-            with np.load(self.run.explanations, allow_pickle=False) as npz:
-                self._explanations = {int(i): a for i, a in zip(npz["index"], npz["attributions"], strict=True)}
-        values = self._explanations.get(int(index))
-        if values is None:
+            try:
+                record = json.loads(self.run.explanations.read_text(encoding="utf-8"))
+                entries = record.get("samples", []) if isinstance(record, dict) else []
+                self._explanations = {int(e["index"]): e for e in entries if isinstance(e, dict) and "index" in e}
+            except (OSError, ValueError, TypeError, KeyError):
+                self._explanations = {}  # an unreadable file shows no attribution, the page still works
+        entry = self._explanations.get(int(index))
+        if entry is None:
             return None, []
-        values = np.abs(np.asarray(values, dtype=np.float64))
-        shape = image_shape(self.schema)
-        if shape is not None and values.size in (shape[1] * shape[2], shape[0] * shape[1] * shape[2]):
-            grid = values.reshape(-1, shape[1], shape[2]).sum(axis=0)
-            scale = grid.max() or 1.0
-            return png_data_uri((255 * (1.0 - grid / scale)).round().astype(np.uint8)), []
-        columns = list((self.schema or {}).get("columns") or [])
-        flat = values.reshape(-1)
-        names = columns if len(columns) == flat.size else [f"feature {i}" for i in range(flat.size)]
-        order = np.argsort(-flat)[:10]
-        return None, [(names[i], float(flat[i])) for i in order]
+        image = entry.get("heatmap_suggested") or entry.get("heatmap_given")
+        if not (isinstance(image, str) and image.startswith("data:image/png;base64,")):
+            image = None  # only the PNG data URIs explain writes are put in the page
+        top = entry.get("suggested_top") or entry.get("given_top") or []
+        features = [(str(t["feature"]), float(t["value"])) for t in top
+                    if isinstance(t, dict) and "feature" in t and "value" in t]
+        return image, features
 
 
 def _index_at(space: Space, position: int) -> int:

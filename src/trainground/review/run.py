@@ -37,7 +37,7 @@ class ReviewRun:
         model: the ``model.safetensors`` whose representation gives the neighbours (may not exist).
         config: the run's ``config.yaml`` (data source, target, loading options).
         changes: the repair's ``changes.csv`` when the folder is a repair folder.
-        explanations: an ``explanations.npz`` (arrays ``index`` and ``attributions``) when one exists.
+        explanations: the ``explanations.json`` of ``trainground explain`` when one exists.
     """
 
     folder: Path
@@ -97,7 +97,7 @@ def open_review_run(path: str | Path) -> ReviewRun:
             config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as err:
             raise RunDirError(f"{config_file}: cannot be read ({type(err).__name__})") from None
-    explanations = next((p for p in (folder / "explanations.npz", base / "explanations.npz") if p.is_file()), None)
+    explanations = next((p for p in (folder / "explanations.json", base / "explanations.json") if p.is_file()), None)
     return ReviewRun(folder=folder, issues=issues, model=base / "model.safetensors", config=config,
                      changes=changes, explanations=explanations)
 

@@ -65,8 +65,8 @@ def lr_too_high(evidence: Evidence) -> CheckResult:
     result.findings.append(Finding(
         check=NAME, severity=severity, subject="run", message=f"learning rate too high: {message}",
         evidence=numbers,
-        suggestion=(f"lower the learning rate {'(now ' + fmt(lr) + ') ' if lr else ''}by 10x, or use warm-up and "
-                    "gradient clipping (trainground Guard)"),
+        suggestion=(f"lower the learning rate {'(now ' + fmt(lr) + ') ' if lr else ''}by 10x (`trainground lr-find DATA` "
+                    "runs an lr range test), or use warm-up and gradient clipping (trainground Guard)"),
         step=onset,
     ))
     return result

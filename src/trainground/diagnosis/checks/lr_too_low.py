@@ -57,8 +57,8 @@ def lr_too_low(evidence: Evidence) -> CheckResult:
         message=f"learning rate too low: {why}; the loss is {fmt(level)}, {fmt(100 * level / start)} % of its start",
         evidence={"median_update_ratio": recent, "threshold": LOW_RATIO, "loss": level, "initial_loss": start,
                   "steady_share": steady, "lr": lr},
-        suggestion=(f"raise the learning rate {'(now ' + fmt(lr) + ') ' if lr else ''}by 10x or run an lr range "
-                    "test; or train for more epochs"),
+        suggestion=(f"raise the learning rate {'(now ' + fmt(lr) + ') ' if lr else ''}by 10x, or choose it with "
+                    "`trainground lr-find DATA` (an lr range test); or train for more epochs"),
         step=onset,
     ))
     return result

@@ -50,7 +50,7 @@ def plateau(evidence: Evidence) -> CheckResult:
                  f"value {fmt(start)}); it fell {fmt(100 * improvement)} % over the last third of the run"),
         evidence={"loss": level, "initial_loss": start, "tail_improvement": improvement,
                   "improvement_threshold": MIN_IMPROVEMENT, "high_loss_share": HIGH_LOSS},
-        suggestion="raise the learning rate (try an lr range test), check that labels match the inputs, "
+        suggestion="raise the learning rate (`trainground lr-find DATA` runs an lr range test), check that labels match the inputs, "
                    "standardise the features, or use a larger model",
         step=int(ends[onset_block]),
     ))
