@@ -128,7 +128,7 @@ class SecantTrustRegion(ScalarState):
     Tried after that and dropped: asking the same significance of a rising loss (benchmark C's
     SGD at lr 3 then failed one run, and the GRU adding runs solved 6/8 instead of 8/8).
     Where the Guard still loses (LSTM and GRU on the adding problem, mostly through its
-    AutoClip p10 member rather than this trust region) is in benchmarks/README.md.
+    AutoClip p10 member, since replaced by the ZClip default clip) is in benchmarks/README.md.
 
     Args:
         target: the largest tolerated ``rho`` (1.0: on average no further than the 1-D minimiser).
