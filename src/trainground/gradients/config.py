@@ -76,7 +76,7 @@ class GuardConfig:
     # Let the trust region shrink the step only on evidence of overshoot: a rising loss (short EMA
     # > long EMA + 2 standard errors) with rho > target, or a flat loss with a significant
     # overshoot (excess curvature C - target*D two standard errors above 0), and then on a flat
-    # loss by one decade at most below the scale at the last improvement; otherwise the scale
+    # loss by one decade at most below the largest scale since the last rollback; otherwise the scale
     # regrows, and the secant never takes it below 0.01 (principles in gradients/secant.py).
     # Without a gate momentum's ordinary overshoot shrank healthy runs' steps ~1e5-fold (mnist1d:
     # 48-51 % validation accuracy instead of 62-65 %); the first gate ("loss not improving")
