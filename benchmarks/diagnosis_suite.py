@@ -259,7 +259,7 @@ HEALTHY = [
 # the Guard exists to contain exploding and diverging runs (benchmarks/stability.py), and the
 # question here is whether the checks recognise a pathology as it shows in a plain loop.
 # Healthy runs use fit's default Guard, as a user's run would.
-UNGUARDED = GuardConfig(spike_z=None, percentile=None, trust_region=False)
+UNGUARDED = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)
 
 
 def run_case(case: Case, threads: int) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 Variants, each a full training step (zero_grad + forward + backward + [clip] + optimizer step):
   plain      -- no clipping (the reference, ratio 1.00)
   clipnorm1  -- torch.nn.utils.clip_grad_norm_(params, 1.0)
-  guard      -- trainground Guard with its default config (spike skip, AutoClip p10, secant trust
-                region, per-step statistics grad_norm / threshold / skipped kept as tensors)
+  guard      -- trainground Guard with its default config (spike skip, ZClip outlier clip, secant
+                trust region, per-step statistics grad_norm / threshold / skipped / update scale)
+  guard_p10  -- the former default: AutoClip p10 in place of the outlier clip (clips ~9 steps in 10,
+                one more pass over the gradients on each)
   guard_trust_every2 -- the default with the secant measured every 2nd step (GuardConfig(trust_every=2))
   guard_no_trust -- the same without the secant trust region (where its share of the cost shows)
   guard_bare -- the Guard with an empty chain (weighting, skip bookkeeping, statistics only)
@@ -45,9 +47,10 @@ from torch import nn
 
 from trainground.gradients import Guard, GuardConfig
 
-GUARD_CONFIGS = {"guard": GuardConfig(), "guard_trust_every2": GuardConfig(trust_every=2),
+GUARD_CONFIGS = {"guard": GuardConfig(), "guard_p10": GuardConfig(percentile=10.0, zscore=None),
+                 "guard_trust_every2": GuardConfig(trust_every=2),
                  "guard_no_trust": GuardConfig(trust_region=False),
-                 "guard_bare": GuardConfig(spike_z=None, percentile=None, trust_region=False)}
+                 "guard_bare": GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)}
 
 
 def _mlp(sizes: list[int]) -> nn.Module:

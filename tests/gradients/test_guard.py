@@ -9,7 +9,7 @@ from torch import nn
 from trainground.errors import ConfigError
 from trainground.gradients import Guard, GuardConfig, read_actions
 
-PLAIN = GuardConfig(spike_z=None, percentile=None, trust_region=False)  # no transform: exact maths only
+PLAIN = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)  # no transform: exact maths only
 
 
 def _model(seed: int = 0) -> nn.Module:
@@ -29,7 +29,7 @@ def test_accumulated_gradient_equals_the_full_batch_gradient_with_an_uneven_last
     loss_fn = nn.CrossEntropyLoss()
     model = copy.deepcopy(ref)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    guard = Guard(model, opt, config=GuardConfig(accumulation=3, spike_z=None, percentile=None, trust_region=False))
+    guard = Guard(model, opt, config=GuardConfig(accumulation=3, spike_z=None, percentile=None, zscore=None, trust_region=False))
     start, stepped = 0, []
     for n in sizes:
         xb, yb = x[start:start + n], y[start:start + n]

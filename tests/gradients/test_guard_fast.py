@@ -17,7 +17,7 @@ from trainground.gradients import (
     ZScoreClip,
     chain,
 )
-from trainground.gradients import guard as guard_module
+from trainground.gradients import flat_buffer
 from trainground.gradients.context import HostContext
 from trainground.gradients.update import FloatStats, skip_step_, step_scaled
 
@@ -79,7 +79,7 @@ def test_the_host_path_agrees_with_the_tensor_path(opt_cls, lr, accumulation, fl
     # the float path must clip, skip and shrink the update as the tensor path does.
     # Rprop is not lr-linear: its trust-region share is applied by interpolating the weights.
     # flat=False: tensors count as large, so K=1 keeps autograd's gradients (per-tensor dots).
-    monkeypatch.setattr(guard_module, "_SMALL_TENSOR", 1 << 16 if flat else 0)
+    monkeypatch.setattr(flat_buffer, "SMALL_TENSOR", 1 << 16 if flat else 0)
     batches = _batches(40, poison_at=25)
     # The loss gate off: the trust region must act here whatever the loss does (this compares paths).
     config = GuardConfig(accumulation=accumulation, check_every=5, trust_loss_gate=False)

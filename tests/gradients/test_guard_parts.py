@@ -23,7 +23,7 @@ from trainground.gradients import (
 )
 from trainground.gradients.rollback import RollbackAware
 
-PLAIN = GuardConfig(spike_z=None, percentile=None, trust_region=False)
+PLAIN = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)
 
 
 def _model(seed: int = 0) -> nn.Module:

@@ -6,7 +6,7 @@ from torch import nn
 from trainground.gradients import Guard, GuardConfig, TaskGradients
 
 # Nothing but the optimizer step: the handler's own work is what is compared.
-BARE = GuardConfig(spike_z=None, percentile=None, trust_region=False)
+BARE = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)
 
 
 class TwoHeads(nn.Module):
@@ -53,7 +53,7 @@ def test_guard_with_two_micro_batches_and_per_task_clip_bounds_the_loud_task():
     before = [p.detach().clone() for p in model.parameters()]
     tasks = TaskGradients(model, max_norm=0.5)
     guard = Guard(model, torch.optim.SGD(model.parameters(), lr=1.0),
-                  config=GuardConfig(spike_z=None, percentile=None, trust_region=False, accumulation=2), tasks=tasks)
+                  config=GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False, accumulation=2), tasks=tasks)
     for seed, n in ((1, 12), (2, 8)):
         x, ya, yb = _data(n, seed)
         guard.backward(_losses(model, x, ya, yb, loud=100.0), batch_size=n)

@@ -72,3 +72,23 @@ def test_the_secant_stops_at_its_floor_but_keeps_a_rollback_cut():
         assert abs(update(0.001, 10.0, **kw) - 0.001) < 1e-7  # below it (a rollback): held
         assert abs(update(0.001, 0.5, **kw) - 0.00102) < 1e-7  # and it may grow
         assert update(1.0, 0.5, **kw) == 1.0
+
+
+def test_an_improvement_never_lowers_the_flat_budget_reference():
+    # Principle 6: re-armed at the current scale on every improvement, the one-decade budget of
+    # a flat loss ratcheted a slowly improving run down to the floor; only a rollback lowers it.
+    falling = [2.0 * math.exp(-0.02 * t) for t in range(100)]
+    for tensor in (False, True):
+        region = SecantTrustRegion(min_factor=0.1)
+        for scale in (1.0, 0.2):  # improving at full scale, then again after a shrink
+            for loss in falling:
+                if tensor:
+                    region.scale = torch.tensor(scale)
+                    region._gate_tensor(torch.tensor(loss), torch.tensor(True))
+                else:
+                    region._host_state()
+                    region.scale = scale
+                    region._gate_host(loss)
+        assert abs(float(region.flat_ref) - 1.0) < 1e-7, tensor
+        region.set_scale(torch.tensor(0.05))  # a rollback's cut is hard evidence: it lowers it
+        assert abs(float(region.flat_ref) - 0.05) < 1e-7, tensor

@@ -16,7 +16,7 @@ from trainground.repair import (
 )
 from trainground.repair.policies.rollback import batch_members
 
-UNGUARDED = GuardConfig(spike_z=None, percentile=None, trust_region=False)
+UNGUARDED = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)
 
 
 def finding(check, evidence=None, severity=Severity.WARNING, subject="run", step=None):
@@ -60,12 +60,15 @@ def test_raise_lr_is_bounded_and_yields_to_signs_of_a_large_step(digits):
     assert run("raise_lr", context(digits, [low, finding("loss_spikes", {"spikes": 3})], lr=1e-5)) == []
 
 
-def test_tighten_clip_restores_the_guard_then_halves_the_percentile(digits):
+def test_tighten_clip_restores_the_guard_then_adds_autoclip_then_halves_its_percentile(digits):
     spikes = finding("loss_spikes", {"spikes": 4, "unrecovered": 1})
     (action,) = run("tighten_clip", context(digits, [spikes], guard=UNGUARDED))
-    assert action.value == {"spike_z": 6.0, "percentile": 10.0, "trust_region": True}
-    assert action.evidence["before"] == {"spike_z": None, "percentile": None, "trust_region": False}
-    (action,) = run("tighten_clip", context(digits, [finding("exploding_gradients", {"median_relative_gradient": 4.0})]))
+    assert action.value == {"spike_z": 6.0, "zscore": 2.5, "trust_region": True}
+    assert action.evidence["before"] == {"spike_z": None, "zscore": None, "trust_region": False}
+    exploding = [finding("exploding_gradients", {"median_relative_gradient": 4.0})]
+    (action,) = run("tighten_clip", context(digits, exploding))  # the defaults: the outlier clip only
+    assert action.value == {"percentile": 10.0}
+    (action,) = run("tighten_clip", context(digits, exploding, guard=GuardConfig(percentile=10.0)))
     assert action.value == {"percentile": 5.0}
     assert run("tighten_clip", context(digits, [spikes], guard=GuardConfig(percentile=1.0))) == []
     assert run("tighten_clip", context(digits, [finding("loss_spikes", {"spikes": 1}, Severity.INFO)])) == []
@@ -153,8 +156,10 @@ def test_loosen_clip_acts_on_the_part_that_holds_the_step_and_tighten_clip_yield
     clip = finding("guard_stall", {"held_by": "clip", "median_step_share": 1e-4})
     (action,) = run("loosen_clip", context(digits, [clip], guard=GuardConfig(max_norm=1e-4)))
     assert action.action == "loosen_clip" and action.value == {"max_norm": pytest.approx(1e-3)}
-    (action,) = run("loosen_clip", context(digits, [clip]))
+    (action,) = run("loosen_clip", context(digits, [clip], guard=GuardConfig(percentile=10.0)))
     assert action.value == {"percentile": 20.0}
+    (action,) = run("loosen_clip", context(digits, [clip]))  # the default outlier clip
+    assert action.value == {"zscore": 5.0}
     trust = finding("guard_stall", {"held_by": "trust_region", "median_step_share": 0.01})
     (action,) = run("loosen_clip", context(digits, [trust]))
     assert action.value == {"trust_region": False}

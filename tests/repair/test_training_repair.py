@@ -12,7 +12,7 @@ from trainground.models import MLP
 from trainground.repair import Action, TrainingPlan, apply_training_actions
 from trainground.repair.training import repair_training, train_round
 
-UNGUARDED = GuardConfig(spike_z=None, percentile=None, trust_region=False)
+UNGUARDED = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)
 
 
 def splits(digits):

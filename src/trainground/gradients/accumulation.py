@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -12,6 +12,13 @@ from torch import Tensor
 from trainground.errors import ConfigError
 from trainground.gradients.distributed import window_mean_loss
 from trainground.gradients.noise_scale import NoiseScale
+
+
+class TaskBackward(Protocol):
+    """What the Guard needs from a multi-task handler (``trainground.gradients.tasks.TaskGradients``)."""
+
+    def backward(self, losses: Mapping[str, Tensor], *, grad_multiplier: float, loss_scale: float | Tensor) -> None:
+        """Write ``combined_gradient * grad_multiplier * loss_scale`` into (accumulate onto) ``param.grad``."""
 
 
 class AccumulationWindow:

@@ -30,6 +30,9 @@ def amp_mode(amp: AmpMode, device: torch.device) -> tuple[torch.dtype | None, bo
     return torch.bfloat16, False
 
 
+_NO_AUTOCAST = contextlib.nullcontext()
+
+
 class LossScaling:
     """Autocast for the forward pass and, for fp16, the loss scale: scale before backward,
     unscale before any transform reads a norm, step through the scaler.
@@ -48,7 +51,7 @@ class LossScaling:
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """Context for the forward pass: autocast in the configured precision (a no-op when off)."""
         if self.dtype is None:
-            return contextlib.nullcontext()
+            return _NO_AUTOCAST  # reusable; one object fewer per forward
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def loss_scale(self) -> float:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from operator import is_
 from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from trainground.gradients.context import GradContext, HostContext
+
+# Mean elements per parameter tensor below which one kernel over a flat buffer is cheaper than
+# one dispatch per tensor (a CPU kernel on 64k floats costs about as much as its launch).
+SMALL_TENSOR = 1 << 16
 
 
 @runtime_checkable
@@ -69,7 +74,7 @@ class FlatGradients:
         """
         if not self.active:
             return False
-        if self.flat is not None and all(p.grad is v for p, v in zip(self.params, self.views, strict=True)):
+        if self.flat is not None and self._ours():
             return False  # the usual case: the grads are still our view objects
         if self.flat is not None and all(
             p.grad is not None and p.grad.data_ptr() == v.data_ptr() for p, v in zip(self.params, self.views, strict=True)
@@ -93,6 +98,10 @@ class FlatGradients:
             old.copy_(self.old)
         self.flat, self.views, self.old, self.old_views = flat, views, old, old_views
         return True
+
+    def _ours(self) -> bool:
+        """Every ``param.grad`` is still the view object of the flat buffer (asked per backward)."""
+        return all(map(is_, [p.grad for p in self.params], self.views))
 
     def ensure_old(self) -> None:
         """The flat update buffer without a flat gradient buffer: allocated on first use."""
@@ -129,7 +138,7 @@ class FlatGradients:
     def foreign(self) -> bool:
         """Whether ``param.grad`` holds gradients that the Guard did not accumulate (called with an
         empty window: anything non-zero there came from someone else's backward)."""
-        if self.flat is not None and all(p.grad is v for p, v in zip(self.params, self.views, strict=True)):
+        if self.flat is not None and self._ours():
             return bool(self.flat.any())  # autograd added into our (zeroed) views
         return any(p.grad is not None for p in self.params)
 
@@ -145,3 +154,18 @@ class FlatGradients:
         elif isinstance(grads, list):
             for p, g in zip(self.params, grads, strict=True):
                 p.grad = None if g is None else g.to(p.device).clone()
+
+
+def wants_flat(buffers: FlatGradients, *, cpu: bool, k: int, adaptive: bool, scaler: bool, host: bool,
+               observers: bool) -> bool:
+    """Whether the gradients should live in the flat buffer for the coming windows.
+
+    On a CPU with K = 1 the flat buffer costs two passes per step (zeroing it, and autograd
+    adding into it instead of handing over its own tensor). Only the trust region's dot
+    products gain from it, and only when the tensors are small: then one kernel over the
+    buffer beats a dispatch per tensor (84k MLP: 1.29x vs 1.37x the plain step; 1M MLP,
+    tensors of ~130k elements: 1.30x vs 1.24x, benchmarks/step_cost.py on a shared CPU).
+    Elsewhere (CUDA, K > 1, an AMP scaler, a chain without a float path) it always pays.
+    """
+    small = buffers.numel <= SMALL_TENSOR * max(1, len(buffers.params))
+    return buffers.same_layout and (not cpu or k > 1 or adaptive or scaler or not host or (small and observers))

@@ -6,35 +6,23 @@ import contextlib
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from trainground.errors import ConfigError
-from trainground.gradients.accumulation import AccumulationWindow
+from trainground.gradients.accumulation import AccumulationWindow, TaskBackward
 from trainground.gradients.actions import ActionLog, action_record
 from trainground.gradients.amp import LossScaling
 from trainground.gradients.chain import Chain
 from trainground.gradients.config import GuardConfig
 from trainground.gradients.context import GradientTransform
-from trainground.gradients.flat_buffer import FlatGradients, UpdateObserver
+from trainground.gradients.flat_buffer import FlatGradients, UpdateObserver, wants_flat
 from trainground.gradients.noise_scale import NoiseScale
 from trainground.gradients.rollback import Rollback, RollbackAware
 from trainground.gradients.update import FloatStats
 from trainground.gradients.window_step import host_step, tensor_step
-
-# Mean elements per parameter tensor below which one kernel over a flat buffer is cheaper than
-# one dispatch per tensor (a CPU kernel on 64k floats costs about as much as its launch).
-_SMALL_TENSOR = 1 << 16
-
-
-class TaskGradients(Protocol):
-    """What the Guard needs from a multi-task handler (``trainground.gradients.tasks``)."""
-
-    def backward(self, losses: Mapping[str, Tensor], *, grad_multiplier: float, loss_scale: float | Tensor) -> None:
-        """Write ``combined_gradient * grad_multiplier * loss_scale`` into (accumulate onto) ``param.grad``."""
-
 
 class Guard:
     """Stable steps for any loop: autocast, sample-weighted accumulation, a transform chain,
@@ -50,7 +38,7 @@ class Guard:
             guard.step()    # steps the optimizer only when the accumulation window closes
 
     Per optimizer step: unscale (AMP) and divide by the window's sample count, run the chain
-    (by default skip-on-spike, AutoClip, secant trust region), zero the gradients of a skipped
+    (by default skip-on-spike, ZClip outlier clip, secant trust region), zero the gradients of a skipped
     or non-finite step, step the optimizer, scale its update by the trust region (a skipped
     step restores the old weights exactly), zero the gradients. Every ``check_every`` steps
     one host read turns skips into actions, rolls back a persistent spike to the last
@@ -86,7 +74,7 @@ class Guard:
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, config: GuardConfig | None = None,
-                 chain: Chain | Sequence[GradientTransform] | None = None, tasks: TaskGradients | None = None,
+                 chain: Chain | Sequence[GradientTransform] | None = None, tasks: TaskBackward | None = None,
                  actions: ActionLog | str | None = None) -> None:
         self.model, self.optimizer = model, optimizer
         self.config = config or GuardConfig()
@@ -110,6 +98,8 @@ class Guard:
         self.steps = 0  # optimizer steps (windows) closed
         self._chain_key: tuple[int, ...] | None = None
         self._chain_cache: tuple[bool, list[UpdateObserver], list[RollbackAware]] = (True, [], [])
+        self._flat_key: tuple[Any, ...] | None = None
+        self._flat_wanted = False
         self._external = False  # the open window holds gradients from someone else's backward
         self._warned_external = False
         self._seeds: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
@@ -170,16 +160,15 @@ class Guard:
         return self._chain_cache
 
     def _wants_flat(self) -> bool:
-        # On a CPU with K = 1 the flat buffer costs two passes per step (zeroing it, and autograd
-        # adding into it instead of handing over its own tensor). Only the trust region's dot
-        # products gain from it, and only when the tensors are small: then one kernel over the
-        # buffer beats a dispatch per tensor (84k MLP: 1.29x vs 1.37x the plain step; 1M MLP,
-        # tensors of ~130k elements: 1.30x vs 1.24x, benchmarks/step_cost.py on a shared CPU).
-        small = self.buffers.numel <= _SMALL_TENSOR * max(1, len(self.params))
+        """:func:`flat_buffer.wants_flat`, decided again only when K, the scaler or the chain changed."""
         host, observers, _ = self._chain_info()
-        return self.buffers.same_layout and (
-            not self._cpu or self.k > 1 or self.config.adaptive_accumulation or self.scaler is not None
-            or not host or (small and bool(observers)))
+        key = (self._chain_key, self.k, self.config.adaptive_accumulation, self.scaler is None)
+        if key != self._flat_key:
+            self._flat_key = key
+            self._flat_wanted = wants_flat(
+                self.buffers, cpu=self._cpu, k=self.k, adaptive=self.config.adaptive_accumulation,
+                scaler=self.scaler is not None, host=host, observers=bool(observers))
+        return self._flat_wanted
 
     def _ensure_flat(self) -> None:
         if self.buffers.ensure():

@@ -79,13 +79,14 @@ class SpikeSkip(ScalarState):
     def host(self, ctx: HostContext) -> None:
         """The same test in floats (the Guard's CPU path; no tensor op)."""
         self._host_state()
-        values = [ctx.norm] + ([ctx.loss] if self.watch_loss and ctx.loss is not None else [])
-        keep = all(spike_keep_host(v, self.stats[i][0], self.stats[i][1], self.count[i], z_skip=self.z_skip,
-                                   warmup=self.warmup) for i, v in enumerate(values))
+        stats, count, z, warmup = self.stats, self.count, self.z_skip, self.warmup
+        norm, loss = ctx.norm, ctx.loss if self.watch_loss else None
+        keep = spike_keep_host(norm, stats[0][0], stats[0][1], count[0], z_skip=z, warmup=warmup) and (
+            loss is None or spike_keep_host(loss, stats[1][0], stats[1][1], count[1], z_skip=z, warmup=warmup))
         if keep:  # a skipped step does not feed the statistics
-            for i, v in enumerate(values):
-                ema_update_host(self.stats[i], self.count, i, math.log(max(v, 1e-30)), alpha=self.alpha,
-                                warmup=self.warmup)
+            ema_update_host(stats[0], count, 0, math.log(max(norm, 1e-30)), alpha=self.alpha, warmup=warmup)
+            if loss is not None:
+                ema_update_host(stats[1], count, 1, math.log(max(loss, 1e-30)), alpha=self.alpha, warmup=warmup)
             self.streak = 0
         else:
             self.streak += 1

@@ -45,3 +45,12 @@ def test_silent_when_the_guard_holds_the_step_but_the_loss_falls():
 def test_silent_without_guard_statistics():
     steps = pd.DataFrame({"step": range(300), "loss": 2.0})
     assert guard_stall(Evidence(steps=steps)).findings == []
+
+
+def test_silent_on_a_healthy_run_with_the_default_guard(digits):
+    # The other half of the check's promise: the Guard's defaults on a run that learns (as the
+    # diagnosis suite's healthy runs, benchmarks/diagnosis_suite.py) raise no guard_stall.
+    small = digits.subset(torch.arange(800).numpy())
+    for optimizer, lr in (("adam", 1e-3), ("sgd", 0.05)):
+        found = [f.check for f in _findings(small, GuardConfig(), lr=lr, optimizer=optimizer)]
+        assert "guard_stall" not in found, (optimizer, found)

@@ -43,7 +43,7 @@ def small(digits):
 
 # The Guard (fit's default) contains exploding and diverging runs; the checks must still
 # recognise those pathologies where no Guard protects the loop.
-UNGUARDED = GuardConfig(spike_z=None, percentile=None, trust_region=False)
+UNGUARDED = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)
 
 
 def _diagnose(data, model: nn.Module, *, epochs: int = 6, guard: GuardConfig | None = None, **fit_options) -> list:

@@ -13,9 +13,11 @@ TRIGGER = "guard_stall"
 # Never loosen while the same round shows signs of too large a step (tighten_clip's triggers).
 CONFLICTS = ("exploding_gradients", "loss_spikes")
 # One decade per round for a fixed cap (the check's threshold is a cut of more than a decade);
-# the percentile clip doubles, up to the median (it then clips at most half of the steps).
+# the percentile clip doubles, up to the median (it then clips at most half of the steps); the
+# outlier clip (ZClip) doubles its z, up to 10 (beyond it, it clips nothing a spike skip would not).
 MAX_NORM_FACTOR = 10.0
 MAX_PERCENTILE = 50.0
+MAX_ZSCORE = 10.0
 
 
 def looser(guard: Any, held_by: str) -> dict[str, Any]:
@@ -28,12 +30,15 @@ def looser(guard: Any, held_by: str) -> dict[str, Any]:
     percentile = getattr(guard, "percentile", None)
     if percentile is not None and percentile < MAX_PERCENTILE:
         return {"percentile": min(MAX_PERCENTILE, float(percentile) * 2)}
+    zscore = getattr(guard, "zscore", None)
+    if percentile is None and zscore is not None and zscore < MAX_ZSCORE:
+        return {"zscore": min(MAX_ZSCORE, float(zscore) * 2)}
     return {}
 
 
 @register_policy(NAME, kind="training")
 def loosen_clip(context: RepairContext) -> list[Action]:
-    """Raise the Guard's fixed cap or clip percentile, or switch its trust region off, on a guard_stall finding."""
+    """Raise the Guard's fixed cap, clip percentile or z, or switch its trust region off, on a guard_stall finding."""
     found = acting(context, TRIGGER)
     if not found or any(acting(context, c) for c in CONFLICTS):
         return []

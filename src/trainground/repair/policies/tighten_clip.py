@@ -14,34 +14,38 @@ TRIGGERS = ("exploding_gradients", "loss_spikes")
 # A Guard that already holds the run's step back on a flat loss is not tightened further: a
 # tighter clip would deepen the stall (the loosen_clip policy acts on it instead).
 CONFLICTS = ("guard_stall",)
-# The Guard's protection a run can have switched off: spike skip, the percentile clip and the
-# secant trust region, restored at the defaults chosen on benchmark C (gradients/config.py),
-# not on any repair case. With all three on, the percentile clip is halved (clip at a lower
-# quantile of the norm history), down to the 1st percentile.
+# The Guard's protection a run can have switched off: spike skip, a gradient clip and the
+# secant trust region, restored at the defaults (gradients/config.py, chosen on benchmark C),
+# not on any repair case. With all of them on, the clip gets harder: the default clip cuts
+# outliers only (ZClip), so the first step adds AutoClip's 10th percentile of the norm history
+# (its paper's choice), and the next ones halve that percentile, down to the 1st.
 DEFAULTS = GuardConfig()
+AUTOCLIP_PERCENTILE = 10.0
 MIN_PERCENTILE = 1.0
 
 
 def tighter(guard: Any) -> dict[str, Any]:
-    """The Guard options to change: the default protection where it is off, else a halved percentile."""
+    """The Guard options to change: the default protection where it is off, else a harder clip."""
     change: dict[str, Any] = {}
     if getattr(guard, "spike_z", None) is None:
         change["spike_z"] = DEFAULTS.spike_z
-    if getattr(guard, "percentile", None) is None and getattr(guard, "max_norm", None) is None:
-        change["percentile"] = DEFAULTS.percentile
+    if all(getattr(guard, k, None) is None for k in ("percentile", "zscore", "max_norm")):
+        change["zscore"] = DEFAULTS.zscore
     if not getattr(guard, "trust_region", False):
         change["trust_region"] = True
     if change:
         return change
     percentile = getattr(guard, "percentile", None)
-    if percentile is not None and percentile > MIN_PERCENTILE:
+    if percentile is None:
+        return {"percentile": AUTOCLIP_PERCENTILE}
+    if percentile > MIN_PERCENTILE:
         return {"percentile": max(MIN_PERCENTILE, percentile / 2)}
     return {}
 
 
 @register_policy(NAME, kind="training")
 def tighten_clip(context: RepairContext) -> list[Action]:
-    """Switch on the Guard's clipping/spike skip, or halve its clip percentile, on exploding gradients or spikes."""
+    """Switch on the Guard's clipping/spike skip, or make its clip harder, on exploding gradients or spikes."""
     found = [f for check in TRIGGERS for f in acting(context, check)]
     if not found or any(acting(context, c) for c in CONFLICTS):
         return []
