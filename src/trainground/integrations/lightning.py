@@ -16,7 +16,7 @@
     trainer = pl.Trainer(max_epochs=20, callbacks=[TraingroundCallback("runs/mine")])
 
 What Lightning allows and what it does not: Lightning calls ``backward`` and the
-optimizer itself, so the callback runs the Guard's gradient chain (spike skip, AutoClip)
+optimizer itself, so the callback runs the Guard's gradient chain (spike skip, outlier z-score clip)
 in ``on_before_optimizer_step``, after Lightning's AMP unscaling: a clipped step is
 clipped, a skipped spike drops every gradient (``param.grad = None``; SGD, Adam and AdamW
 then leave the weights and their state untouched). The secant trust region and the

@@ -18,7 +18,7 @@ validation records. ``remove_unused_columns=False`` is needed because the Traine
 otherwise drop ``sample_index`` (it is not an argument of the model's ``forward``).
 
 What the Trainer allows: it calls ``backward`` and the optimizer itself, so the Guard's
-gradient chain (spike skip, AutoClip) runs in ``on_pre_optimizer_step``, after the
+gradient chain (spike skip, outlier z-score clip) runs in ``on_pre_optimizer_step``, after the
 Trainer's own ``max_grad_norm`` clip (set ``max_grad_norm=0`` to leave clipping to the
 chain); a skipped spike drops every gradient (``param.grad = None``). With
 ``full_guard=True`` the whole Guard steps the optimizer there (``Guard.step_external``:
