@@ -70,9 +70,25 @@ def finite_losses(steps: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def initial_loss(steps: pd.DataFrame | None, n: int = 10) -> float:
-    """Median loss of the first ``n`` finite steps: where training started from."""
+    """Where training started from: the median loss of the first finite steps, at most ``n`` of
+    them and none after the model has seen a tenth of its first epoch (at least one step).
+
+    The loss of the first step is measured on the initial weights; every later one after some
+    learning. A median over a few steps steadies it against one odd batch, but on a small table
+    ``n`` = 10 steps can be a whole epoch (160 rows at batch 16), and at lr 1e-2 the loss had
+    already fallen from 1.08 to 0.2 by then: "half of the starting loss" and "above where it
+    started" were then read against a model that had already learnt. A tenth of an epoch is
+    a tenth of the data seen once; with a step log that has no ``epoch`` column, ``n`` steps.
+    """
     _, loss = finite_losses(steps)
-    return float(np.median(loss[:n])) if loss.size else float("nan")
+    if not loss.size:
+        return float("nan")
+    k = n
+    if steps is not None and "epoch" in steps and len(steps):
+        epoch = pd.to_numeric(steps["epoch"], errors="coerce").to_numpy(dtype=float)
+        if np.isfinite(epoch[0]):
+            k = max(1, min(n, int((epoch == epoch[0]).sum()) // 10))
+    return float(np.median(loss[:k]))
 
 
 def block_means(steps: pd.DataFrame | None, blocks: int = 40, min_block: int = 10, *,
