@@ -89,7 +89,6 @@ class _Scripted:
     def plan(self, k: int, last: RoundOutcome) -> Planned:
         if k >= len(self.scores):
             return Planned([])
-
         return Planned([Action("relabel", "relabel", "test", target=0, value=1)], label_edits=self.label_edits)
 
 
