@@ -54,6 +54,10 @@ TABLES = {
     "penguins": ("palmerpenguins", "penguins", "species", ["rownames"]),
     "chile": ("carData", "Chile", "vote", ["rownames"]),  # 168 rows without a vote
     "arrests": ("carData", "Arrests", "released", ["rownames"]),
+    # Added in the second session, chosen before any run by the same criteria (carData tables with
+    # missing values and categorical columns, >= 300 rows, a class column as target):
+    "slid": ("carData", "SLID", "sex", ["rownames"]),  # 7,425 rows; wages/education/language missing
+    "rossi": ("carData", "Rossi", "arrest", ["rownames"]),  # 432 released prisoners; weekly columns missing
 }
 NOISE_RATE = 0.15
 

@@ -184,3 +184,19 @@ def test_sample_issues_table_names_image_files_and_predicts_unlabelled_rows():
     assert merged["predicted_label"].iloc[0] == "emu" and merged["suggested_label"].iloc[-1] == "dog"
     assert pd.isna(merged["given_label"].iloc[0]) and not merged["is_label_issue"].iloc[[0, -1]].any()
     assert merged["is_label_issue"].dtype == bool
+
+
+def test_a_label_the_probabilities_rank_first_is_never_flagged():
+    """Weak probabilities (near the prior): the calibrated joint's counts exceed the rows that
+    prefer another class, and pruning by margin used to reach rows labelled as predicted."""
+    from trainground.diagnosis.confident_learning import prune_by_noise_rate
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random(1000) < 0.27).astype(int)          # 27 % class 1
+    p1 = np.clip(0.27 + 0.08 * rng.standard_normal(1000), 0.01, 0.99)
+    probs = np.c_[1 - p1, p1]
+    flag = prune_by_noise_rate(labels, probs)
+    assert flag.any()
+    assert not (flag & (probs.argmax(1) == labels)).any()
+    tie = np.array([[0.5, 0.5], [0.5, 0.5], [0.9, 0.1], [0.1, 0.9]])
+    assert not prune_by_noise_rate(np.array([0, 1, 1, 0]), tie)[:2].any()  # a tie keeps the given label

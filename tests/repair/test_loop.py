@@ -55,7 +55,9 @@ def test_the_input_is_untouched_and_the_folder_follows_the_contract(repaired):
                 assert counts["after"] >= 0.75 * counts["given"] - 1e-6
     best = metrics["best_round"]
     assert metrics["after"]["val_accuracy"] == metrics["rounds"][best]["val_accuracy"]
-    assert best == 0 or metrics["rounds"][best]["comparison"]["better"]
+    assert best == 0 or metrics["rounds"][best]["comparison"]["kept"]
+    if best and not metrics["rounds"][best]["comparison"]["better"]:  # kept for its label edits: not worse
+        assert all(t["holds"] and t["margin"] == 0.02 for t in metrics["rounds"][best]["comparison"]["non_inferiority"])
     assert len(list((out / "round_0").glob("*"))) > 3
 
 

@@ -1,6 +1,7 @@
 """Self-repair: policies read findings and return actions; one round runner (``rounds``) applies
-them, records each one, retrains and keeps a round only when it is significantly better
-(``selection``), for every kind of repair (see ARCHITECTURE.md, ``repair/``)."""
+them, records each one, retrains and keeps a round only when it is significantly better, or for
+label edits not worse than round 0 by the margin (``selection``), for every kind of repair (see
+ARCHITECTURE.md, ``repair/``)."""
 
 # Register the training plan/model edits (rollback, task_weights, swap_activation, reinit_units).
 from trainground.repair import model_edits, plan_edits  # noqa: F401

@@ -285,7 +285,9 @@ class DataRounds:
         self.say("  training rows per class (weights counted), given -> before -> after: " + "; ".join(
             f"{label} {v['given']:g} -> {v['before']:g} -> {v['after']:g}" for label, v in self.counts.items()),
             highlight=False)
-        return Planned(actions, notes)
+        # Relabels exist only where the competence gate allowed them; the cap bounded them.
+        label_edits = competence.skilled and any(a.action == "relabel" for a in applied)
+        return Planned(actions, notes, label_edits=label_edits)
 
 
 def _repaired_data(data: IndexedDataset, state: RepairState) -> IndexedDataset:

@@ -29,10 +29,13 @@ import torch
 from trainground.data import IndexedDataset
 from trainground.repair.actions import Action
 from trainground.repair.edits import RepairState
-from trainground.repair.selection import ALPHA
+from trainground.repair.selection import ALPHA, MARGIN
 
 SELECTION = {"test": "exact one-sided sign test on the validation rows (McNemar's test with one task)",
-             "alpha": ALPHA, "tie": "the earlier round is kept"}
+             "alpha": ALPHA, "tie": "the earlier round is kept",
+             "label_edits": "a round with relabels is also kept when Tango's score test shows it is not worse than "
+                            "round 0 and the kept round by the margin or more",
+             "margin": MARGIN}
 
 
 def repair_metrics(kind: str, rounds: list[dict[str, Any]], best_round: int, stopped: str) -> dict[str, Any]:
@@ -49,7 +52,8 @@ class RepairResult:
 
     Args:
         rounds: one dict per round (``metrics.json``'s ``rounds``).
-        best_round: the round kept (``selection.keep_best``: a later round only when significantly better).
+        best_round: the round kept (``selection.keep_best``: a later round only when significantly
+            better, or, for label edits, not worse than round 0 by more than the margin).
         before / after: validation (and test) accuracy of round 0 and of the kept round.
         stopped: why the loop stopped.
         state: the repair state of the kept round (labels, exclusions, weights).

@@ -13,8 +13,9 @@ The kinds of repair differ only in the :class:`Trainer` they plug in:
 from the last one (run the policies, apply their actions), stops when nothing is planned,
 records every applied action (``actions.jsonl``, ``step`` = the round that trained with it),
 trains the round, and keeps it only when :func:`~trainground.repair.selection.keep_best`
-finds it significantly better than the round kept so far on the same validation rows; the
-first round that is not ends the loop.
+finds it significantly better than the round kept so far on the same validation rows (or,
+for a round of label edits, not worse than round 0 and the kept round by more than the
+margin); the first round that is not kept ends the loop.
 """
 
 from __future__ import annotations
@@ -56,11 +57,15 @@ class Planned:
         notes: added to the planned-from round's ``metrics.json`` entry (policies skipped,
             relabels declined, the class-share cap).
         nothing: why nothing was planned (the loop's ``stopped``) when ``actions`` is empty.
+        label_edits: the actions include relabels made under the competence gate and the
+            class-share cap: the round may also be kept when it is not worse than round 0
+            (``selection.keep_best``'s non-inferiority rule).
     """
 
     actions: list[Action]
     notes: dict[str, Any] = field(default_factory=dict)
     nothing: str = ""
+    label_edits: bool = False
 
 
 class Trainer(Protocol):
@@ -108,7 +113,7 @@ def run_rounds(trainer: Trainer, *, max_rounds: int, log: ActionLog | None = Non
         outcome.metrics["actions"] = dict(Counter(a.action for a in planned.actions))
         outcomes.append(outcome)
         previous = best
-        best, comparison = keep_best([o.scores for o in outcomes], best)
+        best, comparison = keep_best([o.scores for o in outcomes], best, label_edits=planned.label_edits)
         outcome.metrics["comparison"] = {"against": previous, **comparison.to_json()}
         say(f"  round {k} against round {previous}: {comparison.describe()}")
         if best != k:

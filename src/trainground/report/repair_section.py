@@ -117,9 +117,13 @@ def repair_tables(report: RepairReport, *, limit: int = TOP_CHANGES) -> RepairTa
 def _comparison(comparison: dict | None) -> str:
     if not comparison:
         return "-"
-    verdict = "kept" if comparison.get("better") else "rejected"
-    return (f"{verdict} against round {comparison.get('against')}: +{comparison.get('wins')} / "
+    verdict = "kept" if comparison.get("kept", comparison.get("better")) else "rejected"
+    text = (f"{verdict} against round {comparison.get('against')}: +{comparison.get('wins')} / "
             f"-{comparison.get('losses')}, p = {fmt(comparison.get('p_value'))}")
+    for test in comparison.get("non_inferiority") or []:
+        text += (f"; not worse than round {test.get('against')} by {fmt(100 * float(test.get('margin', 0)))} points: "
+                 f"{'yes' if test.get('holds') else 'not shown'} (p = {fmt(test.get('p_value'))})")
+    return text
 
 
 def _class_table(rounds: list[dict]) -> tuple[list[str], list[list[str]]]:

@@ -120,23 +120,39 @@ def test_lr_too_high_diverges(small):
     assert {"lr_too_high", "loss_spikes"} <= _checks(found)
 
 
-def test_a_small_table_with_small_batches_raises_no_training_warning():
-    """Issue 14's setting: iris, the default model, Adam 1e-2, batch 16, fit's 10 % split (15
-    validation rows). Before the noise floors: "41 loss spikes" and an overfitting warning."""
-    from sklearn.datasets import load_iris
+# breast_cancer at lr 1e-2 is not a healthy run under the default Guard: its AutoClip threshold (the
+# 10th percentile of past gradient norms) follows the fitted batches' near-zero gradients down to
+# ~1e-9 within 200 steps, after which no step moves the weights (update ratio ~3e-9) and the rows
+# the model got wrong early stay wrong (training loss flat at 0.35, half the start): guard_stall
+# says so. A fix belongs to the Guard (gradients/), not to the checks; strict, so it shows when fixed.
+_GUARD_FREEZES = pytest.mark.xfail(strict=True, reason="the Guard's AutoClip freezes the fitted run (guard_stall)")
+
+
+@pytest.mark.parametrize("name,optimizer,epochs", [("iris", "adam", 60), ("wine", "adamw", 100),
+                                                    pytest.param("breast_cancer", "adam", 30, marks=_GUARD_FREEZES)])
+def test_a_small_table_with_small_batches_raises_no_training_warning(name, optimizer, epochs):
+    """Issue 14's setting: a small public table, the default model, lr 1e-2, batch 16, fit's 10 %
+    split (15 / 18 / 57 validation rows). Before the noise floors iris raised "41 loss spikes" and
+    an overfitting warning; before the starting loss was read at the first step, wine raised
+    lr_too_low and plateau and breast_cancer lr_too_high (the loss had "diverged" from the median
+    of its first 10 steps, a model that had already learnt), then guard_stall (a percentile clip
+    following a fitted model's near-zero gradients down)."""
+    from sklearn import datasets
 
     from trainground.data import IndexedDataset, LabelEncoder, stratified_split
     from trainground.models import ModelConfig, build_model
 
-    d = load_iris()
+    d = getattr(datasets, f"load_{name}")()
     data = IndexedDataset(features=torch.tensor(d.data, dtype=torch.float32), labels=torch.tensor(d.target),
                           index=torch.arange(len(d.target)), encoder=LabelEncoder.fit(d.target), kind="table",
-                          name="iris")
+                          name=name)
     train_pos, val_pos = stratified_split(d.target, fraction=0.1, seed=0)
     train, val = data.subset(train_pos), data.subset(val_pos)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(), input_shape=train.input_shape, num_classes=3, train_features=train.features)
+    model = build_model(ModelConfig(), input_shape=train.input_shape, num_classes=len(set(d.target.tolist())),
+                        train_features=train.features)
     callback = DiagnosisCallback(DiagnosisConfig(check_every=50), train_data=train, val_data=val)
-    config = FitConfig(optimizer="adam", lr=1e-2, batch_size=16, epochs=60, seed=0, device="cpu", threads=1)
+    config = FitConfig(optimizer=optimizer, lr=1e-2, batch_size=16, epochs=epochs, seed=0, device="cpu", threads=1,
+                       weight_decay=1e-2 if optimizer == "adamw" else 0.0)
     fit(model, train, val_data=val, config=config, callbacks=[callback])
     assert not [f.message for f in callback.findings if f.severity >= Severity.WARNING]

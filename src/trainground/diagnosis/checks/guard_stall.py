@@ -27,6 +27,10 @@ TAIL = 1 / 3
 MIN_IMPROVEMENT = 0.01
 # A loss above where it started is divergence, the business of other checks.
 DIVERGED = 1.05
+# A flat loss below half of where it started is a fitted model (the "far from trained" line
+# of plateau and lr_too_low): on a small table most batches then have next to no gradient,
+# so a percentile clip follows them down, but it holds back no learning that was under way.
+HIGH_LOSS = 0.5
 
 
 def _column(steps: pd.DataFrame, name: str) -> np.ndarray:
@@ -47,7 +51,8 @@ def step_share(steps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 @register_check(NAME, kind="training", requires=("steps",))
 def guard_stall(evidence: Evidence) -> CheckResult:
-    """The Guard's update scale or clip ratio stays below 0.1 over the last third while the loss is flat."""
+    """The Guard's update scale or clip ratio stays below 0.1 over the last third while the loss is flat
+    and still above half of its start."""
     evidence = before_divergence(evidence)
     result = CheckResult(NAME)
     steps = evidence.steps
@@ -67,7 +72,7 @@ def guard_stall(evidence: Evidence) -> CheckResult:
     last = means[int(np.floor(means.size * (1 - TAIL))):]
     head_level, level = float(last[:2].mean()), float(last[-2:].mean())
     improvement = (head_level - level) / max(abs(head_level), 1e-12)
-    if improvement >= MIN_IMPROVEMENT or level > DIVERGED * start:
+    if improvement >= MIN_IMPROVEMENT or level > DIVERGED * start or level <= HIGH_LOSS * start:
         return result
     med_scale = float(np.nanmedian(scale[tail])) if np.isfinite(scale[tail]).any() else 1.0
     med_ratio = float(np.nanmedian(ratio[tail])) if np.isfinite(ratio[tail]).any() else 1.0

@@ -26,6 +26,12 @@ DIVERGING_RATIO = 1e-2
 # "Ended above where it started": by more than 5 %, so a run stuck at chance level (whose
 # loss wobbles around its start) is a plateau, not a divergence. Same tolerance as plateau.
 DIVERGED = 1.05
+# Or it un-learned: the loss had fallen below half of its start (the "far from trained" line
+# of lr_too_low and plateau) and ended back within that 5 % of where it started: whatever
+# it learned was lost (an lr jump that throws a trained model back to chance level). The
+# start is the loss of the initial weights (``initial_loss``), so a run that merely ends a
+# little above its first, already-trained steps is neither.
+LEARNED = 0.5
 
 
 @register_check(NAME, kind="training", requires=("layers", "steps"))
@@ -41,7 +47,9 @@ def lr_too_high(evidence: Evidence) -> CheckResult:
     ends, means = block_means(evidence.steps)
     nonfinite = ~np.isfinite(loss)
     final = float(means[-2:].mean()) if means.size >= 2 else float("nan")
-    diverged = bool(nonfinite.any()) or (np.isfinite(final) and final > DIVERGED * start)
+    relapsed = bool(np.isfinite(final) and means.size and float(means.min()) < LEARNED * start
+                    and final >= start / DIVERGED)
+    diverged = bool(nonfinite.any()) or (np.isfinite(final) and final > DIVERGED * start) or relapsed
     peak = float(np.max(ratio))
     lr = float(evidence.steps["lr"].iloc[-1]) if "lr" in evidence.steps else None
     numbers = {"median_update_ratio": recent, "max_update_ratio": peak, "threshold": HIGH_RATIO,
@@ -56,10 +64,12 @@ def lr_too_high(evidence: Evidence) -> CheckResult:
         if nonfinite.any():
             onset = int(evidence.steps["step"].to_numpy()[int(np.argmax(nonfinite))])
         else:
-            onset = onset_of_final_streak(ends, means > DIVERGED * start) or int(ends[-1])
+            high = means >= start / DIVERGED if relapsed else means > DIVERGED * start
+            onset = onset_of_final_streak(ends, high) or int(ends[-1])
         severity = Severity.ERROR
-        message = (f"the loss diverged ({'non-finite' if nonfinite.any() else fmt(final)} vs {fmt(start)} at the start) "
-                   f"with steps of up to {fmt(100 * peak)} % of the weights")
+        lost = " after falling to " + fmt(float(means.min())) if relapsed and not nonfinite.any() else ""
+        message = (f"the loss diverged ({'non-finite' if nonfinite.any() else fmt(final)} vs {fmt(start)} at the start"
+                   f"{lost}) with steps of up to {fmt(100 * peak)} % of the weights")
     else:
         return result
     result.findings.append(Finding(
