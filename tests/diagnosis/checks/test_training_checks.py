@@ -120,23 +120,16 @@ def test_lr_too_high_diverges(small):
     assert {"lr_too_high", "loss_spikes"} <= _checks(found)
 
 
-# breast_cancer at lr 1e-2 is not a healthy run under the default Guard: its AutoClip threshold (the
-# 10th percentile of past gradient norms) follows the fitted batches' near-zero gradients down to
-# ~1e-9 within 200 steps, after which no step moves the weights (update ratio ~3e-9) and the rows
-# the model got wrong early stay wrong (training loss flat at 0.35, half the start): guard_stall
-# says so. A fix belongs to the Guard (gradients/), not to the checks; strict, so it shows when fixed.
-_GUARD_FREEZES = pytest.mark.xfail(strict=True, reason="the Guard's AutoClip freezes the fitted run (guard_stall)")
-
-
-@pytest.mark.parametrize("name,optimizer,epochs", [("iris", "adam", 60), ("wine", "adamw", 100),
-                                                    pytest.param("breast_cancer", "adam", 30, marks=_GUARD_FREEZES)])
+@pytest.mark.parametrize("name,optimizer,epochs",
+                         [("iris", "adam", 60), ("wine", "adamw", 100), ("breast_cancer", "adam", 30)])
 def test_a_small_table_with_small_batches_raises_no_training_warning(name, optimizer, epochs):
     """Issue 14's setting: a small public table, the default model, lr 1e-2, batch 16, fit's 10 %
     split (15 / 18 / 57 validation rows). Before the noise floors iris raised "41 loss spikes" and
     an overfitting warning; before the starting loss was read at the first step, wine raised
     lr_too_low and plateau and breast_cancer lr_too_high (the loss had "diverged" from the median
-    of its first 10 steps, a model that had already learnt), then guard_stall (a percentile clip
-    following a fitted model's near-zero gradients down)."""
+    of its first 10 steps, a model that had already learnt), then guard_stall: the Guard's old
+    default AutoClip p10 followed a fitted model's near-zero gradients down to ~1e-9 and froze
+    the weights; its outlier-only z-score default leaves them alone."""
     from sklearn import datasets
 
     from trainground.data import IndexedDataset, LabelEncoder, stratified_split
