@@ -171,7 +171,8 @@ def _train(config: RunConfig, run: RunDir, prepared: PreparedData, *, resume: bo
         train, val = train.subset(train_pos), train.subset(val_pos)
     seed_everything(config.fit.seed)
     model = build_model(
-        config.model, input_shape=train.input_shape, num_classes=train.num_classes, train_features=train.features
+        config.model, input_shape=train.input_shape, num_classes=train.num_classes, train_features=train.features,
+        kind=train.kind,
     )
     loss_fn = build_loss(config.loss, train.labels.numpy(), num_classes=train.num_classes)
     return fit(
