@@ -85,7 +85,8 @@ class MoE(nn.Module):
         self.in_features, self.out_features, self.num_experts, self.k = in_features, out_features, num_experts, k
         self.capacity_factor, self.noisy_gating, self.balance_weight = capacity_factor, noisy_gating, balance_weight
         self.gate = nn.Linear(in_features, num_experts)
-        nn.init.zeros_(self.gate.weight)  # a uniform router at the start; noise and data break ties
+        # the default (small random) weights route different tokens differently from the first
+        # step; a zero gate would send every token to the same k experts until noise breaks ties
         nn.init.zeros_(self.gate.bias)
         self.noise = nn.Linear(in_features, num_experts, bias=False) if noisy_gating else None
         if self.noise is not None:
@@ -147,3 +148,23 @@ def moe_aux_loss(model: nn.Module) -> Tensor:
     """Sum of the ``aux_loss`` of every :class:`MoE` in ``model`` after its last forward (0 if none)."""
     losses = [m.aux_loss for m in model.modules() if isinstance(m, MoE)]
     return torch.stack(losses).sum() if losses else torch.zeros(())
+
+
+class WithAuxLoss(nn.Module):
+    """``loss_fn(logits, y) + moe_aux_loss(model)`` in training, ``loss_fn(logits, y)`` in evaluation.
+
+    For loops that take a ``loss_fn(logits, y)`` (``fit``): the balance loss of the model's
+    MoE layers joins the training loss, and validation losses stay comparable with a
+    model without MoE. The model is held by reference, not as a sub-module, so this loss
+    has no parameters of its own.
+    """
+
+    def __init__(self, loss_fn: nn.Module, model: nn.Module) -> None:
+        super().__init__()
+        self.loss_fn = loss_fn
+        self._model = [model]  # a list: not registered as a sub-module
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        loss = self.loss_fn(logits, target)
+        model = self._model[0]
+        return loss + moe_aux_loss(model).to(loss.device) if model.training else loss
