@@ -87,3 +87,12 @@ def test_cnn1d_learns_mnist1d_in_a_few_epochs():
 def test_gru_learns_mnist1d_above_chance():
     # twice chance (0.1), > 10 binomial standard deviations over 1000 test signals
     assert _train_accuracy("gru", epochs=2) > 0.2
+
+
+def test_per_signal_scaling_makes_the_cnn_blind_to_gain():
+    torch.manual_seed(0)
+    x = torch.randn(6, 80)
+    model = build_model(ModelConfig(name="cnn1d", per_signal=True), input_shape=(80,), num_classes=3).eval()
+    assert torch.allclose(model(x), model(3.0 * x), atol=1e-5)
+    clone = model_from_spec(model.spec())
+    assert clone.per_signal

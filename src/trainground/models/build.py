@@ -30,6 +30,9 @@ class ModelConfig:
     conv1d_channels: tuple[Annotated[int, AT_LEAST_ONE], ...] = (32, 32, 64, 64)
     # 1-D CNN kernel width (odd): 7 samples resolve a resonance of up to a quarter of the sample rate.
     kernel_size: Annotated[int, AT_LEAST_ONE] = 7
+    # 1-D CNN: divide each signal by its own standard deviation too (blind to sensor gain and to
+    # absolute amplitude); off: amplitude is often the label (fault severity).
+    per_signal: bool = False
     # LSTM/GRU hidden units and stacked layers; small, as the signals are short.
     rnn_hidden: Annotated[int, AT_LEAST_ONE] = 64
     rnn_layers: Annotated[int, AT_LEAST_ONE] = 1
@@ -85,7 +88,7 @@ def _signal_model(config: ModelConfig, name: str, input_shape: tuple[int, ...], 
     channels, length = (1, input_shape[0]) if len(input_shape) == 1 else input_shape
     if name == "cnn1d":
         return SignalCNN(channels, num_classes, length=length, channels=config.conv1d_channels,
-                         kernel_size=config.kernel_size, dropout=config.dropout)
+                         kernel_size=config.kernel_size, dropout=config.dropout, per_signal=config.per_signal)
     return SignalRNN(channels, num_classes, length=length, cell=name, hidden=config.rnn_hidden,  # type: ignore[arg-type]
                      layers=config.rnn_layers, frame=config.frame or default_frame(length), dropout=config.dropout)
 
@@ -106,7 +109,8 @@ def _cnn_from_spec(spec: dict[str, Any]) -> nn.Module:
 
 def _cnn1d_from_spec(spec: dict[str, Any]) -> nn.Module:
     return SignalCNN(spec["in_channels"], spec["num_classes"], length=spec["length"], channels=tuple(spec["channels"]),
-                     kernel_size=spec["kernel_size"], pool_bins=spec["pool_bins"], dropout=spec["dropout"])
+                     kernel_size=spec["kernel_size"], pool_bins=spec["pool_bins"], dropout=spec["dropout"],
+                     per_signal=spec.get("per_signal", False))
 
 
 def _rnn_from_spec(spec: dict[str, Any]) -> nn.Module:

@@ -35,17 +35,22 @@ class SignalCNN(nn.Module):
         kernel_size: odd convolution width.
         pool_bins: segments the head averages over.
         dropout: dropout before the head (0 disables it).
+        per_signal: also scale each signal by its own standard deviation (after the dataset
+            standardisation): the model becomes blind to the sensor's gain, and to absolute
+            amplitude with it (use it when gains differ between sites, not when amplitude
+            carries the label).
     """
 
     def __init__(
         self, in_channels: int, num_classes: int, *, length: int, channels: tuple[int, ...] = (32, 64, 64),
-        kernel_size: int = 5, pool_bins: int = 4, dropout: float = 0.0,
+        kernel_size: int = 5, pool_bins: int = 4, dropout: float = 0.0, per_signal: bool = False,
     ) -> None:
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
         self.in_channels, self.num_classes, self.length = in_channels, num_classes, length
         self.channels, self.kernel_size, self.pool_bins, self.dropout = tuple(channels), kernel_size, pool_bins, dropout
+        self.per_signal = per_signal
         self.normalize = Standardize((in_channels, 1))
         layers: list[nn.Module] = []
         width, side = in_channels, length
@@ -62,7 +67,10 @@ class SignalCNN(nn.Module):
         self.head = nn.Linear(width * (min(pool_bins, side) + 1), num_classes)
 
     def embed(self, x: Tensor) -> Tensor:
-        h = self.body(self.normalize(_as_channels(x, self.in_channels)))
+        x = self.normalize(_as_channels(x, self.in_channels))
+        if self.per_signal:
+            x = x / x.std(dim=(1, 2), keepdim=True).clamp_min(1e-6)
+        h = self.body(x)
         return self.drop(torch.cat([self.bins(h).flatten(1), h.amax(dim=2)], dim=1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -78,7 +86,7 @@ class SignalCNN(nn.Module):
         return {
             "name": "cnn1d", "in_channels": self.in_channels, "num_classes": self.num_classes, "length": self.length,
             "channels": list(self.channels), "kernel_size": self.kernel_size, "pool_bins": self.pool_bins,
-            "dropout": self.dropout,
+            "dropout": self.dropout, "per_signal": self.per_signal,
         }
 
 
