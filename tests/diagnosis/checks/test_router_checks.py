@@ -32,7 +32,7 @@ class MoENet(nn.Module):
         return self.head(h + self.moe(h))
 
 
-def _run(digits, *, collapse: bool) -> tuple[list, DiagnosisCallback]:
+def _run(digits, *, collapse: bool, run_dir=None) -> tuple[list, DiagnosisCallback]:
     data = digits.subset(np.arange(800))
     torch.manual_seed(0)
     model = MoENet(data.features)
@@ -41,7 +41,7 @@ def _run(digits, *, collapse: bool) -> tuple[list, DiagnosisCallback]:
             model.moe.gate.bias.copy_(torch.tensor([40.0, 30.0] + [0.0] * 6))
     callback = DiagnosisCallback(DiagnosisConfig(checks=ROUTER_CHECKS, sample_every=2))
     fit(model, data, config=FitConfig(epochs=5, batch_size=64, device="cpu", val_fraction=0.2),
-        loss_fn=WithAuxLoss(nn.CrossEntropyLoss(), model), callbacks=[callback])
+        loss_fn=WithAuxLoss(nn.CrossEntropyLoss(), model), callbacks=[callback], run_dir=run_dir)
     return [f for f in callback.findings if f.severity >= Severity.WARNING], callback
 
 
@@ -51,6 +51,14 @@ def test_a_collapsed_router_is_found_by_every_router_check(digits):
     assert all(f.subject == "layer:moe" for f in found)
     dead = next(f for f in found if f.check == "dead_experts")
     assert dead.evidence["dead"] == [2, 3, 4, 5, 6, 7] and dead.severity == Severity.ERROR
+
+
+def test_router_findings_are_recomputed_from_the_run_directory(digits, tmp_path):
+    from trainground.diagnosis.run_dir import diagnose_run
+
+    live, _ = _run(digits, collapse=True, run_dir=tmp_path / "run")
+    again = diagnose_run(tmp_path / "run", checks=ROUTER_CHECKS, with_data=False)
+    assert {f.check for f in again} == {f.check for f in live} == set(ROUTER_CHECKS)
 
 
 def test_a_healthy_router_is_not_flagged(digits):
