@@ -37,6 +37,8 @@ def test_recurrent_frames_keep_sequences_short():
 def test_signal_models_refuse_images():
     with pytest.raises(ConfigError, match="cnn1d"):
         build_model(ModelConfig(name="cnn1d"), input_shape=(1, 8, 8), num_classes=2)
+    with pytest.raises(ConfigError, match="odd"):
+        build_model(ModelConfig(name="cnn1d", kernel_size=4), input_shape=(50,), num_classes=2)
 
 
 def test_input_standardisation_is_one_scalar_per_channel():
