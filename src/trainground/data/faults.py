@@ -154,7 +154,7 @@ def make_faults(
     res = rng.uniform(*domain.resonance_hz, size=n)
     t = np.arange(length) / sample_rate
     x = np.empty((n, length), dtype=np.float64)
-    for i in range(n):  # per-sample physics differs by type; 1e3-1e4 samples take about a second
+    for i in range(n):  # per-sample physics differs by type; 6000 signals take about 2 s
         x[i] = _signal(rng, t, int(kinds[i]), _SEVERITY_SCALE[sev[i]], speed[i], load[i], res[i], bearing,
                        gear_teeth, sample_rate)
         x[i] += noise[i] * rng.standard_normal(length)
