@@ -17,11 +17,18 @@ so both methods see the same noisy labels. For every (data, noise, seed):
               flagged = is_label_issue;
               score = 1 - label_score. Every train-split sample is scored.
 
+--model cnn1d replaces the MLP by the built-in 1-D CNN (``ModelConfig(name="cnn1d")``) on BOTH
+sides: trainground trains it, and the cleanlab anchor's 5 CV folds train the same architecture
+with the anchors' loop (Adam 1e-3, batch 64, randperm batches seeded by the seed,
+torch.manual_seed(seed) before building), so the comparison stays like for like; --epochs sets
+the recipe's epochs for both (40 in the anchors' MLP recipe).
+
 Metrics: precision / recall / F1 of the flagged set vs the truly corrupted indices, AUROC
 of the score, P@k (k = number corrupted), trainings, wall seconds. Threads: 1 for both.
 
 Usage: python benchmarks/label_errors.py [--datasets digits mnist1d] [--seeds 0 1 2]
        [--noise sym20 sym40 asym30] [--threads 1] [--out label_errors.json] [--skip-cleanlab]
+       [--model mlp|cnn1d] [--epochs 40]
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from sklearn.metrics import roc_auc_score
 
 from trainground.data import IndexedDataset, LabelEncoder
 from trainground.engine import FitConfig
+from trainground.models import ModelConfig, build_model
 from trainground.recipes.diagnose import diagnose_dataset
 
 # ../shared/anchors from the project root (a checkout under /work/main or a worktree /work/wt/NAME).
@@ -68,15 +76,18 @@ def ranking(score: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"auroc": float(roc_auc_score(truth, score)), "precision_at_k": float(truth[top].mean())}
 
 
-def trainground_run(x: np.ndarray, y_noisy: np.ndarray, truth: np.ndarray, seed: int, threads: int, full: bool) -> dict:
+def trainground_run(x: np.ndarray, y_noisy: np.ndarray, truth: np.ndarray, seed: int, threads: int, full: bool,
+                    model: str = "mlp", epochs: int = 40) -> dict:
     data = IndexedDataset(
         features=torch.from_numpy(x), labels=torch.from_numpy(y_noisy), index=torch.arange(len(y_noisy)),
         encoder=LabelEncoder(tuple(range(10))), kind="table", name="bench",
     )
-    config = FitConfig(epochs=40, lr=1e-3, batch_size=64, seed=seed, val_fraction=0.1, device="cpu", threads=threads)
+    config = FitConfig(epochs=epochs, lr=1e-3, batch_size=64, seed=seed, val_fraction=0.1, device="cpu", threads=threads)
+    model_config = ModelConfig() if model == "mlp" else ModelConfig(name=model)
     t0 = time.perf_counter()
     # Sample checks only (training_checks=None): the training diagnosis is not part of what is compared.
-    result = diagnose_dataset(data, fit_config=config, training_checks=None, **({"patience": None} if full else {}))
+    result = diagnose_dataset(data, fit_config=config, model_config=model_config, training_checks=None,
+                              **({"patience": None} if full else {}))
     wall = time.perf_counter() - t0
     table = result.table
     out = prf(table["is_label_issue"].to_numpy(), truth)
@@ -84,18 +95,49 @@ def trainground_run(x: np.ndarray, y_noisy: np.ndarray, truth: np.ndarray, seed:
     # Trainings' worth of compute: sample presentations of both passes in units of the
     # anchor's training (40 epochs on all samples); the forward-only eval passes of the
     # held-out samples at each epoch end are left out.
-    epochs = len(result.fit.history)
-    out.update(wall_s=wall, trainings=round(result.sample_presentations / (40 * len(y_noisy)), 3), epochs=epochs,
+    out.update(wall_s=wall, trainings=round(result.sample_presentations / (epochs * len(y_noisy)), 3), epochs=len(result.fit.history),
                early_learning_epoch=result.early_learning_epoch)
     return out
 
 
-def cleanlab_run(bench_a, x: np.ndarray, y_noisy: np.ndarray, truth: np.ndarray, seed: int) -> dict:
+def train_signal_model(x: np.ndarray, y: np.ndarray, seed: int, model: str, epochs: int) -> torch.nn.Module:
+    """The anchors' ``train_mlp`` loop with a built-in signal model in place of the MLP."""
+    torch.manual_seed(seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
+    net = build_model(ModelConfig(name=model), input_shape=(x.shape[1],), num_classes=10, train_features=xt)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(epochs):
+        for b in torch.randperm(len(yt), generator=gen).split(64):
+            loss = torch.nn.functional.cross_entropy(net(xt[b]), yt[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+def cv_pred_probs(bench_a, x: np.ndarray, y_noisy: np.ndarray, seed: int, model: str, epochs: int) -> np.ndarray:
+    """The anchors' 5-fold CV (same folds as ``bench_a.cv_pred_probs``) with ``model``."""
+    if model == "mlp" and epochs == 40:
+        return bench_a.cv_pred_probs(x, y_noisy, seed)
+    from sklearn.model_selection import StratifiedKFold
+
+    pp = np.zeros((len(y_noisy), 10))
+    for tr, ho in StratifiedKFold(n_splits=bench_a.CV_FOLDS, shuffle=True, random_state=seed).split(y_noisy, y_noisy):
+        net = train_signal_model(x[tr], y_noisy[tr], seed, model, epochs)
+        with torch.no_grad():
+            pp[ho] = torch.softmax(net(torch.from_numpy(x[ho])), dim=1).double().numpy()
+    return pp
+
+
+def cleanlab_run(bench_a, x: np.ndarray, y_noisy: np.ndarray, truth: np.ndarray, seed: int, model: str = "mlp",
+                 epochs: int = 40) -> dict:
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     t0 = time.perf_counter()
-    pp = bench_a.cv_pred_probs(x, y_noisy, seed)
+    pp = cv_pred_probs(bench_a, x, y_noisy, seed, model, epochs)
     mask = find_label_issues(y_noisy, pp, n_jobs=1)
     quality = get_label_quality_scores(y_noisy, pp)
     wall = time.perf_counter() - t0
@@ -119,12 +161,17 @@ def main() -> None:
     ap.add_argument("--anchors", type=Path, default=ANCHORS)
     ap.add_argument("--skip-cleanlab", action="store_true", help="trainground only (development)")
     ap.add_argument("--full-training", action="store_true", help="train all 40 epochs (no early stop)")
+    ap.add_argument("--model", choices=["mlp", "cnn1d"], default="mlp", help="the model of both methods")
+    ap.add_argument("--epochs", type=int, default=40, help="the recipe's epochs, both methods")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     common = load_anchor("common", args.anchors)
     common.setup_torch(args.threads)
     bench_a = None if args.skip_cleanlab else load_anchor("bench_a_label_errors", args.anchors)
-    results: dict = {"threads": args.threads, "seeds": args.seeds, "results": {}}
+    if args.model == "mlp" and args.epochs != 40:
+        ap.error("the MLP rows follow the anchors' recipe: 40 epochs")
+    results: dict = {"threads": args.threads, "seeds": args.seeds, "model": args.model, "epochs": args.epochs,
+                     "results": {}}
     lines = ["| data | noise | method | trainings | precision | recall | F1 | AUROC | P@k | wall s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for ds in args.datasets:
@@ -134,9 +181,10 @@ def main() -> None:
             rows: dict[str, list[dict]] = {"trainground": [], "cleanlab": []}
             for seed in args.seeds:
                 y_noisy, truth = common.inject_noise(y, kind, rate, seed)
-                rows["trainground"].append(trainground_run(x, y_noisy, truth, seed, args.threads, args.full_training))
+                rows["trainground"].append(trainground_run(x, y_noisy, truth, seed, args.threads, args.full_training,
+                                                           args.model, args.epochs))
                 if bench_a is not None:
-                    rows["cleanlab"].append(cleanlab_run(bench_a, x, y_noisy, truth, seed))
+                    rows["cleanlab"].append(cleanlab_run(bench_a, x, y_noisy, truth, seed, args.model, args.epochs))
                 msg = {m: round(r[-1]["f1"], 3) for m, r in rows.items() if r}
                 print(f"[{ds} {noise} seed {seed}] F1 {msg} wall "
                       f"{ {m: round(r[-1]['wall_s'], 1) for m, r in rows.items() if r} }", flush=True)
@@ -148,6 +196,7 @@ def main() -> None:
                     continue
                 s = summarize(r)
                 name = "trainground diagnose (1 run + short 2nd pass)" if method == "trainground" else "cleanlab 5-fold find_label_issues"
+                name += "" if args.model == "mlp" else f", {args.model} {args.epochs} epochs"
                 cells = " | ".join(f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}"
                                    for k in ("precision", "recall", "f1", "auroc", "precision_at_k"))
                 lines.append(f"| {ds} | {noise} | {name} | {s['trainings']['mean']:.2f} | {cells} | {s['wall_s']['mean']:.1f} |")

@@ -25,7 +25,7 @@ out_console = Console()
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML with sections data, model, fit (as for fit).")]
 LrOption = Annotated[float | None, typer.Option("--lr", min=0.0, help="Learning rate (fit.lr).")]
 BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", min=1, help="Samples per step (fit.batch_size).")]
-ModelOption = Annotated[str | None, typer.Option("--model", help="Built-in model: auto, mlp or cnn (model.name).")]
+ModelOption = Annotated[str | None, typer.Option("--model", help="Built-in model: auto, mlp, cnn, cnn1d, lstm or gru (model.name).")]
 IgnoreOption = Annotated[str | None, typer.Option(
     "--ignore", help="Comma-separated table columns that are not features (data.ignore).")]
 

@@ -1,11 +1,14 @@
 """Small datasets that ship with trainground's dependencies, named ``builtin:NAME``.
 
 Each is a table with numeric features and a ``label`` column, built offline. Adding
-one is one function returning that frame, plus its entry in ``_FRAMES``.
+one is one function returning that frame, plus its entry in ``_FRAMES``. Datasets whose
+features are one signal (time samples in order) are listed in ``SIGNALS``: they load as
+kind ``"signal"``, for which the default model is the 1-D CNN.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from collections.abc import Callable
@@ -14,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from trainground.data.dataset import IndexedDataset
+from trainground.data.faults import FAULT_TYPES, make_faults
 from trainground.data.table import frame_to_dataset
 from trainground.errors import DataError
 
@@ -55,10 +59,26 @@ def _mnist1d() -> pd.DataFrame:
     return frame
 
 
+def _faults() -> pd.DataFrame:
+    """Synthetic machine vibration (:func:`trainground.data.faults.make_faults`, seed 0): 6000 rows,
+    ``x_0..x_1023`` (0.25 s at 4096 Hz), ``label`` the fault type (12 names, 40 % healthy),
+    ``severity`` 0..5 (not a feature: kept for multi-task use, ignored when loading)."""
+    data = make_faults(6000, seed=0)
+    frame = pd.DataFrame(data.signals, columns=[f"x_{i}" for i in range(data.signals.shape[1])])
+    frame["severity"] = data.severity
+    frame[TARGET] = np.asarray(FAULT_TYPES, dtype=object)[data.fault]
+    return frame
+
+
 _FRAMES: dict[str, Callable[[], pd.DataFrame]] = {
     "digits": _digits,
+    "faults": _faults,
     "mnist1d": _mnist1d,
 }
+# Datasets whose features are one ordered signal (the default model convolves along it).
+SIGNALS = frozenset({"faults", "mnist1d"})
+# Columns of a builtin frame that are labels of other tasks, not features.
+_NOT_FEATURES = {"faults": ("severity",)}
 
 
 def builtin_names() -> tuple[str, ...]:
@@ -94,7 +114,10 @@ def load_builtin(name: str) -> IndexedDataset:
         name: a name from :func:`builtin_names` (``"builtin:"`` prefix allowed).
 
     Returns:
-        A ``"table"`` dataset named ``builtin:NAME`` with a ``TableSchema`` of numeric features.
+        A ``"table"`` dataset (``"signal"`` for the names in ``SIGNALS``) named ``builtin:NAME``
+        with a ``TableSchema`` of numeric features.
     """
     name = name.removeprefix(PREFIX)
-    return frame_to_dataset(builtin_frame(name), target=TARGET, source=PREFIX + name)
+    data = frame_to_dataset(builtin_frame(name), target=TARGET, source=PREFIX + name,
+                            ignore=_NOT_FEATURES.get(name, ()))
+    return dataclasses.replace(data, kind="signal") if name in SIGNALS else data

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from trainground.data.labels import LabelEncoder
 
-DataKind = Literal["table", "image"]
+DataKind = Literal["table", "image", "signal"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class IndexedDataset(torch.utils.data.Dataset):
         labels: ``[N]`` int64 class ids in ``[0, len(encoder.classes))``.
         index: ``[N]`` int64, the row of each sample in the input.
         encoder: maps class ids to the user's original label values and back.
-        kind: ``"table"`` or ``"image"``; decides the default model.
+        kind: ``"table"``, ``"image"`` or ``"signal"`` (a table whose features are one
+            signal's samples in time order); decides the default model.
         name: where the data came from (a path or ``builtin:NAME``), for messages.
         schema: how raw input was turned into ``features`` (a ``TableSchema`` or an
             ``ImageSchema``), so the same encoding can be applied at prediction time.

@@ -35,6 +35,7 @@ from trainground.monitors import (
     LossHistory,
     PredictionMonitor,
     RepresentationMonitor,
+    RoutingMonitor,
     empty_table,
     long_table,
 )
@@ -126,6 +127,7 @@ class DiagnosisCallback(Callback):
         self.representation = RepresentationMonitor(state.model, max_rows=self.config.representation_rows)
         self.predictions = PredictionMonitor(max(self.representation.num_classes, 1))
         self.history = LossHistory()
+        self.routing = RoutingMonitor(state.model)  # MoE layers' routing, every training forward (cheap)
         if self._pending_state is not None:
             self._restore(self._pending_state, state)
             self._pending_state = None
@@ -168,6 +170,8 @@ class DiagnosisCallback(Callback):
         # Windows close at epoch ends once they hold enough evidence, not at every epoch:
         # with short epochs a per-epoch SVD and host copy would cost more than the steps.
         self._add(self.activations.compute_window(state.step, state.epoch))
+        self._add(self.routing.compute_window(state.step, state.epoch))
+        self.routing.reset()
         if max(self.gradients.pending, self.activations.pending) >= _DRAIN_EVERY:
             self._drain()
         if self.representation.full:
@@ -184,6 +188,7 @@ class DiagnosisCallback(Callback):
         self._flush(state)
 
     def on_fit_end(self, state: TrainState) -> None:
+        self.routing.remove()
         self._drain()
         if not any((t["stat"] == "dead_fraction").any() for t in self._tables if not t.empty):
             # A run shorter than one dead-unit window still gets a (labelled) verdict.
@@ -277,7 +282,7 @@ class DiagnosisCallback(Callback):
             "reported_at": [[c, s, n] for (c, s), n in self.reported_at.items()],
             "activations": self.activations.state_dict(), "representation": self.representation.state_dict(),
             "predictions": self.predictions.state_dict(), "history": self.history.state_dict(),
-            "gradients": self.gradients.state_dict(),
+            "gradients": self.gradients.state_dict(), "routing": self.routing.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -288,7 +293,7 @@ class DiagnosisCallback(Callback):
         self._parts = int(saved.get("parts", 0))
         self._first_seen = {(c, s): int(n) for c, s, n in saved.get("first_seen", [])}
         self.reported_at = {(c, s): int(n) for c, s, n in saved.get("reported_at", [])}
-        for name in ("activations", "representation", "predictions", "history", "gradients"):
+        for name in ("activations", "representation", "predictions", "history", "gradients", "routing"):
             if name in saved:
                 getattr(self, name).load_state_dict(saved[name])
         self._tables, self._unwritten = [], []

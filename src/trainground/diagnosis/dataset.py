@@ -178,7 +178,7 @@ def diagnose_dataset(
     if model is None:
         seed_everything(fit_config.seed)
         model = build_model(config.model, input_shape=data.input_shape, num_classes=data.num_classes,
-                            train_features=train.features)
+                            train_features=train.features, kind=data.kind)
     initial = copy.deepcopy(model)  # the second pass starts from the same initial weights
     if run is not None:
         run.record(run.samples.name)  # the recorder writes its parts itself, not through atomic.py

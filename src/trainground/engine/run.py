@@ -183,7 +183,8 @@ def build_training(config: RunConfig, prepared: PreparedData) -> tuple[IndexedDa
         train, val = train.subset(train_pos), train.subset(val_pos)
     seed_everything(config.fit.seed)
     model = build_model(
-        config.model, input_shape=train.input_shape, num_classes=train.num_classes, train_features=train.features
+        config.model, input_shape=train.input_shape, num_classes=train.num_classes, train_features=train.features,
+        kind=train.kind,
     )
     loss_fn = build_loss(config.loss, train.labels.numpy(), num_classes=train.num_classes)
     return train, val, model, loss_fn

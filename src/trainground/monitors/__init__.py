@@ -1,4 +1,4 @@
-"""Observers of a training: gradient, activation and per-sample statistics. They never change anything."""
+"""Observers of a training: gradient, activation, routing and per-sample statistics. They never change anything."""
 
 from trainground.monitors.activations import (
     ActivationMonitor,
@@ -19,6 +19,7 @@ from trainground.monitors.representation import (
     penultimate_module,
     representation_stats,
 )
+from trainground.monitors.routing import RoutingMonitor
 from trainground.monitors.samples import SampleRecorder, read_samples, sample_statistics
 from trainground.monitors.table import empty_table, long_table, stat_matrix
 
@@ -29,6 +30,7 @@ __all__ = [
     "Monitor",
     "PredictionMonitor",
     "RepresentationMonitor",
+    "RoutingMonitor",
     "SampleRecorder",
     "activation_kind",
     "batch_activation_stats",

@@ -214,7 +214,7 @@ class DataRounds:
         train_rows = np.setdiff1d(np.arange(len(view)), view_val)
         seed_everything(plan.config.fit.seed)
         model = build_model(plan.config.model, input_shape=data.input_shape, num_classes=data.num_classes,
-                            train_features=view.features[train_rows])
+                            train_features=view.features[train_rows], kind=data.kind)
         model = prepare_model(plan, model)
         # The repair's own loss replaces the default cross-entropy only; a loss the user chose stays.
         loss = round_loss(state, data.num_classes, kind=self.repair_loss if plan.config.loss.name == "ce" else "ce")
