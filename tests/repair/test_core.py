@@ -62,7 +62,7 @@ def test_training_actions_change_a_new_plan_not_the_old_one():
         Action("relabel", "p", "data actions are not the plan's", target=0, value=1),
     ])
     assert (new.config.fit.lr, new.config.guard.percentile) == (1e-4, 5.0)
-    assert (plan.config.fit.lr, plan.config.guard.percentile) == (1e-3, 10.0)
+    assert (plan.config.fit.lr, plan.config.guard.percentile) == (1e-3, None)  # the defaults, untouched
     with pytest.raises(ConfigError, match="learning rate must be > 0"):
         apply_training_actions(plan, [Action("set_lr", "p", "r", value=0.0)])
     with pytest.raises(ConfigError, match="tighten_clip"):
