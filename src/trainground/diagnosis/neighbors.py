@@ -64,6 +64,43 @@ def as_points(values: np.ndarray, *, standardize: bool) -> np.ndarray:
     return points
 
 
+# Width a streamed feature store (a large image folder, decoded in chunks) is randomly
+# projected to before the neighbour search. A Gaussian projection keeps every squared
+# distance's expected value, with a relative spread of about sqrt(2 / d) (9 % at 256;
+# Johnson & Lindenstrauss 1984), and keeps exact duplicates at distance 0.
+PROJECTED_DIM = 256
+
+
+def feature_points(features, *, standardize: bool, dim: int = PROJECTED_DIM, seed: int = 0) -> np.ndarray:
+    """:func:`as_points` for a tensor or array; for a store decoded in chunks (anything with
+    ``split``, e.g. ``data.image_files.ImageFiles``) the same standardised points, randomly
+    projected to ``dim`` columns when wider, built chunk by chunk (two passes over the store,
+    memory N x min(D, dim) instead of N x D)."""
+    if isinstance(features, (np.ndarray, torch.Tensor)):
+        return as_points(features.numpy() if isinstance(features, torch.Tensor) else features, standardize=standardize)
+    n, width = len(features), int(np.prod(tuple(features.shape[1:])))
+    mean, scale = np.zeros(width), np.ones(width)
+    if standardize and n > 1:
+        total, squares = np.zeros(width), np.zeros(width)
+        for chunk in features.split():
+            flat = chunk.reshape(len(chunk), -1).double().numpy()
+            total += flat.sum(axis=0)
+            squares += (flat**2).sum(axis=0)
+        mean = total / n
+        std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+        scale = np.where(std > 1e-12, std, 1.0)
+    projection = None
+    if width > dim:
+        projection = np.random.default_rng(seed).standard_normal((width, dim)) / np.sqrt(dim)
+    points = np.empty((n, width if projection is None else dim))
+    start = 0
+    for chunk in features.split():
+        flat = (chunk.reshape(len(chunk), -1).double().numpy() - mean) / scale
+        points[start:start + len(flat)] = flat if projection is None else flat @ projection
+        start += len(flat)
+    return points
+
+
 def nearest_neighbors(
     points: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"] = "euclidean", chunk: int = 2048,
     exact: bool = False, method: NeighborMethod = "auto",
