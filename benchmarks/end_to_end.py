@@ -143,6 +143,8 @@ def child_cleanlab(path: str, flags: str) -> None:
         result = fit(model, train, config=FitConfig(val_fraction=0.0, seed=k))
         logits = predict_logits(result.model, data.features[torch.as_tensor(test_pos)])
         probs[test_pos] = torch.softmax(logits, dim=1).numpy()
+        with open(f"{flags}.progress.jsonl", "a") as log:  # per-fold times, kept if a long run is stopped
+            log.write(json.dumps({"fold": k, "seconds_since_start": time.perf_counter() - started}) + "\n")
     issues = find_label_issues(labels, probs, n_jobs=1)
     seconds = time.perf_counter() - started
     pd.DataFrame({"index": data.index.numpy(), "is_label_issue": issues}).to_csv(flags, index=False)
