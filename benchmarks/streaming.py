@@ -13,7 +13,7 @@ RSS is read from ``os.wait4``'s resource usage of that child alone.
 
     python benchmarks/streaming.py --sizes 5000 50000 --epochs 2 --out benchmarks/results/streaming.json
 
-``--eager`` adds a run of the largest size with streaming off (``data.stream_images: false``).
+``--stream`` streams every size (not only those past the limit). ``--eager`` adds a run of the largest size with streaming off (``data.stream_images: false``).
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--eager", action="store_true", help="also run the largest size with streaming off")
+    parser.add_argument("--stream", action="store_true", help="stream every size (data.stream_images: true)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     rows = []
@@ -82,15 +83,16 @@ def main() -> None:
             folder = Path(tmp) / f"images_{n}"
             generate(folder, n)
             decoded_mb = n * 3 * SIDE * SIDE * 4 / 2**20
-            runs = [("auto", None)] + ([("eager", False)] if args.eager and n == max(args.sizes) else [])
+            runs = [("stream", True) if args.stream else ("auto", None)] + ([("eager", False)] if args.eager and n == max(args.sizes) else [])
             for name, stream in runs:
                 result = run_diagnose(folder, Path(tmp) / f"run_{n}_{name}", args.epochs, stream=stream)
                 row = {"n": n, "mode": name, "decoded_pixels_mb": round(decoded_mb, 1), "epochs": args.epochs,
                        **result}
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    base = next(r for r in rows if r["n"] == min(args.sizes) and r["mode"] == "auto")
-    top = next(r for r in rows if r["n"] == max(args.sizes) and r["mode"] == "auto")
+    mode = "stream" if args.stream else "auto"
+    base = next(r for r in rows if r["n"] == min(args.sizes) and r["mode"] == mode)
+    top = next(r for r in rows if r["n"] == max(args.sizes) and r["mode"] == mode)
     summary = {"peak_ratio_largest_to_smallest": round(top["peak_rss_mb"] / base["peak_rss_mb"], 2),
                "load": os.getloadavg()[0], "cpus": os.cpu_count()}
     print(json.dumps(summary))
