@@ -25,7 +25,9 @@ class IndexedDataset(torch.utils.data.Dataset):
     """Features, class ids and input row indices held as tensors.
 
     Args:
-        features: ``[N, ...]`` float32 (``[N, F]`` for tables, ``[N, C, H, W]`` for images).
+        features: ``[N, ...]`` float32 (``[N, F]`` for tables, ``[N, C, H, W]`` for images),
+            or a store that decodes on indexing (``data.image_files.ImageFiles``: streamed
+            image folders); ``features[positions]`` always gives a tensor.
         labels: ``[N]`` int64 class ids in ``[0, len(encoder.classes))``.
         index: ``[N]`` int64, the row of each sample in the input.
         encoder: maps class ids to the user's original label values and back.
@@ -81,9 +83,11 @@ class IndexedDataset(torch.utils.data.Dataset):
         """The samples at ``positions`` (positions in this dataset, not input indices)."""
         pos = torch.as_tensor(positions, dtype=torch.long)
         sources = None if self.sources is None else tuple(self.sources[i] for i in pos.tolist())
+        # a streamed feature store (``ImageFiles``) subsets lazily; indexing it would decode
+        take = getattr(self.features, "take_rows", None)
         return replace(
             self,
-            features=self.features[pos],
+            features=take(pos) if take is not None else self.features[pos],
             labels=self.labels[pos],
             index=self.index[pos],
             sources=sources,

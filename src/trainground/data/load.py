@@ -28,6 +28,7 @@ def load_data(
     image_size: int | None = None,
     max_categories: int = 50,
     ignore: Sequence[str] = (),
+    stream_images: bool | None = None,
 ) -> IndexedDataset:
     """Load training data from a spec.
 
@@ -38,6 +39,8 @@ def load_data(
         image_size: side of the square images are resized to (image folders only).
         max_categories: most distinct values a text column may have to be one-hot encoded.
         ignore: columns of a table that are not features.
+        stream_images: decode an image folder per batch instead of all at once (None:
+            when its decoded pixels would exceed ``data.images.STREAM_BYTES``).
 
     Returns:
         The dataset, its ``schema`` telling how to encode data for prediction.
@@ -46,7 +49,7 @@ def load_data(
         return load_builtin(spec)
     path = _existing(spec)
     if path.is_dir():
-        return load_image_folder(path, image_size=image_size)
+        return load_image_folder(path, image_size=image_size, stream=stream_images)
     if target is None:
         columns = ", ".join(map(str, read_table(path).columns))
         raise DataError(f"{path}: a table needs --target COLUMN; columns are {columns}")

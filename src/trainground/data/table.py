@@ -40,6 +40,7 @@ from trainground.data.columns import (
 )
 from trainground.data.dataset import IndexedDataset
 from trainground.data.labels import LabelEncoder
+from trainground.data.parquet_parts import read_parquet_frame
 from trainground.data.preprocess import (
     MISSING_CATEGORY,
     build_transformer,
@@ -234,7 +235,7 @@ def _first_bad_byte(path: Path) -> str:
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
+        return read_parquet_frame(path)  # memory-mapped; Arrow frees each column as pandas takes it
     except (pyarrow.ArrowException, OSError, ValueError) as err:
         raise DataError(f"{path}: cannot read as Parquet: {err}") from None
 

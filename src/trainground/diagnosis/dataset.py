@@ -116,7 +116,8 @@ def validate_for_diagnosis(data: IndexedDataset, fit_config: FitConfig) -> None:
             "marks where the model starts memorising wrong labels"
         )
     features = data.features
-    if not torch.isfinite(features).all():
+    # a streamed image folder (``ImageFiles``) is decoded per batch and scans each batch itself
+    if isinstance(features, torch.Tensor) and not torch.isfinite(features).all():
         rows = torch.nonzero(~torch.isfinite(features.reshape(len(features), -1)).all(dim=1)).flatten()[:5].tolist()
         raise DataError(f"{data.name}: features hold NaN or infinite values (rows {rows})")
 

@@ -12,12 +12,18 @@ import torch
 # of a roughly normal bulk (here: of log-distances). A statistical convention, not a fit.
 ROBUST_Z_CUTOFF = 3.5
 
-# Up to this many points the search is exact. Its work grows as N^2 D: at 50,000 points of
-# 64 dimensions that is 1.6e11 multiply-adds, a few seconds on two cores, and every step
-# past it costs the square; an approximate graph index grows as N log N instead.
-EXACT_MAX_POINTS = 50_000
+# Up to this many points the search is exact. Its work grows as N^2 D, and the top-k runs
+# over N keys per row: at 50,000 points of 40 dimensions one float64 search was measured at
+# 195 s on the loaded 2-core machine (about 25 s idle), and a diagnosis runs up to four;
+# at 20,000 that is (2/5)^2 of it, a few seconds idle. The inverted file grows as N sqrt(N).
+EXACT_MAX_POINTS = 20_000
 
 NeighborMethod = Literal["auto", "exact", "ivf"]
+
+# Memory of one block of the exact search (rows x N keys): 64 MiB keeps the search's own
+# memory small beside the data at any N, and a block still holds enough rows (160 at
+# 50,000 float64 points) for the matrix product to run at full speed.
+BLOCK_BYTES = 64 * 2**20
 
 # The approximate index is an inverted file (Jegou et al. 2011, as faiss implements it):
 # k-means cells, and each query scans the points of the cells nearest to it. With about
@@ -64,6 +70,43 @@ def as_points(values: np.ndarray, *, standardize: bool) -> np.ndarray:
     return points
 
 
+# Width a streamed feature store (a large image folder, decoded in chunks) is randomly
+# projected to before the neighbour search. A Gaussian projection keeps every squared
+# distance's expected value, with a relative spread of about sqrt(2 / d) (9 % at 256;
+# Johnson & Lindenstrauss 1984), and keeps exact duplicates at distance 0.
+PROJECTED_DIM = 256
+
+
+def feature_points(features, *, standardize: bool, dim: int = PROJECTED_DIM, seed: int = 0) -> np.ndarray:
+    """:func:`as_points` for a tensor or array; for a store decoded in chunks (anything with
+    ``split``, e.g. ``data.image_files.ImageFiles``) the same standardised points, randomly
+    projected to ``dim`` columns when wider, built chunk by chunk (two passes over the store,
+    memory N x min(D, dim) instead of N x D)."""
+    if isinstance(features, (np.ndarray, torch.Tensor)):
+        return as_points(features.numpy() if isinstance(features, torch.Tensor) else features, standardize=standardize)
+    n, width = len(features), int(np.prod(tuple(features.shape[1:])))
+    mean, scale = np.zeros(width), np.ones(width)
+    if standardize and n > 1:
+        total, squares = np.zeros(width), np.zeros(width)
+        for chunk in features.split():
+            flat = chunk.reshape(len(chunk), -1).double().numpy()
+            total += flat.sum(axis=0)
+            squares += (flat**2).sum(axis=0)
+        mean = total / n
+        std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+        scale = np.where(std > 1e-12, std, 1.0)
+    projection = None
+    if width > dim:
+        projection = np.random.default_rng(seed).standard_normal((width, dim)) / np.sqrt(dim)
+    points = np.empty((n, width if projection is None else dim))
+    start = 0
+    for chunk in features.split():
+        flat = (chunk.reshape(len(chunk), -1).double().numpy() - mean) / scale
+        points[start:start + len(flat)] = flat if projection is None else flat @ projection
+        start += len(flat)
+    return points
+
+
 def nearest_neighbors(
     points: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"] = "euclidean", chunk: int = 2048,
     exact: bool = False, method: NeighborMethod = "auto",
@@ -80,7 +123,7 @@ def nearest_neighbors(
         points: ``[N, D]``.
         k: neighbours per point (at most N - 1).
         metric: ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).
-        chunk: rows per block.
+        chunk: most rows per block (fewer when a block would pass :data:`BLOCK_BYTES`).
         exact: float64 arithmetic, so that duplicates come out at distance 0 (float32 otherwise).
         method: ``"auto"`` (by size), ``"exact"`` or ``"ivf"``.
 
@@ -97,12 +140,20 @@ def nearest_neighbors(
     if metric == "cosine":
         x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
     sq = (x * x).sum(dim=1)
+    # rows per block so that one block of keys stays within BLOCK_BYTES (at 50,000 float64
+    # points 2048 rows were 0.8 GB per block, three times over in temporaries)
+    chunk = max(1, min(chunk, BLOCK_BYTES // max(1, n * x.element_size())))
     dists, idxs = [], []
     for lo in range(0, n, chunk):
         block = x[lo : lo + chunk]
         rows = torch.arange(lo, lo + len(block))
         # Rank by -2<a,b> + |b|^2 (the |a|^2 term is the same along a row); cosine: by -<a,b>.
-        key = -(block @ x.T) if metric == "cosine" else sq[None, :] - 2.0 * (block @ x.T)
+        # In place: one chunk x N matrix per block, no temporaries of its size.
+        key = block @ x.T
+        if metric == "cosine":
+            key.neg_()
+        else:
+            key.mul_(-2.0).add_(sq[None, :])
         key[rows - lo, rows] = float("inf")  # not its own neighbour
         top = torch.topk(key, k, dim=1, largest=False)
         if metric == "cosine":

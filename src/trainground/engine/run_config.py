@@ -39,6 +39,9 @@ class DataConfig:
     target: str | None = None
     # Side of the square images are resized to; None keeps the first image's size.
     image_size: Annotated[int, AT_LEAST_ONE] | None = None
+    # Decode an image folder batch by batch instead of holding every pixel (None: when the
+    # decoded pixels would exceed 512 MiB, data.images.STREAM_BYTES).
+    stream_images: bool | None = None
     # A text column with more distinct values than this cannot be one-hot encoded.
     max_categories: Annotated[int, AT_LEAST_ONE] = 50
     # Table columns that are not features (id-like and free-text columns are left out anyway).

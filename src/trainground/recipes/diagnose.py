@@ -77,7 +77,7 @@ def diagnose(
     if out is not None:
         check_inputs_outside(out, [source])
     # Loaded before the folder exists: a bad input leaves none behind.
-    data = load_data(str(source), target=target, image_size=data_config.image_size,
+    data = load_data(str(source), target=target, image_size=data_config.image_size, stream_images=data_config.stream_images,
                      max_categories=data_config.max_categories, ignore=data_config.ignore)
     fit_config = fit_config or FitConfig()
     model_config = model_config or ModelConfig()

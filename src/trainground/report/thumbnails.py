@@ -115,6 +115,9 @@ def _table_rows(source: str, columns: list[str], indices: list[int]) -> np.ndarr
         position = {int(i): p for p, i in enumerate(data.index.tolist())}
         return data.features.numpy()[[position[i] for i in indices]]
     path = Path(source)
-    frame = pd.read_parquet(path, columns=columns) if path.suffix.lower() in (".parquet", ".pq") \
-        else pd.read_csv(path, usecols=columns)
+    if path.suffix.lower() in (".parquet", ".pq"):  # only the row groups holding the rows shown
+        from trainground.data.parquet_parts import read_parquet_rows
+
+        return read_parquet_rows(path, indices, columns)[columns].to_numpy(dtype=np.float64)
+    frame = pd.read_csv(path, usecols=columns)
     return frame[columns].to_numpy(dtype=np.float64)[indices]

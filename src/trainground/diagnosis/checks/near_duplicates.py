@@ -9,7 +9,7 @@ from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.neighbors import (
     ROBUST_Z_CUTOFF,
-    as_points,
+    feature_points,
     nearest_neighbors,
     neighbor_search_method,
     robust_z,
@@ -42,7 +42,7 @@ def near_duplicates(evidence: Evidence) -> CheckResult:
     index, labels = data.index.numpy(), data.labels.numpy()
     if len(index) < 2:
         return CheckResult(check="near_duplicates", samples=pd.DataFrame({"index": index, "score": 1.0, "flag": False}))
-    points = as_points(data.features.numpy(), standardize=True)
+    points = feature_points(data.features, standardize=True)
     score, flag, nearest = near_duplicate_scores(points)
     conflict = flag & (labels != labels[nearest])
     table = pd.DataFrame({

@@ -10,6 +10,7 @@ from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.neighbors import (
     ROBUST_Z_CUTOFF,
     as_points,
+    feature_points,
     nearest_neighbors,
     neighbor_search_method,
     robust_z,
@@ -48,7 +49,7 @@ def outliers(evidence: Evidence) -> CheckResult:
     if getattr(data, "kind", "table") == "image" and evidence.embeddings is not None:
         points, space = as_points(evidence.embeddings, standardize=True), "learned representation"
     else:
-        points, space = as_points(data.features.numpy(), standardize=True), "feature space"
+        points, space = feature_points(data.features, standardize=True), "feature space"
     if len(points) < 3:
         return CheckResult(check="outliers", samples=pd.DataFrame({"index": data.index.numpy(), "score": 1.0, "flag": False}))
     score, flag = outlier_scores(points)

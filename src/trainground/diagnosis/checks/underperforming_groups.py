@@ -8,7 +8,7 @@ from sklearn.decomposition import PCA
 
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
-from trainground.diagnosis.neighbors import as_points
+from trainground.diagnosis.neighbors import as_points, feature_points
 from trainground.diagnosis.registry import register_check
 
 # One-sided z of a binomial proportion: a group is reported only if its accuracy is this
@@ -32,8 +32,10 @@ def underperforming_groups(evidence: Evidence) -> CheckResult:
     n = len(labels)
     if n < 4 * MIN_GROUP:
         return CheckResult(check="underperforming_groups")
-    source = evidence.embeddings if evidence.embeddings is not None else data.features.numpy()
-    points = as_points(source, standardize=True)
+    if evidence.embeddings is not None:
+        points = as_points(evidence.embeddings, standardize=True)
+    else:
+        points = feature_points(data.features, standardize=True)
     if points.shape[1] > PCA_DIMS:
         # Clusters of a few hundred samples are found as well in the leading components,
         # at a fraction of the cost of k-means++ in hundreds of dimensions.
