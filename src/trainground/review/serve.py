@@ -69,6 +69,9 @@ def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8765, revi
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening before the URL is printed: a browser (or a test) that connects while uvicorn
+        # is still starting waits in the kernel's queue instead of being refused.
+        sock.listen(128)
     except OSError as err:
         sock.close()
         raise ConfigError(f"--host {host} --port {port}: cannot listen there ({err.strerror or err}); "
