@@ -6,15 +6,19 @@ then 20 of them moved to a wrong class folder (seeded). Methods, side by side:
 
   trainground (fixed)  ``diagnose FOLDER`` with lr 1e-3 and 20 epochs (the library default,
                        and the CLI default before this benchmark's rule).
-  trainground (auto)   ``diagnose FOLDER`` as the CLI runs it now: lr from a learning-rate
-                       range test, at least 1000 optimizer steps (engine/schedule.py).
+  trainground (auto)   ``diagnose FOLDER`` with the image schedule: lr from a learning-rate
+                       range test, at least 1000 optimizer steps (engine/schedule.py), without
+                       the linear view (the CLI default before issue 14's third session).
+  trainground (auto + linear view)  as the CLI runs it now: the image schedule, and a 5-fold
+                       logistic regression's out-of-sample probabilities averaged into the
+                       early-learning ones (diagnosis/linear_view.py, folders <= 2000 images).
   cleanlab             raw pixels (0-1) into scikit-learn's LogisticRegression, out-of-sample
                        ``pred_probs`` from 5-fold ``cross_val_predict``, ``find_label_issues``.
 
 Metrics: precision / recall / F1 of the flagged files against the moved ones; trainground's
 best validation accuracy. Threads: 1.
 
-Usage: python benchmarks/image_folder.py [--seeds 0 1 2] [--out benchmarks/results/image_folder.json]
+Usage: python benchmarks/image_folder.py [--seeds 0 1 2] [--per-class 40] [--no-fixed] [--out benchmarks/results/image_folder.json]
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
+from trainground.data import load_data
+from trainground.diagnosis.dataset import DatasetDiagnosisConfig, diagnose_dataset
 from trainground.engine import FitConfig
-from trainground.recipes.diagnose import diagnose
 
 PER_CLASS, MOVED, SIDE = 40, 20, 32
 
@@ -70,10 +75,10 @@ def prf(flag: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "flagged": int(flag.sum())}
 
 
-def run_trainground(root: Path, moved: set[str], auto: bool) -> dict:
+def run_trainground(root: Path, moved: set[str], auto: bool, linear_view: bool | None = False) -> dict:
     started = time.perf_counter()
     config = FitConfig(threads=1, auto_schedule="images" if auto else "never")
-    result = diagnose(root, fit_config=config)
+    result = diagnose_dataset(load_data(str(root)), DatasetDiagnosisConfig(fit=config, linear_view=linear_view))
     table = result.table
     truth = table["source"].isin(moved).to_numpy()
     val = max(r.get("val_accuracy", 0.0) for r in result.fit.history)
@@ -95,10 +100,14 @@ def run_cleanlab(root: Path, moved: set[str], seed: int) -> dict:
 
 
 def main() -> None:
+    global PER_CLASS, MOVED
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--per-class", type=int, default=PER_CLASS, help="images per class (moved: 5 %%)")
+    parser.add_argument("--no-fixed", action="store_true", help="skip the old fixed recipe")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "image_folder.json")
     args = parser.parse_args()
+    PER_CLASS, MOVED = args.per_class, args.per_class * 10 // 20  # 5 % moved
     torch.set_num_threads(1)
     threadpool_limits(limits=1)  # scikit-learn's BLAS too: oversubscribed pools crawl on a busy machine
     rows = []
@@ -106,9 +115,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp) / "digits"
             moved = make_folder(root, seed)
-            for method, run in (("trainground (fixed lr 1e-3, 20 epochs)", lambda: run_trainground(root, moved, False)),
-                                ("trainground (auto schedule)", lambda: run_trainground(root, moved, True)),
-                                ("cleanlab + logistic regression", lambda: run_cleanlab(root, moved, seed))):
+            methods = [("trainground (fixed lr 1e-3, 20 epochs)", lambda: run_trainground(root, moved, False)),
+                       ("trainground (auto schedule)", lambda: run_trainground(root, moved, True)),
+                       ("trainground (auto + linear view, CLI default)", lambda: run_trainground(root, moved, True, None)),
+                       ("cleanlab + logistic regression", lambda: run_cleanlab(root, moved, seed))]
+            for method, run in methods[1:] if args.no_fixed else methods:
                 row = {"seed": seed, "method": method, **run()}
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -34,6 +34,8 @@ from trainground.diagnosis.early_learning import EarlyLearningWindow
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import Finding, write_findings
 from trainground.diagnosis.label_probs import embed, trusted_samples
+from trainground.diagnosis.linear_view import applies as linear_view_applies
+from trainground.diagnosis.linear_view import combine, linear_probs
 from trainground.diagnosis.registry import available_checks, run_checks
 from trainground.diagnosis.sample_issues import sample_issues_table, with_unlabelled
 from trainground.diagnosis.second_pass import second_pass
@@ -73,6 +75,11 @@ class DatasetDiagnosisConfig:
     training_checks: DiagnosisConfig | None = field(default_factory=DiagnosisConfig)
     # The Guard's options for both passes (``GuardConfig()`` when None).
     guard: GuardConfig | None = None
+    # Average a K-fold logistic regression's out-of-sample probabilities into the
+    # early-learning ones (``diagnosis.linear_view``): None = on for small image folders
+    # (``linear_view.applies``), True/False = always/never (True needs in-memory
+    # numeric features and at least 5 samples per class).
+    linear_view: bool | None = None
 
 
 @dataclass
@@ -194,7 +201,9 @@ def diagnose_dataset(
                  callbacks=[RecordSamples(recorder, val_data=val), window, *watchers, *callbacks])
     records = recorder.compute()
     device = next(result.model.parameters()).device
-    pred_probs = window.mean_probs()
+    use_linear = linear_view_applies(data) if config.linear_view is None else config.linear_view
+    linear = linear_probs(data, seed=fit_config.seed) if use_linear else None
+    pred_probs = combine(window.mean_probs(), linear)
     best_model = window.model_at_best(result.model)
     embeddings = embed(best_model, data.features, device)
     work = len(train) * len(result.history)
@@ -203,7 +212,7 @@ def diagnose_dataset(
         if not trusted.all() and trusted.sum() >= 10:
             extra = second_pass(data, trusted, initial, fit_config=fit_config, patience=config.patience,
                                 guard=config.guard, loss_fn=loss_fn)
-            pred_probs, embeddings, work = extra.pred_probs, extra.embeddings, work + extra.sample_presentations
+            pred_probs, embeddings, work = combine(extra.pred_probs, linear), extra.embeddings, work + extra.sample_presentations
     predicted = predict_logits(result.model, data.features, device=device).argmax(1).numpy()
     evidence = Evidence(
         steps=steps_frame(run), epochs=pd.DataFrame(result.history), samples=records, train=data, val=val,
