@@ -70,3 +70,26 @@ def iris_csv(tmp_path: Path) -> Path:
 @pytest.fixture
 def iris_frame(iris_csv: Path) -> pd.DataFrame:
     return pd.read_csv(iris_csv)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> None:
+    """Headless Chromium and its driver for the browser tests: skips without them, but fails
+    under CI=true (CI installs them, so a skip there would hide a broken test). Session scope:
+    pytest sets up wider-scoped fixtures first, so this runs before a test's run fixtures."""
+    import os
+
+    from trainground.report.browser import chromium_paths
+
+    reason = None
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        reason = "selenium is not installed (pip install -e '.[dev]')"
+    if reason is None and chromium_paths() is None:
+        reason = "Chromium not found at /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)"
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI=true, so the browser test must run, not be skipped")
+    pytest.skip(reason)

@@ -14,37 +14,15 @@ from pathlib import Path
 import pytest
 
 from trainground.report import write_report
-from trainground.report.browser import chromium_paths, headless_chromium, load_report
+from trainground.report.browser import headless_chromium, load_report
 
 ARTIFACTS = Path(os.environ.get("TG_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "artifacts")
-
-
-def _require_browser() -> None:
-    reason = None
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        reason = "selenium is not installed (pip install -e '.[dev]')"
-    if reason is None and chromium_paths() is None:
-        reason = "Chromium not found at /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)"
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI=true, so the browser test must run, not be skipped")
-    pytest.skip(reason)
 
 
 def _click(driver, element) -> None:
     # a real click, in view first (the table sits far down the page; the page scrolls smoothly)
     driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", element)
     element.click()
-
-
-@pytest.fixture(scope="session")
-def chromium() -> None:
-    """Skips (or fails under CI=true) before the run fixture is built, when there is no browser
-    (session scope: pytest sets up wider-scoped fixtures first, whatever the argument order)."""
-    _require_browser()
 
 
 _COLUMN = "return Array.from(document.getElementById(arguments[0]).tBodies[0].rows).map(r => r.cells[arguments[1]].dataset.sort);"

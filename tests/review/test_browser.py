@@ -20,27 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from trainground.report.browser import chromium_paths, headless_chromium
+from trainground.report.browser import headless_chromium
 from trainground.review.store import ReviewStore
 
 ARTIFACTS = Path(os.environ.get("TG_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "artifacts")
 pytestmark = pytest.mark.slow  # two server processes (each imports torch) and a browser
-
-
-@pytest.fixture(scope="session")
-def chromium() -> None:
-    reason = None
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        reason = "selenium is not installed (pip install -e '.[dev]')"
-    if reason is None and chromium_paths() is None:
-        reason = "Chromium not found at /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)"
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI=true, so the browser test must run, not be skipped")
-    pytest.skip(reason)
 
 
 def start_server(run: Path, reviewer: str) -> tuple[subprocess.Popen, str]:
