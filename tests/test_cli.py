@@ -260,12 +260,12 @@ def test_diagnose_takes_config_and_training_options(tmp_path):
 
 
 def test_image_recipe_schedule_is_on_unless_lr_or_epochs_are_set(tmp_path):
-    from trainground.cli import _run_config
+    from trainground.cli import build_run_config
 
     def schedule(config=None, **given):
         options = {"target": None, "epochs": None, "seed": None, "lr": None, "batch_size": None, "model": None,
                    "ignore": None, **given}
-        return _run_config(config, "imgs", **options).fit.auto_schedule
+        return build_run_config(config, "imgs", **options).fit.auto_schedule
 
     assert schedule() == "images"
     assert schedule(lr=0.01) == "never" and schedule(epochs=3) == "never" and schedule(batch_size=8) == "never"

@@ -1,0 +1,5 @@
+"""``python -m trainground.cli``."""
+
+from trainground.cli.app import main
+
+main()
