@@ -71,7 +71,7 @@ def batch_activation_sums(out: Tensor, kind: ActivationKind, bounds: tuple[float
 
     Returns:
         ``[sum, l2_norm, active_count, saturated_count]`` as 0-d tensors (``saturated_count``
-        only for bounded units; ``l2_norm`` squared is the sum of squares), and the bool
+        only for bounded units; ``l2_norm`` squared is the sum of squares), and the uint8 (0/1)
         ``[units]`` "active on some element" tensor when ``ever``.
     """
     x = out.detach()
@@ -85,8 +85,10 @@ def batch_activation_sums(out: Tensor, kind: ActivationKind, bounds: tuple[float
         sums.append(((x <= lo + margin) | (x >= hi - margin)).sum())
     if not ever:
         return sums, None
-    units = active.flatten(2).any(dim=2) if x.ndim > 2 else active
-    return sums, units.any(dim=0) if x.ndim > 1 else units
+    # As uint8 0/1: a max over a dimension is several times faster than a bool any().
+    units = active.view(torch.uint8)
+    units = units.flatten(2).amax(dim=2) if x.ndim > 2 else units
+    return sums, units.amax(dim=0) if x.ndim > 1 else units
 
 
 def stats_from_sums(sums: np.ndarray, numel: np.ndarray) -> np.ndarray:
@@ -213,11 +215,11 @@ class ActivationMonitor(Monitor):
 
     def state_dict(self) -> dict[str, Any]:
         return {"rows": [(s, e, v.cpu(), n) for s, e, v, n in self._rows],
-                "ever_active": {i: t.cpu() for i, t in self._ever_active.items()}, "seen": self._seen}
+                "ever_active": {i: t.cpu().bool() for i, t in self._ever_active.items()}, "seen": self._seen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._rows = [_sums_row(row) for row in state.get("rows", [])]
-        self._ever_active = dict(state.get("ever_active", {}))
+        self._ever_active = {i: t.to(torch.uint8) for i, t in state.get("ever_active", {}).items()}
         self._seen = int(state.get("seen", 0))
 
 
