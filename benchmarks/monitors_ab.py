@@ -36,7 +36,8 @@ def load_baseline(src: Path) -> dict:
     ``trainground.monitors.base``/``table``, whose interfaces did not change)."""
     classes = {}
     for name in MONITORS:
-        spec = importlib.util.spec_from_file_location(f"baseline_{name}", src / "trainground" / "monitors" / f"{name}.py")
+        path = src / "trainground" / "monitors" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"baseline_{name}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         classes[name] = module
@@ -48,7 +49,8 @@ def baseline_callback(mods: dict, sample_every: int) -> DiagnosisCallback:
         def on_fit_start(self, state) -> None:
             super().on_fit_start(state)
             self.gradients = mods["gradients"].GradientMonitor(state.model)
-            self.activations = mods["activations"].ActivationMonitor(state.model, min_samples=self.config.min_dead_samples)
+            self.activations = mods["activations"].ActivationMonitor(
+                state.model, min_samples=self.config.min_dead_samples)
             self.representation = mods["representation"].RepresentationMonitor(
                 state.model, max_rows=self.config.representation_rows)
             self.history = mods["history"].LossHistory()
@@ -84,7 +86,8 @@ def main() -> None:
     base_med, base_min = statistics.median(times["fit"]), min(times["fit"])
     for name, values in times.items():
         med, low = statistics.median(values), min(values)
-        print(f"| {name} | {med:.3f} | {low:.3f} | {1000 * med / steps:.3f} | {med / base_med:.3f} | {low / base_min:.3f} |")
+        print(f"| {name} | {med:.3f} | {low:.3f} | {1000 * med / steps:.3f} | {med / base_med:.3f} "
+              f"| {low / base_min:.3f} |")
     # Per-round ratios (each variant against the fit of its own round): the drift-free figure.
     for name in ("baseline monitors", "monitors"):
         ratios = [v / f for v, f in zip(times[name], times["fit"], strict=True)]

@@ -82,7 +82,8 @@ def test_gradient_norms_match_per_layer_norms(scale):
     monitor = GradientMonitor(model)
     loss = model(torch.randn(32, 8)).square().mean() * float(scale)
     loss.backward()
-    grads = {name: math.sqrt(sum(float(p.grad.square().sum()) for p in ps)) / float(scale) for name, ps in monitor.layers}
+    grads = {name: math.sqrt(sum(float(p.grad.square().sum()) for p in ps)) / float(scale)
+             for name, ps in monitor.layers}
     before = {name: [p.detach().clone() for p in ps] for name, ps in monitor.layers}
     monitor.update(1, 0, grad_scale=scale)
     opt.step()
