@@ -64,6 +64,42 @@ def batch_activation_stats(out: Tensor, kind: ActivationKind, bounds: tuple[floa
     return torch.stack([mean, var, inactive, saturated]).float(), ever
 
 
+def batch_activation_sums(out: Tensor, kind: ActivationKind, bounds: tuple[float, float] | None,
+                          ever: bool = True) -> tuple[list[Tensor], Tensor | None]:
+    """The sums behind :func:`batch_activation_stats`, in as few tensor operations as possible
+    (the monitor's hot path; the division by the element count happens on the host).
+
+    Returns:
+        ``[sum, l2_norm, active_count, saturated_count]`` as 0-d tensors (``saturated_count``
+        only for bounded units; ``l2_norm`` squared is the sum of squares), and the uint8 (0/1)
+        ``[units]`` "active on some element" tensor when ``ever``.
+    """
+    x = out.detach()
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.float()  # half-precision sums would round the element counts
+    active = x > 0
+    sums = [x.sum(), torch.linalg.vector_norm(x), active.sum()]
+    if kind == "bounded" and bounds is not None:
+        lo, hi = bounds
+        margin = SATURATION_MARGIN * (hi - lo)
+        sums.append(((x <= lo + margin) | (x >= hi - margin)).sum())
+    if not ever:
+        return sums, None
+    # As uint8 0/1: a max over a dimension is several times faster than a bool any().
+    units = active.view(torch.uint8)
+    units = units.flatten(2).amax(dim=2) if x.ndim > 2 else units
+    return sums, units.amax(dim=0) if x.ndim > 1 else units
+
+
+def stats_from_sums(sums: np.ndarray, numel: np.ndarray) -> np.ndarray:
+    """``[..., 4]`` sums (see :func:`batch_activation_sums`) and ``[...]`` element counts to
+    ``[..., 4]`` ``mean, var, inactive_fraction, saturated_fraction`` (float64)."""
+    n = np.maximum(numel, 1).astype(np.float64)
+    mean = sums[..., 0] / n
+    var = np.maximum(sums[..., 1] ** 2 / n - mean**2, 0.0)
+    return np.stack([mean, var, 1.0 - sums[..., 2] / n, sums[..., 3] / n], axis=-1)
+
+
 class ActivationMonitor(Monitor):
     """Forward hooks on the activation modules of a model (ReLU family, sigmoid, tanh, ...).
 
@@ -90,8 +126,10 @@ class ActivationMonitor(Monitor):
         self.min_samples = min_samples
         self._handles: list[Any] = []
         self._step, self._epoch = 0, 0
-        self._batch: dict[int, Tensor] = {}
-        self._rows: list[tuple[int, int, Tensor]] = []
+        self._batch: dict[int, list[Tensor]] = {}
+        self._numel: dict[int, int] = {}
+        # Per sampled step: step, epoch, [layers, 4] sums on the device, elements per layer.
+        self._rows: list[tuple[int, int, Tensor, list[int]]] = []
         self._ever_active: dict[int, Tensor] = {}
         self._seen = 0
 
@@ -99,34 +137,42 @@ class ActivationMonitor(Monitor):
         """Hook the next forward pass (one training batch)."""
         if self._handles:
             return
-        self._step, self._epoch, self._batch = step, epoch, {}
+        self._step, self._epoch, self._batch, self._numel = step, epoch, {}, {}
         for i, (_, module, kind) in enumerate(self.modules):
             bounds = _BOUNDS.get(type(module))
             self._handles.append(module.register_forward_hook(self._hook(i, kind, bounds)))
 
     def _hook(self, i: int, kind: ActivationKind, bounds: tuple[float, float] | None) -> Any:
+        rectifier = kind == "rectifier"  # only rectifiers get a dead-unit verdict
+
         def hook(module: nn.Module, inputs: Any, out: Any) -> None:
             if not isinstance(out, Tensor) or out.ndim == 0 or i in self._batch:
                 return  # a module called twice in one forward is counted once
-            stats, active = batch_activation_stats(out, kind, bounds)
-            self._batch[i] = stats
-            previous = self._ever_active.get(i)
-            if previous is None or previous.shape != active.shape:
-                self._ever_active[i] = active
-            else:
-                self._ever_active[i] = previous.to(active.device) | active
+            sums, active = batch_activation_sums(out, kind, bounds, ever=rectifier)
+            self._batch[i] = sums
+            self._numel[i] = out.numel()
+            if active is not None:
+                previous = self._ever_active.get(i)
+                if previous is None or previous.shape != active.shape:
+                    self._ever_active[i] = active
+                else:
+                    self._ever_active[i] = previous.to(active.device) | active
             if i == 0:
                 self._seen += int(out.shape[0])
         return hook
 
     def disarm(self) -> None:
-        """Remove the hooks and keep what the armed forward pass saw."""
+        """Remove the hooks and keep what the armed forward pass saw (one stack for all layers)."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
         if self._batch and len(self._batch) == len(self.modules):
-            self._rows.append((self._step, self._epoch, torch.stack([self._batch[i] for i in range(len(self.modules))])))
-        self._batch = {}
+            layers = [self._batch[i] for i in range(len(self.modules))]
+            zero = layers[0][0].new_zeros(())
+            flat = [t for sums in layers for t in (sums if len(sums) == 4 else [*sums, zero])]
+            values = torch.stack(flat).reshape(len(layers), 4)
+            self._rows.append((self._step, self._epoch, values, [self._numel[i] for i in range(len(layers))]))
+        self._batch, self._numel = {}, {}
 
     def update(self, step: int, epoch: int) -> None:  # Monitor protocol: arming is the update
         self.arm(step, epoch)
@@ -140,7 +186,8 @@ class ActivationMonitor(Monitor):
         """Per sampled step: ``act_mean``, ``act_var``, ``inactive_fraction``, ``saturation``."""
         if not self._rows or not self.modules:
             return empty_table()
-        values = torch.stack([r[2] for r in self._rows]).cpu().double().numpy()  # [steps, layers, 4]
+        sums = torch.stack([r[2] for r in self._rows]).cpu().double().numpy()  # [steps, layers, 4]
+        values = stats_from_sums(sums, np.array([r[3] for r in self._rows], dtype=np.float64))
         bounded = np.array([kind == "bounded" for _, _, kind in self.modules])
         saturation = np.where(bounded[None, :], values[:, :, 3], np.nan)
         stats = {"act_mean": values[:, :, 0], "act_var": values[:, :, 1], "inactive_fraction": values[:, :, 2],
@@ -167,10 +214,22 @@ class ActivationMonitor(Monitor):
         self._rows.clear()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rows": [(s, e, v.cpu()) for s, e, v in self._rows],
-                "ever_active": {i: t.cpu() for i, t in self._ever_active.items()}, "seen": self._seen}
+        return {"rows": [(s, e, v.cpu(), n) for s, e, v, n in self._rows],
+                "ever_active": {i: t.cpu().bool() for i, t in self._ever_active.items()}, "seen": self._seen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._rows = list(state.get("rows", []))
-        self._ever_active = dict(state.get("ever_active", {}))
+        self._rows = [_sums_row(row) for row in state.get("rows", [])]
+        self._ever_active = {i: t.to(torch.uint8) for i, t in state.get("ever_active", {}).items()}
         self._seen = int(state.get("seen", 0))
+
+
+def _sums_row(row: tuple[Any, ...]) -> tuple[int, int, Tensor, list[int]]:
+    """A checkpointed row; rows of checkpoints written before the sums (``step, epoch,
+    [layers, 4] statistics``) are turned into sums over one element, which give them back."""
+    if len(row) == 4:
+        return row[0], row[1], row[2], list(row[3])
+    step, epoch, stats = row
+    stats = stats.double()
+    mean, var = stats[:, 0], stats[:, 1]
+    sums = torch.stack([mean, (var + mean.square()).sqrt(), 1.0 - stats[:, 2], stats[:, 3]], dim=1)
+    return step, epoch, sums, [1] * stats.shape[0]

@@ -68,8 +68,9 @@ class GradientMonitor(Monitor):
         self.numel = [sum(p.numel() for p in ps) for _, ps in self.layers]
         self.ndim = [max(p.ndim for p in ps) for _, ps in self.layers]
         self._before: list[Tensor] | None = None
-        self._pending: tuple[int, int, Tensor, list[int], list[int]] | None = None
-        self._rows: list[tuple[int, int, Tensor, list[int], list[int]]] = []
+        self._pending: tuple[int, int, list[Tensor], float, list[int], list[int]] | None = None
+        # Per sampled step: step, epoch, per-parameter norms, trainable, has_grad, host grad scale.
+        self._rows: list[tuple[int, int, Tensor, list[int], list[int], float]] = []
 
     def update(self, step: int, epoch: int, *, grad_scale: Tensor | float = 1.0) -> None:
         """Read gradients (call after backward) and keep a copy of the weights for the update.
@@ -88,25 +89,29 @@ class GradientMonitor(Monitor):
             if self._zero is None or self._zero.device != self.params[0].device:
                 self._zero = torch.zeros((), device=self.params[0].device)
             grads = [p.grad if p.grad is not None else self._zero for p in self.params]
-            grad_norm = torch.stack(torch._foreach_norm(grads)) / grad_scale
+            grad_norms = list(torch._foreach_norm(grads))
+            if isinstance(grad_scale, Tensor):  # a device scale (AMP): divide on the device
+                grad_norms = list(torch.stack(grad_norms).float() / grad_scale)
+                grad_scale = 1.0
             self._before = torch._foreach_mul([p.detach() for p in self.params], 1.0)  # a copy, one fused call
         trainable = [int(all(p.requires_grad for p in ps)) for _, ps in self.layers]
         has_grad = [int(any(p.grad is not None for p in ps)) for _, ps in self.layers]
-        self._pending = (step, epoch, grad_norm, trainable, has_grad)
+        self._pending = (step, epoch, grad_norms, float(grad_scale), trainable, has_grad)
 
     def update_after_step(self) -> None:
         """Measure how far the optimizer moved each layer (call after ``optimizer.step()``)."""
         if self._pending is None or self._before is None:
             return
-        step, epoch, grad_norm, trainable, has_grad = self._pending
+        step, epoch, grad_norms, grad_scale, trainable, has_grad = self._pending
         with torch.no_grad():
             weights = [p.detach() for p in self.params]
             torch._foreach_sub_(self._before, weights)  # now -(update), in place
             # The ratio's denominator is the weight norm after the step: it differs from the
             # norm before by at most the update norm, i.e. by a relative ratio^2 / 2 order.
-            norms = torch.stack(torch._foreach_norm(weights + list(self._before)))
-        per_param = torch.cat([grad_norm.float(), norms.float()])  # [grad | weight | update] x params
-        self._rows.append((step, epoch, per_param, trainable, has_grad))
+            norms = torch._foreach_norm(weights + list(self._before))
+            # [grad | weight | update] x params in one stack: the only tensor op per row
+            per_param = torch.stack([*grad_norms, *norms]).float()
+        self._rows.append((step, epoch, per_param, trainable, has_grad, grad_scale))
         self._before, self._pending = None, None
 
     def discard(self) -> None:
@@ -123,7 +128,9 @@ class GradientMonitor(Monitor):
         if not self._rows:
             return empty_table()
         per_param = torch.stack([r[2] for r in self._rows]).cpu().double().numpy()  # [steps, 3 * params]
-        per_param = per_param.reshape(len(self._rows), 3, -1) ** 2
+        per_param = per_param.reshape(len(self._rows), 3, -1).copy()
+        per_param[:, 0] /= np.array([r[5] for r in self._rows])[:, None]  # host grad scales (1.0 mostly)
+        per_param **= 2
         layer_sq = np.zeros((len(self._rows), 3, len(self.names)))
         np.add.at(layer_sq, (slice(None), slice(None), self._layer_index), per_param)
         grad, weight, upd = np.sqrt(layer_sq[:, 0]), np.sqrt(layer_sq[:, 1]), np.sqrt(layer_sq[:, 2])
@@ -143,8 +150,10 @@ class GradientMonitor(Monitor):
         self._rows.clear()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rows": [(s, e, v.cpu(), t, g) for s, e, v, t, g in self._rows]}
+        return {"rows": [(s, e, v.cpu(), t, g, c) for s, e, v, t, g, c in self._rows]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         device = self.params[0].device if self.params else torch.device("cpu")
-        self._rows = [(s, e, v.to(device), t, g) for s, e, v, t, g in state.get("rows", [])]
+        # rows of older checkpoints have no grad scale column: their norms were already divided
+        self._rows = [(r[0], r[1], r[2].to(device), r[3], r[4], r[5] if len(r) > 5 else 1.0)
+                      for r in state.get("rows", [])]

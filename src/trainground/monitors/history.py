@@ -17,6 +17,8 @@ _CHUNK = 256
 # The Guard's per-step scalars kept next to the loss (the guard_stall check reads them),
 # named as in metrics.jsonl.
 GUARD_COLUMNS = ("grad_norm", "clip_threshold", "update_scale")
+# One step's Guard columns: none, host floats (the CPU Guard's ``FloatStats``) or a device row.
+GuardRow = tuple[float, ...] | Tensor | None
 
 
 class LossHistory(Monitor):
@@ -24,7 +26,9 @@ class LossHistory(Monitor):
     per-epoch metrics of every split (``train_loss``, ``val_accuracy``, ...)."""
 
     def __init__(self) -> None:
-        self._pending: list[Tensor] = []
+        # Per step: the detached loss, the Guard's columns (None, floats, or a device row) and
+        # (step, epoch, lr). Nothing is converted per step: one stack per chunk does it.
+        self._pending: list[tuple[Tensor, GuardRow]] = []
         self._pending_meta: list[tuple[int, int, float]] = []
         self._steps = pd.DataFrame({"step": pd.Series(dtype="int64"), "epoch": pd.Series(dtype="int64"),
                                     "loss": pd.Series(dtype="float64"), "lr": pd.Series(dtype="float64")})
@@ -35,12 +39,15 @@ class LossHistory(Monitor):
                guard: Mapping[str, Tensor] | None = None) -> None:
         """Record one step's (batch-mean) loss; ``step`` counts optimizer steps taken before it.
         ``guard``: the Guard's ``last_stats`` (its ``GUARD_COLUMNS`` are kept too)."""
-        loss = loss.detach().float().reshape(())
-        if guard is None:
-            row = loss  # 0-d: the Guard's columns are filled with NaN when the chunk is stacked
-        else:
-            row = torch.stack([loss, *(guard[k].detach().float().reshape(()).to(loss.device) for k in GUARD_COLUMNS)])
-        self._pending.append(row)
+        row: GuardRow = None  # the Guard's columns are NaN for a step without one
+        if guard is not None:
+            floats = getattr(guard, "floats", None)  # the CPU Guard keeps them as floats: no tensor per step
+            if floats is not None:
+                values = floats()
+                row = tuple(float(values[k]) for k in GUARD_COLUMNS)
+            else:
+                row = torch.stack([guard[k].detach().float().reshape(()).to(loss.device) for k in GUARD_COLUMNS])
+        self._pending.append((loss.detach(), row))
         self._pending_meta.append((step, epoch, lr))
         if len(self._pending) >= _CHUNK:
             self._chunks.append((_stack_rows(self._pending), self._pending_meta))
@@ -87,12 +94,19 @@ class LossHistory(Monitor):
         self.epochs = list(state.get("epochs", []))
 
 
-def _stack_rows(rows: list[Tensor]) -> Tensor:
-    """``[n, 1 + len(GUARD_COLUMNS)]`` of pending rows: full rows as they are, bare losses
-    (0-d, steps without a Guard) with NaN Guard columns."""
-    if all(r.ndim == 0 for r in rows):
-        loss = torch.stack(rows).reshape(-1, 1)
-        return torch.cat([loss, loss.new_full((len(rows), len(GUARD_COLUMNS)), float("nan"))], dim=1)
-    nan = rows[0].new_full((len(GUARD_COLUMNS),), float("nan"))
-    return torch.stack([r if r.ndim else torch.cat([r.reshape(1), nan.to(r.device)]) for r in rows])
-
+def _stack_rows(rows: list[tuple[Tensor, GuardRow]]) -> Tensor:
+    """``[n, 1 + len(GUARD_COLUMNS)]`` float32 of pending rows: the loss, then the Guard's
+    columns (float32 as the Guard's tensors are; NaN for steps without a Guard)."""
+    losses = [r[0] for r in rows]
+    try:
+        loss = torch.stack(losses).float().reshape(len(rows))
+    except RuntimeError:  # losses of mixed shapes or devices
+        loss = torch.stack([x.float().reshape(()).to(losses[0].device) for x in losses])
+    guard = loss.new_full((len(rows), len(GUARD_COLUMNS)), float("nan"))
+    on_host = [i for i, (_, g) in enumerate(rows) if isinstance(g, tuple)]
+    if on_host:
+        guard[on_host] = torch.tensor([rows[i][1] for i in on_host], dtype=torch.float32).to(loss.device)
+    on_device = [i for i, (_, g) in enumerate(rows) if isinstance(g, Tensor)]
+    if on_device:
+        guard[on_device] = torch.stack([rows[i][1].to(loss.device) for i in on_device])  # type: ignore[union-attr]
+    return torch.cat([loss.reshape(-1, 1), guard], dim=1)

@@ -21,7 +21,11 @@ def effective_rank(features: Tensor) -> Tensor:
         Roy & Vetterli, "The effective rank: a measure of effective dimensionality", EUSIPCO 2007.
     """
     x = features.float()
-    x = x - x.mean(dim=0, keepdim=True)
+    return _centred_effective_rank(x - x.mean(dim=0, keepdim=True))
+
+
+def _centred_effective_rank(x: Tensor) -> Tensor:
+    """:func:`effective_rank` of features already centred (column means subtracted)."""
     # Singular values from the eigenvalues of the smaller Gram matrix: several times faster
     # than an SVD of the tall matrix. Eigenvalues below the numerical-rank tolerance of
     # float32 (max * size * eps, as in numpy.linalg.matrix_rank) are rounding noise and set
@@ -51,15 +55,19 @@ def representation_stats(features: Tensor) -> dict[str, float]:
     the share of the features' second moment that varies between samples
     (trace of the covariance / mean squared norm; 0 when every sample maps to the same point)."""
     x = features.float()
-    x = x[torch.isfinite(x).all(dim=1)]  # a diverged run's NaN rows say nothing about the geometry
+    row_squares = x.square().sum(dim=1)
+    if not bool(torch.isfinite(row_squares).all()):  # finite sums: every entry is finite, no copy
+        finite = torch.isfinite(x).all(dim=1)  # a diverged run's NaN rows say nothing about the geometry
+        x, row_squares = x[finite], row_squares[finite]
     if x.shape[0] < 2:
         nan = float("nan")
         return {"effective_rank": nan, "width": float(features.shape[1]), "feature_rms": nan, "spread": nan}
-    second_moment = x.square().sum(dim=1).mean()
-    variance = (x - x.mean(dim=0, keepdim=True)).square().sum(dim=1).mean()
+    second_moment = row_squares.mean()
+    centred = x - x.mean(dim=0, keepdim=True)  # shared with the effective rank
+    variance = centred.square().sum(dim=1).mean()
     spread = variance / second_moment if second_moment > 0 else torch.zeros(())
     return {
-        "effective_rank": float(effective_rank(x)), "width": float(x.shape[1]),
+        "effective_rank": float(_centred_effective_rank(centred)), "width": float(x.shape[1]),
         "feature_rms": float(second_moment.div(x.shape[1]).sqrt()), "spread": float(spread),
     }
 

@@ -46,10 +46,25 @@ def long_table(
     return pd.DataFrame({
         "step": np.tile(np.repeat(np.asarray(steps, dtype=np.int64), n_layers), n_stats),
         "epoch": np.tile(np.repeat(np.asarray(epochs, dtype=np.int64), n_layers), n_stats),
-        "layer": pd.Categorical.from_codes(np.tile(np.arange(n_layers), n_moments * n_stats), categories=list(layers)),
-        "stat": pd.Categorical.from_codes(np.repeat(np.arange(n_stats), cell), categories=names),
+        "layer": pd.Categorical.from_codes(np.tile(np.arange(n_layers), n_moments * n_stats),
+                                           dtype=_categories(tuple(layers))),
+        "stat": pd.Categorical.from_codes(np.repeat(np.arange(n_stats), cell), dtype=_categories(tuple(names))),
         "value": values,
     })
+
+
+_DTYPES: dict[tuple[str, ...], pd.CategoricalDtype] = {}
+
+
+def _categories(names: tuple[str, ...]) -> pd.CategoricalDtype:
+    """The categorical dtype of ``names``, made once: validating the categories costs more than
+    the rest of a small table (a monitor's window makes a few per epoch, with the same names)."""
+    dtype = _DTYPES.get(names)
+    if dtype is None:
+        if len(_DTYPES) > 256:  # bounded: names come from models and statistics, a handful per run
+            _DTYPES.clear()
+        dtype = _DTYPES[names] = pd.CategoricalDtype(list(names))
+    return dtype
 
 
 def stat_matrix(table: pd.DataFrame, stat: str) -> pd.DataFrame:
