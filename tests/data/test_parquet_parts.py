@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from trainground.data.parquet_parts import iter_parquet_parts, read_parquet_frame, read_parquet_rows
-from trainground.data.table import read_table
+from trainground.data.files import read_table
 
 
 @pytest.fixture

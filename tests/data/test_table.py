@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from trainground.data.table import TableSchema, encode_table, load_table, read_table
+from trainground.data.files import read_table
+from trainground.data.table import TableSchema, encode_table, load_table
 from trainground.errors import DataError
 
 

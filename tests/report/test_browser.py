@@ -11,7 +11,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 
 from trainground.report import write_report
 from trainground.report.browser import headless_chromium, load_report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from trainground.data.builtin import builtin_frame, builtin_names, load_builtin
 from trainground.data.dataset import IndexedDataset
+from trainground.data.files import read_table
 from trainground.data.images import (
     ImageSchema,
     load_image_folder,
@@ -17,7 +18,7 @@ from trainground.data.load import (
 )
 from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
 from trainground.data.split import stratified_split
-from trainground.data.table import TableSchema, encode_table, fit_on_rows, load_table, read_table
+from trainground.data.table import TableSchema, encode_table, fit_on_rows, load_table
 from trainground.data.with_index import WithIndex
 
 __all__ = [

@@ -10,12 +10,13 @@ from torch import Tensor
 
 from trainground.data.builtin import PREFIX, builtin_frame, load_builtin
 from trainground.data.dataset import IndexedDataset
+from trainground.data.files import read_table
 from trainground.data.images import (
     ImageSchema,
     load_image_folder,
     load_images_for_prediction,
 )
-from trainground.data.table import TableSchema, encode_table, load_table, read_table
+from trainground.data.table import TableSchema, encode_table, load_table
 from trainground.errors import DataError
 
 Schema = TableSchema | ImageSchema

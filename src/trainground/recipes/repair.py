@@ -27,6 +27,7 @@ from trainground.data import (
     read_table,
 )
 from trainground.data.builtin import PREFIX
+from trainground.data.files import PARQUET_SUFFIXES
 from trainground.engine import DataConfig, RunConfig
 from trainground.errors import ConfigError, DataError
 from trainground.recipes.diagnose import diagnose_dataset
@@ -61,7 +62,7 @@ def input_frame(source: str, data: IndexedDataset, target: str | None) -> tuple[
     path = Path(source)
     if path.is_dir():
         return None, "label", "csv"
-    return read_table(path), target, "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+    return read_table(path), target, "parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "csv"
 
 
 def load_test(spec: str | Path, data: IndexedDataset, target: str | None) -> IndexedDataset:

@@ -14,7 +14,6 @@ without ``embed`` falls back to the encoded input features, and the page says wh
 from __future__ import annotations
 
 import json
-
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainground.report.thumbnails import image_shape, png_data_uri, sample_thumbnails, table_thumbnails
+from trainground.report.thumbnails import image_shape, sample_thumbnails, table_thumbnails
 from trainground.review.run import ReviewRun
 
 NEIGHBOURS = 8  # shown per sample: enough to see whether the labels around it agree
@@ -152,7 +151,7 @@ class Evidence:
             return []  # pictures are shown as pictures, not as 64 pixel values
         if self._frame is None:
             from trainground.data.builtin import PREFIX, builtin_frame
-            from trainground.data.table import read_table
+            from trainground.data.files import read_table
 
             source = self.run.source
             self._frame = builtin_frame(source) if source.startswith(PREFIX) else read_table(Path(source))

@@ -63,7 +63,7 @@ def corrected_frame(run: ReviewRun, store: ReviewStore) -> pd.DataFrame:
     source = run.source
     suffix = Path(source).suffix.lower()
     if source and not source.startswith("builtin:") and suffix in (".csv", ".parquet", ".pq"):
-        from trainground.data.table import read_table
+        from trainground.data.files import read_table
 
         frame = read_table(Path(source))
         target = run.target
