@@ -81,7 +81,6 @@ def generate(n: int, seed: int, folder: Path) -> dict:
 
 def run_one(n: int, seed: int) -> dict:
     """Generate (untimed), then diagnose from the records (timed) in this process."""
-    import pandas as pd
     import torch
 
     from trainground.data.dataset import IndexedDataset

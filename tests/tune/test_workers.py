@@ -19,6 +19,7 @@ import yaml
 
 from trainground.tune.storage import open_storage, storage_url
 
+from ..conftest import skip_or_fail_in_ci
 from .conftest import write_yaml
 
 WORKERS, TRIALS = 3, 2
@@ -61,7 +62,7 @@ def check_study(study: optuna.Study, out: Path) -> None:
         assert t.user_attrs["run_dir"].endswith(f"trial-{t.number:04d}")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trials"] == WORKERS * TRIALS  # written last by the last worker to finish
-    assert len(set(t.params["fit.lr"] for t in trials)) == WORKERS * TRIALS
+    assert len({t.params["fit.lr"] for t in trials}) == WORKERS * TRIALS
 
 
 @pytest.mark.slow
@@ -84,12 +85,6 @@ def _pg_bin(name: str) -> str | None:
     return candidates[-1] if candidates else None
 
 
-def _skip(reason: str) -> None:
-    if os.environ.get("CI") == "true":  # CI installs postgresql (.ci/run): a skip there would hide a failure
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -101,18 +96,18 @@ def postgres_url() -> Iterator[str]:
     """A throw-away PostgreSQL server in a temporary folder (initdb + pg_ctl), stopped afterwards."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
-        _skip("PostgreSQL is not installed (no initdb / pg_ctl on PATH or in /usr/lib/postgresql/*/bin)")
+        skip_or_fail_in_ci("PostgreSQL is not installed (no initdb / pg_ctl on PATH or in /usr/lib/postgresql/*/bin)")
     try:
         import psycopg  # noqa: F401 - the driver SQLAlchemy 2.1 uses for postgresql://
     except ImportError:
-        _skip("psycopg is not installed (pip install 'trainground[tune]')")
+        skip_or_fail_in_ci("psycopg is not installed (pip install 'trainground[tune]')")
     # initdb refuses to run as root: run the server as 'nobody' in a folder it owns.
     as_user: list[str] = []
     root = Path(tempfile.mkdtemp(prefix="tg-pg-"))
     if os.geteuid() == 0:
         runuser = shutil.which("runuser")
         if runuser is None:
-            _skip("running as root and no runuser to start PostgreSQL as another user")
+            skip_or_fail_in_ci("running as root and no runuser to start PostgreSQL as another user")
         as_user = [runuser, "-u", "nobody", "--"]
         os.chmod(root, 0o755)
         shutil.chown(root, "nobody")
@@ -126,7 +121,7 @@ def postgres_url() -> Iterator[str]:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True,
+            subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], check=False, capture_output=True,
                            timeout=120)
         shutil.rmtree(root, ignore_errors=True)
 
