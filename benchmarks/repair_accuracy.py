@@ -118,6 +118,26 @@ def repair_run(x, y_noisy, y_true, truth, xte, yte, seed, threads) -> dict:
         "label_accuracy_before": float((y_noisy == y_true).mean()),
         "label_accuracy_after": float((state.labels[kept] == y_true[kept]).mean()),
         "stopped": result.stopped,
+        "per_round": [round_record(m) for m in result.rounds],
+    }
+
+
+def round_record(metrics: dict) -> dict:
+    """What one round did and why the next one was (not) kept: its accuracies, the actions it trained
+    with, the relabels the competence gate declined and the class-share cap dropped (planned from this
+    round), and the keep rule's verdict. Diagnostic only: nothing here feeds a decision."""
+    comparison = metrics.get("comparison") or {}
+    return {
+        "round": metrics["round"], "val_acc": metrics["val_accuracy"], "test_acc": metrics["test_accuracy"],
+        "actions": metrics.get("actions") or {},
+        "declined": [{"message": f["message"], **{k: f["evidence"].get(k) for k in ("skill", "classes", "precision")
+                                                  if k in f.get("evidence", {})}}
+                     for f in metrics.get("findings") or []],
+        "class_cap_dropped": metrics.get("class_cap") or {},
+        "keep": None if not comparison else {
+            "rule": comparison.get("rule"), "wins": comparison.get("wins"), "losses": comparison.get("losses"),
+            "sign_p": comparison.get("p_value"),
+            "non_inferiority_p": [t["p_value"] for t in comparison.get("non_inferiority", [])]},
     }
 
 
@@ -194,6 +214,10 @@ def main() -> None:
                 print(f"[{ds} {noise} seed {seed}] test acc {msg}; repair: rounds {rep['rounds']} best {rep['best_round']}"
                       f" relabel {rep['n_relabelled']} (precision {rep['relabel_precision']}) excluded {rep['n_excluded']}"
                       f" (precision {rep['quarantine_precision']}) trainings {rep['trainings']:.2f}", flush=True)
+                for rnd in rep["per_round"]:
+                    print(f"    round {rnd['round']}: test {100 * rnd['test_acc']:.1f} actions {rnd['actions']} "
+                          f"keep {rnd['keep']} cap dropped {rnd['class_cap_dropped']} "
+                          f"declined {[d['message'][:90] for d in rnd['declined']]}", flush=True)
             results["results"].setdefault(ds, {})[noise] = {
                 m: {"per_seed": r, "summary": summarize(r)} for m, r in rows.items() if r}
             if args.out is not None:  # after every setting, so a long run leaves what it measured
@@ -224,7 +248,30 @@ def table(results: dict) -> str:
                 f"| {cell(r, 'relabel_precision', 1, 3)} | {r['n_excluded']['mean']:.0f} | {cell(r, 'quarantine_precision', 1, 3)} "
                 f"| {r['n_reweighted']['mean']:.0f} | {100 * r['label_accuracy_before']['mean']:.1f} -> "
                 f"{100 * r['label_accuracy_after']['mean']:.1f} |")
-    return "\n".join(lines + [""] + cost + [""] + quality)
+    return "\n".join(lines + [""] + cost + [""] + quality + [""] + rounds_table(results))
+
+
+def rounds_table(results: dict) -> list[str]:
+    """Per seed: every round's clean test accuracy, the round kept, and why a later round was not."""
+    out = ["| data | noise | seed | test % per round (kept in bold) | relabels trained with | why the last round was not kept |",
+           "|---|---|---|---|---|---|"]
+    for ds, per_noise in results["results"].items():
+        for noise, methods in per_noise.items():
+            for seed, rep in zip(results["seeds"], methods["repair"]["per_seed"]):
+                rounds = rep.get("per_round")
+                if not rounds:
+                    continue
+                accs = " / ".join(f"**{100 * r['test_acc']:.1f}**" if r["round"] == rep["best_round"]
+                                  else f"{100 * r['test_acc']:.1f}" for r in rounds)
+                relabels = " / ".join(str(r["actions"].get("relabel", 0)) for r in rounds[1:]) or "-"
+                declined = "; ".join(d["message"].split(":")[0] for r in rounds for d in r["declined"])
+                last = rounds[-1]["keep"] or {}
+                verdict = "-" if rep["best_round"] == rounds[-1]["round"] or not last else (
+                    f"+{last['wins']} / -{last['losses']}, sign p = {last['sign_p']:.2g}"
+                    + ("".join(f", non-inferiority p = {p:.2g}" for p in last["non_inferiority_p"])))
+                out.append(f"| {ds} | {noise} | {seed} | {accs} | {relabels} | {verdict}"
+                           + (f" (declined: {declined})" if declined else "") + " |")
+    return out
 
 
 if __name__ == "__main__":

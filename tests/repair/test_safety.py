@@ -8,7 +8,7 @@ import pytest
 from trainground.data import IndexedDataset
 from trainground.repair import Action, RepairContext, RepairState
 from trainground.repair.class_share import MAX_LOSS, cap_class_loss, class_mass
-from trainground.repair.competence import MIN_SKILL, measure_competence
+from trainground.repair.competence import MIN_SKILL, label_noise_estimate, measure_competence
 from trainground.repair.policy import run_policies_reporting
 from trainground.repair.selection import compare, keep_best
 
@@ -83,3 +83,33 @@ def test_a_policy_the_loop_cannot_feed_is_reported_as_skipped():
     actions, skipped = run_policies_reporting(context, ["rollback", "relabel", "reinit_dead_units"])
     assert actions == []
     assert set(skipped) == {"rollback", "relabel", "reinit_dead_units"} and "checkpoints" in skipped["rollback"]
+
+
+def test_the_noise_estimate_is_reported_but_never_unlocks_relabelling():
+    # 10 balanced classes, half of the validation labels wrong (symmetric), a model that is always right:
+    # measured skill ~0.43 < 1/2. Confident learning would call half of the labels wrong; the finding says so,
+    # with the skill a perfect model would measure, and still declines (the estimate comes from the same model).
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(10), 30)
+    given = truth.copy()
+    wrong = rng.permutation(len(truth))[:150]
+    given[wrong] = (truth[wrong] + rng.integers(1, 10, size=150)) % 10
+    comp = measure_competence(given, truth, 10, label_noise=0.5)
+    assert comp.skill < MIN_SKILL and not comp.may_relabel_into().any()
+    majority = np.bincount(given).max() / len(given)
+    assert comp.perfect_skill == pytest.approx((0.5 - majority) / (1 - majority))
+    (finding,) = comp.findings(tuple("abcdefghij"))
+    assert "estimates 50 % of them wrong" in finding.message
+    assert finding.evidence["label_noise_estimate"] == 0.5
+    assert finding.evidence["perfect_model_skill"] == pytest.approx(comp.perfect_skill, abs=1e-4)
+    assert "label_noise_estimate" not in measure_competence(given, truth, 10).findings(tuple("abcdefghij"))[0].evidence
+
+
+def test_label_noise_estimate_counts_the_confident_off_diagonal():
+    labels = np.repeat([0, 1], 50)
+    probs = np.tile([0.9, 0.1], (100, 1))
+    probs[labels == 1] = [0.1, 0.9]
+    flipped = np.r_[0:10, 50:60]  # 20 % of the rows confidently in the other class
+    probs[flipped] = probs[flipped][:, ::-1]
+    assert label_noise_estimate(labels, probs) == pytest.approx(0.2)
+    assert label_noise_estimate(labels, None) is None

@@ -51,7 +51,7 @@ from trainground.gradients import ActionLog
 from trainground.losses import build_loss
 from trainground.models import build_model
 from trainground.repair.class_share import cap_class_loss, class_mass, given_mass
-from trainground.repair.competence import measure_competence
+from trainground.repair.competence import label_noise_estimate, measure_competence
 from trainground.repair.edits import RepairState, RoundLoss, apply_data_actions, round_loss, training_view
 from trainground.repair.fixed import FixedLabels, drop_fixed, fixed_actions
 from trainground.repair.output import change_rows, write_repair_folder
@@ -253,7 +253,8 @@ class DataRounds:
     def plan(self, k: int, last: RoundOutcome) -> Planned:
         diagnosis, view, predicted = self.last
         data, plan, state = self.data, self.plan_, self.state
-        competence = measure_competence(self.val_labels, predicted, data.num_classes)
+        noise = label_noise_estimate(view.labels.numpy(), diagnosis.pred_probs)  # reported, never decides
+        competence = measure_competence(self.val_labels, predicted, data.num_classes, label_noise=noise)
         context = RepairContext(
             round=k - 1, data=view, findings=diagnosis.findings, table=diagnosis.table,
             pred_probs=diagnosis.pred_probs, history=list(self.history), config=plan.config, run_dir=diagnosis.run_dir,
