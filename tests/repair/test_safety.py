@@ -8,7 +8,11 @@ import pytest
 from trainground.data import IndexedDataset
 from trainground.repair import Action, RepairContext, RepairState
 from trainground.repair.class_share import MAX_LOSS, cap_class_loss, class_mass
-from trainground.repair.competence import MIN_SKILL, label_noise_estimate, measure_competence
+from trainground.repair.competence import (
+    MIN_SKILL,
+    label_noise_estimate,
+    measure_competence,
+)
 from trainground.repair.policy import run_policies_reporting
 from trainground.repair.selection import compare, keep_best
 

@@ -52,7 +52,13 @@ from trainground.losses import build_loss
 from trainground.models import build_model
 from trainground.repair.class_share import cap_class_loss, class_mass, given_mass
 from trainground.repair.competence import label_noise_estimate, measure_competence
-from trainground.repair.edits import RepairState, RoundLoss, apply_data_actions, round_loss, training_view
+from trainground.repair.edits import (
+    RepairState,
+    RoundLoss,
+    apply_data_actions,
+    round_loss,
+    training_view,
+)
 from trainground.repair.fixed import FixedLabels, drop_fixed, fixed_actions
 from trainground.repair.output import change_rows, write_repair_folder
 from trainground.repair.plan import TrainingPlan, apply_training_actions, prepare_model
