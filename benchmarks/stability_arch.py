@@ -75,7 +75,7 @@ GUARDS = {
     "guard_no_trust": GuardConfig(trust_region=False),
     "guard_no_clip": GuardConfig(zscore=None),
     "guard_no_spike": GuardConfig(spike_z=None),
-    "guard_trust_on": GuardConfig(trust_region=True),
+    "guard_every2": GuardConfig(trust_every=2),
 }
 LRS = np.geomspace(2e-3, 3e-2, 4)
 SEEDS = (0, 1)

@@ -172,13 +172,18 @@ class SecantTrustRegion(ScalarState):
     # at the last improvement.
     RISE_Z, FLAT_BUDGET = 2.0, 0.1
 
+    # The loss averages are fed on measured steps only: their decay per measurement keeps the
+    # horizons in steps when the secant is measured every ``every`` steps.
+    _fast = property(lambda self: self.FAST ** self.every)
+    _slow = property(lambda self: self.SLOW ** self.every)
+
     def _update_loss_averages(self, loss: float) -> None:
         if math.isfinite(loss):  # a non-finite loss never enters the averages
-            self.loss_fast = self.FAST * self.loss_fast + (1 - self.FAST) * loss
-            self.loss_slow = self.SLOW * self.loss_slow + (1 - self.SLOW) * loss
-            self.loss_sq_slow = self.SLOW * self.loss_sq_slow + (1 - self.SLOW) * loss * loss
-            self.loss_weight_fast = self.FAST * self.loss_weight_fast + (1 - self.FAST)
-            self.loss_weight_slow = self.SLOW * self.loss_weight_slow + (1 - self.SLOW)
+            self.loss_fast = self._fast * self.loss_fast + (1 - self._fast) * loss
+            self.loss_slow = self._slow * self.loss_slow + (1 - self._slow) * loss
+            self.loss_sq_slow = self._slow * self.loss_sq_slow + (1 - self._slow) * loss * loss
+            self.loss_weight_fast = self._fast * self.loss_weight_fast + (1 - self._fast)
+            self.loss_weight_slow = self._slow * self.loss_weight_slow + (1 - self._slow)
 
     def _trend_host(self) -> int:
         """+1 rising, -1 improving, 0 flat (differences within RISE_Z standard errors of the short EMA)."""
@@ -186,7 +191,7 @@ class SecantTrustRegion(ScalarState):
             return 0
         slow = self.loss_slow / self.loss_weight_slow
         var = max(self.loss_sq_slow / self.loss_weight_slow - slow * slow, 0.0)
-        noise = self.RISE_Z * math.sqrt(var * (1 - self.FAST) / (1 + self.FAST))
+        noise = self.RISE_Z * math.sqrt(var * (1 - self._fast) / (1 + self._fast))
         diff = self.loss_fast / self.loss_weight_fast - slow
         return 1 if diff > noise else -1 if diff < -noise else 0
 
@@ -237,15 +242,15 @@ class SecantTrustRegion(ScalarState):
         loss = loss.to(self.loss_fast.device, self.loss_fast.dtype)
         ok = valid & torch.isfinite(loss)
         loss = torch.where(ok, loss, torch.zeros_like(loss))
-        for name, b, x in (("fast", self.FAST, loss), ("slow", self.SLOW, loss), ("sq_slow", self.SLOW, loss * loss)):
+        for name, b, x in (("fast", self._fast, loss), ("slow", self._slow, loss), ("sq_slow", self._slow, loss * loss)):
             ema = getattr(self, f"loss_{name}")
             setattr(self, f"loss_{name}", torch.where(ok, b * ema + (1 - b) * x, ema))
-        for name, b in (("fast", self.FAST), ("slow", self.SLOW)):
+        for name, b in (("fast", self._fast), ("slow", self._slow)):
             weight = getattr(self, f"loss_weight_{name}")
             setattr(self, f"loss_weight_{name}", torch.where(ok, b * weight + (1 - b), weight))
         slow = self.loss_slow / self.loss_weight_slow.clamp_min(1e-12)
         var = (self.loss_sq_slow / self.loss_weight_slow.clamp_min(1e-12) - slow * slow).clamp_min(0.0)
-        noise = self.RISE_Z * torch.sqrt(var * ((1 - self.FAST) / (1 + self.FAST)))
+        noise = self.RISE_Z * torch.sqrt(var * ((1 - self._fast) / (1 + self._fast)))
         diff = self.loss_fast / self.loss_weight_fast.clamp_min(1e-12) - slow
         seen = self.loss_weight_fast > 0
         rising, improving = seen & (diff > noise), seen & (diff < -noise)
@@ -291,7 +296,7 @@ class SecantTrustRegion(ScalarState):
                 b = self.beta ** self.every
                 self.curvature = b * self.curvature + (1 - b) * curvature
                 self.descent = b * self.descent + (1 - b) * self.last_descent
-                overshoot = self._overshoot_host(curvature, self.last_descent, self.SLOW ** self.every)
+                overshoot = self._overshoot_host(curvature, self.last_descent, self._slow)
                 min_factor, floor = self._gate_host(ctx.loss, overshoot)
                 self.scale = trust_scale_update_host(
                     self.scale, secant_ratio_host(self.descent, self.curvature), target=self.target,
@@ -316,7 +321,7 @@ class SecantTrustRegion(ScalarState):
             self.curvature = torch.where(valid, b * self.curvature + (1 - b) * curvature, self.curvature)
             self.descent = torch.where(valid, b * self.descent + (1 - b) * self.last_descent, self.descent)
             self.rho = secant_ratio(self.descent, self.curvature)
-            overshoot = self._overshoot_tensor(curvature, self.last_descent, self.SLOW ** self.every, valid)
+            overshoot = self._overshoot_tensor(curvature, self.last_descent, self._slow, valid)
             min_factor, floor = self._gate_tensor(ctx.loss, valid, overshoot)
             new = trust_scale_update(self.scale, self.rho, target=self.target, grow=self.grow,
                                      min_factor=min_factor, min_scale=floor, power=self.every)
