@@ -28,7 +28,9 @@ Methods: none; torch clip_grad_norm_ at 0.1, 1 and 10 (the best of these three p
 "best fixed threshold": most runs solved, then fewest median steps); AutoClip p10 global and
 ZClip defaults (the anchors' own wrappers, ../shared/anchors/bench_c_stability.py); and the
 Guard with ``GuardConfig()`` of whatever trainground is on the path (``--guard-label`` names
-the row: run it once with the new code and once with a checkout of the old one).
+the row: run it once with the new code and once with a checkout of the old one). Ablations of the
+Guard (``--methods guard_no_trust guard_no_clip guard_no_spike guard_every2``, the ``GUARDS`` dict)
+switch one component off; their runs record clipped, skipped and low-trust-scale step counts.
 
 A run is solved when the target is met; diverged when a batch loss is non-finite or the eval
 loss at the end is above the initial one. Steps to target are counted at eval granularity.
