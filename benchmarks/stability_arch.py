@@ -28,7 +28,9 @@ Methods: none; torch clip_grad_norm_ at 0.1, 1 and 10 (the best of these three p
 "best fixed threshold": most runs solved, then fewest median steps); AutoClip p10 global and
 ZClip defaults (the anchors' own wrappers, ../shared/anchors/bench_c_stability.py); and the
 Guard with ``GuardConfig()`` of whatever trainground is on the path (``--guard-label`` names
-the row: run it once with the new code and once with a checkout of the old one).
+the row: run it once with the new code and once with a checkout of the old one). Ablations of the
+Guard (``--methods guard_no_trust guard_no_clip guard_no_spike guard_every2``, the ``GUARDS`` dict)
+switch one component off; their runs record clipped, skipped and low-trust-scale step counts.
 
 A run is solved when the target is met; diverged when a batch loss is non-finite or the eval
 loss at the end is above the initial one. Steps to target are counted at eval granularity.
@@ -68,6 +70,15 @@ import common as C
 
 from trainground.gradients import Guard, GuardConfig
 
+# Guard rows: the defaults, and ablations that switch one component off (replaying a task's runs with
+# each shows which component decides a lost run).
+GUARDS = {
+    "guard": GuardConfig(),
+    "guard_no_trust": GuardConfig(trust_region=False),
+    "guard_no_clip": GuardConfig(zscore=None),
+    "guard_no_spike": GuardConfig(spike_z=None),
+    "guard_every2": GuardConfig(trust_every=2),
+}
 LRS = np.geomspace(2e-3, 3e-2, 4)
 SEEDS = (0, 1)
 EVAL_EVERY = 25
@@ -207,7 +218,7 @@ def run(task: Task, method: str, lr: float, seed: int) -> dict:
     torch.manual_seed(seed)
     model = task.make_model()
     opt = torch.optim.Adam(model.parameters(), lr=float(lr))
-    guard = Guard(model, opt, config=GuardConfig()) if method == "guard" else None
+    guard = Guard(model, opt, config=copy.deepcopy(GUARDS[method])) if method in GUARDS else None
     if method.startswith("clip"):
         clip = B.NormClip(model, float(method[len("clip"):]))
     elif method in ("autoclip_p10", "zclip"):
@@ -216,7 +227,7 @@ def run(task: Task, method: str, lr: float, seed: int) -> dict:
         clip = B.NoClip(model)
     g = torch.Generator().manual_seed(1000 + seed)
     init_loss, metric = evaluate(model, task)
-    nonfinite, at, scales = None, None, []
+    nonfinite, at, scales, clipped, skipped = None, None, [], 0, 0
     for step in range(1, task.steps + 1):
         x, y = task.batch(g)
         loss = task.loss(model(x), y)
@@ -226,7 +237,10 @@ def run(task: Task, method: str, lr: float, seed: int) -> dict:
         if guard is not None:
             guard.backward(loss, batch_size=len(y))
             guard.step()
-            scales.append(float(guard.last_stats["update_scale"]))
+            stats = guard.last_stats
+            scales.append(float(stats["update_scale"]))
+            clipped += float(stats["clip_threshold"]) < float(stats["grad_norm"])
+            skipped += float(stats["skipped"]) > 0
         else:
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -243,7 +257,8 @@ def run(task: Task, method: str, lr: float, seed: int) -> dict:
            "final_loss": final_loss if math.isfinite(final_loss) else None, "final_metric": metric,
            "init_loss": init_loss, "diverged": bool(diverged), "nonfinite_step": nonfinite}
     if scales:
-        out.update(min_update_scale=min(scales), final_update_scale=scales[-1],
+        out.update(min_update_scale=min(scales), final_update_scale=scales[-1], clipped_steps=int(clipped),
+                   skipped_steps=int(skipped), steps_below_half_scale=sum(x < 0.5 for x in scales),
                    actions=[a["action"] for a in guard.actions])
     return out
 

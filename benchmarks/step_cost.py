@@ -36,7 +36,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import itertools
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -142,7 +144,9 @@ def main() -> None:
                     help="thread: CPU time of this thread (with --threads 1 all the work runs on it), "
                          "which other processes taking the cores do not inflate as they do wall time")
     ap.add_argument("--baseline-guard", default=None, help="another version's guard.py, timed as <variant>@baseline")
+    ap.add_argument("--out", default=None, help="also write the rows to this JSON file")
     args = ap.parse_args()
+    rows = []
     baseline = None if args.baseline_guard is None else load_guard(args.baseline_guard)
     torch.set_num_threads(args.threads)
     d = load_digits()
@@ -161,6 +165,10 @@ def main() -> None:
                                      baseline=baseline, clock=clock).items():
             print(f"| {name} | {n:,} | {variant} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | {r['ratio']:.2f} "
                   f"| {r['paired']:.2f} |", flush=True)
+            rows.append({"model": name, "params": n, "variant": variant,
+                         **{k: r[k] for k in ("median_ms", "p90_ms", "ratio", "paired")}})
+            if args.out:  # rows so far survive an interrupted run
+                Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

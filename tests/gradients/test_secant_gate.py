@@ -92,3 +92,41 @@ def test_an_improvement_never_lowers_the_flat_budget_reference():
         assert abs(float(region.flat_ref) - 1.0) < 1e-7, tensor
         region.set_scale(torch.tensor(0.05))  # a rollback's cut is hard evidence: it lowers it
         assert abs(float(region.flat_ref) - 0.05) < 1e-7, tensor
+
+
+def test_a_short_burst_of_overshoot_on_a_plateau_is_not_significant_over_the_flat_horizon():
+    # Principle 7: the flat-loss overshoot test runs at the long loss horizon (~100 steps). A burst
+    # of five overshooting steps inside noise passes a ~10-step test but not the long one; a
+    # persistent overshoot (a bouncing step) passes the long one.
+    rng = random.Random(0)
+    noise = [rng.gauss(0, 1) for _ in range(300)]
+    burst = noise[:200] + [4.0] * 5
+    persistent = [x + 0.5 for x in noise]
+    for excesses, expect_short, expect_long in ((burst, True, False), (persistent, None, True)):
+        short, long = SecantTrustRegion(), SecantTrustRegion()
+        short._host_state(), long._host_state()
+        for e in excesses:  # C - target * D = e with D = 1, target = 1
+            s = short._overshoot_host(1.0 + e, 1.0, short.beta)
+            lg = long._overshoot_host(1.0 + e, 1.0, long._slow)
+        assert lg is expect_long
+        if expect_short is not None:
+            assert s is expect_short
+
+
+def test_with_a_sparse_secant_the_loss_averages_keep_their_horizons_in_steps():
+    # every = 2 feeds the gate every 2nd loss; the decays per measurement are FAST**2 and SLOW**2,
+    # so after a level shift both averages get halfway in the same number of steps as with every = 1
+    # (with the per-step decays they would take twice as many).
+    losses = [1.0] * 300 + [2.0] * 500
+    halfway = {}
+    for every in (1, 2):
+        region = SecantTrustRegion(every=every)
+        region._host_state()
+        for t in range(0, len(losses), every):
+            region._update_loss_averages(losses[t])
+            for name in ("fast", "slow"):
+                mean = getattr(region, f"loss_{name}") / getattr(region, f"loss_weight_{name}")
+                if t >= 300 and mean > 1.5 and (every, name) not in halfway:
+                    halfway[every, name] = t - 300
+    assert abs(halfway[1, "fast"] - halfway[2, "fast"]) <= 2
+    assert abs(halfway[1, "slow"] - halfway[2, "slow"]) <= 2

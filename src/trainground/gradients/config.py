@@ -75,7 +75,8 @@ class GuardConfig:
     trust_every: Annotated[int, AT_LEAST_ONE] = 1
     # Let the trust region shrink the step only on evidence of overshoot: a rising loss (short EMA
     # > long EMA + 2 standard errors) with rho > target, or a flat loss with a significant
-    # overshoot (excess curvature C - target*D two standard errors above 0), and then on a flat
+    # overshoot (excess curvature C - target*D two standard errors above 0 over the ~100 steps on
+    # which the loss is judged flat, not the secant's ~10: principle 7), and then on a flat
     # loss by one decade at most below the largest scale since the last rollback; otherwise the scale
     # regrows, and the secant never takes it below 0.01 (principles in gradients/secant.py).
     # Without a gate momentum's ordinary overshoot shrank healthy runs' steps ~1e5-fold (mnist1d:
