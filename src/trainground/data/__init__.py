@@ -18,6 +18,7 @@ from trainground.data.load import (
 )
 from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
 from trainground.data.split import stratified_split
+from trainground.data.tasks import MultiTargetDataset, TaskSpec, class_task, tasks_of
 from trainground.data.table import TableSchema, encode_table, fit_on_rows, load_table
 from trainground.data.with_index import WithIndex
 
@@ -26,11 +27,14 @@ __all__ = [
     "ImageSchema",
     "IndexedDataset",
     "LabelEncoder",
+    "MultiTargetDataset",
     "NoisyLabels",
     "TableSchema",
+    "TaskSpec",
     "WithIndex",
     "builtin_frame",
     "builtin_names",
+    "class_task",
     "encode_table",
     "fit_on_rows",
     "inject_label_noise",
@@ -43,4 +47,5 @@ __all__ = [
     "read_table",
     "schema_from_json",
     "stratified_split",
+    "tasks_of",
 ]
