@@ -73,6 +73,9 @@ def load_multitarget(spec: str | Path, *, targets: Sequence[str], max_categories
     others = [c for c in not_features if c not in targets]
     base = frame_to_dataset(frame, target=targets[0], source=source, max_categories=max_categories,
                             ignore=[*ignore, *others, *targets[1:]])
+    if base.schema is not None:  # the other targets are labels, not columns left out of the features
+        left_out = {c: why for c, why in base.schema.left_out.items() if c not in targets}
+        base = replace(base, schema=replace(base.schema, left_out=left_out))
     rows = base.index.numpy()
     specs, tensors, encoders = [TaskSpec(targets[0], "class", base.num_classes, base.encoder.classes)], \
         {targets[0]: base.labels}, {targets[0]: base.encoder}
