@@ -131,3 +131,19 @@ def test_cli_target_a_b_end_to_end_and_predict(table, tmp_path):
     bad = runner.invoke(app, ["fit", str(table), "--target", "kind,nope", "--out", str(tmp_path / "r2")])
     assert bad.exit_code == 2 and "nope" in bad.output
     assert json.loads((out / "findings.json").read_text()) is not None
+
+
+def test_cli_resume_of_a_multitarget_run_and_refusals(table, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["fit", str(table), "--target", "kind,level", "--out", str(out), "--ignore", "family"]
+    assert runner.invoke(app, [*args, "--epochs", "1"]).exit_code == 0
+    resumed = runner.invoke(app, ["fit", str(table), "--target", "kind,level", "--out", str(out), "--epochs", "2",
+                                  "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    epochs = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [0, 1]
+    other = runner.invoke(app, ["fit", str(table), "--target", "kind", "--out", str(out), "--epochs", "3", "--resume"])
+    assert other.exit_code == 2 and "cannot resume" in other.output
+    repair = runner.invoke(app, ["repair", str(table), "--target", "kind,level", "--out", str(tmp_path / "rep")])
+    assert repair.exit_code == 2 and "one label column" in repair.output

@@ -22,7 +22,7 @@ from trainground.cli.app import (
     split_columns,
 )
 from trainground.cli_errors import err_console, inputs_exist, user_errors
-from trainground.data.multitable import target_value
+from trainground.data.multitable import target_list, target_value
 from trainground.errors import ConfigError
 
 
@@ -191,6 +191,10 @@ def repair_command(
                          model=model, ignore=ignore)
     refuse_sections(config_file, "repair", ("loss", "logging"))
     target = config.data.target
+    if target_list(target) is not None:
+        raise ConfigError(f"repair takes one label column, --target {target} names several; diagnose them with "
+                          "`trainground diagnose DATA --target a,b` (per-task label issues), or repair one column "
+                          "at a time")
     if out is None:
         stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
         out = RunDir.new_path("runs", f"repair-{stem}")
