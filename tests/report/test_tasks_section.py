@@ -31,3 +31,16 @@ def test_tasks_are_drawn_side_by_side_with_norms_and_cosines():
 def test_single_target_runs_have_no_task_section():
     assert task_curves(None, pd.DataFrame({"step": [1], "train_loss": [1.0]})) is None
     assert task_facts(None, None) == []
+
+
+def test_a_multitarget_sample_table_is_split_per_task():
+    from trainground.report.tasks import task_sample_tables
+
+    table = pd.DataFrame({"index": [0, 1], "given_label_a": ["x", "y"], "is_label_issue_a": [True, False],
+                          "label_score_a": [0.1, 0.9], "given_label_b": [1, 2], "is_label_issue_b": [False, False],
+                          "label_score_b": [0.8, 0.7], "is_outlier_issue": [False, True], "outlier_score": [0.9, 0.1]})
+    parts = task_sample_tables(table, ["a", "b"])
+    assert list(parts["a"].columns) == ["index", "given_label", "is_label_issue", "label_score", "is_outlier_issue",
+                                        "outlier_score"]
+    assert parts["b"]["given_label"].tolist() == [1, 2]
+    assert task_sample_tables(table.rename(columns={"given_label_a": "given_label"}), ["a"]) == {}

@@ -20,7 +20,7 @@ from trainground.diagnosis.findings import Finding
 from trainground.engine.atomic import atomic_write_text
 from trainground.report.confusion import confusion_figure
 from trainground.report.curves import training_curves
-from trainground.report.tasks import task_curves, task_facts
+from trainground.report.tasks import run_tasks, task_curves, task_facts, task_sample_tables
 from trainground.report.explanations import ExplanationsView, explanations_view
 from trainground.report.heatmaps import dead_unit_stat, layer_heatmap
 from trainground.report.lr_find_plot import lr_find_figure
@@ -78,6 +78,8 @@ class RunView:
     explanations: ExplanationsView | None = None
     # A multi-target run: one line per task and per pair of tasks (report.tasks).
     task_facts: list[str] = field(default_factory=list)
+    # A multi-target diagnosis: (task, its sample table), one per class task.
+    task_samples: list[tuple[str, SampleTable]] = field(default_factory=list)
 
 
 def _gradient_facts(run: RunReport) -> list[str]:
@@ -132,7 +134,12 @@ def run_view(run: RunReport, figures: dict[str, go.Figure], *, prefix: str, titl
             view.notes = [n for n in view.notes if "lr_find" in n]
     if run.explanations is not None and "explanations" in sections:
         view.explanations = explanations_view(run.explanations)
-    if "samples" in view.sections and run.sample_issues is not None:
+    per_task = task_sample_tables(run.sample_issues, run_tasks(run.epochs)) if "samples" in view.sections else {}
+    for task, table in per_task.items():  # a multi-target diagnosis: one sample table per task
+        view.task_samples.append((task, build_sample_table(table, config=run.config, schema=run.data_schema,
+                                                           limit=top_rows)))
+        add(f"confusion-{task}", confusion_figure(table, None))
+    if "samples" in view.sections and run.sample_issues is not None and not per_task:
         view.samples = build_sample_table(run.sample_issues, config=run.config, schema=run.data_schema,
                                           limit=top_rows,
                                           why=view.explanations.why() if view.explanations else None)

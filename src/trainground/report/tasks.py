@@ -96,3 +96,20 @@ def task_facts(steps: pd.DataFrame | None, epochs: pd.DataFrame | None) -> list[
                 facts.append(f"gradient cosine {pair}: mean {values.mean():.2f}, "
                              f"{(values < 0).mean():.0%} of steps in conflict (< 0)")
     return facts
+
+
+def task_sample_tables(table: pd.DataFrame | None, tasks: list[str]) -> dict[str, pd.DataFrame]:
+    """A multi-target ``sample_issues.csv`` split into one single-task table per task (its
+    ``_<task>`` columns unsuffixed, plus the task-free outlier / near-duplicate columns); empty
+    for a single-target table."""
+    if table is None or not tasks or "given_label" in table.columns:
+        return {}
+    out = {}
+    for task in tasks:
+        own = [c for c in table.columns if c.endswith(f"_{task}")]
+        if f"given_label_{task}" not in own:
+            continue
+        free = [c for c in table.columns if c != "index" and not any(c.endswith(f"_{t}") for t in tasks)]
+        part = table[["index", *own, *free]].rename(columns={c: c.removesuffix(f"_{task}") for c in own})
+        out[task] = part
+    return out
