@@ -22,7 +22,9 @@ from trainground.losses.sample_weights import SampleWeights
 
 def event_weights(config: LossConfig, source: str, index: np.ndarray) -> SampleWeights | None:
     """Weights of the samples with input rows ``index``: a row meeting ``events[k].when`` counts
-    ``events[k].weight`` times (the largest, when it meets several); None without events."""
+    ``events[k].weight`` times; None without events. A row meeting several conditions takes the
+    largest of their weights >= 1 (a critical event is not diluted by a milder one); a weight
+    below 1 (down-weighting, e.g. an untrusted source) replaces what came before it."""
     if not config.events:
         return None
     frame = source_frame(source)[0]
