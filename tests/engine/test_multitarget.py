@@ -8,7 +8,13 @@ import torch
 from torch import nn
 
 from trainground.data import MultiTargetDataset, TaskSpec
-from trainground.engine import FitConfig, TaskKind, fit, read_metrics, register_task_kind
+from trainground.engine import (
+    FitConfig,
+    TaskKind,
+    fit,
+    read_metrics,
+    register_task_kind,
+)
 from trainground.engine.batches import BatchSource, to_device
 from trainground.errors import ConfigError, DataError
 from trainground.gradients import GuardConfig, TaskGradientConfig
@@ -52,7 +58,7 @@ def test_dict_batches_go_to_the_device_nested():
     moved = to_device(value, "cpu")
     assert moved["meta"]["a"].device.type == "cpu" and isinstance(moved["y"], list)
     data = _data(20)
-    index, x, y = BatchSource(data).batch(torch.tensor([3, 5]), "cpu")
+    index, _x, y = BatchSource(data).batch(torch.tensor([3, 5]), "cpu")
     assert index.tolist() == [3, 5] and set(y) == {"coarse", "fine"} and y["fine"].dtype == torch.long
 
 

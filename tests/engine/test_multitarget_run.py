@@ -64,7 +64,7 @@ def test_load_multitarget_builtin_faults_names_its_tasks():
 
 def test_run_fit_multitarget_writes_per_task_test_scores_and_predicts_per_task(table, tmp_path):
     result = run_fit(_config(table), out=tmp_path / "run")
-    test = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "test"][0]
+    test = next(r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "test")
     assert test["test_accuracy/kind"] > 0.8 and "test_accuracy/level" in test
     assert result.test_accuracy == pytest.approx((test["test_accuracy/kind"] + test["test_accuracy/level"]) / 2)
     frame = predict(tmp_path / "run", table)

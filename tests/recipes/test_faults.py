@@ -32,7 +32,7 @@ def test_recipe_faults_smoke(tmp_path):
     step = next(r for r in records if r["kind"] == "step")
     assert {"loss/fault", "loss/severity", "task_grad_norm/fault", "task_grad_cos/fault/severity",
             "task_clip_scale/severity"} <= set(step)
-    test = [r for r in records if r["kind"] == "test"][0]
+    test = next(r for r in records if r["kind"] == "test")
     assert "test_macro_f1/fault" in test and "test_rare_recall/fault" in test
     assert "Tasks side by side" in (out / "report.html").read_text()
     assert json.loads((out / "findings.json").read_text()) is not None

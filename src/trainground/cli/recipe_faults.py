@@ -26,9 +26,9 @@ def faults_command(
     """Multi-task CE over fault type x severity with class and event weights, per-task clipping and the
     Guard; diagnose every task's labels; score a held-out split; write the report."""
     inputs_exist(config)
+    from trainground.cli_errors import err_console
     from trainground.engine import ProgressBar, RunDir
     from trainground.recipes.faults import faults_config, run_faults
-    from trainground.cli_errors import err_console
 
     run_config = faults_config(config, epochs=epochs, seed=seed)
     out = out or RunDir.new_path("runs", "faults")

@@ -24,14 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
-from trainground.data import IndexedDataset, LabelEncoder, fit_multitarget_on_rows, stratified_split
+from trainground.data import (
+    IndexedDataset,
+    LabelEncoder,
+    fit_multitarget_on_rows,
+    stratified_split,
+)
 from trainground.data.tasks import MultiTargetDataset, TaskSpec
 from trainground.diagnosis.callback import DiagnosisCallback
-from trainground.diagnosis.dataset import DatasetDiagnosisConfig, conclude_samples, steps_frame
+from trainground.diagnosis.dataset import (
+    DatasetDiagnosisConfig,
+    conclude_samples,
+    steps_frame,
+)
 from trainground.diagnosis.early_learning import EarlyLearningWindow
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import Finding, write_findings

@@ -29,13 +29,23 @@ from trainground.engine.evaluate import evaluate
 from trainground.engine.events import Event
 from trainground.engine.metrics import MetricsWriter, ScalarSink
 from trainground.engine.model_file import save_model
-from trainground.engine.multitarget import MultiTarget, default_task_loss, shared_parameters
+from trainground.engine.multitarget import (
+    MultiTarget,
+    default_task_loss,
+    shared_parameters,
+)
 from trainground.engine.multitarget_step import multi_train_step
 from trainground.engine.rng import get_rng_state, set_rng_state
 from trainground.engine.rundir import RunDir
 from trainground.engine.state import TrainState
 from trainground.errors import ConfigError, RunDirError
-from trainground.gradients import ActionLog, Guard, GuardConfig, TaskGradientConfig, TaskGradients
+from trainground.gradients import (
+    ActionLog,
+    Guard,
+    GuardConfig,
+    TaskGradientConfig,
+    TaskGradients,
+)
 from trainground.losses.sample_weights import loss_for_batch
 
 # Changing these mid-run changes the trajectory, so a resume must use the original values.
@@ -105,7 +115,7 @@ def _split(data: Dataset, val_data: Dataset | None, config: FitConfig) -> tuple[
     if labels is None:  # a plain Dataset: no labels to stratify on without reading every item
         rng = np.random.default_rng(config.seed)
         perm = rng.permutation(len(data))  # type: ignore[arg-type]
-        n_val = int(round(config.val_fraction * len(perm)))
+        n_val = round(config.val_fraction * len(perm))
         train_pos, val_pos = np.sort(perm[n_val:]), np.sort(perm[:n_val])
     else:
         train_pos, val_pos = stratified_split(labels, fraction=config.val_fraction, seed=config.seed)

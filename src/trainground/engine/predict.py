@@ -17,9 +17,9 @@ from trainground.data import (
 )
 from trainground.data.tasks import TaskSpec
 from trainground.engine.evaluate import predict_logits, predict_task_outputs
-from trainground.engine.task_kinds import task_kind
 from trainground.engine.model_file import read_model_file
 from trainground.engine.rundir import RunDir
+from trainground.engine.task_kinds import task_kind
 from trainground.errors import RunDirError
 from trainground.models import model_from_spec
 

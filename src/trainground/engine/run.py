@@ -28,9 +28,9 @@ from trainground.engine.evaluate import predict_logits, test_task_scores
 from trainground.engine.loop import FitResult, fit
 from trainground.engine.rng import seed_everything
 from trainground.engine.run_config import DataConfig, RunConfig
+from trainground.engine.run_losses import run_loss
 from trainground.engine.rundir import RunDir, check_inputs_outside
 from trainground.errors import ConfigError, RunDirError, TraingroundError
-from trainground.engine.run_losses import run_loss
 from trainground.models import build_model, build_multitask_model
 
 # The test split does not depend on the training seed, so runs with different seeds

@@ -32,7 +32,7 @@ def event_weights(config: LossConfig, source: str, index: np.ndarray) -> SampleW
     for k, event in enumerate(config.events):
         try:
             hit = np.asarray(frame.eval(event.when), dtype=bool).reshape(-1)
-        except Exception as err:  # pandas raises many kinds (UndefinedVariableError, SyntaxError...)
+        except Exception as err:  # noqa: BLE001 - pandas raises many kinds (UndefinedVariableError, SyntaxError...)
             raise ConfigError(f"loss.events[{k}].when: cannot evaluate {event.when!r} on {source} "
                               f"({type(err).__name__}: {err}); columns: {', '.join(map(str, frame.columns[:20]))}"
                               ) from None

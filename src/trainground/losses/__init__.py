@@ -1,6 +1,13 @@
 """Losses: weighted, focal, label-smoothed, hierarchical and multi-task cross-entropy."""
 
-from trainground.losses.build import LOSSES, EventWeight, HierarchyConfig, LossConfig, build_loss, build_task_loss
+from trainground.losses.build import (
+    LOSSES,
+    EventWeight,
+    HierarchyConfig,
+    LossConfig,
+    build_loss,
+    build_task_loss,
+)
 from trainground.losses.class_weights import (
     WEIGHTING_SCHEMES,
     class_counts,
@@ -37,10 +44,10 @@ __all__ = [
     "LOSSES",
     "WEIGHTING_SCHEMES",
     "DynamicWeightAverage",
+    "EventWeight",
     "FocalLoss",
     "GeneralizedCrossEntropy",
     "HierarchicalCrossEntropy",
-    "EventWeight",
     "HierarchyConfig",
     "LossConfig",
     "MultiTaskLoss",

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from torch import Tensor, nn
 
-from trainground.bounds import AT_LEAST_ONE, NON_NEGATIVE, FRACTION
+from trainground.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE
 from trainground.errors import ConfigError
 from trainground.models.cnn import SmallCNN
 from trainground.models.heads import TaskHeads

@@ -21,7 +21,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from trainground.data import IndexedDataset, load_data, load_multitarget, stratified_split, target_list
+from trainground.data import (
+    IndexedDataset,
+    load_data,
+    load_multitarget,
+    stratified_split,
+    target_list,
+)
 from trainground.diagnosis import DiagnosisConfig, print_findings
 from trainground.diagnosis.dataset import (
     PATIENCE,
@@ -32,9 +38,9 @@ from trainground.diagnosis.dataset import diagnose_dataset as _diagnose_dataset
 from trainground.diagnosis.sample_issues import top_sample_issues
 from trainground.diagnosis.tasks import TaskDiagnosis, diagnose_tasks
 from trainground.engine import Callback, DataConfig, FitConfig, RunConfig, RunDir
+from trainground.engine.run_losses import run_loss
 from trainground.engine.rundir import check_inputs_outside
 from trainground.errors import TraingroundError
-from trainground.engine.run_losses import run_loss
 from trainground.gradients import GuardConfig, TaskGradientConfig
 from trainground.losses import LossConfig
 from trainground.models import ModelConfig

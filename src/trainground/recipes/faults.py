@@ -20,15 +20,20 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import f1_score, recall_score
 
-from trainground.data import MultiTargetDataset, load_multitarget, stratified_split, target_list
+from trainground.data import (
+    MultiTargetDataset,
+    load_multitarget,
+    stratified_split,
+    target_list,
+)
 from trainground.data.faults import FAULT_SHARE, FAULT_TYPES
 from trainground.diagnosis.dataset import DatasetDiagnosisConfig
 from trainground.diagnosis.tasks import TaskDiagnosis, diagnose_tasks
 from trainground.engine import Callback, RunConfig, RunDir
 from trainground.engine.config_io import read_yaml
 from trainground.engine.evaluate import predict_task_outputs
-from trainground.engine.rundir import check_inputs_outside
 from trainground.engine.run_losses import run_loss
+from trainground.engine.rundir import check_inputs_outside
 from trainground.errors import ConfigError, TraingroundError
 from trainground.recipes.diagnose import print_task_diagnosis
 from trainground.report.render import write_report

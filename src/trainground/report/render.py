@@ -20,7 +20,6 @@ from trainground.diagnosis.findings import Finding
 from trainground.engine.atomic import atomic_write_text
 from trainground.report.confusion import confusion_figure
 from trainground.report.curves import training_curves
-from trainground.report.tasks import run_tasks, task_curves, task_facts, task_sample_tables
 from trainground.report.explanations import ExplanationsView, explanations_view
 from trainground.report.heatmaps import dead_unit_stat, layer_heatmap
 from trainground.report.lr_find_plot import lr_find_figure
@@ -30,6 +29,12 @@ from trainground.report.repair_section import RepairTables, repair_tables, round
 from trainground.report.sample_table import TOP_ROWS, SampleTable, build_sample_table
 from trainground.report.style import figures_json, script_safe
 from trainground.report.summary import Summary, fmt, summarize
+from trainground.report.tasks import (
+    run_tasks,
+    task_curves,
+    task_facts,
+    task_sample_tables,
+)
 from trainground.report.trajectories import (
     clipped_share,
     gradient_trajectories,

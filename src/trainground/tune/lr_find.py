@@ -11,14 +11,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainground.data import target_list
 from trainground.engine.atomic import atomic_write_text
 from trainground.engine.loop import resolve_device
 from trainground.engine.lr_find import LRFindConfig, LRFindResult, lr_range_test
-from trainground.data import target_list
 from trainground.engine.run import build_training, prepare_data
-from trainground.errors import ConfigError
 from trainground.engine.run_config import RunConfig
 from trainground.engine.rundir import RunDir
+from trainground.errors import ConfigError
 from trainground.jsonsafe import json_safe
 
 LR_FIND_FILE = "lr_find.json"
