@@ -60,3 +60,14 @@ def test_cli_diagnose_with_two_targets_writes_suffixed_columns(tmp_path):
     table = pd.read_csv(out / "sample_issues.csv")
     assert {"is_label_issue_coarse", "is_label_issue_fine", "given_label_fine"} <= set(table.columns)
     assert "task fine" in result.output
+
+
+def test_one_task_overfitting_is_found_on_its_own_curves():
+    from trainground.diagnosis.tasks import per_task_epoch_findings
+
+    epochs = pd.DataFrame({"step": [10, 20, 30, 40, 50], "epoch": range(5),
+                           "train_loss/a": [1.0, 0.8, 0.6, 0.5, 0.4], "val_loss/a": [1.0, 0.85, 0.7, 0.6, 0.55],
+                           "train_loss/b": [1.0, 0.6, 0.3, 0.1, 0.05], "val_loss/b": [1.0, 0.7, 0.9, 1.4, 2.0]})
+    found = per_task_epoch_findings(epochs, ["a", "b"])
+    assert [f.subject.split("/")[0] for f in found] == ["task:b"] and found[0].check == "overfitting"
+    assert found[0].evidence["task"] == "b"

@@ -9,7 +9,8 @@ outliers and near duplicates do not depend on a label and are computed once. The
 has ``index``, then per task ``given_label_<task>, predicted_label_<task>,
 suggested_label_<task>, is_<issue>_issue_<task>, <issue>_score_<task>``, then the task-free
 ``is_outlier_issue`` and ``is_near_duplicate_issue`` columns. Dataset findings name their
-task in the subject (``task:severity/class:4``).
+task in the subject (``task:severity/class:4``); the overfitting check also runs on each
+task's own loss curves (a task can overfit while the summed loss does not).
 
 Not done here (said plainly): the second pass and the linear view of the single-target
 diagnosis, and sample checks for kinds other than ``class``.
@@ -44,6 +45,7 @@ from trainground.diagnosis.early_learning import EarlyLearningWindow
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import Finding, write_findings
 from trainground.diagnosis.label_probs import embed
+from trainground.diagnosis.registry import run_checks
 from trainground.engine import Callback, FitResult, RunDir, fit
 from trainground.engine.atomic import atomic_write_text
 from trainground.engine.evaluate import predict_task_outputs
@@ -155,6 +157,7 @@ def diagnose_tasks(
         tables[spec.name] = issues.table
         findings += [_for_task(f, spec.name) for f in issues.findings]
         skipped += [f"{s} [{spec.name}]" for s in issues.skipped]
+    findings += per_task_epoch_findings(epochs, [t.name for t in data.tasks])
     for cb in [*watchers, *callbacks]:
         findings += list(getattr(cb, "findings", []) or [])
     table = merge_task_tables(tables)
@@ -164,6 +167,25 @@ def diagnose_tasks(
     return TaskDiagnosis(table=table, tables=tables, findings=findings, fit=result,
                          seconds=time.perf_counter() - started, run_dir=run, early_learning_epoch=first.best_epoch,
                          skipped_checks=skipped)
+
+
+# Training checks that read only the per-epoch curves: run once per task on its own loss curves.
+EPOCH_CHECKS = ("overfitting",)
+
+
+def per_task_epoch_findings(epochs: pd.DataFrame, tasks: Sequence[str]) -> list[Finding]:
+    """The epoch-curve training checks (``EPOCH_CHECKS``: overfitting) on each task's own
+    ``train_loss/<task>`` and ``val_loss/<task>``: one task may overfit while the sum does not."""
+    findings: list[Finding] = []
+    for task in tasks:
+        train, val = f"train_loss/{task}", f"val_loss/{task}"
+        if train not in epochs or val not in epochs:
+            continue
+        frame = epochs[[c for c in ("step", "epoch") if c in epochs]].copy()
+        frame["train_loss"], frame["val_loss"] = epochs[train], epochs[val]
+        results, _ = run_checks(Evidence(epochs=frame), list(EPOCH_CHECKS))
+        findings += [_for_task(f, task) for r in results for f in r.findings]
+    return findings
 
 
 def _for_task(finding: Finding, task: str) -> Finding:
