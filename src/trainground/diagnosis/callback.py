@@ -28,6 +28,11 @@ from trainground.diagnosis.registry import (
     get_check,
     run_check,
 )
+from trainground.diagnosis.task_findings import (
+    EPOCH_CHECKS,
+    epoch_tasks,
+    per_task_epoch_findings,
+)
 from trainground.engine.callbacks import Callback
 from trainground.engine.state import TrainState
 from trainground.monitors import (
@@ -229,6 +234,9 @@ class DiagnosisCallback(Callback):
             found += result.findings
             if spec.name in DATA_CHECKS:
                 self._data_findings = list(result.findings)
+        tasks = epoch_tasks(evidence.epochs)
+        if tasks and any(spec.name in EPOCH_CHECKS for spec in self._specs):
+            found += per_task_epoch_findings(evidence.epochs, tasks)  # a multi-target run: each task's curves
         self.findings = self._merge(found, state.step)
 
     def _merge(self, found: list[Finding], step: int) -> list[Finding]:

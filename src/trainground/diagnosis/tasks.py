@@ -45,7 +45,11 @@ from trainground.diagnosis.early_learning import EarlyLearningWindow
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import Finding, write_findings
 from trainground.diagnosis.label_probs import embed
-from trainground.diagnosis.registry import run_checks
+from trainground.diagnosis.task_findings import (
+    TASK_FREE,
+    for_task,
+    per_task_epoch_findings,
+)
 from trainground.engine import Callback, FitResult, RunDir, fit
 from trainground.engine.atomic import atomic_write_text
 from trainground.engine.evaluate import predict_task_outputs
@@ -56,8 +60,6 @@ from trainground.gradients import TaskGradientConfig
 from trainground.models import build_multitask_model
 from trainground.monitors.samples import SampleRecorder
 
-# Checks whose verdict does not depend on the labels: run once, columns without a task suffix.
-TASK_FREE = ("outliers", "near_duplicates", "data_preparation")
 TASK_FREE_COLUMNS = ("is_outlier_issue", "outlier_score", "is_near_duplicate_issue", "near_duplicate_score")
 
 
@@ -155,9 +157,10 @@ def diagnose_tasks(
         issues = conclude_samples(evidence, outputs[spec.name].argmax(1).numpy(),
                                   exclude=exclude + (list(TASK_FREE) if k else []))
         tables[spec.name] = issues.table
-        findings += [_for_task(f, spec.name) for f in issues.findings]
+        findings += [for_task(f, spec.name) for f in issues.findings]
         skipped += [f"{s} [{spec.name}]" for s in issues.skipped]
-    findings += per_task_epoch_findings(epochs, [t.name for t in data.tasks])
+    if not watchers:  # a DiagnosisCallback runs them itself (diagnosis.task_findings)
+        findings += per_task_epoch_findings(epochs, [t.name for t in data.tasks])
     for cb in [*watchers, *callbacks]:
         findings += list(getattr(cb, "findings", []) or [])
     table = merge_task_tables(tables)
@@ -167,33 +170,6 @@ def diagnose_tasks(
     return TaskDiagnosis(table=table, tables=tables, findings=findings, fit=result,
                          seconds=time.perf_counter() - started, run_dir=run, early_learning_epoch=first.best_epoch,
                          skipped_checks=skipped)
-
-
-# Training checks that read only the per-epoch curves: run once per task on its own loss curves.
-EPOCH_CHECKS = ("overfitting",)
-
-
-def per_task_epoch_findings(epochs: pd.DataFrame, tasks: Sequence[str]) -> list[Finding]:
-    """The epoch-curve training checks (``EPOCH_CHECKS``: overfitting) on each task's own
-    ``train_loss/<task>`` and ``val_loss/<task>``: one task may overfit while the sum does not."""
-    findings: list[Finding] = []
-    for task in tasks:
-        train, val = f"train_loss/{task}", f"val_loss/{task}"
-        if train not in epochs or val not in epochs:
-            continue
-        frame = epochs[[c for c in ("step", "epoch") if c in epochs]].copy()
-        frame["train_loss"], frame["val_loss"] = epochs[train], epochs[val]
-        results, _ = run_checks(Evidence(epochs=frame), list(EPOCH_CHECKS))
-        findings += [_for_task(f, task) for r in results for f in r.findings]
-    return findings
-
-
-def _for_task(finding: Finding, task: str) -> Finding:
-    """A dataset finding about one task: the task in its subject and its evidence."""
-    if finding.check in TASK_FREE:
-        return finding
-    return dataclasses.replace(finding, subject=f"task:{task}/{finding.subject}",
-                               message=f"[{task}] {finding.message}", evidence={**finding.evidence, "task": task})
 
 
 def merge_task_tables(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
