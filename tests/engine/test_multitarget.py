@@ -181,3 +181,29 @@ def test_clear_errors():
         fit(nn.Linear(8, 2), torch.utils.data.TensorDataset(x, torch.zeros(20, dtype=torch.long)),
             config=FitConfig(epochs=1, device="cpu"), tasks=TaskGradientConfig(per_task=True))
     assert np.array_equal(data.subset(np.array([1, 2])).index.numpy(), [1, 2])
+
+
+def test_any_dataset_with_tasks_and_dict_items_trains():
+    base = _data(200)
+
+    class Plain(torch.utils.data.Dataset):
+        tasks = base.tasks
+
+        def __len__(self):
+            return len(base)
+
+        def __getitem__(self, i):
+            return i, {"signal": base.features[i]}, {"coarse": int(base.targets["coarse"][i]),
+                                                     "fine": base.targets["fine"][i]}
+
+    class DictIn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Heads(base.tasks)
+
+        def forward(self, x):
+            return self.inner(x["signal"])
+
+    torch.manual_seed(0)
+    result = fit(DictIn(), Plain(), config=FitConfig(epochs=2, device="cpu"))
+    assert {"val_accuracy/coarse", "train_loss/fine"} <= set(result.final)
