@@ -22,7 +22,6 @@ from trainground.cli.app import (
     split_columns,
 )
 from trainground.cli_errors import err_console, inputs_exist, user_errors
-from trainground.data.multitable import target_list, target_value
 from trainground.errors import ConfigError
 
 
@@ -88,6 +87,8 @@ def fit_command(
         run_config = RunConfig.from_dict(values, where=f"{config}:" if config else "config")
         run_config.data.source = data
         if target is not None:
+            from trainground.data.multitable import target_value
+
             run_config.data.target = target_value(target)
         if epochs is not None:
             run_config.fit.epochs = epochs
@@ -191,6 +192,8 @@ def repair_command(
                          model=model, ignore=ignore)
     refuse_sections(config_file, "repair", ("loss", "logging"))
     target = config.data.target
+    from trainground.data.multitable import target_list
+
     if target_list(target) is not None:
         raise ConfigError(f"repair takes one label column, --target {target} names several; diagnose them with "
                           "`trainground diagnose DATA --target a,b` (per-task label issues), or repair one column "
