@@ -42,7 +42,8 @@ def demo(
 @user_errors
 def fit_command(
     data: Annotated[str, typer.Argument(help="CSV/Parquet file, image folder (one sub-folder per class) or builtin:NAME.")],
-    target: Annotated[str | None, typer.Option("--target", help="Label column of a table.")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Label column of a table; several, comma-separated "
+                                                              "(fault,severity), train one head per column.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/fit-<data>-<time>).")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over the training data.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the model init, split and batch order.")] = None,
@@ -86,7 +87,9 @@ def fit_command(
         run_config = RunConfig.from_dict(values, where=f"{config}:" if config else "config")
         run_config.data.source = data
         if target is not None:
-            run_config.data.target = target
+            from trainground.data.multitable import target_value
+
+            run_config.data.target = target_value(target)
         if epochs is not None:
             run_config.fit.epochs = epochs
         if seed is not None:
@@ -189,6 +192,12 @@ def repair_command(
                          model=model, ignore=ignore)
     refuse_sections(config_file, "repair", ("loss", "logging"))
     target = config.data.target
+    from trainground.data.multitable import target_list
+
+    if target_list(target) is not None:
+        raise ConfigError(f"repair takes one label column, --target {target} names several; diagnose them with "
+                          "`trainground diagnose DATA --target a,b` (per-task label issues), or repair one column "
+                          "at a time")
     if out is None:
         stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
         out = RunDir.new_path("runs", f"repair-{stem}")

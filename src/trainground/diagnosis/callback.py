@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import (
@@ -26,6 +27,11 @@ from trainground.diagnosis.registry import (
     available_checks,
     get_check,
     run_check,
+)
+from trainground.diagnosis.task_findings import (
+    EPOCH_CHECKS,
+    epoch_tasks,
+    per_task_epoch_findings,
 )
 from trainground.engine.callbacks import Callback
 from trainground.engine.state import TrainState
@@ -142,7 +148,7 @@ class DiagnosisCallback(Callback):
         if self._sampled:
             self.activations.disarm()
             self.representation.disarm()
-            if state.logits is not None and state.logits.ndim == 2:
+            if isinstance(state.logits, torch.Tensor) and state.logits.ndim == 2:  # not a multi-task dict
                 self.predictions.update(state.logits, "train")
 
     def on_after_backward(self, state: TrainState) -> None:
@@ -228,6 +234,9 @@ class DiagnosisCallback(Callback):
             found += result.findings
             if spec.name in DATA_CHECKS:
                 self._data_findings = list(result.findings)
+        tasks = epoch_tasks(evidence.epochs)
+        if tasks and any(spec.name in EPOCH_CHECKS for spec in self._specs):
+            found += per_task_epoch_findings(evidence.epochs, tasks)  # a multi-target run: each task's curves
         self.findings = self._merge(found, state.step)
 
     def _merge(self, found: list[Finding], step: int) -> list[Finding]:

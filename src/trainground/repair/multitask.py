@@ -1,9 +1,10 @@
 """Multi-task training repair (Python API): rebalance the task loss weights from per-task gradient norms.
 
-``fit`` trains one label per sample, so multi-task runs have their own small loop here:
 :func:`fit_multitask` trains a model whose ``forward`` returns ``{task: logits}`` on the
-weighted sum of per-task cross-entropies, and measures each task's gradient norm (and the
-pairwise cosines) on the shared parameters with :class:`~trainground.gradients.tasks.TaskGradients`.
+weighted sum of per-task cross-entropies through ``fit``'s multi-target path (the Guard, a
+``MultiTaskLoss``), and measures each task's gradient norm (and the pairwise cosines) on the
+shared parameters with :class:`~trainground.gradients.tasks.TaskGradients`. The rounds run in
+the one round runner (``repair.rounds.run_rounds``).
 :func:`repair_task_weights` runs the ``task_weights`` policy on those figures and retrains
 with the weights it sets, keeping the round with the best mean validation accuracy.
 
@@ -23,13 +24,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainground.engine import FitConfig, RunConfig
-from trainground.engine.loop import make_optimizer
+from trainground.data.tasks import MultiTargetDataset, TaskSpec
+from trainground.engine import Callback, FitConfig, RunConfig, TrainState, fit
+from trainground.engine.evaluate import predict_task_outputs
+from trainground.engine.multitarget import shared_parameters
 from trainground.errors import DataError
+from trainground.gradients import GuardConfig
 from trainground.gradients.tasks import TaskGradients
+from trainground.losses.multitask import MultiTaskLoss
 from trainground.repair.actions import Action
 from trainground.repair.plan import TrainingPlan, apply_training_actions
 from trainground.repair.policy import RepairContext, run_policies_reporting
@@ -65,16 +69,9 @@ def _check(data: MultiTaskData, where: str) -> None:
 def task_correct(model: nn.Module, data: MultiTaskData, *, batch_size: int = 1024) -> dict[str, np.ndarray]:
     """``{task: [N] 1.0 where the row is classified correctly}`` (eval mode; the mode is restored)."""
     x, targets = data
-    was = model.training
-    model.eval()
-    correct: dict[str, list[torch.Tensor]] = {t: [] for t in targets}
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out = model(x[i : i + batch_size])
-            for t, y in targets.items():
-                correct[t].append(out[t].argmax(dim=1) == y[i : i + batch_size])
-    model.train(was)
-    return {t: torch.cat(c).numpy().astype(float) if c else np.zeros(0) for t, c in correct.items()}
+    device = next(model.parameters()).device
+    outputs = predict_task_outputs(model, x, batch_size=batch_size, device=device)
+    return {t: (outputs[t].argmax(dim=1) == y.cpu()).numpy().astype(float) for t, y in targets.items()}
 
 
 def task_accuracy(model: nn.Module, data: MultiTaskData, *, batch_size: int = 1024) -> dict[str, float]:
@@ -82,25 +79,58 @@ def task_accuracy(model: nn.Module, data: MultiTaskData, *, batch_size: int = 10
     return {t: float(c.mean()) if c.size else 0.0 for t, c in task_correct(model, data, batch_size=batch_size).items()}
 
 
+def as_dataset(data: MultiTaskData, num_classes: Mapping[str, int], *, offset: int = 0) -> MultiTargetDataset:
+    """``(features, {task: class ids})`` as a :class:`MultiTargetDataset` (class tasks), indices from ``offset``."""
+    x, targets = data
+    tasks = tuple(TaskSpec(t, "class", int(num_classes[t])) for t in targets)
+    return MultiTargetDataset(x, {t: y.long() for t, y in targets.items()},
+                              torch.arange(offset, offset + len(x)), tasks)
+
+
+class TaskGradientMeans(Callback):
+    """Mean of the per-task gradient norms and cosines (``state.step_extras``) read every ``every`` steps."""
+
+    def __init__(self, every: int) -> None:
+        self.every = max(1, every)
+        self.sums: dict[str, float] = {}
+        self.readings = 0
+
+    def on_batch_end(self, state: TrainState) -> None:
+        if (state.step - 1) % self.every:
+            return
+        keys = [k for k in state.step_extras if k.startswith(("task_grad_norm/", "task_grad_cos/"))]
+        if not keys:
+            return
+        values = torch.stack([state.step_extras[k].float().reshape(()) for k in keys]).tolist()  # one host sync
+        for k, v in zip(keys, values, strict=True):
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.readings += 1
+
+    def means(self, prefix: str) -> dict[str, float]:
+        return {k.split("/", 1)[1]: v / max(self.readings, 1) for k, v in self.sums.items() if k.startswith(prefix)}
+
+
 def fit_multitask(
     model: nn.Module, train: MultiTaskData, *, val: MultiTaskData, config: FitConfig | None = None,
     weights: Mapping[str, float] | None = None, shared: Callable[[nn.Module], Iterable[Tensor]] | None = None,
-    sample_every: int = 10,
+    sample_every: int = 10, guard: GuardConfig | None = None,
 ) -> MultiTaskResult:
-    """Train ``model`` (``forward(x) -> {task: logits}``) on ``sum_t weights[t] * CE_t``.
+    """Train ``model`` (``forward(x) -> {task: logits}``) on ``sum_t weights[t] * CE_t`` with ``fit``.
 
-    Each step's gradient is computed per task by ``TaskGradients`` (one backward per task);
-    every ``sample_every`` steps the per-task norms on the shared parameters (of the weighted
-    losses) and their cosines are read (one host sync) and averaged over the run.
+    The run goes through the engine's multi-target path: the Guard steps, per-task gradients
+    come from ``TaskGradients`` (one backward per task); every ``sample_every`` steps the
+    per-task norms on the shared parameters (of the weighted losses) and their cosines are
+    read (one host sync) and averaged over the run.
 
     Args:
         model: the multi-task model.
         train, val: ``(features, {task: class ids})``.
-        config: epochs, batch size, lr, optimizer, seed (``FitConfig``; the other fields are unused).
+        config: ``fit``'s options (epochs, batch size, lr, optimizer, seed).
         weights: loss weight per task (1 when missing).
         shared: ``shared(model) -> parameters`` the tasks share (norms and cosines are taken
-            there); default: every parameter.
+            there); default: ``model.shared_parameters()`` if it has one, else every parameter.
         sample_every: steps between two readings of the gradient figures.
+        guard: the Guard's options (``GuardConfig()`` when None).
 
     Returns:
         :class:`MultiTaskResult`.
@@ -108,31 +138,17 @@ def fit_multitask(
     _check(train, "train")
     _check(val, "val")
     config = config or FitConfig()
-    x, targets = train
+    targets = train[1]
+    num_classes = {t: int(max(int(y.max()), int(val[1][t].max()))) + 1 for t, y in targets.items()}
     weights = {t: float((weights or {}).get(t, 1.0)) for t in targets}
-    optimizer = make_optimizer(config, model.parameters())
-    tasks = TaskGradients(model, shared=None if shared is None else list(shared(model)))
-    generator = torch.Generator().manual_seed(config.seed)
-    sums: dict[str, float] = {}
-    readings = 0
-    step = 0
-    model.train()
-    for _ in range(config.epochs):
-        for rows in torch.randperm(len(x), generator=generator).split(config.batch_size):
-            out = model(x[rows])
-            losses = {t: weights[t] * F.cross_entropy(out[t], y[rows]) for t, y in targets.items()}
-            optimizer.zero_grad(set_to_none=True)
-            tasks.backward(losses)
-            optimizer.step()
-            if step % sample_every == 0:
-                for name, value in tasks.stats().items():
-                    sums[name] = sums.get(name, 0.0) + value
-                readings += 1
-            step += 1
-    means = {k: v / max(readings, 1) for k, v in sums.items()}
-    norms = {k.split("/", 1)[1]: v for k, v in means.items() if k.startswith("task_grad_norm/")}
-    cosines = {k.split("/", 1)[1]: v for k, v in means.items() if k.startswith("task_grad_cos/")}
-    return MultiTaskResult(model, task_accuracy(model, val), norms, cosines, weights)
+    loss_fn = MultiTaskLoss(list(targets), weighting="static", weights=weights)
+    handler = TaskGradients(list(model.parameters()),
+                            shared=shared_parameters(model) if shared is None else list(shared(model)))
+    means = TaskGradientMeans(sample_every)
+    fit(model, as_dataset(train, num_classes), val_data=as_dataset(val, num_classes, offset=len(train[0])),
+        config=config, loss_fn=loss_fn, tasks=handler, guard=guard, callbacks=[means])
+    return MultiTaskResult(model, task_accuracy(model, val), means.means("task_grad_norm/"),
+                           means.means("task_grad_cos/"), weights)
 
 
 @dataclass

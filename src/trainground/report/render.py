@@ -29,6 +29,12 @@ from trainground.report.repair_section import RepairTables, repair_tables, round
 from trainground.report.sample_table import TOP_ROWS, SampleTable, build_sample_table
 from trainground.report.style import figures_json, script_safe
 from trainground.report.summary import Summary, fmt, summarize
+from trainground.report.tasks import (
+    run_tasks,
+    task_curves,
+    task_facts,
+    task_sample_tables,
+)
 from trainground.report.trajectories import (
     clipped_share,
     gradient_trajectories,
@@ -75,6 +81,10 @@ class RunView:
                                  "explanations")
     lr_find: dict[str, Any] | None = None
     explanations: ExplanationsView | None = None
+    # A multi-target run: one line per task and per pair of tasks (report.tasks).
+    task_facts: list[str] = field(default_factory=list)
+    # A multi-target diagnosis: (task, its sample table), one per class task.
+    task_samples: list[tuple[str, SampleTable]] = field(default_factory=list)
 
 
 def _gradient_facts(run: RunReport) -> list[str]:
@@ -108,6 +118,8 @@ def run_view(run: RunReport, figures: dict[str, go.Figure], *, prefix: str, titl
 
     if "training" in sections:
         add("curves", training_curves(run.steps, run.epochs, run.test))
+        add("tasks", task_curves(run.steps, run.epochs))
+        view.task_facts = task_facts(run.steps, run.epochs)
     if "gradients" in sections:
         add("gradients", gradient_trajectories(run.steps, run.actions))
         view.gradient_facts = _gradient_facts(run)
@@ -127,7 +139,12 @@ def run_view(run: RunReport, figures: dict[str, go.Figure], *, prefix: str, titl
             view.notes = [n for n in view.notes if "lr_find" in n]
     if run.explanations is not None and "explanations" in sections:
         view.explanations = explanations_view(run.explanations)
-    if "samples" in view.sections and run.sample_issues is not None:
+    per_task = task_sample_tables(run.sample_issues, run_tasks(run.epochs)) if "samples" in view.sections else {}
+    for task, table in per_task.items():  # a multi-target diagnosis: one sample table per task
+        view.task_samples.append((task, build_sample_table(table, config=run.config, schema=run.data_schema,
+                                                           limit=top_rows)))
+        add(f"confusion-{task}", confusion_figure(table, None))
+    if "samples" in view.sections and run.sample_issues is not None and not per_task:
         view.samples = build_sample_table(run.sample_issues, config=run.config, schema=run.data_schema,
                                           limit=top_rows,
                                           why=view.explanations.why() if view.explanations else None)

@@ -11,12 +11,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainground.data import target_list
 from trainground.engine.atomic import atomic_write_text
 from trainground.engine.loop import resolve_device
 from trainground.engine.lr_find import LRFindConfig, LRFindResult, lr_range_test
 from trainground.engine.run import build_training, prepare_data
 from trainground.engine.run_config import RunConfig
 from trainground.engine.rundir import RunDir
+from trainground.errors import ConfigError
 from trainground.jsonsafe import json_safe
 
 LR_FIND_FILE = "lr_find.json"
@@ -38,6 +40,8 @@ def lr_find(config: RunConfig, *, out: str | Path, sweep: LRFindConfig | None = 
     standardisation, same seed), so the suggested lr applies to that run.
     """
     sweep = sweep or LRFindConfig()
+    if target_list(config.data.target) is not None:
+        raise ConfigError(f"lr-find takes one label column; data.target {config.data.target} names several")
     prepared = prepare_data(config.data)
     train, _, model, loss_fn = build_training(config, prepared)
     result = lr_range_test(model, train, fit_config=config.fit, config=sweep, loss_fn=loss_fn,
