@@ -135,7 +135,11 @@ def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epo
     val = WithIndex(Subset(data, val_pos.tolist()), offset=len(train_pos))
     timer = StepTimer()
     options = {"stop_early": True, **(options or {})}
-    cbs = [timer] + ([TraingroundCallback(second_pass=second_pass, **options)] if callback else [])
+    if options.pop("empty", False):  # the floor: a callback with the same hooks doing nothing
+        cbs = [timer, empty_callback()]
+        callback = False
+    else:
+        cbs = [timer] + ([TraingroundCallback(second_pass=second_pass, **options)] if callback else [])
     trainer = pl.Trainer(max_epochs=epochs, callbacks=cbs, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     t0 = time.perf_counter()
@@ -163,6 +167,20 @@ class StepTimer:
                 self.cpu_seconds = time.process_time() - self.c0
 
         return _Timer()
+
+
+def empty_callback():
+    """A Lightning callback overriding the hooks ``TraingroundCallback`` uses, each doing nothing:
+    what any callback costs in Lightning's dispatch (the floor of the overhead)."""
+    import pytorch_lightning as pl
+
+    from trainground.integrations.lightning import TraingroundCallback
+
+    hooks = ("on_train_batch_start", "on_before_backward", "on_after_backward", "on_before_optimizer_step",
+             "on_train_batch_end", "on_validation_batch_end", "on_train_epoch_end", "on_fit_end")
+    missing = [h for h in hooks if h not in vars(TraingroundCallback)]
+    assert not missing, missing  # keep the floor's hooks those of the callback
+    return type("EmptyCallback", (pl.Callback,), {h: (lambda self, *a, **k: None) for h in hooks})()
 
 
 def f1_part(args, common, previous: dict) -> dict:
@@ -202,6 +220,7 @@ def f1_part(args, common, previous: dict) -> dict:
 
 OVERHEAD_VARIANTS = {
     "bare": None,
+    "empty-callback": {"empty": True},  # the same hooks doing nothing: Lightning's dispatch alone
     "callback": {},  # the defaults: monitors sampled 1 step in 10, records, features, the chain
     "callback-no-monitors": {"config": "no-monitors"},  # SessionConfig(training_checks=None)
     "callback-no-chain": {"guard": None},  # no gradient chain (no clip, no spike skip)
@@ -215,15 +234,18 @@ def overhead_part(args, common) -> dict:
     x_np, _, y_np, _ = common.load_dataset("digits")
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
     train_pos, val_pos = stratified_split(y_np, fraction=0.1, seed=0)
-    runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in OVERHEAD_VARIANTS}
-    for _ in range(args.repeats):
-        for name, options in OVERHEAD_VARIANTS.items():  # interleaved: machine drift hits every variant
+    variants = {name: OVERHEAD_VARIANTS[name] for name in ["bare", *args.variants] if name in OVERHEAD_VARIANTS}
+    runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in variants}
+    for repeat in range(-1, args.repeats):  # repeat -1: an untimed fit of each (imports, first kernels, LAPACK)
+        for name, options in variants.items():  # interleaved: machine drift hits every variant
             if options and options.get("config") == "no-monitors":
                 options = {**options, "config": SessionConfig(training_checks=None)}
             model = _model(x, train_pos, 0)
             _, timer, total = route_lightning(
-                x, y, 0, model, train_pos, val_pos, callback=options is not None, epochs=args.overhead_epochs,
-                options={"stop_early": False, **(options or {})})
+                x, y, 0, model, train_pos, val_pos, callback=options is not None,
+                epochs=args.overhead_epochs, options={"stop_early": False, **(options or {})})
+            if repeat < 0:
+                continue
             runs[name]["wall"].append(timer.seconds / timer.steps)
             runs[name]["cpu"].append(timer.cpu_seconds / timer.steps)
             if options is not None:
@@ -232,6 +254,9 @@ def overhead_part(args, common) -> dict:
     for clock in ("wall", "cpu"):
         bare = np.median(runs["bare"][clock])
         out[f"ratio_{clock}"] = {name: float(np.median(r[clock]) / bare) for name, r in runs.items()}
+        # Ratio of each repeat's variant to the bare fit run just before it: drift cancels within a repeat.
+        out[f"per_repeat_ratio_{clock}"] = {name: [float(a / b) for a, b in zip(r[clock], runs["bare"][clock])]
+                                           for name, r in runs.items()}
     print(f"per-step ratios over bare Lightning: wall {out['ratio_wall']}, cpu {out['ratio_cpu']}", flush=True)
     return out
 
@@ -339,6 +364,8 @@ def main() -> None:
     ap.add_argument("--routes", nargs="*", default=list(ROUTES))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--overhead-epochs", type=int, default=10)
+    ap.add_argument("--variants", nargs="*", default=[n for n in OVERHEAD_VARIANTS if n != "bare"],
+                    help="overhead variants timed against the bare fit")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--tmp", type=Path, default=Path("/tmp/own_training_bench"))
     args = ap.parse_args()
