@@ -19,11 +19,15 @@ Three measurements:
             Sample checks only in the diagnose routes (training_checks=None); the
             integrations run with their defaults (training checks on).
   overhead  Per-step wall and CPU (process) time of a Lightning fit with the callback (monitors
-            at their default sampling, chain on; also without the monitors and with the full
-            Guard) over the same bare fit; interleaved repeats in one process, timed from
-            on_train_start to on_train_end, validation included (the callback's finish, i.e.
-            the checks and the report, is timed separately). CPU time is the steadier figure
-            on a shared machine.
+            at their default sampling, chain on; also without the monitors, without the chain,
+            with the full Guard, and an empty callback with the same hooks: Lightning's
+            dispatch alone) over the same bare fit; one untimed fit of each first, then
+            interleaved repeats in one process, timed from on_train_start to on_train_end,
+            validation included (the callback's finish, i.e. the checks and the report, is
+            timed separately). CPU time is the steadier figure on a shared machine; the
+            per-repeat ratio (each variant over the bare fit of its own repeat) cancels drift.
+            --variants picks some; --overhead-hidden 1024 1024 times a wider MLP (kept under
+            its own key in --out).
   hooks     Thread CPU time spent in each of the callback's hooks per training step (the
             callback at its defaults, --overhead-epochs epochs, --repeats fits): where the
             overhead is, steady under load.
@@ -69,9 +73,10 @@ ROUTES = ("diagnose", "diagnose-1pass", "plain-loop", "lightning", "plain-loop+2
 warnings.filterwarnings("ignore")
 
 
-def _model(x: torch.Tensor, train_pos: np.ndarray, seed: int) -> torch.nn.Module:
+def _model(x: torch.Tensor, train_pos: np.ndarray, seed: int, hidden: tuple[int, ...] | None = None) -> torch.nn.Module:
     seed_everything(seed)
-    return build_model(ModelConfig(), input_shape=(x.shape[1],), num_classes=10, train_features=x[train_pos])
+    config = ModelConfig() if hidden is None else ModelConfig(hidden=tuple(hidden))
+    return build_model(config, input_shape=(x.shape[1],), num_classes=10, train_features=x[train_pos])
 
 
 def route_diagnose(x, y, seed, model, second_pass):
@@ -240,7 +245,7 @@ def overhead_part(args, common) -> dict:
         for name, options in variants.items():  # interleaved: machine drift hits every variant
             if options and options.get("config") == "no-monitors":
                 options = {**options, "config": SessionConfig(training_checks=None)}
-            model = _model(x, train_pos, 0)
+            model = _model(x, train_pos, 0, args.overhead_hidden)
             _, timer, total = route_lightning(
                 x, y, 0, model, train_pos, val_pos, callback=options is not None,
                 epochs=args.overhead_epochs, options={"stop_early": False, **(options or {})})
@@ -250,7 +255,8 @@ def overhead_part(args, common) -> dict:
             runs[name]["cpu"].append(timer.cpu_seconds / timer.steps)
             if options is not None:
                 runs[name].setdefault("finish_s", []).append(total - timer.seconds)
-    out: dict = {"per_step_s": runs, "epochs": args.overhead_epochs, "repeats": args.repeats}
+    out: dict = {"per_step_s": runs, "epochs": args.overhead_epochs, "repeats": args.repeats,
+                 "hidden": list(args.overhead_hidden or ModelConfig().hidden)}
     for clock in ("wall", "cpu"):
         bare = np.median(runs["bare"][clock])
         out[f"ratio_{clock}"] = {name: float(np.median(r[clock]) / bare) for name, r in runs.items()}
@@ -342,13 +348,17 @@ def print_tables(results: dict) -> None:
                 cells = [f"{f1[r].mean():.3f} ± {f1[r].std():.3f}" if r in f1 else "-" for r in ROUTES]
                 cells += [f"{(f1[a] - f1[b]).mean():+.3f}" if a in f1 and b in f1 else "-" for a, b in pairs]
                 print(f"| {ds} | {noise} (seeds {', '.join(by_seed)}) | " + " | ".join(cells) + " |")
-    if "overhead" in results and "ratio_wall" in results["overhead"]:
-        o = results["overhead"]
-        print("| variant | wall ms/step | wall ratio | CPU ms/step | CPU ratio |")
-        print("|---|---|---|---|---|")
+    for key, o in results.items():
+        if not key.startswith("overhead") or "ratio_wall" not in o:
+            continue
+        print(f"{key} (MLP {'-'.join(map(str, o.get('hidden', [256, 256])))}):")
+        print("| variant | wall ms/step | wall ratio | CPU ms/step | CPU ratio | per-repeat CPU ratio, median [IQR] |")
+        print("|---|---|---|---|---|---|")
         for name, r in o["per_step_s"].items():
+            per = np.array(o.get("per_repeat_ratio_cpu", {}).get(name, [np.nan]))
             print(f"| {name} | {np.median(r['wall']) * 1e3:.2f} | {o['ratio_wall'][name]:.3f} | "
-                  f"{np.median(r['cpu']) * 1e3:.2f} | {o['ratio_cpu'][name]:.3f} |")
+                  f"{np.median(r['cpu']) * 1e3:.2f} | {o['ratio_cpu'][name]:.3f} | {np.median(per):.3f} "
+                  f"[{np.percentile(per, 25):.3f}, {np.percentile(per, 75):.3f}] |")
     if "ddp" in results:
         d = results["ddp"]
         print(f"ddp: 1 process {d['1']['wall_s']:.1f} s ({d['1']['n_flagged']} flagged), 2 processes "
@@ -364,6 +374,8 @@ def main() -> None:
     ap.add_argument("--routes", nargs="*", default=list(ROUTES))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--overhead-epochs", type=int, default=10)
+    ap.add_argument("--overhead-hidden", type=int, nargs="*", default=None,
+                    help="MLP widths of the overhead fits (default: the built-in 256-256)")
     ap.add_argument("--variants", nargs="*", default=[n for n in OVERHEAD_VARIANTS if n != "bare"],
                     help="overhead variants timed against the bare fit")
     ap.add_argument("--out", type=Path, default=None)
@@ -376,8 +388,9 @@ def main() -> None:
     results = {**previous, **results}
     if "f1" in args.parts:
         results["f1"] = f1_part(args, common, previous.get("f1", {}))
-    if "overhead" in args.parts:
-        results["overhead"] = overhead_part(args, common)
+    if "overhead" in args.parts:  # another model's figures are kept beside the default's
+        key = "overhead" if not args.overhead_hidden else "overhead_" + "x".join(map(str, args.overhead_hidden))
+        results[key] = overhead_part(args, common)
     if "hooks" in args.parts:
         results["hooks"] = hooks_part(args, common)
     if "ddp" in args.parts:

@@ -63,9 +63,12 @@ class FrameworkGradients:
             self._host = self.chain.supports_host and all(g.device.type == "cpu" for g in grads)
         # Under DDP the gradients are already all-reduced; the loss is averaged over ranks here so
         # that every rank skips alike (see gradients.distributed).
-        value = None if loss is None else loss.detach().float().reshape(())
-        if value is not None and self._distributed:
-            value = torch.as_tensor(window_mean_loss(value, 1.0))
+        if self._host and not self._distributed:  # a CPU loss is read as is: one read, no tensor op
+            value: Tensor | float | None = None if loss is None else float(loss.detach())
+        else:
+            value = None if loss is None else loss.detach().float().reshape(())
+            if value is not None and self._distributed:
+                value = torch.as_tensor(window_mean_loss(value, 1.0))
         if self._host:
             norm = host_norm(grads)
             ctx = HostContext(grads, params, raw_norm=norm, loss=None if value is None else float(value),
