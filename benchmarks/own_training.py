@@ -19,11 +19,15 @@ Three measurements:
             Sample checks only in the diagnose routes (training_checks=None); the
             integrations run with their defaults (training checks on).
   overhead  Per-step wall and CPU (process) time of a Lightning fit with the callback (monitors
-            at their default sampling, chain on; also without the monitors and with the full
-            Guard) over the same bare fit; interleaved repeats in one process, timed from
-            on_train_start to on_train_end, validation included (the callback's finish, i.e.
-            the checks and the report, is timed separately). CPU time is the steadier figure
-            on a shared machine.
+            at their default sampling, chain on; also without the monitors, without the chain,
+            with the full Guard, and an empty callback with the same hooks: Lightning's
+            dispatch alone) over the same bare fit; one untimed fit of each first, then
+            interleaved repeats in one process, timed from on_train_start to on_train_end,
+            validation included (the callback's finish, i.e. the checks and the report, is
+            timed separately). CPU time is the steadier figure on a shared machine; the
+            per-repeat ratio (each variant over the bare fit of its own repeat) cancels drift.
+            --variants picks some; --overhead-hidden 1024 1024 times a wider MLP (kept under
+            its own key in --out).
   hooks     Thread CPU time spent in each of the callback's hooks per training step (the
             callback at its defaults, --overhead-epochs epochs, --repeats fits): where the
             overhead is, steady under load.
@@ -69,9 +73,10 @@ ROUTES = ("diagnose", "diagnose-1pass", "plain-loop", "lightning", "plain-loop+2
 warnings.filterwarnings("ignore")
 
 
-def _model(x: torch.Tensor, train_pos: np.ndarray, seed: int) -> torch.nn.Module:
+def _model(x: torch.Tensor, train_pos: np.ndarray, seed: int, hidden: tuple[int, ...] | None = None) -> torch.nn.Module:
     seed_everything(seed)
-    return build_model(ModelConfig(), input_shape=(x.shape[1],), num_classes=10, train_features=x[train_pos])
+    config = ModelConfig() if hidden is None else ModelConfig(hidden=tuple(hidden))
+    return build_model(config, input_shape=(x.shape[1],), num_classes=10, train_features=x[train_pos])
 
 
 def route_diagnose(x, y, seed, model, second_pass):
@@ -135,7 +140,11 @@ def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epo
     val = WithIndex(Subset(data, val_pos.tolist()), offset=len(train_pos))
     timer = StepTimer()
     options = {"stop_early": True, **(options or {})}
-    cbs = [timer] + ([TraingroundCallback(second_pass=second_pass, **options)] if callback else [])
+    if options.pop("empty", False):  # the floor: a callback with the same hooks doing nothing
+        cbs = [timer, empty_callback()]
+        callback = False
+    else:
+        cbs = [timer] + ([TraingroundCallback(second_pass=second_pass, **options)] if callback else [])
     trainer = pl.Trainer(max_epochs=epochs, callbacks=cbs, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     t0 = time.perf_counter()
@@ -163,6 +172,20 @@ class StepTimer:
                 self.cpu_seconds = time.process_time() - self.c0
 
         return _Timer()
+
+
+def empty_callback():
+    """A Lightning callback overriding the hooks ``TraingroundCallback`` uses, each doing nothing:
+    what any callback costs in Lightning's dispatch (the floor of the overhead)."""
+    import pytorch_lightning as pl
+
+    from trainground.integrations.lightning import TraingroundCallback
+
+    hooks = ("on_train_batch_start", "on_before_backward", "on_after_backward", "on_before_optimizer_step",
+             "on_train_batch_end", "on_validation_batch_end", "on_train_epoch_end", "on_fit_end")
+    missing = [h for h in hooks if h not in vars(TraingroundCallback)]
+    assert not missing, missing  # keep the floor's hooks those of the callback
+    return type("EmptyCallback", (pl.Callback,), {h: (lambda self, *a, **k: None) for h in hooks})()
 
 
 def f1_part(args, common, previous: dict) -> dict:
@@ -202,6 +225,7 @@ def f1_part(args, common, previous: dict) -> dict:
 
 OVERHEAD_VARIANTS = {
     "bare": None,
+    "empty-callback": {"empty": True},  # the same hooks doing nothing: Lightning's dispatch alone
     "callback": {},  # the defaults: monitors sampled 1 step in 10, records, features, the chain
     "callback-no-monitors": {"config": "no-monitors"},  # SessionConfig(training_checks=None)
     "callback-no-chain": {"guard": None},  # no gradient chain (no clip, no spike skip)
@@ -215,23 +239,30 @@ def overhead_part(args, common) -> dict:
     x_np, _, y_np, _ = common.load_dataset("digits")
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
     train_pos, val_pos = stratified_split(y_np, fraction=0.1, seed=0)
-    runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in OVERHEAD_VARIANTS}
-    for _ in range(args.repeats):
-        for name, options in OVERHEAD_VARIANTS.items():  # interleaved: machine drift hits every variant
+    variants = {name: OVERHEAD_VARIANTS[name] for name in ["bare", *args.variants] if name in OVERHEAD_VARIANTS}
+    runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in variants}
+    for repeat in range(-1, args.repeats):  # repeat -1: an untimed fit of each (imports, first kernels, LAPACK)
+        for name, options in variants.items():  # interleaved: machine drift hits every variant
             if options and options.get("config") == "no-monitors":
                 options = {**options, "config": SessionConfig(training_checks=None)}
-            model = _model(x, train_pos, 0)
+            model = _model(x, train_pos, 0, args.overhead_hidden)
             _, timer, total = route_lightning(
-                x, y, 0, model, train_pos, val_pos, callback=options is not None, epochs=args.overhead_epochs,
-                options={"stop_early": False, **(options or {})})
+                x, y, 0, model, train_pos, val_pos, callback=options is not None,
+                epochs=args.overhead_epochs, options={"stop_early": False, **(options or {})})
+            if repeat < 0:
+                continue
             runs[name]["wall"].append(timer.seconds / timer.steps)
             runs[name]["cpu"].append(timer.cpu_seconds / timer.steps)
             if options is not None:
                 runs[name].setdefault("finish_s", []).append(total - timer.seconds)
-    out: dict = {"per_step_s": runs, "epochs": args.overhead_epochs, "repeats": args.repeats}
+    out: dict = {"per_step_s": runs, "epochs": args.overhead_epochs, "repeats": args.repeats,
+                 "hidden": list(args.overhead_hidden or ModelConfig().hidden)}
     for clock in ("wall", "cpu"):
         bare = np.median(runs["bare"][clock])
         out[f"ratio_{clock}"] = {name: float(np.median(r[clock]) / bare) for name, r in runs.items()}
+        # Ratio of each repeat's variant to the bare fit run just before it: drift cancels within a repeat.
+        out[f"per_repeat_ratio_{clock}"] = {name: [float(a / b) for a, b in zip(r[clock], runs["bare"][clock])]
+                                           for name, r in runs.items()}
     print(f"per-step ratios over bare Lightning: wall {out['ratio_wall']}, cpu {out['ratio_cpu']}", flush=True)
     return out
 
@@ -317,13 +348,17 @@ def print_tables(results: dict) -> None:
                 cells = [f"{f1[r].mean():.3f} ± {f1[r].std():.3f}" if r in f1 else "-" for r in ROUTES]
                 cells += [f"{(f1[a] - f1[b]).mean():+.3f}" if a in f1 and b in f1 else "-" for a, b in pairs]
                 print(f"| {ds} | {noise} (seeds {', '.join(by_seed)}) | " + " | ".join(cells) + " |")
-    if "overhead" in results and "ratio_wall" in results["overhead"]:
-        o = results["overhead"]
-        print("| variant | wall ms/step | wall ratio | CPU ms/step | CPU ratio |")
-        print("|---|---|---|---|---|")
+    for key, o in results.items():
+        if not key.startswith("overhead") or "ratio_wall" not in o:
+            continue
+        print(f"{key} (MLP {'-'.join(map(str, o.get('hidden', [256, 256])))}):")
+        print("| variant | wall ms/step | wall ratio | CPU ms/step | CPU ratio | per-repeat CPU ratio, median [IQR] |")
+        print("|---|---|---|---|---|---|")
         for name, r in o["per_step_s"].items():
+            per = np.array(o.get("per_repeat_ratio_cpu", {}).get(name, [np.nan]))
             print(f"| {name} | {np.median(r['wall']) * 1e3:.2f} | {o['ratio_wall'][name]:.3f} | "
-                  f"{np.median(r['cpu']) * 1e3:.2f} | {o['ratio_cpu'][name]:.3f} |")
+                  f"{np.median(r['cpu']) * 1e3:.2f} | {o['ratio_cpu'][name]:.3f} | {np.median(per):.3f} "
+                  f"[{np.percentile(per, 25):.3f}, {np.percentile(per, 75):.3f}] |")
     if "ddp" in results:
         d = results["ddp"]
         print(f"ddp: 1 process {d['1']['wall_s']:.1f} s ({d['1']['n_flagged']} flagged), 2 processes "
@@ -339,6 +374,10 @@ def main() -> None:
     ap.add_argument("--routes", nargs="*", default=list(ROUTES))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--overhead-epochs", type=int, default=10)
+    ap.add_argument("--overhead-hidden", type=int, nargs="*", default=None,
+                    help="MLP widths of the overhead fits (default: the built-in 256-256)")
+    ap.add_argument("--variants", nargs="*", default=[n for n in OVERHEAD_VARIANTS if n != "bare"],
+                    help="overhead variants timed against the bare fit")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--tmp", type=Path, default=Path("/tmp/own_training_bench"))
     args = ap.parse_args()
@@ -349,8 +388,9 @@ def main() -> None:
     results = {**previous, **results}
     if "f1" in args.parts:
         results["f1"] = f1_part(args, common, previous.get("f1", {}))
-    if "overhead" in args.parts:
-        results["overhead"] = overhead_part(args, common)
+    if "overhead" in args.parts:  # another model's figures are kept beside the default's
+        key = "overhead" if not args.overhead_hidden else "overhead_" + "x".join(map(str, args.overhead_hidden))
+        results[key] = overhead_part(args, common)
     if "hooks" in args.parts:
         results["hooks"] = hooks_part(args, common)
     if "ddp" in args.parts:

@@ -56,23 +56,55 @@ class EarlyLearningWindow(Callback):
         self.patience = patience
         self.best_loss = float("inf")
         self.best_epoch: int | None = None
-        self.prob_sum: torch.Tensor | None = None
-        self.prob_count: torch.Tensor | None = None
+        self._prob_sum: torch.Tensor | None = None
+        self._prob_count: torch.Tensor | None = None
+        self._requested = False  # a snapshot of the recorder's sums is asked for, not yet taken
         self.weights: dict[str, torch.Tensor] | None = None
 
     def on_epoch_end(self, state: TrainState) -> None:
         loss = state.epoch_metrics.get("val_loss")
         # A NaN validation loss never improves; with no validation split every epoch "improves".
         if loss is None or loss < self.best_loss:
-            self.recorder.sync()  # the sums must include this epoch's buffered rows
+            # The sums must include this epoch's rows: the recorder copies them once it has
+            # counted those rows (when it next syncs, or when the sums are read), not per epoch.
+            self.recorder.request_snapshot()
+            self._requested = True
+            self._prob_sum = self._prob_count = None
             self.best_loss = float("inf") if loss is None else float(loss)
             self.best_epoch = state.epoch
-            assert self.recorder.prob_sum is not None and self.recorder.prob_count is not None
-            self.prob_sum = self.recorder.prob_sum.clone()
-            self.prob_count = self.recorder.prob_count.clone()
             self.weights = {k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()}
         elif self.patience is not None and self.best_epoch is not None and state.epoch - self.best_epoch >= self.patience:
             state.stop_requested = True
+
+    def _take_snapshot(self) -> None:
+        if self._requested:
+            self.recorder.add_probs()
+            if self.recorder.snapshot is None:
+                raise RuntimeError("the early-learning window's epoch recorded no sample")
+            (self._prob_sum, self._prob_count), self.recorder.snapshot = self.recorder.snapshot, None
+            self._requested = False
+
+    @property
+    def prob_sum(self) -> torch.Tensor | None:
+        """``[N, K]`` sums of every sample's softmax vectors up to the window's last epoch."""
+        self._take_snapshot()
+        return self._prob_sum
+
+    @prob_sum.setter
+    def prob_sum(self, value: torch.Tensor | None) -> None:
+        self._take_snapshot()
+        self._prob_sum = value
+
+    @property
+    def prob_count(self) -> torch.Tensor | None:
+        """``[N]`` times each sample was seen up to the window's last epoch."""
+        self._take_snapshot()
+        return self._prob_count
+
+    @prob_count.setter
+    def prob_count(self, value: torch.Tensor | None) -> None:
+        self._take_snapshot()
+        self._prob_count = value
 
     def mean_probs(self) -> np.ndarray:
         """``[N, K]`` average prediction of each sample over the window (recorder index order)."""
@@ -96,8 +128,9 @@ class EarlyLearningWindow(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         device = self.recorder.prob_sum.device if self.recorder.prob_sum is not None else torch.device("cpu")
         self.best_loss, self.best_epoch = float(state["best_loss"]), state["best_epoch"]
-        self.prob_sum = None if state["prob_sum"] is None else state["prob_sum"].to(device)
-        self.prob_count = None if state["prob_count"] is None else state["prob_count"].to(device)
+        self._requested = False
+        self._prob_sum = None if state["prob_sum"] is None else state["prob_sum"].to(device)
+        self._prob_count = None if state["prob_count"] is None else state["prob_count"].to(device)
         self.weights = state["weights"]
 
 

@@ -62,11 +62,26 @@ class CallbackList:
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must subclass trainground.Callback, got {type(cb).__name__}")
+        self._handlers: dict[Event, list[Any]] = {}
+        self._seen: list[Callback] = list(self.callbacks)
 
     def fire(self, event: Event, state: TrainState) -> None:
-        method = f"on_{event.value}"
-        for cb in self.callbacks:
-            getattr(cb, method)(state)
+        handlers = self._handlers.get(event)
+        if handlers is None or self._seen != self.callbacks:
+            handlers = self._resolve(event)
+        for handler in handlers:
+            handler(state)
+
+    def _resolve(self, event: Event) -> list[Any]:
+        # Fired several times per step: the bound methods are looked up once per event, and the
+        # base class's no-ops are left out (a step fires four events at every callback).
+        if self._seen != self.callbacks:
+            self._handlers, self._seen = {}, list(self.callbacks)
+        name = f"on_{event.value}"
+        noop = getattr(Callback, name)
+        handlers = [getattr(cb, name) for cb in self.callbacks]
+        self._handlers[event] = [h for h in handlers if getattr(h, "__func__", None) is not noop]
+        return self._handlers[event]
 
     def _keys(self) -> list[str]:
         # Keyed by name, not position: adding, removing or reordering other callbacks between a

@@ -39,14 +39,17 @@ class FrameworkGradients:
         self.skipped = 0
         self._groups: list[Any] | None = None
         self._params: list[Tensor] = []
+        self._host: bool | None = None  # the chain's float path applies (decided at a fit's first step)
+        self._distributed = False
 
     def _all_params(self, optimizer: torch.optim.Optimizer) -> list[Tensor]:
-        # The parameter list is rebuilt only when the optimizer's groups change.
+        # The parameter list is rebuilt only when the optimizer's groups change (a new fit).
         groups = optimizer.param_groups
         if self._groups is None or len(groups) != len(self._groups) or any(
                 a is not b for a, b in zip(groups, self._groups, strict=True)):
             self._groups = list(groups)
             self._params = [p for group in groups for p in group["params"]]
+            self._host = None
         return self._params
 
     def apply(self, optimizer: torch.optim.Optimizer, loss: Tensor | None) -> bool:
@@ -55,12 +58,18 @@ class FrameworkGradients:
         if not params:
             return True
         grads = [p.grad for p in params]
+        if self._host is None:  # per fit: the device, the process group and the chain do not change within one
+            self._distributed = is_distributed()
+            self._host = self.chain.supports_host and all(g.device.type == "cpu" for g in grads)
         # Under DDP the gradients are already all-reduced; the loss is averaged over ranks here so
         # that every rank skips alike (see gradients.distributed).
-        value = None if loss is None else loss.detach().float().reshape(())
-        if value is not None and is_distributed():
-            value = torch.as_tensor(window_mean_loss(value, 1.0))
-        if all(g.device.type == "cpu" for g in grads) and self.chain.supports_host:
+        if self._host and not self._distributed:  # a CPU loss is read as is: one read, no tensor op
+            value: Tensor | float | None = None if loss is None else float(loss.detach())
+        else:
+            value = None if loss is None else loss.detach().float().reshape(())
+            if value is not None and self._distributed:
+                value = torch.as_tensor(window_mean_loss(value, 1.0))
+        if self._host:
             norm = host_norm(grads)
             ctx = HostContext(grads, params, raw_norm=norm, loss=None if value is None else float(value),
                               lr=float(optimizer.param_groups[0]["lr"]))

@@ -225,8 +225,8 @@ class TrainingSession:
         split = batches[0][0]
         logits = torch.cat([b[2] for b in batches]) if len(batches) > 1 else batches[0][2]
         device = logits.device
-        index = torch.cat([b[1].reshape(-1) for b in batches]).to(device).long()
-        labels = torch.cat([b[3].reshape(-1).to(device) for b in batches]).long()
+        index = _cat_long([b[1] for b in batches], device)
+        labels = _cat_long([b[3] for b in batches], device)
         if self.labels is None:
             self.labels = torch.full((self.num_samples,), -1, dtype=torch.long, device=device)
             self._totals = torch.zeros(6, dtype=torch.float64, device=device)
@@ -240,16 +240,16 @@ class TrainingSession:
             kept = [(b[1], b[5]) for b in batches if b[5] is not None and b[5].shape[0] == len(b[3])]
             if kept:
                 self.features.epoch = self.state.epoch
-                self.features.write(torch.cat([k[0].reshape(-1) for k in kept]), torch.cat([k[1] for k in kept]))
-        sizes = [len(b[3]) for b in batches]
+                positions = index if len(kept) == len(batches) else _cat_long([k[0] for k in kept], device)
+                self.features.write(positions, torch.cat([k[1] for k in kept]) if len(kept) > 1 else kept[0][1])
+        sizes = torch.tensor([len(b[3]) for b in batches], dtype=torch.float64, device=device)
         if all(b[4] is not None for b in batches):  # the loop's own batch-mean losses
-            loss_sum = (torch.stack([b[4].double().reshape(()) for b in batches]).to(device)
-                        * torch.tensor(sizes, dtype=torch.float64, device=device)).sum()
+            losses = torch.stack([b[4] for b in batches]).reshape(len(batches)).to(device, torch.float64)
+            loss_sum = (losses * sizes).sum()
         else:
             loss_sum = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum").double()
         at = 0 if split == "train" else 3
-        self._totals[at:at + 3] += torch.stack([loss_sum, (logits.argmax(1) == labels).sum().double(),
-                                                torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
+        self._totals[at:at + 3] += torch.stack([loss_sum, (logits.argmax(1) == labels).sum().double(), sizes.sum()])
 
     # ---- the end --------------------------------------------------------------------------
     def finish(self, second_pass: SecondPass | None = None) -> SessionResult | None:
@@ -372,3 +372,9 @@ class TrainingSession:
             self._totals = torch.zeros(6, dtype=torch.float64)
         self.state.step, self.state.epoch = int(state["step"]), int(state["epoch"])
         self.state.history = list(state["history"])
+
+
+def _cat_long(parts: list[Tensor], device: torch.device) -> Tensor:
+    """The batches' index (or label) tensors as one flat ``long`` tensor on ``device``."""
+    flat = [t if t.ndim == 1 and t.device == device else t.reshape(-1).to(device) for t in parts]
+    return (torch.cat(flat) if len(flat) > 1 else flat[0]).long()

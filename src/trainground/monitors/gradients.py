@@ -68,6 +68,9 @@ class GradientMonitor(Monitor):
         self.numel = [sum(p.numel() for p in ps) for _, ps in self.layers]
         self.ndim = [max(p.ndim for p in ps) for _, ps in self.layers]
         self._before: list[Tensor] | None = None
+        # The weights' copy lives in one buffer kept between sampled steps (a model's size of
+        # memory, which every sampled step needed anyway).
+        self._buffer: list[Tensor] | None = None
         self._pending: tuple[int, int, list[Tensor], float, list[int], list[int]] | None = None
         # Per sampled step: step, epoch, per-parameter norms, trainable, has_grad, host grad scale.
         self._rows: list[tuple[int, int, Tensor, list[int], list[int], float]] = []
@@ -93,7 +96,14 @@ class GradientMonitor(Monitor):
             if isinstance(grad_scale, Tensor):  # a device scale (AMP): divide on the device
                 grad_norms = list(torch.stack(grad_norms).float() / grad_scale)
                 grad_scale = 1.0
-            self._before = torch._foreach_mul([p.detach() for p in self.params], 1.0)  # a copy, one fused call
+            weights = [p.detach() for p in self.params]
+            buffer = self._buffer
+            if buffer is None or any(b.shape != w.shape or b.dtype != w.dtype or b.device != w.device
+                                     for b, w in zip(buffer, weights, strict=True)):
+                buffer = self._buffer = [w.clone() for w in weights]
+            else:  # the same buffer every sampled step: a copy without an allocation (and its page faults)
+                torch._foreach_copy_(buffer, weights)
+            self._before = buffer
         trainable = [int(all(p.requires_grad for p in ps)) for _, ps in self.layers]
         has_grad = [int(any(p.grad is not None for p in ps)) for _, ps in self.layers]
         self._pending = (step, epoch, grad_norms, float(grad_scale), trainable, has_grad)

@@ -97,6 +97,12 @@ class SampleRecorder(Monitor):
         self._memory: list[pd.DataFrame] = []  # written chunks when there is no path
         self._buffers: dict[str, Tensor] | None = None
         self._fill = 0
+        # Buffered rows whose probabilities are already in ``prob_sum`` (see :meth:`add_probs`).
+        self._counted = 0
+        # A requested copy of the sums (:meth:`request_snapshot`): the buffered rows it covers,
+        # then the copy once those rows are counted.
+        self._mark: int | None = None
+        self.snapshot: tuple[Tensor, Tensor] | None = None
         # (start, stop, epoch, split code) of the buffered rows: kept on the host, so the
         # epoch and split columns cost no device op per step.
         self._segments: list[list[int]] = []
@@ -150,19 +156,52 @@ class SampleRecorder(Monitor):
             self._fill += take
             start += take
 
+    def request_snapshot(self) -> None:
+        """Ask for a copy of the probability sums as they stand after every row recorded so far.
+
+        The copy is taken when those rows' probabilities are added (:meth:`add_probs`, at the
+        latest when the chunk is synced), not now: an epoch end that may be the early-learning
+        window's last one costs nothing here. A new request replaces an older one not yet taken.
+        """
+        self.snapshot = None
+        self._mark = self._fill
+
+    @torch.no_grad()
+    def add_probs(self) -> None:
+        """Add the probabilities of the buffered rows not yet counted to the per-sample sums
+        (taking a requested :attr:`snapshot` on the way).
+
+        The rows stay buffered: their statistics and their host copy wait for :meth:`sync`
+        (a full chunk, a flush, a read), so an epoch end needs no table.
+        """
+        if self.prob_sum is None or self.prob_count is None or self._buffers is None:
+            return
+        if self._mark is not None:
+            self._count_probs(self._mark)
+            self.snapshot = (self.prob_sum.clone(), self.prob_count.clone())
+            self._mark = None
+        self._count_probs(self._fill)
+
+    def _count_probs(self, upto: int) -> None:
+        assert self.prob_sum is not None and self.prob_count is not None and self._buffers is not None
+        lo, hi = self._counted, upto
+        if lo >= hi:
+            return
+        rows = self._lookup[self._buffers["index"][lo:hi]]
+        self.prob_sum.index_add_(0, rows, torch.softmax(self._buffers["logits"][lo:hi], dim=1))
+        self.prob_count.index_add_(0, rows, torch.ones(hi - lo, dtype=self.prob_count.dtype, device=rows.device))
+        self._counted = hi
+
     @torch.no_grad()
     def sync(self) -> None:
         """Compute the statistics of the buffered rows (one pass over the chunk), add their
         probabilities to the per-sample sums and move the rows to the host."""
         if not self._fill or self._buffers is None:
             return
+        self.add_probs()
         n = self._fill
         index, labels, logits = (self._buffers[k][:n] for k in ("index", "label", "logits"))
         loss, margin, prob, pred = sample_statistics(logits, labels)
-        if self.prob_sum is not None and self.prob_count is not None:
-            rows = self._lookup[index]
-            self.prob_sum.index_add_(0, rows, torch.softmax(logits, dim=1))
-            self.prob_count.index_add_(0, rows, torch.ones_like(loss))
         epoch = np.empty(n, dtype=np.int32)
         split = np.empty(n, dtype=np.int8)
         for lo, hi, e, code in self._segments:
@@ -172,7 +211,7 @@ class SampleRecorder(Monitor):
             "index": index.cpu().numpy(), "epoch": epoch, "split": split, "loss": host[0], "margin": host[1],
             "prob_given": host[2], "predicted": pred.to(torch.int32).cpu().numpy(),
         }))
-        self._fill = 0
+        self._fill = self._counted = 0
         self._segments = []
 
     # -------------------------------------------------------------------- host side
@@ -217,7 +256,7 @@ class SampleRecorder(Monitor):
     def mean_probs(self, prob_sum: Tensor | None = None, prob_count: Tensor | None = None) -> np.ndarray:
         """Average softmax vector of each sample in ``self.index`` order (uniform where unseen)."""
         if prob_sum is None:
-            self.sync()
+            self.add_probs()
         prob_sum = self.prob_sum if prob_sum is None else prob_sum
         prob_count = self.prob_count if prob_count is None else prob_count
         if prob_sum is None or prob_count is None:
@@ -227,7 +266,8 @@ class SampleRecorder(Monitor):
         return mean.cpu().numpy().astype(np.float64)
 
     def reset(self) -> None:
-        self._fill = 0
+        self._fill = self._counted = 0
+        self._mark, self.snapshot = None, None
         self._segments = []
         self._pending.clear()
         self._memory.clear()
@@ -249,7 +289,8 @@ class SampleRecorder(Monitor):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch = int(state["epoch"])
         self.parts_written = int(state["parts_written"])
-        self._fill = 0
+        self._fill = self._counted = 0
+        self._mark, self.snapshot = None, None
         self._segments, self._pending = [], []
         if "prob_sum" in state:
             device = self._device or torch.device("cpu")
