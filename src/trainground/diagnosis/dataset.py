@@ -29,7 +29,12 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from trainground.data import IndexedDataset, fit_on_rows, stratified_split
-from trainground.diagnosis.callback import DATA_CHECKS, DiagnosisCallback, DiagnosisConfig
+from trainground.diagnosis.callback import (
+    DATA_CHECKS,
+    DiagnosisCallback,
+    DiagnosisConfig,
+)
+from trainground.diagnosis.competence import measure_competence
 from trainground.diagnosis.early_learning import EarlyLearningWindow
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import Finding, write_findings
@@ -214,10 +219,15 @@ def diagnose_dataset(
                                 guard=config.guard, loss_fn=loss_fn)
             pred_probs, embeddings, work = combine(extra.pred_probs, linear), extra.embeddings, work + extra.sample_presentations
     predicted = predict_logits(result.model, data.features, device=device).argmax(1).numpy()
+    # Early stopping's pick on the validation rows, as the repair's relabel gate measures it:
+    # the label-issue finding says whether the model is competent enough for its flags to mean much.
+    competence = measure_competence(val.labels.numpy(),
+                                    predict_logits(best_model, val.features, device=device).argmax(1).numpy(),
+                                    data.num_classes)
     evidence = Evidence(
         steps=steps_frame(run), epochs=pd.DataFrame(result.history), samples=records, train=data, val=val,
         model=result.model, pred_probs=pred_probs, embeddings=embeddings,
-        extra={"early_learning_epoch": window.best_epoch},
+        extra={"early_learning_epoch": window.best_epoch, "competence": competence},
     )
     # The training checks and the train/validation shift check belong to the training
     # diagnosis (it ran inside the first pass, on the monitors' evidence, with the two

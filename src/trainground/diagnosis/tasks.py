@@ -36,6 +36,7 @@ from trainground.data import (
 )
 from trainground.data.tasks import MultiTargetDataset, TaskSpec
 from trainground.diagnosis.callback import DiagnosisCallback
+from trainground.diagnosis.competence import measure_competence
 from trainground.diagnosis.dataset import (
     DatasetDiagnosisConfig,
     conclude_samples,
@@ -143,6 +144,7 @@ def diagnose_tasks(
     best_model = first.model_at_best(result.model)
     embeddings = embed(best_model, data.features, device)
     outputs = predict_task_outputs(result.model, data.features, device=device)
+    val_outputs = predict_task_outputs(best_model, val.features, device=device)  # each task's competence
     exclude = [n for w in watchers for n in w.check_names]
     tables: dict[str, pd.DataFrame] = {}
     findings: list[Finding] = []
@@ -153,7 +155,11 @@ def diagnose_tasks(
         view = task_view(data, spec.name)
         evidence = Evidence(steps=steps, epochs=epochs, samples=recorders[spec.name].compute(), train=view,
                             val=task_view(val, spec.name), model=None, pred_probs=windows[spec.name].mean_probs(),
-                            embeddings=embeddings, extra={"early_learning_epoch": first.best_epoch})
+                            embeddings=embeddings, extra={
+                                "early_learning_epoch": first.best_epoch,
+                                "competence": measure_competence(val.targets[spec.name].numpy(),
+                                                                 val_outputs[spec.name].argmax(1).numpy(),
+                                                                 int(spec.num_classes or 0))})
         issues = conclude_samples(evidence, outputs[spec.name].argmax(1).numpy(),
                                   exclude=exclude + (list(TASK_FREE) if k else []))
         tables[spec.name] = issues.table

@@ -28,7 +28,7 @@ from trainground.data import (
     stratified_split,
     target_list,
 )
-from trainground.diagnosis import DiagnosisConfig, print_findings
+from trainground.diagnosis import DiagnosisConfig, Finding, print_findings
 from trainground.diagnosis.dataset import (
     PATIENCE,
     DatasetDiagnosisConfig,
@@ -170,6 +170,9 @@ def print_diagnosis(result: Diagnosis | TaskDiagnosis, console: Console, *, limi
     top = top_sample_issues(result.table, limit)
     flags = [c for c in result.table.columns if c.startswith("is_") and c.endswith("_issue")]
     counts = ", ".join(f"{c[3:-6].replace('_', ' ')} {int(result.table[c].sum())}" for c in flags)
+    weak = _weak_note(result.findings)
+    if weak:
+        console.print(weak.strip(), highlight=False, soft_wrap=True)
     if len(top):
         table = Table(title=f"top sample issues (flagged: {counts})", title_justify="left")
         for column in ("index", "given", "suggested", "issues", "label score"):
@@ -201,6 +204,7 @@ def print_task_diagnosis(result: TaskDiagnosis, console: Console, *, limit: int 
         counts = ", ".join(f"{c[3:-6].replace('_', ' ')} {int(table[c].sum())}" for c in flags)
         accuracy = final.get(f"val_accuracy/{task}")
         shown = "" if accuracy is None else f"  val accuracy {accuracy:.1%}"
+        shown += _weak_note([f for f in result.findings if f.evidence.get("task") == task])
         console.print(f"task [bold]{task}[/bold]: flagged {counts}{shown}", highlight=False, soft_wrap=True)
         top = top_sample_issues(table[[c for c in table.columns if c not in ("is_outlier_issue", "outlier_score",
                                                                             "is_near_duplicate_issue",
@@ -218,3 +222,12 @@ def print_task_diagnosis(result: TaskDiagnosis, console: Console, *, limit: int 
     if result.run_dir is not None:
         where["run directory"] = str(result.run_dir.path)
     console.print("  ".join(f"{k}: {v}" for k, v in where.items()), highlight=False, soft_wrap=True)
+
+
+def _weak_note(findings: Sequence[Finding]) -> str:
+    """A short warning when the label-issue finding says the model is too weak for its flags, else ''."""
+    for f in findings:
+        if f.check == "label_issues" and f.evidence.get("model_competent") is False:
+            return (f"  [yellow]label flags unreliable: model skill {f.evidence['skill']:.2f} over the majority "
+                    f"baseline < {f.evidence['min_skill']} (see the label_issues finding)[/yellow]")
+    return ""

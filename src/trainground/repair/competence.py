@@ -2,84 +2,37 @@
 
 A relabel replaces the label a person gave with the model's prediction. That is only
 sound where the model's predictions are more often right than wrong, so the relabel
-policy asks two questions of the round's model on the validation rows (labels as given,
-never trained on), both fixed before any run:
+policy asks two questions of the round's model on the validation rows, both fixed
+before any run. The measurement itself (skill over the majority baseline, per-class
+precision, and why it is not corrected for label noise) is the diagnosis's
+(``diagnosis.competence``), shared with the label-issue finding of ``trainground diagnose``:
 
-- **Skill over the majority baseline** (the forecast-verification skill score,
-  ``(accuracy - majority) / (1 - majority)``, where ``majority`` is the accuracy of always
-  predicting the most frequent class) must be at least :data:`MIN_SKILL` = 1/2: the model
-  must get right more than half of the rows the baseline gets wrong. A model barely above
-  the baseline has mostly learned the class prior, and its "corrections" would move rows
-  into the frequent classes (issue 14: 68 % accuracy on a hard survey table, one class
-  shrunk from 177 rows to 22).
-- **Per class**, relabelling *into* class ``c`` is allowed only when the model's
-  validation precision for ``c`` (of the rows it predicts as ``c``, the share labelled
-  ``c``) is above :data:`MIN_PRECISION` = 1/2: its ``c`` is then more likely right than
-  wrong, the same majority principle as the per-sample rule (``policies/_evidence``).
-
-Both are measured against noisy labels, which lowers them (a right prediction on a
-wrongly labelled row counts as an error), so the gate errs on the side of not
-relabelling. Under symmetric noise at rate ``r`` with ``K`` balanced classes a model of
-skill ``S`` measures about ``S (1 - r K / (K - 1))``: a perfect model reaches the gate at
-``r = 0.45`` (``K = 10``), a model that is 95 % right already at ``r = 0.42``, and on a
-validation split of ~150 rows the measured skill varies by ~0.05 from seed to seed, so at
-40 % symmetric noise the gate declines on some seeds even for a model that is 95 % right
-(benchmark B, digits sym40 seed 2: measured skill 0.47, 0.94 on the true labels).
-
-This is not corrected. The only estimate of the noise rate at hand comes from the model
-being judged (confident learning's joint counts the rows it confidently disagrees with),
-and the corrected skill, ``(accuracy - majority) / (1 - r - majority)``, reaches 1 for
-*any* model when ``r`` is its own disagreement rate ``1 - accuracy``: it cannot tell a weak
-model from noisy labels. Measured: on the hard tables of issue 14 the estimate is 56 %
-(fair) and 52 % (anes96), corrected skills 2.03 and 0.98, so the gate would relabel
-exactly the tables it exists for. The finding reports the estimate (and the skill a model
-that is always right would measure with that many wrong labels) so that a user can judge.
+- skill over the majority baseline at least :data:`MIN_SKILL` = 1/2 (the model gets right
+  more than half of the rows the baseline gets wrong);
+- relabelling *into* class ``c`` only where the model's validation precision for ``c`` is
+  above :data:`MIN_PRECISION` = 1/2: its ``c`` is then more likely right than wrong, the
+  same majority principle as the per-sample rule (``policies/_evidence``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from trainground.diagnosis import Finding, Severity
-from trainground.diagnosis.confident_learning import confident_joint
+from trainground.diagnosis.competence import MIN_SKILL, label_noise_estimate
+from trainground.diagnosis.competence import Competence as _Measured
+from trainground.diagnosis.competence import measure_competence as _measure
 
-MIN_SKILL = 0.5
 MIN_PRECISION = 0.5
+
+__all__ = ["MIN_PRECISION", "MIN_SKILL", "Competence", "label_noise_estimate", "measure_competence"]
 
 
 @dataclass(frozen=True)
-class Competence:
-    """The round's model on the validation rows.
-
-    Attributes:
-        accuracy: validation accuracy (labels as given).
-        majority: accuracy of always predicting the most frequent validation class.
-        skill: ``(accuracy - majority) / (1 - majority)``.
-        precision: ``[C]`` validation precision per predicted class (NaN: never predicted).
-        predicted: ``[C]`` validation rows predicted as each class.
-        label_noise: confident learning's estimate of the share of wrong labels (from the
-            same model: reported, never used to decide), or None.
-    """
-
-    accuracy: float
-    majority: float
-    skill: float
-    precision: np.ndarray
-    predicted: np.ndarray
-    label_noise: float | None = None
-
-    @property
-    def perfect_skill(self) -> float | None:
-        """The skill a model that is always right would measure if ``label_noise`` of the labels were wrong."""
-        if self.label_noise is None or not self.majority < 1.0:
-            return None
-        return (1.0 - self.label_noise - self.majority) / (1.0 - self.majority)
-
-    @property
-    def skilled(self) -> bool:
-        return bool(self.skill >= MIN_SKILL)
+class Competence(_Measured):
+    """The diagnosis's measure (:class:`trainground.diagnosis.competence.Competence`) with the relabel gate."""
 
     def may_relabel_into(self) -> np.ndarray:
         """``[C]`` whether relabelling into each class is allowed."""
@@ -88,8 +41,7 @@ class Competence:
 
     def findings(self, classes: tuple) -> list[Finding]:
         """Why relabelling is declined (globally or for some classes); empty when it is allowed everywhere."""
-        figures = {"val_accuracy": round(self.accuracy, 4), "majority_baseline": round(self.majority, 4),
-                   "skill": round(self.skill, 4), "min_skill": MIN_SKILL}
+        figures = self.figures()
         if not self.skilled:
             noise = ""
             if self.perfect_skill is not None:
@@ -128,31 +80,9 @@ def _pct(value: float) -> str:
     return "never predicted" if np.isnan(value) else f"{100 * value:.0f} %"
 
 
-def label_noise_estimate(labels: np.ndarray, probs: np.ndarray | None) -> float | None:
-    """Confident learning's estimate of the share of wrong labels: the off-diagonal mass of the
-    confident joint of ``labels`` and ``probs`` (``[N, C]``); None without probabilities."""
-    labels = np.asarray(labels, dtype=np.int64)
-    if probs is None or len(labels) == 0 or len(probs) != len(labels):
-        return None
-    joint = confident_joint(labels, np.asarray(probs, dtype=np.float64))
-    total = joint.sum()
-    return float(1.0 - np.trace(joint) / total) if total > 0 else None
-
-
 def measure_competence(given: np.ndarray, predicted: np.ndarray, num_classes: int,
                        label_noise: float | None = None) -> Competence:
-    """:class:`Competence` from the validation rows' given and predicted class ids (``label_noise``:
-    :func:`label_noise_estimate` of the round's diagnosis, reported in the finding only)."""
-    given, predicted = np.asarray(given, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
-    n = len(given)
-    if n == 0:
-        return Competence(float("nan"), float("nan"), float("-inf"), np.full(num_classes, np.nan),
-                          np.zeros(num_classes, dtype=np.int64), label_noise)
-    accuracy = float((given == predicted).mean())
-    majority = float(np.bincount(given, minlength=num_classes).max() / n)
-    skill = (accuracy - majority) / (1.0 - majority) if majority < 1.0 else float("-inf")
-    counts = np.bincount(predicted, minlength=num_classes)
-    hits = np.bincount(predicted[given == predicted], minlength=num_classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
-    return Competence(accuracy, majority, float(skill), precision, counts, label_noise)
+    """:func:`trainground.diagnosis.competence.measure_competence`, as the relabel gate's :class:`Competence`
+    (``label_noise``: :func:`label_noise_estimate` of the round's diagnosis, reported in the finding only)."""
+    measured = _measure(given, predicted, num_classes, label_noise=label_noise)
+    return Competence(**{f.name: getattr(measured, f.name) for f in fields(measured)})
