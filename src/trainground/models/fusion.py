@@ -1,0 +1,116 @@
+"""A small image + text fusion model: a score from both modalities, objects from the image.
+
+``FusionModel(x)`` takes ``{"image": [N, 3, S, S], "tokens": [N, L]}`` and returns
+``{"score": [N], "boxes": [N, H*W, 4 + C]}`` (the detection layout of
+``models.detection``). With ``modalities=("image",)`` or ``("text",)`` the same class is the
+single-modality baseline (a text-only model has no ``boxes`` output).
+
+:meth:`FusionModel.modality_groups` gives the parameters of each modality's encoder, the
+``groups`` of ``gradients.TaskGradients`` for per-modality clipping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from trainground.models.detection import GridDetectionHead
+
+
+def _conv(cin: int, cout: int, stride: int) -> list[nn.Module]:
+    # Batch norm: lets plain SGD train the encoder at a large step in a few epochs.
+    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+class ImageEncoder(nn.Module):
+    """Four 3x3 conv + batch-norm + ReLU, two of stride 2: ``[N, 3, S, S] -> [N, width * 4, S/4, S/4]``."""
+
+    stride = 4
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.out_channels = width * 4
+        self.net = nn.Sequential(
+            *_conv(3, width, 1), *_conv(width, width * 2, 2), *_conv(width * 2, width * 2, 1), *_conv(width * 2, width * 4, 2),
+        )
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.net(image)
+
+
+class BagOfEmbeddings(nn.Module):
+    """Mean of word embeddings (padding id 0 ignored), then a ReLU layer.
+
+    Word order is lost; the products grammar carries its signal in which words occur
+    (sentiment adjectives, object names, counts), so a bag suffices there and trains in
+    seconds from scratch.
+    """
+
+    def __init__(self, vocab_size: int, dim: int = 32) -> None:
+        super().__init__()
+        self.out_features = dim
+        self.embed = nn.EmbeddingBag(vocab_size, dim, mode="mean", padding_idx=0)
+        self.proj = nn.Sequential(nn.Linear(dim, dim), nn.ReLU())
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.proj(self.embed(tokens))
+
+
+class FusionModel(nn.Module):
+    """Image encoder + text encoder, a fused score head, a detection head on the image features.
+
+    The score head reads the pooled image features, the detector's expected object count per
+    class (detached) and the text features.
+
+    Args:
+        vocab_size: text vocabulary size (``data.products.Vocabulary``).
+        num_classes: object classes of the detection head.
+        image_size: input side ``S`` (a multiple of 4).
+        modalities: the encoders in use: ``("image", "text")`` (fusion), ``("image",)`` or ``("text",)``.
+        width: image encoder's first-layer channels.
+        text_dim: text embedding size.
+    """
+
+    def __init__(self, *, vocab_size: int, num_classes: int, image_size: int = 32,
+                 modalities: Sequence[str] = ("image", "text"), width: int = 16, text_dim: int = 32) -> None:
+        super().__init__()
+        unknown = set(modalities) - {"image", "text"}
+        if unknown or not modalities:
+            raise ValueError(f"modalities must be a non-empty subset of ('image', 'text'), got {tuple(modalities)}")
+        self.modalities = tuple(m for m in ("image", "text") if m in modalities)
+        fused = 0
+        if "image" in self.modalities:
+            self.image = ImageEncoder(width)
+            self.grid = (image_size // ImageEncoder.stride,) * 2
+            self.detector = GridDetectionHead(self.image.out_channels, num_classes, stride=ImageEncoder.stride)
+            fused += self.image.out_channels + num_classes
+        if "text" in self.modalities:
+            self.text = BagOfEmbeddings(vocab_size, text_dim)
+            fused += self.text.out_features
+        # Layer norm on the concatenation: the modalities' features arrive on unrelated scales.
+        self.score_head = nn.Sequential(nn.LayerNorm(fused), nn.Linear(fused, 64), nn.ReLU(), nn.Linear(64, 1))
+
+    def forward(self, x: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        parts, out = [], {}
+        if "image" in self.modalities:
+            features = self.image(x["image"])
+            out["boxes"] = self.detector(features)
+            parts.append(features.mean(dim=(2, 3)))  # mean pooling ~ a sum over the objects present
+            # Expected object count per class (sum of the class probabilities over the grid),
+            # detached: the detection head learns from the detection task only.
+            parts.append(torch.sigmoid(out["boxes"][..., 4:].detach()).sum(dim=1))
+        if "text" in self.modalities:
+            parts.append(self.text(x["tokens"]))
+        out = {"score": self.score_head(torch.cat(parts, dim=1)).squeeze(1), **out}
+        return out
+
+    def modality_groups(self) -> dict[str, list[nn.Parameter]]:
+        """``{modality: its encoder's parameters}`` (heads excluded: they see both or one task)."""
+        return {m: list(getattr(self, m).parameters()) for m in self.modalities}
+
+    def heads(self) -> list[nn.Parameter]:
+        """The task heads' parameters (score head, detection head)."""
+        mods = [self.score_head] + ([self.detector] if "image" in self.modalities else [])
+        return [p for m in mods for p in m.parameters()]
