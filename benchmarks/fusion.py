@@ -6,7 +6,8 @@ seed=2000 + s)`` (another draw of every randomised factor). Variants:
 
 - ``image_only`` / ``text_only``: one encoder (text-only has no detection output);
 - ``fusion_global``: both encoders, one clip on the whole gradient (``max_norm``);
-- ``fusion_modality``: the image encoder, the text encoder and the heads each clipped to
+- ``fusion_modality``: the image parameters (encoder, detection head), the text encoder and
+  the fused score head each clipped to
   ``max_norm / sqrt(3)`` (the same bound on the whole update as the global clip);
 - ``fusion_task_uw``: per-modality clip, plus each task's gradient clipped to
   ``max_norm / sqrt(2)`` and uncertainty task weighting (Kendall et al. 2018).
@@ -76,7 +77,7 @@ def build(spec: dict, vocab_size: int, args, seed: int):
     if spec["clip"] == "global":
         groups, limit = {"all": list(model.parameters())}, args.max_norm
     else:
-        groups = {**model.modality_groups(), "heads": model.heads()}
+        groups = model.modality_groups()
         limit = args.max_norm / math.sqrt(len(groups))  # same bound on the whole update as the global clip
     shared = list(model.image.parameters()) if "image" in spec["modalities"] else list(model.text.parameters())
     task_grads = TaskGradients(params, shared=shared, groups=groups, group_max_norm=limit,

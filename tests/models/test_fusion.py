@@ -25,12 +25,14 @@ def test_modality_groups_split_the_encoders_and_the_score_needs_both():
     model = FusionModel(vocab_size=30, num_classes=4)
     groups = model.modality_groups()
     ids = {k: {id(p) for p in v} for k, v in groups.items()}
-    assert ids["image"].isdisjoint(ids["text"]) and ids["image"] and ids["text"]
-    everything = {id(p) for p in model.parameters()}
-    assert ids["image"] | ids["text"] | {id(p) for p in model.heads()} == everything
+    assert set(groups) == {"image", "text", "fusion"}
+    assert ids["image"].isdisjoint(ids["text"]) and ids["image"].isdisjoint(ids["fusion"])
+    assert ids["image"] | ids["text"] | ids["fusion"] == {id(p) for p in model.parameters()}
+    text_only = FusionModel(vocab_size=30, num_classes=4, modalities=("text",))
+    assert sum(len(v) for v in text_only.modality_groups().values()) == len(list(text_only.parameters()))
     out = model(_batch())
-    image_grads = torch.autograd.grad(out["score"].sum(), groups["image"] + groups["text"], allow_unused=True)
-    assert all(g is not None for g in image_grads)  # the score reaches both encoders
+    encoders = list(model.image.parameters()) + groups["text"]
+    assert all(g is not None for g in torch.autograd.grad(out["score"].sum(), encoders))  # the score reaches both
     text_from_boxes = torch.autograd.grad(model(_batch())["boxes"].sum(), groups["text"], allow_unused=True)
     assert all(g is None for g in text_from_boxes)  # detection never reaches the text encoder
 

@@ -107,10 +107,17 @@ class FusionModel(nn.Module):
         return out
 
     def modality_groups(self) -> dict[str, list[nn.Parameter]]:
-        """``{modality: its encoder's parameters}`` (heads excluded: they see both or one task)."""
-        return {m: list(getattr(self, m).parameters()) for m in self.modalities}
-
-    def heads(self) -> list[nn.Parameter]:
-        """The task heads' parameters (score head, detection head)."""
-        mods = [self.score_head] + ([self.detector] if "image" in self.modalities else [])
-        return [p for m in mods for p in m.parameters()]
+        """Every parameter by the modality it reads: ``image`` (image encoder and detection
+        head), ``text`` (text encoder) and ``fusion`` (the score head, which reads both; a
+        single-modality model puts its score head in its one modality's group)."""
+        groups: dict[str, list[nn.Parameter]] = {}
+        if "image" in self.modalities:
+            groups["image"] = [*self.image.parameters(), *self.detector.parameters()]
+        if "text" in self.modalities:
+            groups["text"] = list(self.text.parameters())
+        head = list(self.score_head.parameters())
+        if len(self.modalities) == 2:
+            groups["fusion"] = head
+        else:
+            groups[self.modalities[0]] += head
+        return groups
