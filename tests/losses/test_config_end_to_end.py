@@ -11,7 +11,7 @@ from trainground.losses import FocalLoss
 
 def test_cli_trains_with_the_loss_of_the_yaml_config(tmp_path, iris_csv, monkeypatch):
     built = []
-    import trainground.engine.run as run_module
+    import trainground.engine.run_losses as run_module
 
     real = run_module.build_loss
 
@@ -29,7 +29,8 @@ def test_cli_trains_with_the_loss_of_the_yaml_config(tmp_path, iris_csv, monkeyp
     assert isinstance(built[0], FocalLoss) and built[0].gamma == 1.5 and built[0].alpha is not None
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["loss"] == {"name": "focal", "weighting": "inverse_sqrt", "beta": 0.999, "gamma": 1.5,
-                             "label_smoothing": 0.0}
+                             "label_smoothing": 0.0, "task_weighting": "static", "task_weights": None,
+                             "dwa_temperature": 2.0, "events": [], "hierarchy": None}
 
 
 def test_cli_rejects_a_bad_loss_section_with_one_line(tmp_path, iris_csv):

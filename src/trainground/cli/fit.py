@@ -22,6 +22,7 @@ from trainground.cli.app import (
     split_columns,
 )
 from trainground.cli_errors import err_console, inputs_exist, user_errors
+from trainground.data.multitable import target_value
 from trainground.errors import ConfigError
 
 
@@ -42,7 +43,8 @@ def demo(
 @user_errors
 def fit_command(
     data: Annotated[str, typer.Argument(help="CSV/Parquet file, image folder (one sub-folder per class) or builtin:NAME.")],
-    target: Annotated[str | None, typer.Option("--target", help="Label column of a table.")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Label column of a table; several, comma-separated "
+                                                              "(fault,severity), train one head per column.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/fit-<data>-<time>).")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over the training data.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the model init, split and batch order.")] = None,
@@ -86,7 +88,7 @@ def fit_command(
         run_config = RunConfig.from_dict(values, where=f"{config}:" if config else "config")
         run_config.data.source = data
         if target is not None:
-            run_config.data.target = target
+            run_config.data.target = target_value(target)
         if epochs is not None:
             run_config.fit.epochs = epochs
         if seed is not None:

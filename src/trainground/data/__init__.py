@@ -16,8 +16,10 @@ from trainground.data.load import (
     load_features_for_prediction,
     schema_from_json,
 )
+from trainground.data.multitable import fit_multitarget_on_rows, load_multitarget, source_frame, target_list
 from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
 from trainground.data.split import stratified_split
+from trainground.data.tasks import MultiTargetDataset, TaskSpec, class_task, tasks_of
 from trainground.data.table import TableSchema, encode_table, fit_on_rows, load_table
 from trainground.data.with_index import WithIndex
 
@@ -26,21 +28,29 @@ __all__ = [
     "ImageSchema",
     "IndexedDataset",
     "LabelEncoder",
+    "MultiTargetDataset",
     "NoisyLabels",
     "TableSchema",
+    "TaskSpec",
     "WithIndex",
     "builtin_frame",
     "builtin_names",
+    "class_task",
     "encode_table",
+    "fit_multitarget_on_rows",
     "fit_on_rows",
     "inject_label_noise",
     "load_builtin",
     "load_data",
     "load_features_for_prediction",
     "load_image_folder",
+    "load_multitarget",
     "load_images_for_prediction",
     "load_table",
     "read_table",
     "schema_from_json",
+    "source_frame",
     "stratified_split",
+    "target_list",
+    "tasks_of",
 ]

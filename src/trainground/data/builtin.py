@@ -79,6 +79,24 @@ _FRAMES: dict[str, Callable[[], pd.DataFrame]] = {
 SIGNALS = frozenset({"faults", "mnist1d"})
 # Columns of a builtin frame that are labels of other tasks, not features.
 _NOT_FEATURES = {"faults": ("severity",)}
+# Task names of the label column in multi-target use (``--target fault,severity``).
+_LABEL_NAMES = {"faults": "fault"}
+
+
+def builtin_label_name(name: str) -> str:
+    """What :func:`builtin_multitarget_frame` calls the ``label`` column of ``name``."""
+    return _LABEL_NAMES.get(name.removeprefix(PREFIX), TARGET)
+
+
+def builtin_multitarget_frame(name: str) -> tuple[pd.DataFrame, tuple[str, ...], str]:
+    """The named dataset for multi-target loading: the frame (its ``label`` column renamed to
+    the task's name, e.g. ``fault``), the columns that are never features, and its kind."""
+    name = name.removeprefix(PREFIX)
+    frame = builtin_frame(name)
+    label = _LABEL_NAMES.get(name, TARGET)
+    if label != TARGET:
+        frame = frame.rename(columns={TARGET: label})
+    return frame, _NOT_FEATURES.get(name, ()), "signal" if name in SIGNALS else "table"
 
 
 def builtin_names() -> tuple[str, ...]:

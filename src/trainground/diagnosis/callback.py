@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import (
@@ -142,7 +143,7 @@ class DiagnosisCallback(Callback):
         if self._sampled:
             self.activations.disarm()
             self.representation.disarm()
-            if state.logits is not None and state.logits.ndim == 2:
+            if isinstance(state.logits, torch.Tensor) and state.logits.ndim == 2:  # not a multi-task dict
                 self.predictions.update(state.logits, "train")
 
     def on_after_backward(self, state: TrainState) -> None:

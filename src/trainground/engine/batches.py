@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,11 @@ class BatchSource:
     def __len__(self) -> int:
         return len(self.positions) if self.positions is not None else len(self.dataset)  # type: ignore[arg-type]
 
-    def batch(self, rows: Tensor, device: torch.device | str) -> tuple[Tensor, Tensor, Tensor]:
-        """Rows are positions in this source (0..len-1), mapped to the dataset's positions."""
+    def batch(self, rows: Tensor, device: torch.device | str) -> tuple[Tensor, Any, Any]:
+        """Rows are positions in this source (0..len-1), mapped to the dataset's positions.
+
+        ``x`` and ``y`` may be tensors or (nested) dicts of tensors (several inputs, several
+        targets): every tensor is moved to ``device``."""
         pos = rows if self.positions is None else self.positions[rows]
         if hasattr(self.dataset, "get_batch"):
             index, x, y = self.dataset.get_batch(pos)
@@ -42,8 +45,8 @@ class BatchSource:
         non_blocking = torch.device(device).type == "cuda"
         return (
             torch.as_tensor(index).to(device, non_blocking=non_blocking),
-            x.to(device, non_blocking=non_blocking),
-            torch.as_tensor(y).to(device, non_blocking=non_blocking),
+            to_device(x, device, non_blocking=non_blocking),
+            to_device(y, device, non_blocking=non_blocking, as_tensor=True),
         )
 
     def labels(self) -> np.ndarray | None:
@@ -55,6 +58,22 @@ class BatchSource:
             return None
         labels = np.asarray(labels)
         return labels if self.positions is None else labels[self.positions.numpy()]
+
+
+def to_device(value: Any, device: torch.device | str, *, non_blocking: bool = False, as_tensor: bool = False) -> Any:
+    """``value`` on ``device``: a tensor, or every tensor of a (nested) dict, list or tuple.
+
+    ``as_tensor`` (targets): a leaf that is not a mapping becomes a tensor first, as the
+    single-target ``y`` always did."""
+    if isinstance(value, Mapping):
+        return {k: to_device(v, device, non_blocking=non_blocking, as_tensor=as_tensor) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not as_tensor:
+        return type(value)(to_device(v, device, non_blocking=non_blocking) for v in value)
+    if as_tensor:
+        value = torch.as_tensor(value)
+    if not isinstance(value, Tensor):  # a string or number beside the tensors stays as it is
+        return value
+    return value.to(device, non_blocking=non_blocking)
 
 
 def _triple(parts: Any, positions: Tensor) -> tuple[Any, Any, Any]:

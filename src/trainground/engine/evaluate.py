@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from trainground.engine.batches import BatchSource
+from trainground.engine.task_kinds import task_kind
 
 
 @torch.no_grad()
@@ -42,3 +45,36 @@ def evaluate(
         model.train(was_training)
     loss, hits = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
     return {"loss": loss / max(n, 1), "accuracy": hits / max(n, 1)}
+
+
+@torch.no_grad()
+def predict_task_outputs(model: nn.Module, features: Tensor, *, batch_size: int = 1024,
+                         device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """``{task: outputs}`` of a multi-task model for ``features`` in eval mode, on the CPU."""
+    was_training = model.training
+    model.eval()
+    chunks: dict[str, list[Tensor]] = {}
+    try:
+        for i in range(0, len(features), batch_size):
+            for task, out in model(features[i : i + batch_size].to(device)).items():
+                chunks.setdefault(task, []).append(out.float().cpu())
+    finally:
+        model.train(was_training)
+    return {task: torch.cat(parts) for task, parts in chunks.items()}
+
+
+def test_task_scores(model: nn.Module, test: Any, *, device: torch.device | str = "cpu") -> dict[str, float]:
+    """``test_<metric>/<task>`` of a multi-target test split, and ``test_accuracy`` (mean over class tasks)."""
+    outputs = predict_task_outputs(model, test.features, device=device)
+    scores: dict[str, float] = {}
+    accuracies = []
+    n = max(len(test), 1)
+    for spec in test.tasks:
+        kind = task_kind(spec.kind)
+        value = float(kind.batch_metric(outputs[spec.name], test.targets[spec.name])) / n
+        scores[f"test_{kind.metric}/{spec.name}"] = value
+        if spec.kind == "class":
+            accuracies.append(value)
+    if accuracies:
+        scores["test_accuracy"] = sum(accuracies) / len(accuracies)
+    return scores

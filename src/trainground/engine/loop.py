@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from trainground.data.split import stratified_split
+from trainground.data.tasks import tasks_of
 from trainground.engine import schedule
 from trainground.engine.batches import BatchSource
 from trainground.engine.callbacks import Callback, CallbackList
@@ -28,11 +29,13 @@ from trainground.engine.evaluate import evaluate
 from trainground.engine.events import Event
 from trainground.engine.metrics import MetricsWriter, ScalarSink
 from trainground.engine.model_file import save_model
+from trainground.engine.multitarget import MultiTarget, default_task_loss, shared_parameters
+from trainground.engine.multitarget_step import multi_train_step
 from trainground.engine.rng import get_rng_state, set_rng_state
 from trainground.engine.rundir import RunDir
 from trainground.engine.state import TrainState
 from trainground.errors import ConfigError, RunDirError
-from trainground.gradients import ActionLog, Guard, GuardConfig
+from trainground.gradients import ActionLog, Guard, GuardConfig, TaskGradientConfig, TaskGradients
 from trainground.losses.sample_weights import loss_for_batch
 
 # Changing these mid-run changes the trajectory, so a resume must use the original values.
@@ -85,6 +88,11 @@ def _fingerprint(source: BatchSource) -> str:
     index = getattr(source.dataset, "index", None)
     if index is not None:
         digest.update(np.ascontiguousarray(np.asarray(index)).tobytes())
+    targets = getattr(source.dataset, "targets", None)
+    if isinstance(targets, dict):  # a multi-target dataset: every task's targets identify it
+        for name, values in targets.items():
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(np.asarray(values)).tobytes())
     return digest.hexdigest()
 
 
@@ -120,6 +128,9 @@ def _model_info(data: Dataset) -> dict[str, Any]:
     schema = getattr(data, "schema", None)
     if schema is not None and hasattr(schema, "to_json"):
         info["data_schema"] = schema.to_json()
+    tasks = tasks_of(data)
+    if tasks is not None:
+        info["tasks"] = [t.to_json() for t in tasks]
     return info
 
 
@@ -135,6 +146,7 @@ def fit(
     run_dir: RunDir | str | Path | None = None,
     resume: bool = False,
     guard: Guard | GuardConfig | None = None,
+    tasks: TaskGradients | TaskGradientConfig | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data`` (items ``(index, x, y)``) and return what happened.
 
@@ -161,6 +173,16 @@ def fit(
         guard: the step's protection (AMP, accumulation, clipping, spike skip/rollback): a
             ``GuardConfig``, a ready ``Guard`` over ``model``/``optimizer``, or None for
             ``Guard`` with ``GuardConfig()`` defaults. Its actions go to ``actions.jsonl``.
+        tasks: multi-target data only: per-task gradients (a ``TaskGradientConfig`` or a ready
+            ``TaskGradients``) handed to the Guard: per-task norms and cosines in
+            ``metrics.jsonl``, per-task clipping, PCGrad. None: one backward of the summed loss.
+
+    Multi-target data (a dataset with ``.tasks``, items ``(index, x, {task: target})``, a model
+    returning ``{task: output}``): ``loss_fn`` is a ``MultiTaskLoss`` (each task's default loss,
+    static weights, when omitted; its parameters, e.g. uncertainty weights, are optimised too);
+    the history and ``metrics.jsonl`` get ``train_loss/<task>``, ``val_<metric>/<task>``
+    (accuracy for class tasks, MAE for regression, see ``engine.task_kinds``) and, for class
+    tasks, ``val_accuracy`` as their mean.
     """
     config = config or FitConfig()
     if config.epochs < 1 or config.batch_size < 1:
@@ -176,9 +198,20 @@ def fit(
         if optimizer is not None and optimizer is not guard.optimizer:
             raise ConfigError("fit got a Guard and a different optimizer; pass the Guard's optimizer or neither")
         optimizer = guard.optimizer
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    if optimizer is None and schedule.applies(config, data):
+    task_specs = tasks_of(data)
+    multi: MultiTarget | None = None
+    if task_specs is None:
+        loss_fn = loss_fn or nn.CrossEntropyLoss()
+        if tasks is not None:
+            raise ConfigError("fit: tasks= (per-task gradients) needs a multi-target dataset (one with .tasks)")
+    else:
+        loss_fn = (loss_fn or default_task_loss(task_specs)).to(device)
+        multi = MultiTarget(task_specs, loss_fn)
+    if optimizer is None and multi is None and schedule.applies(config, data):
         config = schedule.choose_schedule(model, train, config, loss_fn, make_optimizer, device)
+    if optimizer is None and multi is not None:
+        # Learned task weights (uncertainty weighting) are optimised with the model.
+        optimizer = make_optimizer(config, list(model.parameters()) + list(loss_fn.parameters()))
     optimizer = optimizer or make_optimizer(config, model.parameters())
 
     run = None if run_dir is None else (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir))
@@ -199,11 +232,18 @@ def fit(
         all_callbacks.insert(0, MetricsWriter(None if run is None else run.metrics, flush_every=config.log_every,
                                               sinks=sinks))
     hooks = CallbackList(all_callbacks)
+    if isinstance(tasks, TaskGradientConfig):
+        tasks = tasks.build(list(model.parameters()) + list(loss_fn.parameters()), shared=shared_parameters(model))
     if not isinstance(guard, Guard):
-        guard = Guard(model, optimizer, config=guard or GuardConfig(),
+        guard = Guard(model, optimizer, config=guard or GuardConfig(), tasks=tasks,
                       actions=None if run is None else ActionLog(run.actions))
-    elif run is not None and guard.action_log is None:
-        guard.action_log = ActionLog(run.actions)
+    else:
+        if tasks is not None:
+            if guard.tasks is not None and guard.tasks is not tasks:
+                raise ConfigError("fit got a Guard with a tasks handler and another tasks=; pass one of them")
+            guard.tasks = tasks
+        if run is not None and guard.action_log is None:
+            guard.action_log = ActionLog(run.actions)
 
     steps_per_epoch = -(-len(train) // config.batch_size)
     state = TrainState(
@@ -214,7 +254,7 @@ def fit(
     epoch_start_rng = generator.get_state()
     fingerprint = _fingerprint(train)
     # Running sums of the current epoch, kept on the device: no host sync per step.
-    totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, samples
+    totals = torch.zeros(3, device=device, dtype=torch.float64) if multi is None else multi.new_totals(device)
 
     if resume:
         if run is None:
@@ -231,6 +271,10 @@ def fit(
         totals = ckpt["totals"].to(device)
         state.step, state.epoch, state.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         state.history = list(ckpt["history"])
+        if multi is not None:
+            loss_fn.load_state_dict(ckpt["loss"])
+            if guard.tasks is not None and "task_gradients" in ckpt:
+                guard.tasks.load_state_dict(ckpt["task_gradients"])
         if "guard" in ckpt:
             guard.load_state_dict(ckpt["guard"])
             if guard.action_log is not None:
@@ -251,6 +295,10 @@ def fit(
             "config": asdict(config), "data_fingerprint": fingerprint, "guard": guard.state_dict(),
             "actions_bytes": 0 if guard.action_log is None else guard.action_log.size(),
         }
+        if multi is not None:
+            payload["loss"] = loss_fn.state_dict()  # learned / epoch-wise task weights
+            if guard.tasks is not None and hasattr(guard.tasks, "state_dict"):
+                payload["task_gradients"] = guard.tasks.state_dict()
         save_checkpoint(run.checkpoints, state.step, payload, keep=config.keep_checkpoints)
 
     model.train()
@@ -261,16 +309,29 @@ def fit(
         if state.batch_in_epoch == 0:
             hooks.fire(Event.EPOCH_START, state)
         for rows in order[state.batch_in_epoch :]:
-            _train_step(state, train.batch(rows, device), loss_fn, hooks, totals, guard)
+            if multi is None:
+                _train_step(state, train.batch(rows, device), loss_fn, hooks, totals, guard)
+            else:
+                multi_train_step(state, train.batch(rows, device), multi, hooks, totals, guard)
             last_of_epoch = state.batch_in_epoch == len(order)
             if config.checkpoint_every and state.step % config.checkpoint_every == 0 and not last_of_epoch:
                 checkpoint()  # the epoch-end checkpoint follows anyway for the last batch
         guard.step(force=True)  # a short last accumulation window still steps (weighted exactly)
-        loss_sum, correct, seen = totals.tolist()
-        state.epoch_metrics = {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}
-        if val is not None and len(val):
-            scores = evaluate(model, val, loss_fn, batch_size=max(config.batch_size, 256), device=device)
-            state.epoch_metrics.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+        if multi is None:
+            loss_sum, correct, seen = totals.tolist()
+            state.epoch_metrics = {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}
+            if val is not None and len(val):
+                scores = evaluate(model, val, loss_fn, batch_size=max(config.batch_size, 256), device=device)
+                state.epoch_metrics.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+        else:
+            state.epoch_metrics = multi.metrics(totals.tolist(), "train")
+            if val is not None and len(val):
+                state.epoch_metrics.update(multi.evaluate(model, val, batch_size=max(config.batch_size, 256),
+                                                          device=device))
+            state.epoch_metrics.update(multi.task_weights())
+            end_epoch = getattr(loss_fn, "end_epoch", None)
+            if end_epoch is not None:
+                end_epoch()  # DWA: the next epoch's weights from this epoch's task losses
         state.history.append(dict(state.epoch_metrics))
         hooks.fire(Event.EPOCH_END, state)
         state.epoch += 1

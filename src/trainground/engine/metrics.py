@@ -49,7 +49,8 @@ class MetricsWriter(Callback):
         self.path = None if path is None else Path(path)
         self.sinks = list(sinks)
         self.flush_every = max(1, flush_every)
-        self._pending: list[tuple[int, int, float, torch.Tensor]] = []  # loss + Guard scalars, stacked
+        # loss + Guard scalars (+ the state's step_extras), stacked; the extras' names
+        self._pending: list[tuple[int, int, float, torch.Tensor, tuple[str, ...]]] = []
         self._bytes_at_checkpoint = 0
 
     def on_batch_end(self, state: TrainState) -> None:
@@ -59,7 +60,12 @@ class MetricsWriter(Callback):
             stats = state.guard.last_stats
             values = torch.cat([values, torch.stack([stats[k].detach().float().reshape(()).to(values.device)
                                                      for k in _GUARD_KEYS])])
-        self._pending.append((state.step, state.epoch, state.lr, values))
+        names: tuple[str, ...] = ()
+        if state.step_extras:  # multi-target runs: per-task losses and gradient figures
+            names = tuple(state.step_extras)
+            values = torch.cat([values, torch.stack([v.detach().float().reshape(()).to(values.device)
+                                                     for v in state.step_extras.values()])])
+        self._pending.append((state.step, state.epoch, state.lr, values, names))
         if len(self._pending) >= self.flush_every:
             self.flush()
 
@@ -89,11 +95,17 @@ class MetricsWriter(Callback):
         rows = torch.nn.utils.rnn.pad_sequence([p[3] for p in self._pending], batch_first=True,
                                                padding_value=float("nan")).cpu().tolist()
         records = []
-        for (step, epoch, lr, _), row in zip(self._pending, rows, strict=True):
+        for (step, epoch, lr, values, names), row in zip(self._pending, rows, strict=True):
             record = {"kind": "step", "step": step, "epoch": epoch, "loss": finite_or_none(row[0]), "lr": lr}
-            if len(row) > 1:
-                record.update({k: finite_or_none(v) for k, v in zip(_GUARD_KEYS, row[1:], strict=True)})
+            guard_values = len(values) - 1 - len(names)
+            if guard_values:
+                record.update({k: finite_or_none(v) for k, v in zip(_GUARD_KEYS, row[1 : 1 + len(_GUARD_KEYS)],
+                                                                     strict=True)})
                 record["accum_k"] = int(row[3]) if math.isfinite(row[3]) else None
+            if names:
+                start = 1 + guard_values
+                record.update({k: finite_or_none(v) for k, v in zip(names, row[start : start + len(names)],
+                                                                     strict=True)})
             records.append(record)
         self._pending.clear()
         self._append(records)

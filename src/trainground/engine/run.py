@@ -7,26 +7,31 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from trainground.data import (
     IndexedDataset,
+    fit_multitarget_on_rows,
     fit_on_rows,
     inject_label_noise,
     load_data,
+    load_multitarget,
     stratified_split,
+    target_list,
+    tasks_of,
 )
 from trainground.engine.callbacks import Callback
-from trainground.engine.evaluate import predict_logits
+from trainground.engine.evaluate import predict_logits, test_task_scores
 from trainground.engine.loop import FitResult, fit
 from trainground.engine.rng import seed_everything
 from trainground.engine.run_config import DataConfig, RunConfig
 from trainground.engine.rundir import RunDir, check_inputs_outside
 from trainground.errors import ConfigError, RunDirError, TraingroundError
-from trainground.losses import build_loss
-from trainground.models import build_model
+from trainground.engine.run_losses import run_loss
+from trainground.models import build_model, build_multitask_model
 
 # The test split does not depend on the training seed, so runs with different seeds
 # are scored on the same samples.
@@ -45,10 +50,17 @@ class PreparedData:
 
 def prepare_data(config: DataConfig) -> PreparedData:
     """Load ``config.source``, hold out the test split, then inject noise into the rest."""
-    data = load_data(
-        config.source, target=config.target, image_size=config.image_size, max_categories=config.max_categories,
-        ignore=config.ignore,
-    )
+    targets = target_list(config.target)
+    if targets is not None:
+        if config.noise is not None:
+            raise ConfigError("data.noise injects noise into one label column; a multi-target run has several")
+        data: Any = load_multitarget(config.source, targets=targets, max_categories=config.max_categories,
+                                     ignore=config.ignore)
+    else:
+        data = load_data(
+            config.source, target=config.target, image_size=config.image_size,  # type: ignore[arg-type]
+            max_categories=config.max_categories, ignore=config.ignore,
+        )
     test = None
     if config.test_fraction > 0:
         train_pos, test_pos = stratified_split(
@@ -106,7 +118,10 @@ def resume_config(
     config = RunConfig.from_dict(run.read_config(), where=f"{run.config}:")
     if source is not None and not _same_source(source, config.data.source):
         raise RunDirError(f"{run.path}: cannot resume: the run was trained on {config.data.source}, not {source}")
-    for name, given, saved in (("target", target, config.data.target), ("seed", seed, config.fit.seed)):
+    if target is not None and (target_list(target) or target) != (target_list(config.data.target) or config.data.target):
+        raise RunDirError(f"{run.path}: cannot resume with --target {target}: the run was started with "
+                          f"{config.data.target}")
+    for name, given, saved in (("seed", seed, config.fit.seed),):
         if given is not None and given != saved:
             raise RunDirError(f"{run.path}: cannot resume with --{name} {given}: the run was started with {saved}")
     if epochs is not None:
@@ -147,10 +162,17 @@ def run_fit(
         raise
     test_accuracy = None
     if prepared.test is not None:
-        logits = predict_logits(result.model, prepared.test.features, device=next(result.model.parameters()).device)
-        test_accuracy = float((logits.argmax(1) == prepared.test.labels).double().mean())
+        device = next(result.model.parameters()).device
+        record: dict[str, Any] = {"kind": "test", "step": result.steps}
+        if tasks_of(prepared.test) is None:
+            logits = predict_logits(result.model, prepared.test.features, device=device)
+            test_accuracy = float((logits.argmax(1) == prepared.test.labels).double().mean())
+        else:
+            record.update(test_task_scores(result.model, prepared.test, device=device))
+            test_accuracy = record.get("test_accuracy")
+        record["test_accuracy"] = test_accuracy
         with open(run.metrics, "a", encoding="utf-8") as fh:  # listed in the manifest by fit()
-            fh.write(json.dumps({"kind": "test", "step": result.steps, "test_accuracy": test_accuracy}) + "\n")
+            fh.write(json.dumps(record) + "\n")
     return RunResult(
         run_dir=run, fit=result, data=prepared, seconds=time.perf_counter() - started, test_accuracy=test_accuracy
     )
@@ -161,9 +183,10 @@ def _train(config: RunConfig, run: RunDir, prepared: PreparedData, *, resume: bo
     # On resume too: config.yaml holds what the run is now asked to do (epochs may have grown).
     run.write_config(config.to_dict())
     train, val, model, loss_fn = build_training(config, prepared)
+    multi = tasks_of(train) is not None
     return fit(
         model, train, val_data=val, config=config.fit, loss_fn=loss_fn, guard=config.guard, callbacks=callbacks,
-        run_dir=run, resume=resume,
+        run_dir=run, resume=resume, tasks=config.tasks if multi else None,
     )
 
 
@@ -172,6 +195,7 @@ def build_training(config: RunConfig, prepared: PreparedData) -> tuple[IndexedDa
     """The training and validation splits, the fresh model and the loss ``run_fit`` trains with
     (also what the lr range test and the tuner start from)."""
     train, val = prepared.train, None
+    tasks = tasks_of(train)
     if config.fit.val_fraction > 0:
         # The same split fit() would take, done here so that the input standardisation
         # below sees the training part only.
@@ -179,12 +203,17 @@ def build_training(config: RunConfig, prepared: PreparedData) -> tuple[IndexedDa
             train.labels.numpy(), fraction=config.fit.val_fraction, seed=config.fit.seed
         )
         # imputation medians from the training part only (the model file keeps them for predict)
-        train = fit_on_rows(train, train_pos)
+        train = fit_on_rows(train, train_pos) if tasks is None else fit_multitarget_on_rows(train, train_pos)
         train, val = train.subset(train_pos), train.subset(val_pos)
     seed_everything(config.fit.seed)
-    model = build_model(
-        config.model, input_shape=train.input_shape, num_classes=train.num_classes, train_features=train.features,
-        kind=train.kind,
-    )
-    loss_fn = build_loss(config.loss, train.labels.numpy(), num_classes=train.num_classes)
+    if tasks is None:
+        model = build_model(
+            config.model, input_shape=train.input_shape, num_classes=train.num_classes,
+            train_features=train.features, kind=train.kind,
+        )
+    else:
+        model = build_multitask_model(config.model, input_shape=train.input_shape,
+                                      widths={t.name: t.out_features for t in tasks}, train_features=train.features,
+                                      kind=train.kind)
+    loss_fn = run_loss(config.loss, config.data.source, train, target=config.data.target)  # type: ignore[arg-type]
     return train, val, model, loss_fn

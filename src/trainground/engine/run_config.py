@@ -9,7 +9,7 @@ from trainground.bounds import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, PROBABILITY
 from trainground.engine.config import FitConfig
 from trainground.engine.config_io import from_dict, to_dict
 from trainground.engine.logging_config import LoggingConfig
-from trainground.gradients import GuardConfig
+from trainground.gradients import GuardConfig, TaskGradientConfig
 from trainground.losses.build import LossConfig
 from trainground.models import ModelConfig
 
@@ -35,8 +35,9 @@ class DataConfig:
 
     # A CSV/Parquet file, an image folder (one sub-folder per class) or builtin:NAME.
     source: str = "builtin:digits"
-    # Label column of a table (not needed for image folders and builtin data).
-    target: str | None = None
+    # Label column of a table (not needed for image folders and builtin data); several columns
+    # ("fault,severity" or a list) train one head per column (a multi-target run).
+    target: str | tuple[str, ...] | None = None
     # Side of the square images are resized to; None keeps the first image's size.
     image_size: Annotated[int, AT_LEAST_ONE] | None = None
     # Decode an image folder batch by batch instead of holding every pixel (None: when the
@@ -65,6 +66,8 @@ class RunConfig:
     guard: GuardConfig = field(default_factory=GuardConfig)
     # Copies of the scalars to TensorBoard / MLflow (optional extras); none by default.
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # Multi-target runs: per-task gradients (norms and cosines logged, per-task clipping, PCGrad); off by default.
+    tasks: TaskGradientConfig = field(default_factory=TaskGradientConfig)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, where: str = "config") -> RunConfig:

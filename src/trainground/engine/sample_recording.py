@@ -27,10 +27,14 @@ class RecordSamples(Callback):
         recorder: where the records go.
         val_data: validation dataset (items ``(index, x, y)``) to record each epoch, or None.
         val_batch_size: batch size of the validation pass.
+        task: a multi-target run's task to record (its output and target); None for a
+            single-target run.
     """
 
-    def __init__(self, recorder: SampleRecorder, *, val_data: Dataset | None = None, val_batch_size: int = 1024) -> None:
+    def __init__(self, recorder: SampleRecorder, *, val_data: Dataset | None = None, val_batch_size: int = 1024,
+                 task: str | None = None) -> None:
         self.recorder = recorder
+        self.task = task
         self.val = None if val_data is None or len(val_data) == 0 else BatchSource(val_data)  # type: ignore[arg-type]
         self.val_batch_size = val_batch_size
 
@@ -40,7 +44,10 @@ class RecordSamples(Callback):
     def on_after_forward(self, state: TrainState) -> None:
         assert state.batch is not None and state.logits is not None
         index, _, y = state.batch
-        self.recorder.update(index, state.logits, y)
+        if self.task is None:
+            self.recorder.update(index, state.logits, y)
+        else:
+            self.recorder.update(index, state.logits[self.task], y[self.task])  # type: ignore[index]
 
     @torch.no_grad()
     def on_epoch_end(self, state: TrainState) -> None:
@@ -53,7 +60,10 @@ class RecordSamples(Callback):
         try:
             for rows in torch.arange(len(self.val)).split(self.val_batch_size):
                 index, x, y = self.val.batch(rows, device)
-                self.recorder.update(index, model(x), y, split="val")
+                out = model(x)
+                if self.task is not None:
+                    out, y = out[self.task], y[self.task]
+                self.recorder.update(index, out, y, split="val")
         finally:
             model.train(was_training)
 

@@ -49,6 +49,9 @@ class TrainState:
     # Whether the last batch closed the Guard's accumulation window (the optimizer stepped or
     # the step was skipped); False on micro-batches that only accumulated.
     window_closed: bool = False
+    # Extra per-step scalars (0-d device tensors) for metrics.jsonl, e.g. a multi-target run's
+    # ``loss/<task>`` and ``task_grad_norm/<task>``; empty for a single-target run.
+    step_extras: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def lr(self) -> float:

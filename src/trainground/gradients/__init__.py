@@ -21,6 +21,7 @@ from trainground.gradients.secant import (
 )
 from trainground.gradients.spike import SpikeSkip, spike_keep
 from trainground.gradients.stats import GradientStats, layer_norms
+from trainground.gradients.task_config import TaskGradientConfig
 from trainground.gradients.tasks import TaskGradients
 from trainground.gradients.value import ClipByValue, clip_by_value_
 from trainground.gradients.zscore import ZScoreClip, zscore_clip_
@@ -28,7 +29,7 @@ from trainground.gradients.zscore import ZScoreClip, zscore_clip_
 __all__ = [
     "ActionLog", "AdaptiveClip", "Chain", "ClipByGlobalNorm", "ClipByValue", "GradContext", "GradientStats",
     "GradientTransform", "Guard", "GuardConfig", "HostContext", "NoiseScale", "PercentileClip", "SecantTrustRegion",
-    "SpikeSkip", "TaskGradients",
+    "SpikeSkip", "TaskGradientConfig", "TaskGradients",
     "ZScoreClip", "adaptive_clip_", "chain", "clip_by_global_norm_", "clip_by_value_", "global_norm", "layer_norms",
     "noise_scale_terms", "percentile_clip_", "read_actions", "secant_ratio", "spike_keep", "trust_scale_update",
     "zscore_clip_",

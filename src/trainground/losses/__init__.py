@@ -1,6 +1,6 @@
 """Losses: weighted, focal, label-smoothed, hierarchical and multi-task cross-entropy."""
 
-from trainground.losses.build import LOSSES, LossConfig, build_loss
+from trainground.losses.build import LOSSES, EventWeight, HierarchyConfig, LossConfig, build_loss, build_task_loss
 from trainground.losses.class_weights import (
     WEIGHTING_SCHEMES,
     class_counts,
@@ -40,6 +40,8 @@ __all__ = [
     "FocalLoss",
     "GeneralizedCrossEntropy",
     "HierarchicalCrossEntropy",
+    "EventWeight",
+    "HierarchyConfig",
     "LossConfig",
     "MultiTaskLoss",
     "SampleWeightedLoss",
@@ -48,6 +50,7 @@ __all__ = [
     "UncertaintyWeighting",
     "WeightedCrossEntropy",
     "build_loss",
+    "build_task_loss",
     "class_counts",
     "class_weights",
     "class_weights_from_labels",

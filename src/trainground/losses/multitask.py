@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainground.errors import ConfigError
+from trainground.losses.sample_weights import loss_for_batch
 from trainground.losses.task_weighting import WeightingName, make_weighting
 
 TaskLoss = Callable[[Tensor, Tensor], Tensor]
@@ -53,6 +54,10 @@ class MultiTaskLoss(nn.Module):
             outputs: ``{task: [N, C_t] logits}``.
             targets: ``{task: [N] class ids}``, or ``[N, T]`` class ids with one column per task in order.
         """
+        targets = self._by_task(outputs, targets)
+        return {t: self.task_losses[t](outputs[t], targets[t]) for t in self.tasks}
+
+    def _by_task(self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor] | Tensor) -> Mapping[str, Tensor]:
         missing = [t for t in self.tasks if t not in outputs]
         if missing:
             raise ConfigError(f"multi-task loss: no output for tasks {missing}; outputs: {list(outputs)}")
@@ -60,7 +65,14 @@ class MultiTaskLoss(nn.Module):
             if targets.ndim != 2 or targets.shape[1] != len(self.tasks):
                 raise ConfigError(f"multi-task targets must be [N, {len(self.tasks)}], got {tuple(targets.shape)}")
             targets = {t: targets[:, i] for i, t in enumerate(self.tasks)}
-        return {t: self.task_losses[t](outputs[t], targets[t]) for t in self.tasks}
+        return targets
+
+    def indexed_raw_losses(self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor] | Tensor,
+                           index: Tensor) -> dict[str, Tensor]:
+        """:meth:`raw_losses`, calling each task loss through its ``indexed_loss`` when it has one
+        (per-sample event weights keyed by input index, e.g. ``WeightedCrossEntropy(sample_weights=...)``)."""
+        targets = self._by_task(outputs, targets)
+        return {t: loss_for_batch(self.task_losses[t], outputs[t], targets[t], index) for t in self.tasks}
 
     def losses(self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor] | Tensor) -> dict[str, Tensor]:
         """The weighted per-task losses (they sum to the objective)."""

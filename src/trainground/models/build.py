@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from trainground.bounds import AT_LEAST_ONE, NON_NEGATIVE, FRACTION
 from trainground.errors import ConfigError
 from trainground.models.cnn import SmallCNN
+from trainground.models.heads import TaskHeads
 from trainground.models.mlp import MLP
 from trainground.models.signal import SignalCNN, SignalRNN, default_frame
 
@@ -122,8 +123,23 @@ def _rnn_from_spec(spec: dict[str, Any]) -> nn.Module:
                      hidden=spec["hidden"], layers=spec["layers"], frame=spec["frame"], dropout=spec["dropout"])
 
 
+def _heads_from_spec(spec: dict[str, Any]) -> nn.Module:
+    return TaskHeads(model_from_spec(spec["trunk"]), spec["widths"])
+
+
 MODELS = {"mlp": _mlp_from_spec, "cnn": _cnn_from_spec, "cnn1d": _cnn1d_from_spec, "lstm": _rnn_from_spec,
-          "gru": _rnn_from_spec}
+          "gru": _rnn_from_spec, "task_heads": _heads_from_spec}
+
+
+def build_multitask_model(
+    config: ModelConfig, *, input_shape: tuple[int, ...], widths: dict[str, int], train_features: Tensor | None = None,
+    kind: str | None = None,
+) -> TaskHeads:
+    """The model ``build_model`` would choose, with one output head per task (``{task: width}``):
+    a shared trunk and :class:`TaskHeads` returning ``{task: output}``."""
+    trunk = build_model(config, input_shape=input_shape, num_classes=sum(widths.values()),
+                        train_features=train_features, kind=kind)
+    return TaskHeads(trunk, widths)
 
 
 def model_from_spec(spec: dict[str, Any]) -> nn.Module:

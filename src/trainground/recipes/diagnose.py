@@ -21,7 +21,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from trainground.data import IndexedDataset, load_data
+from trainground.data import IndexedDataset, load_data, load_multitarget, stratified_split, target_list
 from trainground.diagnosis import DiagnosisConfig, print_findings
 from trainground.diagnosis.dataset import (
     PATIENCE,
@@ -30,10 +30,13 @@ from trainground.diagnosis.dataset import (
 )
 from trainground.diagnosis.dataset import diagnose_dataset as _diagnose_dataset
 from trainground.diagnosis.sample_issues import top_sample_issues
+from trainground.diagnosis.tasks import TaskDiagnosis, diagnose_tasks
 from trainground.engine import Callback, DataConfig, FitConfig, RunConfig, RunDir
 from trainground.engine.rundir import check_inputs_outside
 from trainground.errors import TraingroundError
-from trainground.gradients import GuardConfig
+from trainground.engine.run_losses import run_loss
+from trainground.gradients import GuardConfig, TaskGradientConfig
+from trainground.losses import LossConfig
 from trainground.models import ModelConfig
 
 __all__ = ["Diagnosis", "diagnose", "diagnose_dataset", "find_sample_issues", "print_diagnosis"]
@@ -76,6 +79,10 @@ def diagnose(
     data_config = dataclasses.replace(data_config or DataConfig(), source=str(source), target=target)
     if out is not None:
         check_inputs_outside(out, [source])
+    if target_list(target) is not None:
+        return diagnose_multitarget(source, data_config=data_config, out=out, overwrite=overwrite,
+                                    fit_config=fit_config, model_config=model_config, guard=guard,
+                                    extra_callbacks=extra_callbacks)
     # Loaded before the folder exists: a bad input leaves none behind.
     data = load_data(str(source), target=target, image_size=data_config.image_size, stream_images=data_config.stream_images,
                      max_categories=data_config.max_categories, ignore=data_config.ignore)
@@ -98,6 +105,39 @@ def diagnose(
         raise
 
 
+def diagnose_multitarget(
+    source: str | Path, *, data_config: DataConfig, out: str | Path | None = None, overwrite: bool = False,
+    fit_config: FitConfig | None = None, model_config: ModelConfig | None = None, guard: GuardConfig | None = None,
+    loss: LossConfig | None = None, tasks: TaskGradientConfig | None = None, extra_callbacks: Sequence[Callback] = (),
+    second_pass: bool = False,
+) -> TaskDiagnosis:
+    """:func:`~trainground.diagnosis.tasks.diagnose_tasks` on the columns of ``data_config.target``
+    (one training, per-task label issues and findings); ``loss`` builds the multi-task loss
+    (class weights per task, event weights, task weighting) as ``run_fit`` does."""
+    del second_pass  # the per-task diagnosis has no second pass (diagnosis.tasks says why)
+    targets = target_list(data_config.target) or []
+    data = load_multitarget(str(source), targets=targets, max_categories=data_config.max_categories,
+                            ignore=data_config.ignore)
+    fit_config = fit_config or FitConfig()
+    model_config = model_config or ModelConfig()
+    config = RunConfig(data=data_config, model=model_config, fit=fit_config, guard=guard or GuardConfig(),
+                       loss=loss or LossConfig(), tasks=tasks or TaskGradientConfig())
+    train_pos, _ = stratified_split(data.labels.numpy(), fraction=fit_config.val_fraction, seed=fit_config.seed)
+    loss_fn = run_loss(config.loss, str(source), data.subset(train_pos), target=None)
+    run = None
+    if out is not None:
+        run = RunDir.create(out, overwrite=overwrite, inputs=[source])
+        run.write_config(config.to_dict())
+    try:
+        return diagnose_tasks(data, DatasetDiagnosisConfig(fit=fit_config, model=model_config, guard=guard,
+                                                           second_pass=False),
+                              run_dir=run, callbacks=extra_callbacks, loss_fn=loss_fn, tasks=config.tasks)
+    except TraingroundError:
+        if run is not None:
+            run.discard()
+        raise
+
+
 def find_sample_issues(
     data: IndexedDataset | str | Path, *, target: str | None = None, fit_config: FitConfig | None = None,
     model_config: ModelConfig | None = None, out: str | Path | None = None,
@@ -115,8 +155,11 @@ def find_sample_issues(
     return diagnose(data, target=target, out=out, fit_config=fit_config, model_config=model_config).table
 
 
-def print_diagnosis(result: Diagnosis, console: Console, *, limit: int = 10) -> None:
+def print_diagnosis(result: Diagnosis | TaskDiagnosis, console: Console, *, limit: int = 10) -> None:
     """Findings, then the worst flagged samples, then where everything was written."""
+    if isinstance(result, TaskDiagnosis):
+        print_task_diagnosis(result, console, limit=limit)
+        return
     print_findings(result.findings, console=console, limit=limit)
     top = top_sample_issues(result.table, limit)
     flags = [c for c in result.table.columns if c.startswith("is_") and c.endswith("_issue")]
@@ -140,4 +183,32 @@ def print_diagnosis(result: Diagnosis, console: Console, *, limit: int = 10) -> 
         # Said plainly: the saved model is the one the run's figures (metrics.jsonl, the
         # report, predicted_label) describe, the last epoch's, not early stopping's pick.
         where["model.safetensors"] = f"the last epoch's weights (epoch {len(result.fit.history)})"
+    console.print("  ".join(f"{k}: {v}" for k, v in where.items()), highlight=False, soft_wrap=True)
+
+
+def print_task_diagnosis(result: TaskDiagnosis, console: Console, *, limit: int = 10) -> None:
+    """A multi-target diagnosis: findings, then per task the flagged counts and the worst label issues."""
+    print_findings(result.findings, console=console, limit=limit)
+    final = result.fit.final
+    for task, table in result.tables.items():
+        flags = [c for c in table.columns if c.startswith("is_") and c.endswith("_issue")]
+        counts = ", ".join(f"{c[3:-6].replace('_', ' ')} {int(table[c].sum())}" for c in flags)
+        accuracy = final.get(f"val_accuracy/{task}")
+        shown = "" if accuracy is None else f"  val accuracy {accuracy:.1%}"
+        console.print(f"task [bold]{task}[/bold]: flagged {counts}{shown}", highlight=False, soft_wrap=True)
+        top = top_sample_issues(table[[c for c in table.columns if c not in ("is_outlier_issue", "outlier_score",
+                                                                            "is_near_duplicate_issue",
+                                                                            "near_duplicate_score")]], limit)
+        if len(top):
+            grid = Table(title=f"top label issues of {task}", title_justify="left")
+            for column in ("index", "given", "suggested", "label score"):
+                grid.add_column(column)
+            for _, row in top.iterrows():
+                grid.add_row(str(row["index"]), str(row["given_label"]), str(row["suggested_label"]),
+                             f"{row.get('label_score', float('nan')):.2f}")
+            console.print(grid)
+    where: dict[str, Any] = {"samples": len(result.table), "seconds": round(result.seconds, 1),
+                             "early-learning window": f"epochs 0-{result.early_learning_epoch}"}
+    if result.run_dir is not None:
+        where["run directory"] = str(result.run_dir.path)
     console.print("  ".join(f"{k}: {v}" for k, v in where.items()), highlight=False, soft_wrap=True)

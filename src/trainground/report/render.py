@@ -20,6 +20,7 @@ from trainground.diagnosis.findings import Finding
 from trainground.engine.atomic import atomic_write_text
 from trainground.report.confusion import confusion_figure
 from trainground.report.curves import training_curves
+from trainground.report.tasks import task_curves, task_facts
 from trainground.report.explanations import ExplanationsView, explanations_view
 from trainground.report.heatmaps import dead_unit_stat, layer_heatmap
 from trainground.report.lr_find_plot import lr_find_figure
@@ -75,6 +76,8 @@ class RunView:
                                  "explanations")
     lr_find: dict[str, Any] | None = None
     explanations: ExplanationsView | None = None
+    # A multi-target run: one line per task and per pair of tasks (report.tasks).
+    task_facts: list[str] = field(default_factory=list)
 
 
 def _gradient_facts(run: RunReport) -> list[str]:
@@ -108,6 +111,8 @@ def run_view(run: RunReport, figures: dict[str, go.Figure], *, prefix: str, titl
 
     if "training" in sections:
         add("curves", training_curves(run.steps, run.epochs, run.test))
+        add("tasks", task_curves(run.steps, run.epochs))
+        view.task_facts = task_facts(run.steps, run.epochs)
     if "gradients" in sections:
         add("gradients", gradient_trajectories(run.steps, run.actions))
         view.gradient_facts = _gradient_facts(run)
