@@ -66,3 +66,11 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="n >= 1"):
         make_products(0, 0)
     assert len(CLASSES) == len(VALUE)
+
+
+def test_the_table_loader_points_products_users_to_the_multi_target_loader():
+    from trainground.data import load_builtin
+    from trainground.errors import DataError
+
+    with pytest.raises(DataError, match="load_builtin_multitarget"):
+        load_builtin("builtin:products")

@@ -30,6 +30,9 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+
+from trainground.data.tasks import MultiTargetDataset, TaskSpec
 
 CLASSES = ("box", "ball", "bottle", "tag")
 # What each object adds to the score: the image-only part of the target.
@@ -244,3 +247,21 @@ class Vocabulary:
             ids = [self.ids.get(w, self.UNK) for w in self.tokenize(text)][:max_len]
             out[i, : len(ids)] = ids
         return out
+
+
+def products_dataset(n: int = 2000, seed: int = 0, *, size: int = 32, max_objects: int = 4, max_len: int = 32,
+                     vocabulary: Vocabulary | None = None) -> MultiTargetDataset:
+    """:func:`make_products` as a multi-target dataset (what ``builtin:products`` loads).
+
+    Items are ``(index, {"image": [3, S, S], "tokens": [max_len]}, {"score": [], "boxes": [M, 5]})``;
+    ``boxes`` rows are ``(x1, y1, x2, y2, class)`` with class -1 for padding. Tasks:
+    ``score`` (kind ``"regression"``) and ``boxes`` (kind ``"detection"``, ``num_classes`` 4).
+    """
+    products = make_products(n, seed, size=size, max_objects=max_objects)
+    vocabulary = vocabulary or Vocabulary()
+    features = {"image": torch.from_numpy(products.images), "tokens": torch.from_numpy(vocabulary.encode(products.texts, max_len))}
+    boxes = torch.cat([torch.from_numpy(products.boxes), torch.from_numpy(products.classes)[..., None].float()], dim=-1)
+    tasks = (TaskSpec("score", "regression"),
+             TaskSpec("boxes", "detection", len(CLASSES), CLASSES, shape=(max_objects, 5)))
+    return MultiTargetDataset(features, {"score": torch.from_numpy(products.score), "boxes": boxes},
+                              torch.arange(n), tasks, kind="image", name=f"builtin:products(seed={seed})")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from trainground.boxes import box_iou
@@ -91,4 +92,25 @@ def padded_targets(target: Tensor) -> list[dict[str, Tensor]]:
     return [{"boxes": t[k, :4].float(), "labels": t[k, 4].long()} for t, k in zip(target, keep, strict=True)]
 
 
-__all__ = ["average_precision", "match_detections", "mean_average_precision", "padded_targets"]
+
+
+def object_recall(output: Tensor, target: Tensor, *, iou_threshold: float = 0.5, score_threshold: float = 0.5) -> Tensor:
+    """``[N]`` per image, the share of its labelled objects that some confident prediction of
+    the same class covers (IoU >= ``iou_threshold``): an additive stand-in for mAP inside the
+    training loop (mAP itself does not average over batches). Images without objects count 1.
+
+    Args:
+        output: ``[N, K, 4 + C]`` predicted boxes then class logits (``models.detection`` layout).
+        target: ``[N, M, 5]`` padded ``(x1, y1, x2, y2, class)``, class -1 for padding.
+    """
+    boxes, scores = output[..., :4].float(), torch.sigmoid(output[..., 4:].float())  # [N, K, 4], [N, K, C]
+    classes = target[..., 4].long()
+    valid = classes >= 0
+    iou = box_iou(boxes[:, :, None], target[:, None, :, :4].float())  # [N, K, M]
+    confident = scores.gather(2, classes.clamp_min(0)[:, None, :].expand(-1, boxes.shape[1], -1)) >= score_threshold
+    found = ((iou >= iou_threshold) & confident).any(dim=1) & valid  # [N, M]
+    count = valid.sum(dim=1)
+    return torch.where(count > 0, found.sum(dim=1) / count.clamp_min(1), torch.ones_like(count, dtype=torch.float32))
+
+
+__all__ = ["average_precision", "match_detections", "mean_average_precision", "object_recall", "padded_targets"]
