@@ -42,13 +42,22 @@ import time
 import numpy as np
 import torch
 
+from trainground.boxes import box_iou
 from trainground.data.products import CLASSES, Vocabulary, make_products
-from trainground.diagnosis.target_outliers import object_label_issues, regression_target_issues
+from trainground.diagnosis.target_outliers import (
+    object_label_issues,
+    regression_target_issues,
+)
 from trainground.gradients import Guard, GuardConfig, TaskGradients
 from trainground.losses.detection import DetectionLoss
 from trainground.losses.regression import mse_loss
 from trainground.losses.task_weighting import make_weighting
-from trainground.metrics import mean_absolute_error, mean_average_precision, padded_targets, r2_score
+from trainground.metrics import (
+    mean_absolute_error,
+    mean_average_precision,
+    padded_targets,
+    r2_score,
+)
 from trainground.models.detection import decode_detections
 from trainground.models.fusion import FusionModel
 
@@ -154,7 +163,10 @@ def seeds(args) -> list[int]:
 
 def merge(paths: list[str]) -> dict:
     """One result from per-seed result files (seeds run as separate processes)."""
-    parts = [json.load(open(p)) for p in paths]
+    parts = []
+    for path in paths:
+        with open(path) as f:
+            parts.append(json.load(f))
     if "summary" in parts[0]:
         runs: dict[str, list] = {}
         for part in parts:
@@ -205,7 +217,6 @@ def inject(y: dict, rate: float, seed: int) -> tuple[dict, np.ndarray, np.ndarra
             for _ in range(50):
                 x1, y1 = rng.uniform(0, size - w), rng.uniform(0, size - h)
                 cand = torch.tensor([[x1, y1, x1 + w, y1 + h]])
-                from trainground.boxes import box_iou
                 if float(box_iou(cand, boxes[i, real, :4]).max()) <= 0.1:
                     boxes[i, k, :4] = cand[0]
                     break
@@ -238,7 +249,7 @@ def run_diagnosis(args) -> dict:
         det = DetectionLoss(len(CLASSES), grid=(8, 8), stride=4)
         window = {"best": math.inf, "sums": None, "count": 0, "epochs": 0, "kept": None}
 
-        def watch(epoch, model, window=window, det=det, xt=xt, yt=yt, mean=mean, std=std, val=val):
+        def watch(epoch, model, window=window, det=det, xt=xt, yt=yt, mean=mean, std=std, val=val, x=x, noisy=noisy):
             out_t = predict(model, xt)
             per_sample = torch.stack([out_t["score"] * std + mean], 0)
             sums = (per_sample, det.per_object(out_t["boxes"], yt["boxes"]))

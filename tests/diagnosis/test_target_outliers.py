@@ -1,6 +1,11 @@
 import torch
 
-from trainground.diagnosis.target_outliers import Z_THRESHOLD, object_label_issues, regression_target_issues, robust_z
+from trainground.diagnosis.target_outliers import (
+    Z_THRESHOLD,
+    object_label_issues,
+    regression_target_issues,
+    robust_z,
+)
 
 
 def test_robust_z_of_a_gaussian_is_its_z_and_ignores_nan():

@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from trainground.metrics import average_precision, mean_average_precision, padded_targets
+from trainground.metrics import (
+    average_precision,
+    mean_average_precision,
+    padded_targets,
+)
 
 
 def _pred(boxes, scores, labels):

@@ -19,8 +19,8 @@ import pandas as pd
 from trainground.data.dataset import IndexedDataset
 from trainground.data.faults import FAULT_TYPES, make_faults
 from trainground.data.products import products_dataset
-from trainground.data.tasks import MultiTargetDataset
 from trainground.data.table import frame_to_dataset
+from trainground.data.tasks import MultiTargetDataset
 from trainground.errors import DataError
 
 TARGET = "label"

@@ -116,7 +116,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
     ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
     inter = iw * ih
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
     return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
 
 
@@ -170,7 +170,7 @@ def _reviews(rng: np.random.Generator, classes: np.ndarray, quality: np.ndarray)
     count = (classes >= 0).sum(axis=1)
     named = classes[np.arange(n), (rng.uniform(size=n) * count).astype(int)]  # one present object
     u = rng.uniform(size=(n, 7))
-    pick = lambda options, col: options[int(u[i, col] * len(options))]  # noqa: E731
+    pick = lambda options, col: options[int(u[i, col] * len(options))]
     out = []
     for i in range(n):
         thing = f"{pick(_COLOURS, 0)} {pick(_NAMES[int(named[i])], 1)}"

@@ -18,7 +18,11 @@ import torch
 from torch import Tensor
 
 from trainground.data.tasks import MultiTargetDataset
-from trainground.diagnosis.target_outliers import TargetIssues, object_label_issues, regression_target_issues
+from trainground.diagnosis.target_outliers import (
+    TargetIssues,
+    object_label_issues,
+    regression_target_issues,
+)
 from trainground.engine.callbacks import Callback
 from trainground.engine.state import TrainState
 
@@ -43,7 +47,7 @@ class EarlyTargetWindow(Callback):
         if isinstance(detection_losses, dict):
             self.per_object = {name: detection_losses[name] for name in detection}
         else:
-            self.per_object = {name: getattr(detection_losses, "per_object") for name in detection}
+            self.per_object = {name: detection_losses.per_object for name in detection}  # type: ignore[attr-defined]
         self.sums: dict[str, Tensor] = {}
         self.count = 0
         self.best = math.inf

@@ -7,7 +7,11 @@ from trainground.metrics.detection import (
     object_recall,
     padded_targets,
 )
-from trainground.metrics.regression import RegressionMetrics, mean_absolute_error, r2_score
+from trainground.metrics.regression import (
+    RegressionMetrics,
+    mean_absolute_error,
+    r2_score,
+)
 
 __all__ = [
     "RegressionMetrics", "average_precision", "match_detections", "mean_absolute_error",

@@ -38,7 +38,7 @@ class GridDetectionHead(nn.Module):
         nn.init.constant_(self.cls.bias, _PRIOR_LOGIT)
 
     def forward(self, features: Tensor) -> Tensor:
-        n, _, h, w = features.shape
+        _, _, h, w = features.shape
         z = self.trunk(features)
         logits = self.cls(z).flatten(2).transpose(1, 2)  # [N, HW, C]
         # Distances in pixels; softplus keeps them positive, one cell side at a raw value of ~0.5.

@@ -34,7 +34,12 @@ from trainground.gradients import GuardConfig, TaskGradients
 from trainground.losses import MultiTaskLoss
 from trainground.losses.detection import DetectionLoss
 from trainground.losses.regression import RegressionLoss
-from trainground.metrics import mean_absolute_error, mean_average_precision, padded_targets, r2_score
+from trainground.metrics import (
+    mean_absolute_error,
+    mean_average_precision,
+    padded_targets,
+    r2_score,
+)
 from trainground.models.detection import decode_detections
 from trainground.models.fusion import FusionModel
 
@@ -81,7 +86,7 @@ def build_tasks(model: FusionModel, loss: MultiTaskLoss, config: FusionRecipeCon
     """Per-task gradients: norms and cosines on the parameters both tasks reach, the configured clips."""
     groups = model.modality_groups() if config.clip == "modality" else {"all": list(model.parameters())}
     return TaskGradients(
-        [*model.parameters(), *loss.parameters()], shared=groups["image"] if "image" in groups else model.image,
+        [*model.parameters(), *loss.parameters()], shared=model.image,
         groups=groups, group_max_norm=config.max_norm / math.sqrt(len(groups)),
         max_norm=config.max_norm / math.sqrt(2) if config.task_clip else None, seed=config.seed)
 
