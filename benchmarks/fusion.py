@@ -41,6 +41,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ import torch
 from trainground.boxes import box_iou
 from trainground.data.products import CLASSES, Vocabulary, make_products
 from trainground.diagnosis.target_outliers import (
+    object_class_issues,
     object_label_issues,
     regression_target_issues,
 )
@@ -261,7 +263,7 @@ def run_diagnosis(args) -> dict:
         def watch(epoch, model, window=window, det=det, xt=xt, yt=yt, mean=mean, std=std, val=val, x=x, noisy=noisy):
             out_t = predict(model, xt)
             per_sample = torch.stack([out_t["score"] * std + mean], 0)
-            sums = (per_sample, det.per_object(out_t["boxes"], yt["boxes"]))
+            sums = (per_sample, det.per_object(out_t["boxes"], yt["boxes"]), det.class_margin(out_t["boxes"], yt["boxes"]))
             window["sums"] = sums if window["sums"] is None else tuple(a + b for a, b in zip(window["sums"], sums, strict=True))
             window["count"] += 1
             out_v = predict(model, take(x, val))
@@ -271,9 +273,11 @@ def run_diagnosis(args) -> dict:
                 window.update(best=vloss, epochs=epoch + 1, kept=tuple(s / window["count"] for s in window["sums"]))
 
         train(VARIANTS["fusion_modality"], data, args, seed=seed, watch=watch, loud=args.det_weight)
-        early_score, early_objects = window["kept"]
+        early_score, early_objects, early_margins = window["kept"]
         reg = regression_target_issues(yt["score"], early_score[0])
         obj = object_label_issues(early_objects)
+        if args.class_check:  # either check flags an object
+            obj = replace(obj, is_issue=obj.is_issue | object_class_issues(early_margins).is_issue)
         truth_wrong = wrong[fit_idx.numpy()]
         moved_or_class = precision_recall(obj.is_issue.numpy(), truth_wrong > 0)
         for kind, name in ((1, "recall_other_class"), (2, "recall_moved")):
@@ -298,6 +302,7 @@ def main() -> None:
     parser.add_argument("--max-norm", type=float, default=1.0, help="whole-update clip bound (1.0, the common default)")
     parser.add_argument("--diagnose", action="store_true")
     parser.add_argument("--noise-rate", type=float, default=0.05)
+    parser.add_argument("--class-check", action="store_true", help="--diagnose: add the per-object class check")
     parser.add_argument("--det-weight", type=float, default=1.0,
                         help="--diagnose: weight of the detection loss (a stronger detector judges boxes better)")
     parser.add_argument("--seed-list", default=None, help="comma-separated seeds (instead of 0..seeds-1)")

@@ -39,3 +39,12 @@ def test_object_issues_are_one_sided_and_skip_padding():
     out = object_label_issues(losses)
     assert out.is_issue[0, 0] and not out.is_issue[1, 1] and out.is_issue.sum() == 1
     assert not out.is_issue[:, 3].any() and out.z[0, 0] > Z_THRESHOLD
+
+
+def test_object_class_issues_flag_negative_margins_only():
+    from trainground.diagnosis.target_outliers import object_class_issues
+
+    margins = torch.tensor([[0.8, -0.3, float("nan")], [0.0, 0.2, -0.01]])
+    out = object_class_issues(margins)
+    assert out.is_issue.tolist() == [[False, True, False], [False, False, True]]
+    assert out.score[0, 0] > out.score[0, 1]

@@ -22,6 +22,10 @@ class ObjectLoss:
     def per_object(output, target):
         return output  # [N, 1]: the "loss" the model output carries
 
+    @staticmethod
+    def class_margin(output, target):
+        return 1.2 - output  # negative where the "loss" exceeds 1.2: only the wrong object
+
 
 def test_window_flags_the_target_far_from_the_early_prediction_and_keeps_the_best_epoch():
     g = torch.Generator().manual_seed(0)
@@ -42,4 +46,4 @@ def test_window_flags_the_target_far_from_the_early_prediction_and_keeps_the_bes
     results = window.results()
     assert results["score"].is_issue.nonzero().flatten().tolist() == [7]
     assert results["boxes"].is_issue.nonzero()[:, 0].tolist() == [11]
-    assert window.issues() == {"score": 1, "boxes": 1}
+    assert window.issues() == {"score": 1, "boxes": 1, "boxes_class": 1}

@@ -75,3 +75,12 @@ def test_head_output_layout_trains_toward_a_box_and_decodes_it():
     assert det["labels"][0] == 1 and box_iou(det["boxes"][0], target[0, 0, :4]) > 0.7
     with pytest.raises(ConfigError, match="detection output"):
         loss_fn(torch.zeros(1, 10, 6), target)
+
+
+def test_class_margin_is_negative_for_an_object_given_the_class_the_cell_does_not_show():
+    target = torch.tensor([[[0, 0, 8, 8, 1], [20, 4, 28, 12, 3], [0, 0, 0, 0, -1]]], dtype=torch.float32)
+    out = _perfect_output(target)
+    swapped = target.clone()
+    swapped[0, 1, 4] = 0.0
+    margin = DetectionLoss(4, grid=(8, 8), stride=4).class_margin(out, swapped)
+    assert margin[0, 0] > 0.99 and margin[0, 1] < -0.99 and torch.isnan(margin[0, 2])

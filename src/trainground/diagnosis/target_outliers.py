@@ -11,6 +11,10 @@ the model predicted during the early-learning window) carried to the other task 
   ``losses.detection.DetectionLoss.per_object``), flagged one-sided with the same robust
   z-score (only a loss far *above* the typical one is suspicious).
 
+- **detection classes**: an object whose cell shows another class more than the given one
+  during the window (:func:`object_class_issues`), the classification check per object; a
+  box given the wrong class keeps a moderate loss and escapes the loss check.
+
 Which checks apply to which task type: confident learning, the neighbour and ambiguity
 checks need class probabilities and stay class-task only; these two replace the label
 check for regression and detection targets. Near duplicates, outliers in the feature
@@ -57,7 +61,7 @@ class TargetIssues:
         score: ``[N]`` in [0, 1], low = suspicious: ``exp(-z^2 / 8)`` of the robust z
             (0.5 near ``|z| = 2.35``); NaN where there is no item (padding).
         is_issue: ``[N]`` bool, ``z`` beyond :data:`Z_THRESHOLD`.
-        z: ``[N]`` the robust z-score itself.
+        z: ``[N]`` the robust z-score itself (the class margin for :func:`object_class_issues`).
     """
 
     score: Tensor
@@ -90,3 +94,17 @@ def object_label_issues(early_object_losses: Tensor, *, threshold: float = Z_THR
     z = robust_z(early_object_losses)
     score = torch.exp(-(z.clamp_min(0) ** 2) / 8).float()
     return TargetIssues(score, torch.nan_to_num(z, nan=0.0) > threshold, z.float())
+
+
+def object_class_issues(early_class_margins: Tensor) -> TargetIssues:
+    """Labelled objects whose cell, over the early-learning window, shows another class more
+    than the given one (mean ``p(given) - max p(other)`` below 0): the classification label
+    check (predicted class != given class) carried to each object of a detection target.
+
+    Args:
+        early_class_margins: ``[N, M]`` per-object margins averaged over the window
+            (``losses.detection.DetectionLoss.class_margin``), NaN for padding.
+    """
+    margin = early_class_margins.float()
+    score = ((margin + 1) / 2).clamp(0, 1)  # margin in [-1, 1] -> [0, 1], low = suspicious
+    return TargetIssues(score, torch.nan_to_num(margin, nan=1.0) < 0, margin)

@@ -12,7 +12,7 @@ memorises, its predictions on wrong targets stay with the pattern of the clean o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,13 +20,12 @@ from torch import Tensor
 from trainground.data.tasks import MultiTargetDataset
 from trainground.diagnosis.target_outliers import (
     TargetIssues,
+    object_class_issues,
     object_label_issues,
     regression_target_issues,
 )
 from trainground.engine.callbacks import Callback
 from trainground.engine.state import TrainState
-
-PerObjectLoss = Callable[[Tensor, Tensor], Tensor]  # (output, padded target) -> [N, M], NaN for padding
 
 
 class EarlyTargetWindow(Callback):
@@ -34,20 +33,22 @@ class EarlyTargetWindow(Callback):
 
     Args:
         data: the multi-target dataset being trained on (all of it: the validation share too).
-        detection_losses: ``{task: per_object(output, target)}`` for the detection tasks, e.g.
-            ``DetectionLoss.per_object``; a single callable applies to every detection task.
+        detection_losses: ``{task: loss}`` for the detection tasks, or one loss for all of them:
+            an object with ``per_object(output, target)`` (and optionally ``class_margin``),
+            e.g. ``losses.DetectionLoss``.
         batch_size: prediction batch size.
     """
 
-    def __init__(self, data: MultiTargetDataset, detection_losses: dict[str, PerObjectLoss] | object,
+    def __init__(self, data: MultiTargetDataset, detection_losses: dict[str, Any] | Any,
                  *, batch_size: int = 500) -> None:
         self.data, self.batch_size = data, batch_size
         self.regression = [t.name for t in data.tasks if t.kind == "regression"]
         detection = [t.name for t in data.tasks if t.kind == "detection"]
-        if isinstance(detection_losses, dict):
-            self.per_object = {name: detection_losses[name] for name in detection}
-        else:
-            self.per_object = {name: detection_losses.per_object for name in detection}  # type: ignore[attr-defined]
+        losses = detection_losses if isinstance(detection_losses, dict) else dict.fromkeys(detection, detection_losses)
+        self.per_object = {name: losses[name].per_object for name in detection}
+        # Per-object class margins where the loss offers them (``DetectionLoss.class_margin``).
+        self.margins = {f"{name}_class": losses[name].class_margin for name in detection
+                        if hasattr(losses[name], "class_margin")}
         self.sums: dict[str, Tensor] = {}
         self.count = 0
         self.best = math.inf
@@ -70,6 +71,9 @@ class EarlyTargetWindow(Callback):
                 parts.setdefault(name, []).append(out[name].reshape(len(positions)).float().cpu())
             for name, fn in self.per_object.items():
                 parts.setdefault(name, []).append(fn(out[name], y[name].to(device)).float().cpu())
+            for key, fn in self.margins.items():
+                name = key.removesuffix("_class")
+                parts.setdefault(key, []).append(fn(out[name], y[name].to(device)).float().cpu())
         model.train(was)
         epoch = {k: torch.cat(v) for k, v in parts.items()}
         self.sums = epoch if not self.sums else {k: self.sums[k] + epoch[k] for k in epoch}
@@ -90,6 +94,9 @@ class EarlyTargetWindow(Callback):
         for name in self.per_object:
             if name in self.kept:
                 out[name] = object_label_issues(self.kept[name])
+        for key in self.margins:
+            if key in self.kept:
+                out[key] = object_class_issues(self.kept[key])
         return out
 
     def issues(self) -> dict[str, int]:

@@ -140,3 +140,15 @@ class DetectionLoss(nn.Module):
         giou = generalized_box_iou(boxes[image, a.cell], target[..., :4].float())
         loss = F.softplus(-logit) + self.box_weight * (1 - giou)  # softplus(-z) = -log sigmoid(z)
         return torch.where(a.valid, loss, torch.full_like(loss, float("nan")))
+
+    @torch.no_grad()
+    def class_margin(self, output: Tensor, target: Tensor) -> Tensor:
+        """``[N, M]`` per object, at its cell: ``p(given class) - max p(other class)`` (NaN for
+        padding). Negative when the model sees another class where the label says this one."""
+        _, logits = self._split(output)
+        a = self.assign(target)
+        image = torch.arange(len(target), device=target.device)[:, None]
+        p = torch.sigmoid(logits[image, a.cell])  # [N, M, C]
+        given = p.gather(2, a.classes[..., None]).squeeze(2)
+        others = p.scatter(2, a.classes[..., None], float("-inf")).amax(dim=2)
+        return torch.where(a.valid, given - others, torch.full_like(given, float("nan")))
