@@ -9,11 +9,7 @@ from sklearn.datasets import load_digits
 from trainground.diagnosis import neighbors
 from trainground.diagnosis.checks.label_issues import label_issue_probs
 from trainground.diagnosis.confident_learning import prune_by_noise_rate
-from trainground.diagnosis.neighbors import (
-    as_points,
-    nearest_neighbors,
-    neighbor_search_method,
-)
+from trainground.diagnosis.neighbors import as_points, nearest_neighbors, neighbor_search_method
 
 pytest.importorskip("faiss")
 

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from trainground.data.builtin import (
-    builtin_frame,
-    builtin_names,
-    load_builtin,
-    load_builtin_multitarget,
-)
+from trainground.data.builtin import builtin_frame, builtin_names, load_builtin, load_builtin_multitarget
 from trainground.data.dataset import IndexedDataset
 from trainground.data.files import read_table
 from trainground.data.images import (
@@ -21,23 +16,13 @@ from trainground.data.load import (
     load_features_for_prediction,
     schema_from_json,
 )
-from trainground.data.multitable import (
-    fit_multitarget_on_rows,
-    load_multitarget,
-    source_frame,
-    target_list,
-)
+from trainground.data.multitable import fit_multitarget_on_rows, load_multitarget, source_frame, target_list
 from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
 from trainground.data.products import CLASSES as PRODUCT_CLASSES
-from trainground.data.products import (
-    Products,
-    Vocabulary,
-    make_products,
-    products_dataset,
-)
+from trainground.data.products import Products, Vocabulary, make_products, products_dataset
 from trainground.data.split import stratified_split
-from trainground.data.table import TableSchema, encode_table, fit_on_rows, load_table
 from trainground.data.tasks import MultiTargetDataset, TaskSpec, class_task, tasks_of
+from trainground.data.table import TableSchema, encode_table, fit_on_rows, load_table
 from trainground.data.with_index import WithIndex
 
 __all__ = [
@@ -65,8 +50,8 @@ __all__ = [
     "load_data",
     "load_features_for_prediction",
     "load_image_folder",
-    "load_images_for_prediction",
     "load_multitarget",
+    "load_images_for_prediction",
     "load_table",
     "make_products",
     "products_dataset",

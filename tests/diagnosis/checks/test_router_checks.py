@@ -69,7 +69,7 @@ def test_a_healthy_router_is_not_flagged(digits):
     assert np.allclose(routers[0].load.sum(axis=1), 1.0)
 
 
-def _table(loads: list[list[float]], *, tokens: float = 1000.0, entropy: float = 0.8) -> object:
+def _table(loads: list[list[float]], *, tokens: float = 1000.0, entropy: float = 0.8) -> "object":
     rows = []
     for w, load in enumerate(loads):
         step = 10 * (w + 1)
@@ -104,9 +104,7 @@ def test_too_few_tokens_is_no_verdict_about_experts():
 
 @pytest.mark.parametrize("entropy,fires", [(0.02, True), (0.3, False)])
 def test_router_entropy_bar(entropy, fires):
-    from trainground.diagnosis.checks.router_entropy_collapse import (
-        router_entropy_collapse,
-    )
+    from trainground.diagnosis.checks.router_entropy_collapse import router_entropy_collapse
     from trainground.diagnosis.evidence import Evidence
 
     result = router_entropy_collapse(Evidence(layers=_table([[0.25] * 4], entropy=entropy)))
