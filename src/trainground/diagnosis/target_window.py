@@ -36,19 +36,21 @@ class EarlyTargetWindow(Callback):
         detection_losses: ``{task: loss}`` for the detection tasks, or one loss for all of them:
             an object with ``per_object(output, target)`` (and optionally ``class_margin``),
             e.g. ``losses.DetectionLoss``.
+        class_check: also keep each object's class margin for ``object_class_issues``
+            (off by default: with a detector whose classes are still confused it flags a
+            large share of correct objects, see benchmarks/README.md).
         batch_size: prediction batch size.
     """
 
     def __init__(self, data: MultiTargetDataset, detection_losses: dict[str, Any] | Any,
-                 *, batch_size: int = 500) -> None:
+                 *, class_check: bool = False, batch_size: int = 500) -> None:
         self.data, self.batch_size = data, batch_size
         self.regression = [t.name for t in data.tasks if t.kind == "regression"]
         detection = [t.name for t in data.tasks if t.kind == "detection"]
         losses = detection_losses if isinstance(detection_losses, dict) else dict.fromkeys(detection, detection_losses)
         self.per_object = {name: losses[name].per_object for name in detection}
-        # Per-object class margins where the loss offers them (``DetectionLoss.class_margin``).
-        self.margins = {f"{name}_class": losses[name].class_margin for name in detection
-                        if hasattr(losses[name], "class_margin")}
+        # Per-object class margins (``DetectionLoss.class_margin``), when asked for.
+        self.margins = {f"{name}_class": losses[name].class_margin for name in detection} if class_check else {}
         self.sums: dict[str, Tensor] = {}
         self.count = 0
         self.best = math.inf

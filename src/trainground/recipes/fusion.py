@@ -140,8 +140,7 @@ def run_fusion(config: FusionRecipeConfig, *, out: str | Path, overwrite: bool =
     issues = window.issues()
     with open(run.metrics, "a", encoding="utf-8") as fh:  # listed in the manifest by fit()
         fh.write(json.dumps({"kind": "test", "step": result.steps, **{f"test_{k}": v for k, v in scores.items()},
-                             "score_issues": issues["score"], "box_issues": issues["boxes"],
-                             "box_class_issues": issues["boxes_class"]}) + "\n")
+                             "score_issues": issues["score"], "box_issues": issues["boxes"]}) + "\n")
     outcome = FusionResult(scores, issues, run.path, time.perf_counter() - started, result.history)
     print_outcome(outcome, config, console)
     return outcome
@@ -150,11 +149,11 @@ def run_fusion(config: FusionRecipeConfig, *, out: str | Path, overwrite: bool =
 def print_outcome(result: FusionResult, config: FusionRecipeConfig, console: Console) -> None:
     table = Table(title=f"fusion recipe ({config.clip} clip, task clip {config.task_clip}, {config.weighting} weighting)",
                   title_justify="left")
-    for column in ("held-out MAE", "R^2", "mAP@0.5", "scores flagged", "boxes flagged (loss / class)"):
+    for column in ("held-out MAE", "R^2", "mAP@0.5", "scores flagged", "boxes flagged"):
         table.add_column(column)
     t = result.test
     table.add_row(f"{t['mae']:.3f}", f"{t['r2']:.3f}", f"{t['map50']:.3f}", str(result.issues["score"]),
-                  f"{result.issues['boxes']} / {result.issues['boxes_class']}")
+                  str(result.issues["boxes"]))
     console.print(table)
     console.print(f"{result.seconds:.0f} s; run: {result.run_dir}", highlight=False, soft_wrap=True)
 
