@@ -23,6 +23,7 @@ def test_recipe_trains_through_fit_and_logs_per_task_and_per_modality_gradients(
     epochs = [r for r in records if r["kind"] == "epoch"]
     assert "val_mae/score" in epochs[-1] and "val_object_recall/boxes" in epochs[-1]
     assert records[-1]["kind"] == "test"
+    assert (tmp_path / "run" / "report.html").exists()
 
 
 def test_products_builtin_is_multi_target_with_a_detection_task():

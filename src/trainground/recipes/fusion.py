@@ -7,7 +7,7 @@ multi-target path with a ``MultiTaskLoss`` (MSE on the standardised score, focal
 the boxes; static, uncertainty or DWA task weighting) and ``gradients.TaskGradients``
 (per-task clip, per-modality or global clip, per-task and per-modality gradient norms and
 the cosine between the tasks in ``metrics.jsonl``); then score the held-out split (MAE,
-R^2, mAP@0.5) and flag training targets with ``diagnosis.target_outliers`` from the
+R^2, mAP@0.5), flag training targets with ``diagnosis.target_outliers`` from the
 early-learning window (``diagnosis.target_window``).
 """
 
@@ -42,6 +42,7 @@ from trainground.metrics import (
 )
 from trainground.models.detection import decode_detections
 from trainground.models.fusion import FusionModel
+from trainground.report.render import write_report
 
 
 @dataclass
@@ -141,6 +142,7 @@ def run_fusion(config: FusionRecipeConfig, *, out: str | Path, overwrite: bool =
     with open(run.metrics, "a", encoding="utf-8") as fh:  # listed in the manifest by fit()
         fh.write(json.dumps({"kind": "test", "step": result.steps, **{f"test_{k}": v for k, v in scores.items()},
                              "score_issues": issues["score"], "box_issues": issues["boxes"]}) + "\n")
+    write_report(run.path)  # the per-task loss, metric and gradient panels of a multi-target run
     outcome = FusionResult(scores, issues, run.path, time.perf_counter() - started, result.history)
     print_outcome(outcome, config, console)
     return outcome
