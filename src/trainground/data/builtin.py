@@ -18,7 +18,9 @@ import pandas as pd
 
 from trainground.data.dataset import IndexedDataset
 from trainground.data.faults import FAULT_TYPES, make_faults
+from trainground.data.products import products_dataset
 from trainground.data.table import frame_to_dataset
+from trainground.data.tasks import MultiTargetDataset
 from trainground.errors import DataError
 
 TARGET = "label"
@@ -99,6 +101,25 @@ def builtin_multitarget_frame(name: str) -> tuple[pd.DataFrame, tuple[str, ...],
     return frame, _NOT_FEATURES.get(name, ()), "signal" if name in SIGNALS else "table"
 
 
+# Builtins that are not tables: multi-target datasets (a dict of inputs, targets of several
+# kinds) made by a function of (samples, seed).
+_MULTITARGET: dict[str, Callable[..., MultiTargetDataset]] = {"products": products_dataset}
+
+
+def load_builtin_multitarget(name: str, *, samples: int = 2000, seed: int = 0) -> MultiTargetDataset:
+    """A generated multi-target builtin (``builtin:products``: image + review text -> score, boxes).
+
+    Args:
+        name: ``products`` (``"builtin:"`` prefix allowed).
+        samples: how many samples to generate.
+        seed: the generator's seed (another seed = another draw of every randomised factor).
+    """
+    name = name.removeprefix(PREFIX)
+    if name not in _MULTITARGET:
+        raise DataError(f"unknown multi-target builtin dataset {name!r}; known: {', '.join(_MULTITARGET)}")
+    return _MULTITARGET[name](samples, seed)
+
+
 def builtin_names() -> tuple[str, ...]:
     """Names accepted after ``builtin:``."""
     return tuple(_FRAMES)
@@ -136,6 +157,9 @@ def load_builtin(name: str) -> IndexedDataset:
         with a ``TableSchema`` of numeric features.
     """
     name = name.removeprefix(PREFIX)
+    if name in _MULTITARGET:
+        raise DataError(f"builtin:{name} is a multi-target image + text dataset, not a table: use "
+                        f"`trainground recipe fusion`, or trainground.data.load_builtin_multitarget({name!r})")
     data = frame_to_dataset(builtin_frame(name), target=TARGET, source=PREFIX + name,
                             ignore=_NOT_FEATURES.get(name, ()))
     return dataclasses.replace(data, kind="signal") if name in SIGNALS else data

@@ -14,12 +14,8 @@ from trainground.engine.run_config import DataConfig, NoiseConfig, RunConfig
 from trainground.engine.rundir import RunDir
 from trainground.engine.sample_recording import RecordSamples
 from trainground.engine.state import TrainState
-from trainground.engine.task_kinds import (
-    TaskKind,
-    register_task_kind,
-    task_kind,
-    task_kinds,
-)
+from trainground.engine.task_kinds import TaskKind, register_task_kind, task_kind, task_kinds
+from trainground.engine import detection_task  # noqa: F401,E402,I001  (registers the "detection" task kind)
 
 __all__ = [
     "Callback", "CallbackList", "DataConfig", "Event", "FitConfig", "FitResult", "LoggingConfig", "MLflowConfig", "MetricsWriter", "NoiseConfig",

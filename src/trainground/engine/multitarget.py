@@ -140,4 +140,7 @@ def task_gradient_extras(tasks_handler: Any) -> dict[str, Tensor]:
     scales = getattr(tasks_handler, "last_clip_scales", None)
     if scales is not None:
         out.update({f"task_clip_scale/{t}": scales[i] for i, t in enumerate(names)})
+    group_norms = getattr(tasks_handler, "last_group_norms", None)  # per-modality norms, before their clip
+    if group_norms is not None:
+        out.update({f"group_grad_norm/{g}": group_norms[i] for i, g in enumerate(tasks_handler.groups)})
     return out

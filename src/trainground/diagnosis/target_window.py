@@ -1,0 +1,106 @@
+"""The early-learning window for regression and detection targets, as a ``fit`` callback.
+
+After each epoch the callback predicts every sample of the dataset (eval mode, batches of
+``batch_size``) and adds to running sums each regression task's prediction and each
+detection task's per-object loss; at the epoch of the lowest validation loss (the sum of the
+tasks' raw validation losses, so a learned task weighting does not move it) it keeps the
+window's means. :meth:`EarlyTargetWindow.issues` then runs ``target_outliers`` on them.
+Same reasoning as ``early_learning.EarlyLearningWindow`` for class labels: before a network
+memorises, its predictions on wrong targets stay with the pattern of the clean ones.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from trainground.data.tasks import MultiTargetDataset
+from trainground.diagnosis.target_outliers import (
+    TargetIssues,
+    object_class_issues,
+    object_label_issues,
+    regression_target_issues,
+)
+from trainground.engine.callbacks import Callback
+from trainground.engine.state import TrainState
+
+
+class EarlyTargetWindow(Callback):
+    """Early-learning means of regression predictions and per-object detection losses.
+
+    Args:
+        data: the multi-target dataset being trained on (all of it: the validation share too).
+        detection_losses: ``{task: loss}`` for the detection tasks, or one loss for all of them:
+            an object with ``per_object(output, target)`` (and optionally ``class_margin``),
+            e.g. ``losses.DetectionLoss``.
+        class_check: also keep each object's class margin for ``object_class_issues``
+            (off by default: with a detector whose classes are still confused it flags a
+            large share of correct objects, see benchmarks/README.md).
+        batch_size: prediction batch size.
+    """
+
+    def __init__(self, data: MultiTargetDataset, detection_losses: dict[str, Any] | Any,
+                 *, class_check: bool = False, batch_size: int = 500) -> None:
+        self.data, self.batch_size = data, batch_size
+        self.regression = [t.name for t in data.tasks if t.kind == "regression"]
+        detection = [t.name for t in data.tasks if t.kind == "detection"]
+        losses = detection_losses if isinstance(detection_losses, dict) else dict.fromkeys(detection, detection_losses)
+        self.per_object = {name: losses[name].per_object for name in detection}
+        # Per-object class margins (``DetectionLoss.class_margin``), when asked for.
+        self.margins = {f"{name}_class": losses[name].class_margin for name in detection} if class_check else {}
+        self.sums: dict[str, Tensor] = {}
+        self.count = 0
+        self.best = math.inf
+        self.kept: dict[str, Tensor] = {}
+        self.window_epochs = 0
+
+    @torch.no_grad()
+    def on_epoch_end(self, state: TrainState) -> None:
+        model = state.model
+        was = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        n = len(self.data)
+        parts: dict[str, list[Tensor]] = {}
+        for start in range(0, n, self.batch_size):
+            positions = torch.arange(start, min(start + self.batch_size, n))
+            _, x, y = self.data.get_batch(positions)
+            out = model({k: v.to(device) for k, v in x.items()} if isinstance(x, dict) else x.to(device))
+            for name in self.regression:
+                parts.setdefault(name, []).append(out[name].reshape(len(positions)).float().cpu())
+            for name, fn in self.per_object.items():
+                parts.setdefault(name, []).append(fn(out[name], y[name].to(device)).float().cpu())
+            for key, fn in self.margins.items():
+                name = key.removesuffix("_class")
+                parts.setdefault(key, []).append(fn(out[name], y[name].to(device)).float().cpu())
+        model.train(was)
+        epoch = {k: torch.cat(v) for k, v in parts.items()}
+        self.sums = epoch if not self.sums else {k: self.sums[k] + epoch[k] for k in epoch}
+        self.count += 1
+        raw = [v for k, v in state.epoch_metrics.items() if k.startswith("val_loss/")]
+        val = sum(raw) if raw else state.epoch_metrics.get("val_loss", math.nan)
+        if not self.kept or val < self.best:  # the window ends at the lowest validation loss
+            self.best = val
+            self.kept = {k: v / self.count for k, v in self.sums.items()}
+            self.window_epochs = self.count
+
+    def results(self) -> dict[str, TargetIssues]:
+        """``{task: TargetIssues}`` of the kept window (empty before the first epoch)."""
+        out = {}
+        for name in self.regression:
+            if name in self.kept:
+                out[name] = regression_target_issues(self.data.targets[name].float(), self.kept[name])
+        for name in self.per_object:
+            if name in self.kept:
+                out[name] = object_label_issues(self.kept[name])
+        for key in self.margins:
+            if key in self.kept:
+                out[key] = object_class_issues(self.kept[key])
+        return out
+
+    def issues(self) -> dict[str, int]:
+        """How many targets each task flags."""
+        return {k: int(v.is_issue.sum()) for k, v in self.results().items()}
