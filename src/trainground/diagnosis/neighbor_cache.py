@@ -57,8 +57,13 @@ class NeighborCache:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         key = (space, metric)
         found = self._done.get(key)
-        if found is None or found.source is not source or found.idx.shape[1] < min(k, len(found.points) - 1):
-            points = make_points() if found is None or found.source is not source else found.points
+        if found is not None and found.source is not source:
+            # other points (the second pass's representation): let the old ones go before the
+            # new search (200,000 x 256 float32 is 205 MB)
+            del self._done[key]
+            found = None
+        if found is None or found.idx.shape[1] < min(k, len(found.points) - 1):
+            points = make_points() if found is None else found.points
             dist, idx = nearest_neighbors(points, max(k, SHARED_K), metric=metric)
             self.searches_run += 1
             found = self._done[key] = _Search(source=source, points=points, dist=dist, idx=idx)
