@@ -21,6 +21,9 @@ itself (ours: ``Diagnosis.seconds`` as the CLI prints it; cleanlab: the 5 traini
 
     python benchmarks/end_to_end.py --data digits --repeats 3 --out benchmarks/results/end_to_end_digits.json
     python benchmarks/end_to_end.py --data mnist1d --n 200000 --repeats 1 --out benchmarks/results/end_to_end_mnist1d.json
+
+``--single-pass`` adds ours with ``--no-second-pass`` (one training) as a third process per
+repeat, in the rotated order.
 """
 
 from __future__ import annotations
@@ -94,17 +97,22 @@ def f1(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "f1": round(2 * precision * recall / max(precision + recall, 1e-12), 4)}
 
 
-def run_ours(path: Path, out: Path, truth: np.ndarray) -> dict:
+def run_ours(path: Path, out: Path, truth: np.ndarray, *, extra: tuple[str, ...] = ()) -> dict:
     import pandas as pd
 
     wall, rss, text = timed([sys.executable, "-m", "trainground.cli", "diagnose", str(path), "--target", "label",
-                             "--out", str(out)])
+                             "--out", str(out), *extra])
     inner = float(re.search(r"seconds: ([0-9.]+)", text).group(1))  # type: ignore[union-attr]
     table = pd.read_csv(out / "sample_issues.csv")
     flagged = np.zeros(len(truth), dtype=bool)
     flagged[table["index"].to_numpy()] = table["is_label_issue"].to_numpy(dtype=bool)
-    return {"method": "trainground diagnose", "wall_s": round(wall, 2), "in_process_s": inner,
+    return {"method": " ".join(["trainground diagnose", *extra]), "wall_s": round(wall, 2), "in_process_s": inner,
             "peak_rss_mb": round(rss, 1), **f1(flagged, truth)}
+
+
+def run_ours_single(path: Path, out: Path, truth: np.ndarray) -> dict:
+    """Ours without the second pass (``--no-second-pass``): one training."""
+    return run_ours(path, out, truth, extra=("--no-second-pass",))
 
 
 def run_cleanlab(path: Path, out: Path, truth: np.ndarray) -> dict:
@@ -157,6 +165,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200_000, help="MNIST-1D samples to generate")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-cleanlab", action="store_true")
+    parser.add_argument("--single-pass", action="store_true", help="also run ours with --no-second-pass")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child-cleanlab", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--flags", default=None, help=argparse.SUPPRESS)
@@ -169,6 +178,7 @@ def main() -> None:
         path, truth = make_data(args.data, args.n, Path(tmp))
         for r in range(args.repeats):
             methods = [run_ours] if args.skip_cleanlab else [run_ours, run_cleanlab]
+            methods += [run_ours_single] if args.single_pass else []
             for method in methods if r % 2 == 0 else methods[::-1]:
                 row = {"repeat": r, "n": len(truth), **method(path, Path(tmp) / f"{method.__name__}_{r}", truth),
                        "load_1min": round(os.getloadavg()[0], 1)}
@@ -176,14 +186,15 @@ def main() -> None:
                 rows.append(row)
     summary = {}
     if not args.skip_cleanlab:
-        ours = [r for r in rows if r["method"].startswith("trainground")]
         theirs = [r for r in rows if r["method"].startswith("cleanlab")]
-        summary = {
-            "end_to_end_ratio": round(float(np.median([a["wall_s"] / b["wall_s"] for a, b in zip(ours, theirs)])), 3),
-            "in_process_ratio": round(float(np.median([a["in_process_s"] / b["in_process_s"]
-                                                       for a, b in zip(ours, theirs)])), 3),
-            "cpus": os.cpu_count(),
-        }
+        summary = {"cpus": os.cpu_count()}
+        for name, key in (("trainground diagnose", ""), ("trainground diagnose --no-second-pass", "single_pass_")):
+            ours = [r for r in rows if r["method"] == name]
+            if ours:
+                summary[f"{key}end_to_end_ratio"] = round(float(np.median([a["wall_s"] / b["wall_s"]
+                                                                          for a, b in zip(ours, theirs)])), 3)
+                summary[f"{key}in_process_ratio"] = round(float(np.median([a["in_process_s"] / b["in_process_s"]
+                                                                          for a, b in zip(ours, theirs)])), 3)
         print(json.dumps(summary))
     if args.out:
         args.out.write_text(json.dumps({"data": args.data, "runs": rows, "summary": summary}, indent=2) + "\n")

@@ -83,3 +83,14 @@ def test_label_issues_agree_with_exact_search(digits, monkeypatch):
     approx_flags = prune_by_noise_rate(labels, label_issue_probs(labels, early, points))
     jaccard = (exact_flags & approx_flags).sum() / (exact_flags | approx_flags).sum()
     assert jaccard >= 0.95
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_flat_index_is_the_same_exact_search(digits, metric, monkeypatch):
+    """Above FLAT_MIN_POINTS the exact search runs on faiss's flat index: same neighbours."""
+    points, _ = digits
+    d_blocks, i_blocks = nearest_neighbors(points, 10, metric=metric)
+    monkeypatch.setattr(neighbors, "FLAT_MIN_POINTS", 100)
+    d_flat, i_flat = nearest_neighbors(points, 10, metric=metric)
+    np.testing.assert_allclose(d_flat, d_blocks, atol=1e-4)
+    assert _recall(i_blocks, i_flat) >= 0.999  # only near-ties may swap

@@ -140,3 +140,19 @@ def test_loading_a_checkpoint_state_drops_parts_written_after_it(tmp_path):
     fresh.load_state_dict(state)
     assert [p.name for p in (tmp_path / "s").glob("part-*")] == ["part-000000.parquet"]
     assert fresh.compute()["epoch"].tolist() == [0, 0, 0, 0]
+
+
+def test_keep_records_false_keeps_the_same_probability_sums_and_no_rows():
+    gen = torch.Generator().manual_seed(3)
+    index = torch.arange(40) + 7
+    full = SampleRecorder(index, 5, chunk_rows=16)
+    sums = SampleRecorder(index, 5, chunk_rows=16, keep_records=False)
+    for epoch in range(3):
+        for rec in (full, sums):
+            rec.set_epoch(epoch)
+        for rows in torch.randperm(40, generator=gen).split(12):
+            logits, labels = torch.randn(len(rows), 5, generator=gen), torch.randint(0, 5, (len(rows),), generator=gen)
+            for rec in (full, sums):
+                rec.update(index[rows], logits, labels)
+    np.testing.assert_array_equal(sums.mean_probs(), full.mean_probs())
+    assert len(full.compute()) == 120 and len(sums.compute()) == 0

@@ -142,3 +142,14 @@ def test_second_pass_retrains_on_trusted_samples_and_costs_what_it_says(digits):
     for result in (one, two):
         f = result.table["is_label_issue"].to_numpy() & noisy.is_corrupted
         assert f.sum() / noisy.is_corrupted.sum() > 0.6
+
+
+def test_cli_diagnose_no_second_pass_trains_once(tmp_path, iris_csv, monkeypatch):
+    import trainground.diagnosis.dataset as dataset_module
+
+    calls = []
+    real = dataset_module.second_pass
+    monkeypatch.setattr(dataset_module, "second_pass", lambda *a, **k: calls.append(1) or real(*a, **k))
+    base = ["diagnose", str(iris_csv), "--target", "species", "--epochs", "2"]
+    assert runner.invoke(app, [*base, "--out", str(tmp_path / "one"), "--no-second-pass"]).exit_code == 0
+    assert calls == [] and (tmp_path / "one" / "sample_issues.csv").exists()

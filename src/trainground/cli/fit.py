@@ -132,6 +132,9 @@ def diagnose(
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the model init, split and batch order.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier run.")] = False,
     top: Annotated[int, typer.Option("--top", min=1, help="How many findings and sample issues to print.")] = 10,
+    second_pass: Annotated[bool, typer.Option(
+        "--second-pass/--no-second-pass", help="Train a second time on the samples the first training trusts "
+        "(better label issues, about twice the training time).")] = True,
     config: ConfigOption = None,
     lr: LrOption = None,
     batch_size: BatchSizeOption = None,
@@ -153,7 +156,8 @@ def diagnose(
         out = RunDir.new_path("runs", f"diagnose-{stem}")
     check_inputs_outside(out, [data, config])
     result = run_diagnose(data, target=run_config.data.target, out=out, overwrite=overwrite, fit_config=run_config.fit,
-                          model_config=run_config.model, data_config=run_config.data, guard=run_config.guard)
+                          model_config=run_config.model, data_config=run_config.data, guard=run_config.guard,
+                          second_pass=second_pass)
     print_diagnosis(result, out_console, limit=top)
     report_summary(out, write_html=True)
 

@@ -41,6 +41,7 @@ from trainground.diagnosis.findings import Finding, write_findings
 from trainground.diagnosis.label_probs import embed, trusted_samples
 from trainground.diagnosis.linear_view import applies as linear_view_applies
 from trainground.diagnosis.linear_view import combine, linear_probs
+from trainground.diagnosis.neighbor_cache import NeighborCache
 from trainground.diagnosis.registry import available_checks, run_checks
 from trainground.diagnosis.sample_issues import sample_issues_table, with_unlabelled
 from trainground.diagnosis.second_pass import second_pass
@@ -212,8 +213,12 @@ def diagnose_dataset(
     best_model = window.model_at_best(result.model)
     embeddings = embed(best_model, data.features, device)
     work = len(train) * len(result.history)
+    # one neighbour search per space for the whole diagnosis: the trust decision below and the
+    # label check share the representation's (when no second pass replaces it), the outlier
+    # and near-duplicate checks the features'
+    searches = NeighborCache()
     if config.second_pass:
-        trusted = trusted_samples(data.labels.numpy(), pred_probs, embeddings)
+        trusted = trusted_samples(data.labels.numpy(), pred_probs, embeddings, cache=searches)
         if not trusted.all() and trusted.sum() >= 10:
             extra = second_pass(data, trusted, initial, fit_config=fit_config, patience=config.patience,
                                 guard=config.guard, loss_fn=loss_fn)
@@ -227,7 +232,7 @@ def diagnose_dataset(
     evidence = Evidence(
         steps=steps_frame(run), epochs=pd.DataFrame(result.history), samples=records, train=data, val=val,
         model=result.model, pred_probs=pred_probs, embeddings=embeddings,
-        extra={"early_learning_epoch": window.best_epoch, "competence": competence},
+        extra={"early_learning_epoch": window.best_epoch, "competence": competence}, neighbors=searches,
     )
     # The training checks and the train/validation shift check belong to the training
     # diagnosis (it ran inside the first pass, on the monitors' evidence, with the two

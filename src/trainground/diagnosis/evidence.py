@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from trainground.diagnosis.neighbor_cache import NeighborCache
+
+
+def _neighbor_cache() -> NeighborCache:
+    from trainground.diagnosis.neighbor_cache import NeighborCache
+
+    return NeighborCache()
 
 
 @dataclass
@@ -28,6 +37,9 @@ class Evidence:
         embeddings: ``[N, D]`` learned representation of the samples of ``train`` (same
             row order), for neighbour-based sample checks.
         extra: anything else a check needs and no field names yet (keyed by check name).
+        neighbors: the neighbour searches of this diagnosis, each run once and shared by
+            the checks that search the same points (``diagnosis.neighbor_cache``); not
+            evidence a check can require.
     """
 
     steps: pd.DataFrame | None = None
@@ -41,7 +53,8 @@ class Evidence:
     pred_probs: np.ndarray | None = None
     embeddings: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    neighbors: NeighborCache = field(default_factory=_neighbor_cache, repr=False, compare=False)
 
     def available(self) -> set[str]:
         """Names of the fields that hold something."""
-        return {f.name for f in fields(self) if f.name != "extra" and getattr(self, f.name) is not None}
+        return {f.name for f in fields(self) if f.name not in ("extra", "neighbors") and getattr(self, f.name) is not None}

@@ -8,11 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from trainground.diagnosis.confident_learning import CHUNK_ROWS, prune_by_noise_rate
-from trainground.diagnosis.neighbors import (
-    as_points,
-    nearest_neighbors,
-    neighbor_label_probs,
-)
+from trainground.diagnosis.neighbor_cache import NeighborCache
+from trainground.diagnosis.neighbors import neighbor_label_probs
 from trainground.monitors.representation import penultimate_module
 
 # Neighbours consulted in the learned space: the usual k of k-NN label cleaning; the
@@ -22,6 +19,7 @@ NEIGHBORS = 10
 
 def label_issue_probs(
     labels: np.ndarray, early_probs: np.ndarray, embeddings: np.ndarray | None, *, k: int = NEIGHBORS,
+    cache: NeighborCache | None = None,
 ) -> np.ndarray:
     """Class probabilities of each sample from the two views one run offers.
 
@@ -29,15 +27,21 @@ def label_issue_probs(
     labels of the sample's neighbours in the learned representation (cosine distance)
     are independent views of the true class; their equal-weight average is the estimate,
     so neither view's blind spot (a hard sample for the model, a mixed neighbourhood)
-    decides alone. Without embeddings the early-learning average is used alone.
+    decides alone. Without embeddings the early-learning average is used alone. With
+    ``cache`` the neighbour search of these same ``embeddings`` is run once per diagnosis
+    (the trust decision before the second pass and the label check share it).
 
     References:
         Bahri, Jiang & Gupta, "Deep k-NN for Noisy Labels", ICML 2020.
     """
     if embeddings is None or len(labels) < 3:
         return early_probs
-    points = as_points(embeddings, standardize=False)
-    _, neighbors = nearest_neighbors(points, k, metric="cosine")
+    cache = cache or NeighborCache()
+    # float32 as the search computes (no float64 copy of an N x D array)
+    _, _, neighbors = cache.search(
+        "embeddings", embeddings, lambda: np.asarray(embeddings, dtype=np.float32).reshape(len(embeddings), -1), k,
+        metric="cosine",
+    )
     # By blocks of rows: the vote of a block is chunk x K, so the only N x K array made here
     # is the result (in the dtype of early_probs: float32 records stay float32).
     out = np.empty_like(early_probs)
@@ -47,9 +51,11 @@ def label_issue_probs(
     return out
 
 
-def trusted_samples(labels: np.ndarray, early_probs: np.ndarray, embeddings: np.ndarray | None) -> np.ndarray:
+def trusted_samples(
+    labels: np.ndarray, early_probs: np.ndarray, embeddings: np.ndarray | None, *, cache: NeighborCache | None = None,
+) -> np.ndarray:
     """``[N]`` bool: the samples confident learning does not flag as label issues."""
-    return ~prune_by_noise_rate(labels, label_issue_probs(labels, early_probs, embeddings))
+    return ~prune_by_noise_rate(labels, label_issue_probs(labels, early_probs, embeddings, cache=cache))
 
 
 def embed(model: nn.Module, features: Tensor, device: torch.device, *, chunk: int = 1024) -> np.ndarray | None:

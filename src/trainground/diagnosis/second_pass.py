@@ -64,7 +64,7 @@ def second_pass(
     )
     train, val = data.subset(positions[fit_pos]), data.subset(positions[val_pos])
     heldout = data.subset(np.sort(np.concatenate([positions[val_pos], np.flatnonzero(~trusted)])))
-    recorder = SampleRecorder(data.index, data.num_classes)
+    recorder = SampleRecorder(data.index, data.num_classes, keep_records=False)  # only the probability sums are read
     window = EarlyLearningWindow(recorder, patience=patience)
     model = copy.deepcopy(initial)
     result = fit(

@@ -75,12 +75,15 @@ def diagnose(
     source: str | Path, *, target: str | None = None, out: str | Path | None = None, overwrite: bool = False,
     fit_config: FitConfig | None = None, model_config: ModelConfig | None = None,
     extra_callbacks: Sequence[Callback] = (), data_config: DataConfig | None = None, guard: GuardConfig | None = None,
+    second_pass: bool = True,
 ) -> Diagnosis:
     """Load ``source`` (CSV/Parquet/image folder/builtin:NAME) and :func:`diagnose_dataset` it.
 
     With ``out`` the run directory is created there (``overwrite`` replaces an earlier run)
     and ``config.yaml`` records what was done. ``data_config`` gives the loading options
     (image size, max categories, ignored columns); its source and target are ``source`` and ``target``.
+    ``second_pass=False`` stops after the first training (about half the training compute;
+    benchmarks/README.md, "MNIST-1D at scale", has what it costs in F1).
     """
     data_config = dataclasses.replace(data_config or DataConfig(), source=str(source), target=target)
     if out is not None:
@@ -103,7 +106,7 @@ def diagnose(
     try:
         return diagnose_dataset(
             data, fit_config=fit_config, model_config=model_config, run_dir=run, extra_callbacks=extra_callbacks,
-            guard=guard,
+            guard=guard, second_pass=second_pass,
         )
     except TraingroundError:
         if run is not None:

@@ -44,7 +44,7 @@ def label_issues(evidence: Evidence) -> CheckResult:
     pred_probs = np.asarray(evidence.pred_probs)
     if pred_probs.dtype not in (np.float32, np.float64):
         pred_probs = pred_probs.astype(np.float64)
-    probs = label_issue_probs(labels, pred_probs, evidence.embeddings)
+    probs = label_issue_probs(labels, pred_probs, evidence.embeddings, cache=evidence.neighbors)
     flag = prune_by_noise_rate(labels, probs)
     score = np.clip(probs[np.arange(len(labels)), labels], 0.0, 1.0)
     table = pd.DataFrame({

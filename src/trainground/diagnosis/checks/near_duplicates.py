@@ -7,10 +7,10 @@ import pandas as pd
 
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
+from trainground.diagnosis.neighbor_cache import NeighborCache, exact_nearest
 from trainground.diagnosis.neighbors import (
     ROBUST_Z_CUTOFF,
     feature_points,
-    nearest_neighbors,
     neighbor_search_method,
     robust_z,
     z_to_score,
@@ -18,15 +18,18 @@ from trainground.diagnosis.neighbors import (
 from trainground.diagnosis.registry import register_check
 
 
-def near_duplicate_scores(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def near_duplicate_scores(
+    points: np.ndarray, candidates: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Score in [0, 1] (0 = exact duplicate), flag and nearest other sample (position).
 
     A sample is a near duplicate when its distance to its nearest neighbour is
     abnormally *small* for this data: the log nearest-neighbour distance has a robust
     z-score below -3.5 (the outlier rule mirrored), or the distance is exactly 0.
+    ``candidates`` (``[N, k]`` positions of each point's nearest others, from a float32
+    search) are re-ranked by their float64 distance, so exact duplicates come out at 0.
     """
-    dist, idx = nearest_neighbors(points, 1, exact=True)
-    d1, nearest = dist[:, 0], idx[:, 0]
+    d1, nearest = exact_nearest(points, candidates)
     exact = d1 <= 1e-9 * max(float(np.abs(points).max(initial=0.0)), 1.0)
     log_d = np.log(np.where(exact, np.nan, d1))
     z = -robust_z(log_d)  # large = unusually close
@@ -42,8 +45,11 @@ def near_duplicates(evidence: Evidence) -> CheckResult:
     index, labels = data.index.numpy(), data.labels.numpy()
     if len(index) < 2:
         return CheckResult(check="near_duplicates", samples=pd.DataFrame({"index": index, "score": 1.0, "flag": False}))
-    points = feature_points(data.features, standardize=True)
-    score, flag, nearest = near_duplicate_scores(points)
+    # the outlier check's search (standardised features, k = 10), run once for both
+    cache: NeighborCache = evidence.neighbors
+    points, _, candidates = cache.search("standardized features", data.features,
+                                         lambda: feature_points(data.features, standardize=True), 10)
+    score, flag, nearest = near_duplicate_scores(points, candidates)
     conflict = flag & (labels != labels[nearest])
     table = pd.DataFrame({
         "index": index, "score": score, "flag": flag, "near_duplicate_of": np.where(flag, index[nearest], -1),

@@ -7,11 +7,11 @@ import pandas as pd
 
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
+from trainground.diagnosis.neighbor_cache import NeighborCache
 from trainground.diagnosis.neighbors import (
     ROBUST_Z_CUTOFF,
     as_points,
     feature_points,
-    nearest_neighbors,
     neighbor_search_method,
     robust_z,
     z_to_score,
@@ -23,16 +23,16 @@ from trainground.diagnosis.registry import register_check
 NEIGHBORS = 10
 
 
-def outlier_scores(points: np.ndarray, *, k: int = NEIGHBORS) -> tuple[np.ndarray, np.ndarray]:
+def outlier_scores(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Score in [0, 1] (low = outlying) and flag, from the mean distance to the ``k`` nearest
-    neighbours: its log is turned into a robust z-score and flagged beyond the usual
+    neighbours (``dist``: ``[N, k]``, as :func:`~trainground.diagnosis.neighbors.nearest_neighbors`
+    returns them): its log is turned into a robust z-score and flagged beyond the usual
     3.5 cut-off, so the threshold adapts to the data's own spread of distances.
 
     References:
         Ramaswamy, Rastogi & Shim, "Efficient Algorithms for Mining Outliers from Large
         Data Sets", SIGMOD 2000 (k-NN distance); Iglewicz & Hoaglin 1993 (modified z).
     """
-    dist, _ = nearest_neighbors(points, k)
     mean_dist = dist.mean(axis=1)
     z = robust_z(np.log(mean_dist + 1e-12))
     return z_to_score(z), z > ROBUST_Z_CUTOFF
@@ -46,13 +46,19 @@ def outliers(evidence: Evidence) -> CheckResult:
     # Tables: features are meaningful coordinates, and a network's representation folds
     # unfamiliar inputs onto familiar ones (measured: uniform-noise rows added to digits are
     # all found in feature space, a sixth of them in the representation).
-    if getattr(data, "kind", "table") == "image" and evidence.embeddings is not None:
-        points, space = as_points(evidence.embeddings, standardize=True), "learned representation"
-    else:
-        points, space = feature_points(data.features, standardize=True), "feature space"
-    if len(points) < 3:
+    if len(data) < 3:
         return CheckResult(check="outliers", samples=pd.DataFrame({"index": data.index.numpy(), "score": 1.0, "flag": False}))
-    score, flag = outlier_scores(points)
+    cache: NeighborCache = evidence.neighbors
+    if getattr(data, "kind", "table") == "image" and evidence.embeddings is not None:
+        embeddings, space = evidence.embeddings, "learned representation"
+        points, dist, _ = cache.search("standardized embeddings", embeddings,
+                                       lambda: as_points(embeddings, standardize=True), NEIGHBORS)
+    else:
+        # the same search as the near-duplicate check's (standardised features, k = 10)
+        points, dist, _ = cache.search("standardized features", data.features,
+                                       lambda: feature_points(data.features, standardize=True), NEIGHBORS)
+        space = "feature space"
+    score, flag = outlier_scores(dist)
     table = pd.DataFrame({"index": data.index.numpy(), "score": score, "flag": flag})
     findings = []
     if flag.any():
