@@ -44,3 +44,16 @@ def test_a_multitarget_sample_table_is_split_per_task():
                                         "outlier_score"]
     assert parts["b"]["given_label"].tolist() == [1, 2]
     assert task_sample_tables(table.rename(columns={"given_label_a": "given_label"}), ["a"]) == {}
+
+
+def test_per_modality_gradient_norms_are_drawn_and_summarised():
+    steps, epochs = _frames()
+    steps["group_grad_norm/image"] = [float(i) for i in range(1, 21)]
+    steps["group_grad_norm/text"] = 0.5
+    names = {t.name for t in task_curves(steps, epochs).data}
+    assert {"image (modality) grad norm", "text (modality) grad norm"} <= names
+    facts = task_facts(steps, epochs)
+    assert "image (modality) gradient norm: median 10.5, 90th percentile 18.1" in facts
+    assert any(f.startswith("text (modality) gradient norm: median 0.5") for f in facts)
+    # Without groups, no modality line.
+    assert not any("modality" in f for f in task_facts(*_frames()))

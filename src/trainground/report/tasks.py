@@ -1,5 +1,6 @@
-"""A multi-target run's tasks side by side: per-task loss and metric curves, per-task gradient norms,
-and the cosine between the tasks' gradients on the shared parameters."""
+"""A multi-target run's tasks side by side: per-task loss and metric curves, per-task gradient norms
+(and per-modality ones, when the run clipped parameter groups such as ``{"image", "text"}``), and
+the cosine between the tasks' gradients on the shared parameters."""
 
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ from trainground.report.style import base_layout, hover
 # One colour per task (the plotly qualitative palette's first ones).
 _COLOURS = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2")
 _METRIC = re.compile(r"^val_(?P<metric>[a-z_]+)/(?P<task>[^/]+)$")
+_GROUP = "group_grad_norm/"  # per-modality (parameter group) norms, logged by gradients.TaskGradients
+
+
+def run_groups(steps: pd.DataFrame | None) -> list[str]:
+    """Parameter groups (modalities) whose gradient norms the run logged, in order."""
+    if steps is None:
+        return []
+    return [c.removeprefix(_GROUP) for c in steps.columns if c.startswith(_GROUP)]
 
 
 def run_tasks(epochs: pd.DataFrame | None) -> list[str]:
@@ -26,13 +35,15 @@ def run_tasks(epochs: pd.DataFrame | None) -> list[str]:
 
 def task_curves(steps: pd.DataFrame | None, epochs: pd.DataFrame | None) -> go.Figure | None:
     """Four panels: each task's loss per epoch (train solid, validation dashed), each task's
-    validation metric, each task's gradient norm per step and the pairwise gradient cosines
-    (the last two only when the run logged per-task gradients: ``tasks.per_task``)."""
+    validation metric, each task's gradient norm per step (and each modality's, dotted, when
+    the run clipped parameter groups) and the pairwise gradient cosines (the last two only
+    when the run logged per-task gradients: ``tasks.per_task``)."""
     tasks = run_tasks(epochs)
     if not tasks or epochs is None:
         return None
     fig = make_subplots(rows=1, cols=4, horizontal_spacing=0.06, subplot_titles=(
-        "loss per task", "validation metric per task", "gradient norm per task (shared parameters)",
+        "loss per task", "validation metric per task", "gradient norm per task (shared parameters)"
+        + (" and per modality (dotted)" if run_groups(steps) else ""),
         "cosine between task gradients"))
     x = epochs["step"].to_numpy()
     colour = {t: _COLOURS[i % len(_COLOURS)] for i, t in enumerate(tasks)}
@@ -61,6 +72,13 @@ def task_curves(steps: pd.DataFrame | None, epochs: pd.DataFrame | None) -> go.F
                                          legendgroup=task, showlegend=False,
                                          line={"color": colour[task], "width": 1},
                                          **hover(f"step %{{x}}<br>{task} gradient norm %{{y:.4g}}")), row=1, col=3)
+        for k, group in enumerate(run_groups(steps)):
+            series = _step_series(steps, _GROUP + group)
+            if series is not None:
+                fig.add_trace(go.Scatter(x=series[0], y=series[1], mode="lines", name=f"{group} (modality) grad norm",
+                                         line={"color": _COLOURS[(k + len(tasks)) % len(_COLOURS)], "width": 1,
+                                               "dash": "dot"},
+                                         **hover(f"step %{{x}}<br>{group} gradient norm %{{y:.4g}}")), row=1, col=3)
         for k, column in enumerate(c for c in steps.columns if c.startswith("task_grad_cos/")):
             series = _step_series(steps, column)
             if series is not None:
@@ -88,6 +106,12 @@ def task_facts(steps: pd.DataFrame | None, epochs: pd.DataFrame | None) -> list[
         if weight is not None and pd.notna(weight):
             parts.append(f"loss weight {weight:.3g}")
         facts.append(f"{task}: " + ", ".join(parts))
+    for group in run_groups(steps):
+        assert steps is not None
+        values = steps[_GROUP + group].dropna()
+        if len(values):
+            facts.append(f"{group} (modality) gradient norm: median {values.median():.3g}, "
+                         f"90th percentile {values.quantile(0.9):.3g}")
     if steps is not None:
         for column in (c for c in steps.columns if c.startswith("task_grad_cos/")):
             values = steps[column].dropna()
