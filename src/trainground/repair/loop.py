@@ -273,7 +273,7 @@ class DataRounds:
                                "rounds are (frozen rows left out, own validation split, same seed); never an output",
                        **{key: metrics[key] for key in ("val_accuracy", "test_accuracy", "trainings", "samples",
                                                         "seconds")}}
-            self.say(_round_line({**metrics, "round": "reference"}))
+            self.say(_round_line({**metrics, "round": None}))
             return RoundOutcome(scores, metrics, None)
         self.last = (diagnosis, view, predicted)
         self.history.append(metrics)
@@ -352,5 +352,6 @@ def _policy_notes(skipped: dict[str, str], declined: list, protected: dict[int, 
 
 def _round_line(metrics: dict[str, Any]) -> str:
     test = "" if metrics["test_accuracy"] is None else f", test accuracy {metrics['test_accuracy']:.4f}"
-    return (f"  round {metrics['round']}: validation accuracy {metrics['val_accuracy']:.4f}{test} "
+    name = "reference round" if metrics["round"] is None else f"round {metrics['round']}"
+    return (f"  {name}: validation accuracy {metrics['val_accuracy']:.4f}{test} "
             f"({metrics['samples']} training samples, {metrics['seconds']:.1f} s)")
