@@ -107,7 +107,9 @@ def repair_run(x, y_noisy, y_true, truth, xte, yte, seed, threads) -> dict:
     excluded = ~kept
     return {
         "test_acc": result.after["test_accuracy"], "round0_test_acc": result.before["test_accuracy"],
-        "trainings": float(sum(r["trainings"] for r in result.rounds)), "wall_s": wall,
+        # The reference round (the keep rule's comparator) is a training too.
+        "trainings": float(sum(r["trainings"] for r in [*result.rounds, *([result.reference] if result.reference else [])])),
+        "wall_s": wall,
         "rounds": len(result.rounds) - 1, "best_round": result.best_round,
         "n_relabelled": int(relabelled.sum()),
         "relabel_precision": float((state.labels[relabelled] == y_true[relabelled]).mean()) if relabelled.any() else None,
@@ -119,6 +121,8 @@ def repair_run(x, y_noisy, y_true, truth, xte, yte, seed, threads) -> dict:
         "label_accuracy_after": float((state.labels[kept] == y_true[kept]).mean()),
         "stopped": result.stopped,
         "per_round": [round_record(m) for m in result.rounds],
+        "reference": None if result.reference is None else {
+            "val_acc": result.reference["val_accuracy"], "test_acc": result.reference["test_accuracy"]},
     }
 
 
@@ -135,7 +139,7 @@ def round_record(metrics: dict) -> dict:
                      for f in metrics.get("findings") or []],
         "class_cap_dropped": metrics.get("class_cap") or {},
         "keep": None if not comparison else {
-            "rule": comparison.get("rule"), "wins": comparison.get("wins"), "losses": comparison.get("losses"),
+            "against": comparison.get("against"), "rule": comparison.get("rule"), "wins": comparison.get("wins"), "losses": comparison.get("losses"),
             "sign_p": comparison.get("p_value"),
             "non_inferiority_p": [t["p_value"] for t in comparison.get("non_inferiority", [])]},
     }

@@ -44,13 +44,14 @@ def test_the_input_is_untouched_and_the_folder_follows_the_contract(repaired):
     for name in ("config.yaml", "round_0", "repaired.csv", "quarantined.csv", "changes.csv", "actions.jsonl", "metrics.json"):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"kind", "rounds", "best_round", "before", "after", "stopped", "selection"}
+    assert set(metrics) == {"kind", "rounds", "best_round", "before", "after", "stopped", "selection", "reference"}
     assert metrics["kind"] == "data" and metrics["selection"]["alpha"] == 0.05
     for k, row in enumerate(metrics["rounds"]):
         assert row["round"] == k and row["run_dir"] == f"round_{k}" and (out / row["run_dir"] / "sample_issues.csv").exists()
         assert 0 <= row["val_accuracy"] <= 1 and row["test_accuracy"] is None and row["trainings"] > 0
-        if k > 0:  # the paired test against the round kept before, and the class counts it trained with
-            assert row["comparison"]["against"] == k - 1 and 0 <= row["comparison"]["p_value"] <= 1
+        if k > 0:  # the paired test against the round kept before (for round 0: the reference round, -1),
+            # and the class counts it trained with
+            assert row["comparison"]["against"] == (-1 if k == 1 else k - 1) and 0 <= row["comparison"]["p_value"] <= 1
             for counts in row["class_counts"].values():
                 assert counts["after"] >= 0.75 * counts["given"] - 1e-6
     best = metrics["best_round"]
@@ -59,6 +60,12 @@ def test_the_input_is_untouched_and_the_folder_follows_the_contract(repaired):
     if best and not metrics["rounds"][best]["comparison"]["better"]:  # kept for its label edits: not worse
         assert all(t["holds"] and t["margin"] == 0.02 for t in metrics["rounds"][best]["comparison"]["non_inferiority"])
     assert len(list((out / "round_0").glob("*"))) > 3
+    if len(metrics["rounds"]) > 1:  # the comparator in place of round 0: no edit, trained as the repair rounds
+        reference = metrics["reference"]
+        assert "comparator" in reference["role"] and 0 <= reference["val_accuracy"] <= 1
+        # the frozen rows left out and its own validation split drawn, as in round 1 (which may quarantine rows)
+        assert metrics["rounds"][1]["samples"] <= reference["samples"] < metrics["rounds"][0]["samples"]
+        assert not (out / "round_None").exists()
 
 
 def test_predict_on_the_repair_folder_uses_the_kept_rounds_measured_model(repaired):

@@ -10,7 +10,13 @@ from scipy.optimize import minimize_scalar
 
 from trainground.repair.actions import Action
 from trainground.repair.rounds import Planned, RoundOutcome, run_rounds
-from trainground.repair.selection import MARGIN, keep_best, non_inferior, tango_z
+from trainground.repair.selection import (
+    MARGIN,
+    REFERENCE,
+    keep_best,
+    non_inferior,
+    tango_z,
+)
 
 
 def _pair(rows: int, wins: int, losses: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,3 +103,73 @@ def test_the_round_runner_passes_the_label_edit_flag_to_the_keep_rule():
     assert run_rounds(_Scripted([ref, new], label_edits=True), max_rounds=1).best == 1
     rounds = run_rounds(_Scripted([ref, new], label_edits=False), max_rounds=1)
     assert rounds.best == 0 and rounds.outcomes[1].metrics["comparison"]["rule"] == "none"
+
+
+# The keep rule compares like with like: a reference round (no edit, trained as the repair
+# rounds are) stands in for round 0; when nothing is kept the output stays round 0.
+
+def _three(rows: int = 144) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Round 0, the reference round and round 1 on ``rows`` frozen rows: round 0 gets rows 0-9
+    right that the reference misses (its head start); round 1 adds rows 10-20 to the reference's
+    (significant: +11 / -0, p = 0.0005) but loses rows 0-9 against round 0 (+11 / -10, p = 0.5)."""
+    base = np.zeros(rows)
+    base[100:] = 1
+    r0, ref = base.copy(), base.copy()
+    r0[:10] = 1
+    r1 = ref.copy()
+    r1[10:21] = 1
+    return r0, ref, r1
+
+
+def test_a_round_better_than_the_reference_but_not_than_round_0_is_kept():
+    r0, ref, r1 = _three()
+    assert keep_best([r0, r1], 0)[0] == 0                    # against round 0: +11 / -10, not better
+    best, comparison = keep_best([r0, r1], 0, reference=ref)
+    assert best == 1 and comparison.better and (comparison.wins, comparison.losses) == (11, 0)
+
+
+def test_a_round_better_than_neither_leaves_round_0_as_the_output():
+    r0, ref, _ = _three()
+    r1 = ref.copy()
+    r1[10:13] = 1                                             # +3 / -0 against the reference: p = 0.125
+    assert keep_best([r0, r1], 0, reference=ref)[0] == 0
+    rounds = run_rounds(_WithReference([r0, r1], ref), max_rounds=1)
+    assert rounds.best == 0 and rounds.reference is not None
+    assert rounds.outcomes[1].metrics["comparison"]["against"] == REFERENCE
+
+
+def test_label_edits_are_judged_non_inferior_against_the_reference_not_round_0():
+    r0, ref, _ = _three()
+    r1 = ref.copy()
+    r1[10:12] = 1                                             # +2 / -0 against the reference, -8 against round 0
+    best, comparison = keep_best([r0, r1], 0, label_edits=True, reference=ref)
+    assert best == 1 and [t.against for t in comparison.non_inferiority] == [REFERENCE]
+    assert keep_best([r0, r1], 0, label_edits=True)[0] == 0   # against round 0 (-10 / +2 of 144) it fails
+    # A later round: against the kept round and the reference, never round 0.
+    r2 = r1.copy()
+    best, comparison = keep_best([r0, r1, r2], 1, label_edits=True, reference=ref)
+    assert [t.against for t in comparison.non_inferiority] == [REFERENCE, 1] and best == 2
+
+
+class _WithReference(_Scripted):
+    """A scripted trainer that also trains a reference round, counting how often."""
+
+    def __init__(self, scores: list[np.ndarray], reference: np.ndarray) -> None:
+        super().__init__(scores, label_edits=False)
+        self.reference_scores, self.references = reference, 0
+
+    def reference(self) -> RoundOutcome:
+        self.references += 1
+        return RoundOutcome(self.reference_scores, {"role": "reference"})
+
+
+def test_the_runner_trains_the_reference_once_and_only_when_a_repair_round_is_trained():
+    r0, ref, r1 = _three()
+    r2 = r1.copy()
+    r2[21:40] = 1                                             # round 2 significantly better than round 1
+    trainer = _WithReference([r0, r1, r2], ref)
+    rounds = run_rounds(trainer, max_rounds=3)
+    assert trainer.references == 1 and rounds.best == 2
+    assert [o.metrics["comparison"]["against"] for o in rounds.outcomes[1:]] == [REFERENCE, 1]
+    idle = _WithReference([r0], ref)                          # nothing to repair: no extra training
+    assert run_rounds(idle, max_rounds=3).reference is None and idle.references == 0

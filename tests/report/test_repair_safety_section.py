@@ -22,3 +22,19 @@ def test_the_section_shows_the_test_the_class_counts_and_the_declined_relabels()
     assert tables.classes == (["class", "given", "round 1"], [["a", "10", "8"], ["b", "5", "5"]])
     assert any("too weak to relabel" in n for n in tables.notes)
     assert any("rollback skipped" in n for n in tables.notes) and any("class 'a'" in n for n in tables.notes)
+
+
+def test_the_section_names_the_reference_round_and_lists_it():
+    rounds = [
+        {"round": 0, "val_accuracy": 0.9, "actions": {}, "run_dir": "round_0", "comparison": None},
+        {"round": 1, "val_accuracy": 0.89, "actions": {"relabel": 30}, "run_dir": "round_1",
+         "comparison": {"against": -1, "wins": 6, "losses": 1, "p_value": 0.06, "better": False, "kept": True,
+                        "non_inferiority": [{"against": -1, "margin": 0.02, "holds": True, "p_value": 0.01}]}},
+    ]
+    reference = {"val_accuracy": 0.875, "test_accuracy": 0.91, "trainings": 0.4}
+    tables = repair_tables(RepairReport(path=Path("."), rounds=rounds, best_round=1, reference=reference))
+    header, rows = tables.rounds
+    column = header.index("against the kept round (rows won / lost, one-sided p)")
+    assert rows[1][column].startswith("kept against the reference round: +6 / -1")
+    assert "not worse than the reference round" in rows[1][column]
+    assert rows[-1][0].startswith("reference") and rows[-1][1] == "87.5 %"

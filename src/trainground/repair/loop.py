@@ -172,6 +172,7 @@ def repair_loop(
         after={k: metrics[best][k] for k in pick},
         stopped=stopped, state=best_state, changes=changes, actions=rounds.actions, model=best_model,
         data=_repaired_data(data, best_state), out=None if folder is None else folder.path,
+        reference=None if rounds.reference is None else rounds.reference.metrics,
     )
     if folder is not None:
         write_repair_folder(folder.path, result, data, frame=frame, target=target, output_format=output_format)
@@ -207,12 +208,27 @@ class DataRounds:
             before = self.state
             self.state, applied = apply_data_actions(before, fixed_actions(fixed, data.encoder, data.index.numpy()))
             self.change_log += change_rows(0, before, applied, data.encoder)
+        self.initial = (self.state, self.plan_)  # what the reference round trains with
 
     def train(self, k: int) -> RoundOutcome:
-        data, plan, state = self.data, self.plan_, self.state
+        return self._train(k, self.state, self.plan_)
+
+    def reference(self) -> RoundOutcome:
+        """The reference round (``repair.rounds``): no edit (the data as given, a reviewer's
+        decisions applied), trained exactly as a repair round is: the frozen rows left out, its
+        own validation split, the same seed. The comparator of the keep rule in place of round 0;
+        never an output. One extra training, no run folder."""
+        self.say("[bold]reference round[/]: the data without edits, trained as the repair rounds are (one extra "
+                 "training: the keep rule compares each repair round with it, not with round 0)")
+        state, plan = self.initial
+        return self._train(None, state, plan)
+
+    def _train(self, k: int | None, state: RepairState, plan: TrainingPlan) -> RoundOutcome:
+        data = self.data
         # Round 0 validates on the frozen split (its rows are diagnosed too); the repair rounds
-        # leave it out and validate (early stopping, the early-learning window) on a split of
-        # their own repaired rows, whose labels then agree in kind with the training labels.
+        # (and the reference round, k None) leave it out and validate (early stopping, the
+        # early-learning window) on a split of their own repaired rows, whose labels then agree
+        # in kind with the training labels.
         view, view_val = training_view(data, state, self.frozen, with_frozen=k == 0)
         if view_val is None:
             _, view_val = stratified_split(view.labels.numpy(), fraction=plan.config.fit.val_fraction,
@@ -227,7 +243,7 @@ class DataRounds:
         if loss is None and plan.config.loss.name != "ce":
             loss = build_loss(plan.config.loss, view.labels.numpy()[train_rows], num_classes=data.num_classes)
         run = None
-        if self.folder is not None:
+        if self.folder is not None and k is not None:
             run = RunDir.create(self.folder.path / f"round_{k}")
             run.write_config(plan.config.to_dict())
         t0 = time.perf_counter()
@@ -251,10 +267,18 @@ class DataRounds:
             "seconds": round(time.perf_counter() - t0, 2), "comparison": None, "class_counts": self.counts,
             "skipped_policies": {}, "findings": [], "class_cap": {},
         }
+        scores = (predicted == self.val_labels).astype(float)
+        if k is None:
+            metrics = {"role": "comparator of the keep rule in place of round 0: no edit, trained as the repair "
+                               "rounds are (frozen rows left out, own validation split, same seed); never an output",
+                       **{key: metrics[key] for key in ("val_accuracy", "test_accuracy", "trainings", "samples",
+                                                        "seconds")}}
+            self.say(_round_line({**metrics, "round": None}))
+            return RoundOutcome(scores, metrics, None)
         self.last = (diagnosis, view, predicted)
         self.history.append(metrics)
         self.say(_round_line(metrics))
-        return RoundOutcome((predicted == self.val_labels).astype(float), metrics, (state, model))
+        return RoundOutcome(scores, metrics, (state, model))
 
     def plan(self, k: int, last: RoundOutcome) -> Planned:
         diagnosis, view, predicted = self.last
@@ -328,5 +352,6 @@ def _policy_notes(skipped: dict[str, str], declined: list, protected: dict[int, 
 
 def _round_line(metrics: dict[str, Any]) -> str:
     test = "" if metrics["test_accuracy"] is None else f", test accuracy {metrics['test_accuracy']:.4f}"
-    return (f"  round {metrics['round']}: validation accuracy {metrics['val_accuracy']:.4f}{test} "
+    name = "reference round" if metrics["round"] is None else f"round {metrics['round']}"
+    return (f"  {name}: validation accuracy {metrics['val_accuracy']:.4f}{test} "
             f"({metrics['samples']} training samples, {metrics['seconds']:.1f} s)")

@@ -15,6 +15,11 @@
     before/after  val_accuracy and test_accuracy of round 0 and of the kept round
     stopped       why the loop stopped
     selection     the rule that chose the kept round (test and level)
+    reference     data repairs that trained a repair round: the reference round (no edit,
+                  trained as the repair rounds are: the comparator in place of round 0;
+                  ``repair.rounds``): role, val_accuracy, test_accuracy, trainings, samples,
+                  seconds; a comparison's ``against`` is -1 for it. None when no repair
+                  round was trained.
 """
 
 from __future__ import annotations
@@ -34,16 +39,20 @@ from trainground.repair.selection import ALPHA, MARGIN
 SELECTION = {"test": "exact one-sided sign test on the validation rows (McNemar's test with one task)",
              "alpha": ALPHA, "tie": "the earlier round is kept",
              "label_edits": "a round with relabels is also kept when Tango's score test shows it is not worse than "
-                            "round 0 and the kept round by the margin or more",
+                            "the reference round (round 0 in training repairs) and the kept round by the margin or more",
+             "comparator": "the reference round (no edit, trained as the repair rounds are: same training share, "
+                           "own validation split, same seed) stands in for round 0; when no round is kept the "
+                           "output is round 0 (data repairs)",
              "margin": MARGIN}
 
 
-def repair_metrics(kind: str, rounds: list[dict[str, Any]], best_round: int, stopped: str) -> dict[str, Any]:
+def repair_metrics(kind: str, rounds: list[dict[str, Any]], best_round: int, stopped: str,
+                   reference: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``metrics.json`` of a repair folder (see the module docstring)."""
     pick = ("val_accuracy", "test_accuracy")
     return {"kind": kind, "rounds": rounds, "best_round": best_round,
             "before": {k: rounds[0].get(k) for k in pick}, "after": {k: rounds[best_round].get(k) for k in pick},
-            "stopped": stopped, "selection": SELECTION}
+            "stopped": stopped, "selection": SELECTION, "reference": reference}
 
 
 @dataclass
@@ -76,6 +85,7 @@ class RepairResult:
     data: IndexedDataset | None = field(default=None, repr=False)
     out: Path | None = None
     seconds: float = 0.0
+    reference: dict[str, Any] | None = None
 
     def metrics(self) -> dict[str, Any]:
-        return repair_metrics("data", self.rounds, self.best_round, self.stopped)
+        return repair_metrics("data", self.rounds, self.best_round, self.stopped, self.reference)

@@ -50,6 +50,14 @@ Why a second rule, and why only there:
   ``z = sqrt(n * MARGIN / (1 - MARGIN))``: with no disagreement at all, non-inferiority
   still needs enough rows to exclude a 2-point loss, 133 of them).
 
+**Like with like.** For data repairs, "round 0" in the rules above is the *reference
+round* (``keep_best(..., reference=...)``, ``repair.rounds``): a round with no edit trained
+exactly as the repair rounds are. Round 0 itself early-stops on the frozen rows that judge
+it and trains on a larger share, a head start of about 1.5 points on those rows before any
+edit (``benchmarks/round0_head_start.py``), as large as the margin; comparing a repair
+round with it would charge that head start to the edits. Round 0 stays the output when no
+round is kept.
+
 The paired tests use the rows both models saw, so they are much more sensitive than
 comparing two accuracies as if they came from different samples.
 
@@ -76,6 +84,8 @@ ALPHA = 0.05
 # Non-inferiority margin in accuracy (a fraction of the validation rows), fixed a priori:
 # the seed-to-seed spread of one unchanged recipe (see the module docstring).
 MARGIN = 0.02
+# How the comparisons name the reference round (a no-edit round trained as the repair rounds are).
+REFERENCE = -1
 
 
 @dataclass(frozen=True)
@@ -142,7 +152,7 @@ class Comparison:
                 f"(exact one-sided sign test p = {self.p_value:.3g}, level {ALPHA})")
         for test in self.non_inferiority:
             verdict = "not worse" if test.holds else "not shown to be no worse"
-            text += (f"; {verdict} than round {test.against} by {100 * test.margin:g} points or more "
+            text += (f"; {verdict} than {round_name(test.against)} by {100 * test.margin:g} points or more "
                      f"(+{test.wins} / -{test.losses} of {test.rows}, Tango score test p = {test.p_value:.3g})")
         if self.non_inferiority and self.keep:
             text += "; kept for its label edits (non-inferior)"
@@ -207,19 +217,38 @@ def non_inferior(reference: np.ndarray, new: np.ndarray, *, against: int = 0, ma
     return NonInferiority(against, wins, losses, rows, margin, float(z), p, p < alpha)
 
 
-def keep_best(scores: list[np.ndarray], kept: int, *, label_edits: bool = False) -> tuple[int, Comparison]:
+def keep_best(scores: list[np.ndarray], kept: int, *, label_edits: bool = False,
+              reference: np.ndarray | None = None) -> tuple[int, Comparison]:
     """The round to keep after the last of ``scores`` was trained, with the comparison behind it.
 
     ``scores[k]`` are round k's per-row validation scores; ``kept`` is the round kept so far.
     The last round replaces it when :func:`compare` finds it significantly better or, when
     ``label_edits`` (its changes include relabels made under the competence gate and the
     class-share cap), when :func:`non_inferior` holds against round 0 and the kept round.
+
+    **Like with like.** ``reference`` (when given) are the scores of the *reference round*: a
+    round with no edit trained exactly as the repair rounds are (the same training share, its
+    own validation split, the same seed). It then stands in for round 0 in every comparison
+    (while round 0 is the kept round, and in the non-inferiority test against round 0), so
+    the question "did the edits help?" is asked of two models that differ only by the edits.
+    Round 0 stays the output when no round is kept (see ``repair.rounds``). The
+    :class:`NonInferiority` and the caller name the reference round ``-1``.
     """
     new = len(scores) - 1
-    comparison = compare(scores[kept], scores[new])
+    base = scores[0] if reference is None else reference
+    held = base if kept == 0 else scores[kept]
+    comparison = compare(held, scores[new])
     if comparison.better or not label_edits:
         return (new if comparison.better else kept), comparison
-    tests = tuple(non_inferior(scores[r], scores[new], against=r) for r in sorted({0, kept}))
+    against = {0 if reference is None else REFERENCE: base}
+    if kept != 0:
+        against[kept] = scores[kept]
+    tests = tuple(non_inferior(s, scores[new], against=r) for r, s in against.items())
     keep = all(t.holds for t in tests)
     comparison = Comparison(comparison.wins, comparison.losses, comparison.p_value, False, tests, keep)
     return (new if keep else kept), comparison
+
+
+def round_name(k: int) -> str:
+    """``"round k"``, or ``"the reference round"`` for :data:`REFERENCE`."""
+    return "the reference round" if k == REFERENCE else f"round {k}"

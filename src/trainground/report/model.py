@@ -81,6 +81,8 @@ class RepairReport:
         before: metrics of the original data (``val_accuracy, test_accuracy``).
         after: metrics of the best round.
         stopped: why the repair loop stopped.
+        reference: the reference round (no edit, trained as the repair rounds are: the keep
+            rule's comparator in place of round 0), or None.
         changes: ``changes.csv`` (``index, action, old_label, new_label, score, reason``).
         actions: ``actions.jsonl`` of every round (``step`` is the round).
         round_0: the diagnosis run that drove the repair.
@@ -95,6 +97,7 @@ class RepairReport:
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
     stopped: str | None = None
+    reference: dict[str, Any] | None = None
     changes: pd.DataFrame | None = None
     actions: list[dict[str, Any]] | None = None
     round_0: RunReport | None = None

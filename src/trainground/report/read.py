@@ -178,6 +178,7 @@ def read_repair(path: str | Path) -> RepairReport:
         report.before = dict(metrics.get("before") or {})
         report.after = dict(metrics.get("after") or {})
         report.stopped = metrics.get("stopped")
+        report.reference = metrics.get("reference")
     report.changes = _attempt(notes, "the table of changed samples", folder / "changes.csv", pd.read_csv)
     actions = _attempt(notes, "the repair actions", folder / "actions.jsonl", read_jsonl)
     report.actions = actions[0] if actions is not None else None

@@ -83,6 +83,11 @@ def repair_tables(report: RepairReport, *, limit: int = TOP_CHANGES) -> RepairTa
         rows.append([f"{r.get('round')}{best}", fmt(r.get("val_accuracy"), percent=True),
                      fmt(r.get("test_accuracy"), percent=True), fmt(r.get("trainings")), acted,
                      _comparison(r.get("comparison")), str(r.get("run_dir") or "-")])
+    ref = report.reference
+    if ref:  # the keep rule's comparator in place of round 0 (repair.rounds)
+        rows.append(["reference (no edit, trained as the repair rounds; the comparator, never kept)",
+                     fmt(ref.get("val_accuracy"), percent=True), fmt(ref.get("test_accuracy"), percent=True),
+                     fmt(ref.get("trainings")), "-", "-", "-"])
     per_round: Counter[tuple[str, str]] = Counter()
     reasons: dict[tuple[str, str], str] = {}
     for a in report.actions or []:
@@ -118,12 +123,17 @@ def _comparison(comparison: dict | None) -> str:
     if not comparison:
         return "-"
     verdict = "kept" if comparison.get("kept", comparison.get("better")) else "rejected"
-    text = (f"{verdict} against round {comparison.get('against')}: +{comparison.get('wins')} / "
+    text = (f"{verdict} against {_name(comparison.get('against'))}: +{comparison.get('wins')} / "
             f"-{comparison.get('losses')}, p = {fmt(comparison.get('p_value'))}")
     for test in comparison.get("non_inferiority") or []:
-        text += (f"; not worse than round {test.get('against')} by {fmt(100 * float(test.get('margin', 0)))} points: "
+        text += (f"; not worse than {_name(test.get('against'))} by {fmt(100 * float(test.get('margin', 0)))} points: "
                  f"{'yes' if test.get('holds') else 'not shown'} (p = {fmt(test.get('p_value'))})")
     return text
+
+
+def _name(k: object) -> str:
+    """How a comparison names a round; -1 is the reference round (``repair.selection.REFERENCE``)."""
+    return "the reference round" if k == -1 else f"round {k}"
 
 
 def _class_table(rounds: list[dict]) -> tuple[list[str], list[list[str]]]:
