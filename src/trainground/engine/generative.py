@@ -43,7 +43,8 @@ class GeneratorWatcher(Callback):
     """Game-level callback of ``fit_two_player``: at each epoch end, draws ``samples`` images from
     the generator with a fixed noise (its own generator: the run's RNG is not touched, so watching
     never changes the trajectory), adds the generative metrics to ``state.epoch_metrics`` and
-    writes ``samples/epoch-NNN.png`` (the first 64 samples).
+    writes ``samples/epoch-NNN.png`` (the first 64 samples). ``real_ssim_intra`` (the real data's
+    mutual SSIM) goes next to the metrics, so the run folder holds the collapse check's reference.
 
     Args:
         evaluator: the metrics' yardstick (a classifier trained on the real data).
@@ -61,6 +62,7 @@ class GeneratorWatcher(Callback):
         self.evaluator, self.generator, self.every = evaluator, generator, max(1, every)
         self.noise = torch.randn(samples, latent_dim, generator=torch.Generator().manual_seed(seed))
         self.last: dict[str, float] = {}
+        self._real_ssim: float | None = None
 
     @torch.no_grad()
     def sample(self, model: torch.nn.Module) -> Tensor:
@@ -80,6 +82,9 @@ class GeneratorWatcher(Callback):
         if self.evaluator is not None:
             self.last = self.evaluator.evaluate(images)
             state.epoch_metrics.update({f"gen_{k}": v for k, v in self.last.items()})
+            if self._real_ssim is None:  # the diversity level of the real data, for the collapse check
+                self._real_ssim = self.evaluator.real_ssim_intra()
+            state.epoch_metrics["real_ssim_intra"] = self._real_ssim
         if state.run_dir is not None:
             save_png(state.run_dir.path / "samples" / f"epoch-{state.epoch:03d}.png", image_grid(images[:64]))
 
