@@ -14,9 +14,10 @@ from trainground.engine.run_config import DataConfig, NoiseConfig, RunConfig
 from trainground.engine.rundir import RunDir
 from trainground.engine.sample_recording import RecordSamples
 from trainground.engine.state import TrainState
+from trainground.engine.two_player import Game, Player, TwoPlayerConfig, TwoPlayerResult, TwoPlayerState, fit_two_player
 
 __all__ = [
     "Callback", "CallbackList", "DataConfig", "Event", "FitConfig", "FitResult", "LoggingConfig", "MLflowConfig", "MetricsWriter", "NoiseConfig",
     "PreparedData", "ProgressBar", "RecordSamples", "RunConfig", "RunDir", "RunResult", "ScalarSink", "TrainState", "TrainedModel", "evaluate",
-    "fit", "load_trained_model", "predict", "predict_logits", "prepare_data", "read_metrics", "run_fit",
+    "Game", "Player", "TwoPlayerConfig", "TwoPlayerResult", "TwoPlayerState", "fit", "fit_two_player", "load_trained_model", "predict", "predict_logits", "prepare_data", "read_metrics", "run_fit",
 ]
