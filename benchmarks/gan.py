@@ -39,7 +39,7 @@ from trainground.engine.gan import GanConfig, PlayerOptions, digits_evaluator, g
 from trainground.engine.two_player import TwoPlayerConfig
 from trainground.models.gan import MultiResolutionDiscriminator
 
-METRICS = ("precision", "recall", "f1", "frechet", "mode_coverage", "ssim_intra")
+METRICS = ("precision", "recall", "f1", "frechet", "mode_coverage", "ssim_intra", "ssim_nearest_real")
 _EVALUATOR: Any = None
 
 
@@ -82,7 +82,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     epochs = pd.DataFrame([{"step": i + 1, "epoch": i, **h} for i, h in enumerate(run.result.history)])
     collapse = gan_mode_collapse(Evidence(epochs=epochs)).findings
-    out = {**job, "seconds": seconds, **{k: run.final[k] for k in METRICS},
+    out = {**job, "seconds": seconds, **{k: run.final[k] for k in METRICS if k in run.final},
            "collapsed": bool(collapse), "collapse_severity": collapse[0].severity.value if collapse else None,
            "d_loss_final": run.result.history[-1]["discriminator_loss"],
            "g_loss_final": run.result.history[-1]["generator_loss"]}
@@ -159,5 +159,32 @@ def main() -> None:
                                             "torch": torch.__version__}, indent=1) + "\n")
 
 
+
+
+def markdown(path: Path) -> str:
+    """The README table of a results file: mean +- std over seeds per variant."""
+    data = json.loads(path.read_text())
+    cols = [c for c in (*METRICS, "seconds", "collapsed", "discriminator_grad_cv2", "generator_grad_cv2",
+                        "discriminator_mean_k", "generator_mean_k") if any(c in r for r in data["summary"])]
+    lines = ["| variant | seeds | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for r in data["summary"]:
+        name = " ".join(str(r[k]) for k in ("preset", "scales_key") if k in r)
+        if r.get("k") is not None and not (isinstance(r["k"], float) and math.isnan(r["k"])):
+            name += f" K={int(r['k'])}"
+        if "lr_scale" in r and r["lr_scale"] is not None and not math.isnan(r["lr_scale"]):
+            name += f" lr x{r['lr_scale']:.2f}"
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            cells.append("" if v is None else f"{v['mean']:.3g} +- {v['std']:.2g}")
+        lines.append(f"| {name} | {r['seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        print(markdown(Path(sys.argv[2])))
+    else:
+        main()

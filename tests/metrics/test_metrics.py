@@ -108,3 +108,5 @@ def test_evaluator_on_digits_tells_real_from_collapsed():
     assert collapsed["mode_coverage"] <= 0.2 and collapsed["recall"] < 0.1
     assert collapsed["ssim_intra"] > held_out["ssim_intra"] + 0.3
     assert collapsed["frechet"] > held_out["frechet"]
+    noise = ev.evaluate(torch.rand(300, 1, 16, 16) * 2 - 1)  # no digit at all: far from every real image
+    assert held_out["ssim_nearest_real"] > noise["ssim_nearest_real"] + 0.3

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from trainground.metrics.coverage import mode_coverage
 from trainground.metrics.frechet import frechet_distance
 from trainground.metrics.precision_recall import precision_recall
-from trainground.metrics.ssim import mean_pairwise_ssim
+from trainground.metrics.ssim import mean_pairwise_ssim, ssim
 
 
 class ReferenceClassifier(nn.Module):
@@ -101,7 +101,8 @@ class GenerativeEvaluator:
     @torch.no_grad()
     def evaluate(self, fake: Tensor) -> dict[str, float]:
         """``precision``, ``recall``, ``f1``, ``frechet``, ``mode_coverage``, ``mode_kl`` and
-        ``ssim_intra`` (mean SSIM between generated samples; compare with :meth:`real_ssim_intra`)."""
+        ``ssim_intra`` (mean SSIM between generated samples; compare with :meth:`real_ssim_intra`) and
+        ``ssim_nearest_real`` (mean SSIM of each sample with its nearest real image in feature space)."""
         fake = fake.detach().cpu().float()
         feats = self._features(fake)
         pred = torch.cat([self.classifier.head(f) for f in feats.split(512)]).argmax(1).numpy()
@@ -109,6 +110,10 @@ class GenerativeEvaluator:
         scores["frechet"] = frechet_distance(self._real_features, feats)
         scores.update(mode_coverage(pred, self.num_classes).to_dict())
         scores["ssim_intra"] = mean_pairwise_ssim(fake, data_range=self.data_range)
+        # Reference-based SSIM where an unconditional generator has no pairs: each sample against
+        # its nearest real image in feature space (higher = closer to some real digit).
+        nearest = torch.cat([torch.cdist(f.double(), self._real_features.double()).argmin(1) for f in feats.split(512)])
+        scores["ssim_nearest_real"] = float(ssim(fake, self.real[nearest].float(), data_range=self.data_range).mean())
         return scores
 
     def real_ssim_intra(self) -> float:
