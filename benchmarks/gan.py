@@ -8,6 +8,8 @@ the run's evaluated epochs).
 
 Sections:
   main   presets {none, global_norm, guard, guard_adaptive} x discriminator {multires, single}
+  collapse a conventional GAN (no clipping, one discriminator head) against the Guard + adaptive
+         accumulation + multi-resolution discriminator, over many seeds: the share of collapsed runs
   ksweep fixed K in {1, 2, 4, 8} and adaptive K (both players), default Guard otherwise, at equal
          samples seen (same epochs), lr scaled by sqrt(K) for fixed K (adaptive: lr x sqrt(mean K
          of its own unscaled run would be circular, so it runs at the base lr and at lr x sqrt(4)))
@@ -114,6 +116,10 @@ def jobs_for(section: str, seeds: list[int], epochs: int) -> list[dict[str, Any]
             for lr_scale in (1.0, 2.0):
                 jobs.append({"section": section, "preset": "guard_adaptive", "lr_scale": lr_scale,
                              "scales": [1, 2, 4], "seed": seed, "epochs": epochs})
+    elif section == "collapse":  # the spec's comparison: a conventional GAN against the whole system
+        for seed in seeds:
+            for preset, scales in (("none", [1]), ("guard_adaptive", [1, 2, 4])):
+                jobs.append({"section": section, "preset": preset, "scales": scales, "seed": seed, "epochs": epochs})
     else:
         raise SystemExit(f"unknown section {section!r}")
     return jobs

@@ -56,6 +56,7 @@ from trainground.engine.batches import BatchSource
 from trainground.engine.callbacks import Callback, CallbackList
 from trainground.engine.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
 from trainground.engine.events import Event
+from trainground.engine.loop import resolve_device
 from trainground.engine.metrics import MetricsWriter
 from trainground.engine.model_file import save_model
 from trainground.engine.rng import get_rng_state, set_rng_state
@@ -207,8 +208,7 @@ def fit_two_player(
         raise ConfigError("every player's `every` must be >= 1")
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if config.device == "auto" else config.device))
+    device = resolve_device(config.device)
     source = BatchSource(data)
     if len(source) == 0:
         raise ConfigError("the training data are empty")
