@@ -8,6 +8,7 @@ the run's evaluated epochs).
 
 Sections:
   main   presets {none, global_norm, guard, guard_adaptive} x discriminator {multires, single}
+  ablation the default Guard less its trust region, its spike skip or its ZClip (multires)
   collapse a conventional GAN (no clipping, one discriminator head) against the Guard + adaptive
          accumulation + multi-resolution discriminator, over many seeds: the share of collapsed runs
   ksweep fixed K in {1, 2, 4, 8} and adaptive K (both players), default Guard otherwise, at equal
@@ -116,6 +117,10 @@ def jobs_for(section: str, seeds: list[int], epochs: int) -> list[dict[str, Any]
             for lr_scale in (1.0, 2.0):
                 jobs.append({"section": section, "preset": "guard_adaptive", "lr_scale": lr_scale,
                              "scales": [1, 2, 4], "seed": seed, "epochs": epochs})
+    elif section == "ablation":  # the default Guard less one part each
+        for seed in seeds:
+            for preset in ("guard_no_trust", "guard_no_spike", "guard_no_zclip"):
+                jobs.append({"section": section, "preset": preset, "scales": [1, 2, 4], "seed": seed, "epochs": epochs})
     elif section == "collapse":  # the spec's comparison: a conventional GAN against the whole system
         for seed in seeds:
             for preset, scales in (("none", [1]), ("guard_adaptive", [1, 2, 4])):

@@ -134,7 +134,8 @@ def train_gan(config: GanConfig, *, run_dir: RunDir | None = None, resume: bool 
 
 
 def guard_preset(name: str) -> GuardConfig:
-    """The Guard settings the GAN benchmark compares (``none``, ``global_norm``, ``guard``, ``guard_adaptive``)."""
+    """The Guard settings the GAN benchmark compares (``none``, ``global_norm``, ``guard``, ``guard_adaptive``,
+    and the default Guard less its trust region, spike skip or ZClip: ``guard_no_trust`` ...)."""
     bare: dict[str, Any] = {"spike_z": None, "zscore": None, "trust_region": False}
     presets = {
         "none": GuardConfig(**bare),
@@ -142,6 +143,10 @@ def guard_preset(name: str) -> GuardConfig:
         "global_norm": GuardConfig(**bare, max_norm=1.0),
         "guard": GuardConfig(),
         "guard_adaptive": GuardConfig(adaptive_accumulation=True, max_accumulation=8),
+        # the default Guard less one part each (which part hurts an adversarial game?)
+        "guard_no_trust": GuardConfig(trust_region=False),
+        "guard_no_spike": GuardConfig(spike_z=None),
+        "guard_no_zclip": GuardConfig(zscore=None),
     }
     if name not in presets:
         raise ValueError(f"unknown guard preset {name!r}; known: {', '.join(presets)}")
