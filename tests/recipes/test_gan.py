@@ -58,3 +58,13 @@ def test_recipe_gan_bad_config_is_one_line_and_exit_2(tmp_path):
     assert result.exit_code == 2
     assert "los" in result.output and "did you mean 'loss'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_documented_yaml_holds_the_defaults():
+    from pathlib import Path
+
+    from trainground.engine.gan import GanConfig
+    from trainground.recipes.gan import load_gan_config
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "gan.yaml"
+    assert load_gan_config(example) == GanConfig()
