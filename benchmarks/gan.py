@@ -11,6 +11,7 @@ Sections:
   ablation the default Guard less its trust region, its spike skip or its ZClip (multires)
   collapse a conventional GAN (no clipping, one discriminator head) against the Guard + adaptive
          accumulation + multi-resolution discriminator, over many seeds: the share of collapsed runs
+  collapse_default the recipe's default (global_norm multires) on the collapse section's seeds
   ksweep fixed K in {1, 2, 4, 8} and adaptive K (both players), default Guard otherwise, at equal
          samples seen (same epochs), lr scaled by sqrt(K) for fixed K (adaptive: lr x sqrt(mean K
          of its own unscaled run would be circular, so it runs at the base lr and at lr x sqrt(4)))
@@ -121,6 +122,9 @@ def jobs_for(section: str, seeds: list[int], epochs: int) -> list[dict[str, Any]
         for seed in seeds:
             for preset in ("guard_no_trust", "guard_no_spike", "guard_no_zclip"):
                 jobs.append({"section": section, "preset": preset, "scales": [1, 2, 4], "seed": seed, "epochs": epochs})
+    elif section == "collapse_default":  # the recipe's default on seeds it was not chosen on
+        for seed in seeds:
+            jobs.append({"section": section, "preset": "global_norm", "scales": [1, 2, 4], "seed": seed, "epochs": epochs})
     elif section == "collapse":  # the spec's comparison: a conventional GAN against the whole system
         for seed in seeds:
             for preset, scales in (("none", [1]), ("guard_adaptive", [1, 2, 4])):
