@@ -125,6 +125,9 @@ def jobs_for(section: str, seeds: list[int], epochs: int) -> list[dict[str, Any]
     elif section == "collapse_default":  # the recipe's default on seeds it was not chosen on
         for seed in seeds:
             jobs.append({"section": section, "preset": "global_norm", "scales": [1, 2, 4], "seed": seed, "epochs": epochs})
+    elif section == "collapse_none_multires":  # no clipping, multi-resolution, on the same seeds
+        for seed in seeds:
+            jobs.append({"section": section, "preset": "none", "scales": [1, 2, 4], "seed": seed, "epochs": epochs})
     elif section == "collapse":  # the spec's comparison: a conventional GAN against the whole system
         for seed in seeds:
             for preset, scales in (("none", [1]), ("guard_adaptive", [1, 2, 4])):
