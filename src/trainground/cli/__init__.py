@@ -5,7 +5,7 @@ commands live by what they do: ``fit.py`` (they train), ``read.py`` (they read a
 run), ``tools.py`` (range test, search, attributions). Importing this package registers them.
 """
 
-from trainground.cli import fit, read, recipe, recipe_faults, recipe_fusion, tools  # noqa: F401  (each registers its commands, in help order)
+from trainground.cli import fit, read, recipe, recipe_faults, recipe_fusion, recipe_gan, tools  # noqa: F401  (each registers its commands, in help order)
 from trainground.cli.app import app, build_run_config, main
 
 __all__ = ["app", "build_run_config", "main"]

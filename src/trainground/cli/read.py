@@ -26,6 +26,11 @@ def report_command(
 
     if out is not None:
         check_output_file(out, overwrite=overwrite)
+    if (run_dir / "metrics-generator.jsonl").is_file():  # a two-player run of `trainground recipe gan`
+        from trainground.report.gan import save_gan_report
+
+        out_console.print(f"report: {save_gan_report(run_dir, out)}")
+        return
     report_summary(run_dir, write_html=True, out=out)
 
 

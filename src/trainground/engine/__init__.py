@@ -15,10 +15,13 @@ from trainground.engine.rundir import RunDir
 from trainground.engine.sample_recording import RecordSamples
 from trainground.engine.state import TrainState
 from trainground.engine.task_kinds import TaskKind, register_task_kind, task_kind, task_kinds
+from trainground.engine.two_player import Game, Player, TwoPlayerConfig, TwoPlayerResult, TwoPlayerState, fit_two_player
 from trainground.engine import detection_task  # noqa: F401,E402,I001  (registers the "detection" task kind)
 
 __all__ = [
-    "Callback", "CallbackList", "DataConfig", "Event", "FitConfig", "FitResult", "LoggingConfig", "MLflowConfig", "MetricsWriter", "NoiseConfig",
-    "PreparedData", "ProgressBar", "RecordSamples", "RunConfig", "RunDir", "RunResult", "ScalarSink", "TaskKind", "TrainState", "TrainedModel", "evaluate",
-    "fit", "load_trained_model", "predict", "predict_logits", "prepare_data", "read_metrics", "register_task_kind", "run_fit", "task_kind", "task_kinds",
+    "Callback", "CallbackList", "DataConfig", "Event", "FitConfig", "FitResult", "Game", "LoggingConfig", "MLflowConfig",
+    "MetricsWriter", "NoiseConfig", "Player", "PreparedData", "ProgressBar", "RecordSamples", "RunConfig", "RunDir",
+    "RunResult", "ScalarSink", "TaskKind", "TrainState", "TrainedModel", "TwoPlayerConfig", "TwoPlayerResult",
+    "TwoPlayerState", "evaluate", "fit", "fit_two_player", "load_trained_model", "predict", "predict_logits",
+    "prepare_data", "read_metrics", "register_task_kind", "run_fit", "task_kind", "task_kinds",
 ]
