@@ -121,3 +121,18 @@ def test_atomic_writes_respect_the_umask(tmp_path, umask):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_model_files_respect_the_umask(tmp_path, umask):
+    """safetensors replaces the temporary file it is given with a 0600 one: the mode is set after the write."""
+    import torch
+
+    from trainground.engine.model_file import save_model
+
+    old = os.umask(umask)
+    try:
+        save_model(tmp_path / "model.safetensors", torch.nn.Linear(2, 2))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o666 & ~umask

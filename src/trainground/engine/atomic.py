@@ -44,9 +44,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    tmp.chmod(0o666 & ~_umask())
+    mode = 0o666 & ~_umask()
+    tmp.chmod(mode)
     try:
         yield tmp
+        # Again after the write: a writer that replaces the file it is given (safetensors'
+        # save_file does) leaves its own 0600 behind.
+        tmp.chmod(mode)
         with open(tmp, "rb+") as fh:
             fh.flush()
             os.fsync(fh.fileno())
