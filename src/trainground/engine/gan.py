@@ -149,6 +149,8 @@ def guard_preset(name: str) -> GuardConfig:
         # 1.0: the usual fixed cap of GAN code (e.g. BigGAN's generator); not tuned here.
         "global_norm": GuardConfig(**bare, max_norm=1.0),
         "guard": GuardConfig(),
+        # fit_two_player's default: ZClip + non-finite skip, nothing read from the loss (GuardConfig.for_games)
+        "game": GuardConfig.for_games(),
         "guard_adaptive": GuardConfig(adaptive_accumulation=True, max_accumulation=8),
         # the default Guard less one part each (which part hurts an adversarial game?)
         "guard_no_trust": GuardConfig(trust_region=False),
