@@ -13,6 +13,7 @@ Sections:
          accumulation + multi-resolution discriminator, over many seeds: the share of collapsed runs
   main_game fit_two_player's default player Guard (GuardConfig.for_games: ZClip, no loss-based
          decision) x discriminator {multires, single}, with none and global_norm re-run beside it
+  heldout_game the same default against plain steps (multires) at main's 8 epochs on other seeds
   collapse_game the same default on the collapse section's seeds (multires)
   collapse_default the recipe's default (global_norm multires) on the collapse section's seeds
   ksweep fixed K in {1, 2, 4, 8} and adaptive K (both players), default Guard otherwise, at equal
@@ -119,6 +120,10 @@ def jobs_for(section: str, seeds: list[int], epochs: int) -> list[dict[str, Any]
                 for preset in ("game", "none", "global_norm"):
                     jobs.append({"section": section, "preset": preset, "scales": list(scales), "seed": seed,
                                  "epochs": epochs})
+    elif section == "heldout_game":  # game against plain steps, multires, 8 epochs, on seeds main never saw
+        for seed in seeds:
+            for preset in ("game", "none"):
+                jobs.append({"section": section, "preset": preset, "scales": [1, 2, 4], "seed": seed, "epochs": epochs})
     elif section == "collapse_game":  # fit_two_player's default on the collapse section's seeds (multires)
         for seed in seeds:
             jobs.append({"section": section, "preset": "game", "scales": [1, 2, 4], "seed": seed, "epochs": epochs})

@@ -43,6 +43,9 @@ class PlayerOptions:
     # with the multi-resolution discriminator): a player's loss moves because the other player
     # learns, its spike skip reads that as a spike, and the rollback that follows resets the
     # generator while the discriminator keeps its lead (see the ablation in benchmarks/README.md).
+    # fit_two_player's own default, GuardConfig.for_games() (preset "game": ZClip, nothing read from
+    # the loss), collapsed 0/6 and 0/10 held-out runs but had a lower F1 with the multi-resolution
+    # discriminator on seeds 0-2 (0.355 vs 0.457), so plain steps stay the recipe's default.
     guard: GuardConfig = field(default_factory=lambda: guard_preset("none"))
 
 
