@@ -8,7 +8,13 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from trainground.engine.two_player import Player, TwoPlayerConfig, fit_two_player
-from trainground.gradients import Guard, GuardConfig, SecantTrustRegion, SpikeSkip, ZScoreClip
+from trainground.gradients import (
+    Guard,
+    GuardConfig,
+    SecantTrustRegion,
+    SpikeSkip,
+    ZScoreClip,
+)
 
 
 class _Pull:
