@@ -44,8 +44,8 @@ class PlayerOptions:
     # learns, its spike skip reads that as a spike, and the rollback that follows resets the
     # generator while the discriminator keeps its lead (see the ablation in benchmarks/README.md).
     # fit_two_player's own default, GuardConfig.for_games() (preset "game": ZClip, nothing read from
-    # the loss), collapsed 0/6 and 0/10 held-out runs but had a lower F1 with the multi-resolution
-    # discriminator on seeds 0-2 (0.355 vs 0.457), so plain steps stay the recipe's default.
+    # the loss), collapsed no run (0/6, 0/10, 0/10 held out) but had a lower F1 at 8 epochs (seeds 0-2
+    # multires 0.355 vs 0.457; seeds 3-12 0.396 vs 0.476), so plain steps stay the recipe's default.
     guard: GuardConfig = field(default_factory=lambda: guard_preset("none"))
 
 
