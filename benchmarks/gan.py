@@ -11,6 +11,10 @@ Sections:
   ablation the default Guard less its trust region, its spike skip or its ZClip (multires)
   collapse a conventional GAN (no clipping, one discriminator head) against the Guard + adaptive
          accumulation + multi-resolution discriminator, over many seeds: the share of collapsed runs
+  main_game fit_two_player's default player Guard (GuardConfig.for_games: ZClip, no loss-based
+         decision) x discriminator {multires, single}, with none and global_norm re-run beside it
+  heldout_game the same default against plain steps (multires) at main's 8 epochs on other seeds
+  collapse_game the same default on the collapse section's seeds (multires)
   collapse_default the recipe's default (global_norm multires) on the collapse section's seeds
   ksweep fixed K in {1, 2, 4, 8} and adaptive K (both players), default Guard otherwise, at equal
          samples seen (same epochs), lr scaled by sqrt(K) for fixed K (adaptive: lr x sqrt(mean K
@@ -110,6 +114,19 @@ def jobs_for(section: str, seeds: list[int], epochs: int) -> list[dict[str, Any]
                 for preset in ("none", "global_norm", "guard", "guard_adaptive"):
                     jobs.append({"section": section, "preset": preset, "scales": list(scales), "seed": seed,
                                  "epochs": epochs})
+    elif section == "main_game":  # fit_two_player's default (GuardConfig.for_games) against the anchors, re-run
+        for seed in seeds:
+            for scales in ((1, 2, 4), (1,)):
+                for preset in ("game", "none", "global_norm"):
+                    jobs.append({"section": section, "preset": preset, "scales": list(scales), "seed": seed,
+                                 "epochs": epochs})
+    elif section == "heldout_game":  # game against plain steps, multires, 8 epochs, on seeds main never saw
+        for seed in seeds:
+            for preset in ("game", "none"):
+                jobs.append({"section": section, "preset": preset, "scales": [1, 2, 4], "seed": seed, "epochs": epochs})
+    elif section == "collapse_game":  # fit_two_player's default on the collapse section's seeds (multires)
+        for seed in seeds:
+            jobs.append({"section": section, "preset": "game", "scales": [1, 2, 4], "seed": seed, "epochs": epochs})
     elif section == "ksweep":
         for seed in seeds:
             for k in (1, 2, 4, 8):

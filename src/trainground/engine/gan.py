@@ -43,6 +43,9 @@ class PlayerOptions:
     # with the multi-resolution discriminator): a player's loss moves because the other player
     # learns, its spike skip reads that as a spike, and the rollback that follows resets the
     # generator while the discriminator keeps its lead (see the ablation in benchmarks/README.md).
+    # fit_two_player's own default, GuardConfig.for_games() (preset "game": ZClip, nothing read from
+    # the loss), collapsed no run (0/6, 0/10, 0/10 held out) but had a lower F1 at 8 epochs (seeds 0-2
+    # multires 0.355 vs 0.457; seeds 3-12 0.396 vs 0.476), so plain steps stay the recipe's default.
     guard: GuardConfig = field(default_factory=lambda: guard_preset("none"))
 
 
@@ -149,6 +152,8 @@ def guard_preset(name: str) -> GuardConfig:
         # 1.0: the usual fixed cap of GAN code (e.g. BigGAN's generator); not tuned here.
         "global_norm": GuardConfig(**bare, max_norm=1.0),
         "guard": GuardConfig(),
+        # fit_two_player's default: ZClip + non-finite skip, nothing read from the loss (GuardConfig.for_games)
+        "game": GuardConfig.for_games(),
         "guard_adaptive": GuardConfig(adaptive_accumulation=True, max_accumulation=8),
         # the default Guard less one part each (which part hurts an adversarial game?)
         "guard_no_trust": GuardConfig(trust_region=False),

@@ -32,6 +32,15 @@ so no gradient of one player ever reaches the other's accumulation window (the u
 from torch's global generator, which checkpoints save and resume restores, so a resumed run
 is bit-identical to an uninterrupted one.
 
+Each player's default Guard is :meth:`GuardConfig.for_games`. Principle (fixed before it was
+measured): in a two-player game a player's own loss is not a stationary objective, it moves with
+the opponent, so no loss-based decision (spike skip and the rollback it escalates to, the trust
+region's loss gate and its secant curvature, which also holds the opponent's move) acts on it by
+default; protection read from the player's own gradient (ZClip's outlier clip of the norm, the
+skip of a non-finite step) stays. ``fit``'s ``GuardConfig()`` skipped such loss jumps as spikes,
+rolled the generator back while the discriminator kept its lead, and collapsed 2 of 3 GANs
+(benchmarks/README.md, GAN section).
+
 Run folder: ``metrics.jsonl`` (epoch records), ``metrics-<name>.jsonl`` and
 ``actions-<name>.jsonl`` per player, ``checkpoints/``, ``model-<name>.safetensors``.
 """
@@ -101,7 +110,10 @@ class Player:
         name: used in metric keys and file names (``metrics-<name>.jsonl``); letters, digits, ``_``.
         model: the player's model (its parameters are what its optimizer updates).
         optimizer: over the model's parameters.
-        guard: a ``GuardConfig``, a ready ``Guard`` over ``model``/``optimizer``, or None (defaults).
+        guard: a ``GuardConfig``, a ready ``Guard`` over ``model``/``optimizer``, or None: the game's
+            default :meth:`GuardConfig.for_games` (ZClip and the non-finite skip; no spike skip, no
+            rollback on a spike, no trust region), not ``fit``'s ``GuardConfig()``. A player's loss
+            moves whenever the other player learns, so nothing is decided on it by default.
         every: act on every ``every``-th batch (a GAN with n_critic = 5: ``every=5`` for the generator).
         callbacks: watchers of this player's events (they get the player's :class:`TrainState`).
     """
@@ -232,7 +244,7 @@ def fit_two_player(
             if run is not None and guard.action_log is None:
                 guard.action_log = ActionLog(run.path / f"actions-{p.name}.jsonl")
         else:
-            guard = Guard(p.model, p.optimizer, config=p.guard or GuardConfig(),
+            guard = Guard(p.model, p.optimizer, config=p.guard or GuardConfig.for_games(),
                           actions=None if run is None else ActionLog(run.path / f"actions-{p.name}.jsonl"))
         p.state = TrainState(model=p.model, optimizer=p.optimizer, config=config,  # type: ignore[arg-type]
                              num_epochs=config.epochs, steps_per_epoch=-(-steps_per_epoch // p.every),

@@ -93,6 +93,26 @@ class GuardConfig:
     # Steps between the Guard's host reads (spike streak, actions, adaptive K): one sync per N steps.
     check_every: Annotated[int, AT_LEAST_ONE] = 10
 
+    @classmethod
+    def for_games(cls, **overrides: object) -> GuardConfig:
+        """The Guard of one player of a two-player game (a GAN's generator or discriminator).
+
+        Principle (fixed before any run): in a game a player's own loss is not a stationary
+        objective; it moves whenever the OTHER player learns (a discriminator that improves raises
+        the generator's loss, and the reverse). So no decision may be taken on a player's loss:
+        no spike skip (it tests the log loss, and three skips in a row roll the player back while
+        its opponent keeps its lead) and no secant trust region (its gate reads the loss, and its
+        curvature, the change of the gradient along the last update, also holds the opponent's
+        move between the two gradients, so it does not measure this player's curvature).
+        What stays is protection read from the player's own gradient: ZClip's outlier clip of
+        the gradient norm (``zscore``, 2.5 as in :class:`GuardConfig`) and the Guard's skip of a
+        non-finite step (always on; three in a row still restore the last snapshot).
+
+        ``GuardConfig()`` itself is unchanged: it remains the default of ``fit``; this is the
+        default of ``fit_two_player``. ``overrides`` set any other field (e.g. ``amp="bf16"``).
+        """
+        return cls(**{"spike_z": None, "trust_region": False, **overrides})  # type: ignore[arg-type]
+
     def build_chain(self) -> Chain:
         """The transform chain these options describe (in order: spike, clips, trust region)."""
         steps: list[GradientTransform] = []
