@@ -37,6 +37,12 @@ def report_summary(run_dir: Path, *, write_html: bool, out: Path | None = None) 
     print_report_summary(report, out_console, report_path=path)
 
 
+def data_stem(data: str) -> str:
+    """The short name of a data argument for default output folders: ``builtin:digits`` -> ``digits``,
+    ``path/to/table.csv`` -> ``table``."""
+    return data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
+
+
 def split_columns(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 

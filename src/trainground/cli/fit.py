@@ -16,6 +16,7 @@ from trainground.cli.app import (
     app,
     auto_schedule,
     build_run_config,
+    data_stem,
     out_console,
     refuse_sections,
     report_summary,
@@ -103,8 +104,7 @@ def fit_command(
             run_config.logging.mlflow = run_config.logging.mlflow or MLflowConfig()
             run_config.logging.mlflow.tracking_uri = mlflow
         if out is None:
-            stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
-            out = RunDir.new_path("runs", f"fit-{stem}")
+            out = RunDir.new_path("runs", f"fit-{data_stem(data)}")
         check_inputs_outside(out, [data, config])
     # Every run is watched by the training diagnosis: findings.json and layers.parquet in the run.
     diagnosis = DiagnosisCallback()
@@ -152,8 +152,7 @@ def diagnose(
                              model=model, ignore=ignore)
     refuse_sections(config, "diagnose", ("loss", "logging"))
     if out is None:
-        stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
-        out = RunDir.new_path("runs", f"diagnose-{stem}")
+        out = RunDir.new_path("runs", f"diagnose-{data_stem(data)}")
     check_inputs_outside(out, [data, config])
     result = run_diagnose(data, target=run_config.data.target, out=out, overwrite=overwrite, fit_config=run_config.fit,
                           model_config=run_config.model, data_config=run_config.data, guard=run_config.guard,
@@ -203,8 +202,7 @@ def repair_command(
                           "`trainground diagnose DATA --target a,b` (per-task label issues), or repair one column "
                           "at a time")
     if out is None:
-        stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
-        out = RunDir.new_path("runs", f"repair-{stem}")
+        out = RunDir.new_path("runs", f"repair-{data_stem(data)}")
     check_inputs_outside(out, [data, test, config_file, decisions])
     result = repair(data, target=target, out=out, test=test, overwrite=overwrite, config=config,
                     max_rounds=MAX_ROUNDS if rounds is None else rounds, console=err_console, repair_loss=loss,

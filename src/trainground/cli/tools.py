@@ -14,6 +14,7 @@ from trainground.cli.app import (
     ModelOption,
     app,
     build_run_config,
+    data_stem,
     out_console,
     report_summary,
 )
@@ -47,8 +48,7 @@ def lr_find_command(
                              model=model, ignore=ignore)
     run_config.fit.auto_schedule = "never"
     if out is None:
-        stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
-        out = RunDir.new_path("runs", f"lr-find-{stem}")
+        out = RunDir.new_path("runs", f"lr-find-{data_stem(data)}")
     check_inputs_outside(out, [data, config])
     found = lr_find(run_config, out=out, sweep=LRFindConfig(start=start, end=end, steps=steps), overwrite=overwrite)
     r = found.result
@@ -94,8 +94,7 @@ def tune_command(
                                   storage=storage, study=study, pruner=pruner, sampler=sampler,
                                   diagnosis_pruning=False if no_diagnosis_pruning else None)
     if out is None:
-        stem = data.split(":", 1)[1] if data.startswith("builtin:") else Path(data).stem
-        out = Path("runs") / f"tune-{stem}"
+        out = Path("runs") / f"tune-{data_stem(data)}"
     check_inputs_outside(out, [data, config])
     result = tune(base, out=out, options=options, space=spec.space, warm_from=warm_start,
                   space_given=spec.space_given,
