@@ -7,7 +7,7 @@ from torch import nn
 
 from trainground.engine import FitConfig
 from trainground.engine.batches import BatchSource
-from trainground.engine.loop import make_optimizer
+from trainground.engine.fit_setup import make_optimizer
 from trainground.engine.schedule import LR_MAX, LR_MIN, MIN_STEPS, applies, choose_schedule
 
 

@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 from trainground.bounds import AT_LEAST_ONE, POSITIVE
 from trainground.engine.batches import BatchSource
 from trainground.engine.config import FitConfig
+from trainground.engine.fit_setup import make_optimizer  # the loop's own optimizer factory
 from trainground.errors import ConfigError
 from trainground.losses.sample_weights import loss_for_batch
 
@@ -102,8 +103,6 @@ def lr_range_test(
     References:
         Smith, "Cyclical Learning Rates for Training Neural Networks", WACV 2017.
     """
-    from trainground.engine.loop import make_optimizer  # the loop's own optimizer factory
-
     fit_config = fit_config or FitConfig()
     config = config or LRFindConfig()
     if not config.start < config.end:

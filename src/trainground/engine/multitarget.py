@@ -1,8 +1,9 @@
 """The multi-target side of ``fit``: per-task losses, running per-task sums, per-task evaluation.
 
 A multi-target dataset declares ``.tasks`` (``data.TaskSpec``) and yields ``y = {task:
-target}``; the model returns ``{task: output}``. The loop's step is the single-target
-step with the loss replaced by a ``MultiTaskLoss`` (one loss per task, weighted by a
+target}``; the model returns ``{task: output}``. It is one of ``fit``'s two target modes
+(``engine.single_target.SingleTarget`` is the other, with the same four jobs); its step is the
+single-target step with the loss replaced by a ``MultiTaskLoss`` (one loss per task, weighted by a
 static, uncertainty or DWA weighting), and, when per-task gradients are configured, the
 Guard's ``backward`` fed the weighted per-task losses (``TaskGradients``: per-task norms,
 cosines, per-task clipping, PCGrad). Everything per task stays on the device until the
@@ -19,8 +20,12 @@ from torch import Tensor, nn
 
 from trainground.data.tasks import TaskSpec
 from trainground.engine.batches import BatchSource
+from trainground.engine.callbacks import CallbackList
+from trainground.engine.events import Event
+from trainground.engine.state import TrainState
 from trainground.engine.task_kinds import batch_task_metrics, task_kind
 from trainground.errors import ConfigError, DataError
+from trainground.gradients import Guard
 from trainground.losses.multitask import MultiTaskLoss
 from trainground.losses.task_weighting import WeightingName
 
@@ -74,6 +79,62 @@ class MultiTarget:
         indexed = getattr(self.loss_fn, "indexed_raw_losses", None)
         raw = indexed(outputs, targets, index) if indexed is not None else self.loss_fn.raw_losses(outputs, targets)
         return self.loss_fn.weighting(raw), raw
+
+    def train_step(self, state: TrainState, batch: tuple[Tensor, Any, Any], hooks: CallbackList, totals: Tensor,
+                   guard: Guard) -> None:
+        """Forward to ``{task: output}``, per-task losses, then the Guard.
+
+        With a tasks handler on the Guard (``TaskGradients``) the weighted per-task losses go to
+        ``guard.backward`` as a mapping (one backward per task: norms, cosines, per-task clip,
+        PCGrad); without, their sum goes as one loss. ``state.loss`` is the weighted sum either
+        way; ``state.step_extras`` holds each task's raw loss and gradient figures (device
+        tensors, written by ``MetricsWriter`` at its next flush).
+        """
+        state.batch = batch
+        hooks.fire(Event.BATCH_START, state)
+        index, x, y = batch
+        with guard.autocast():
+            state.logits = self.outputs(state.model(x))
+            weighted, raw = self.train_losses(state.logits, y, index)
+            state.loss = torch.stack([v.float().reshape(()) for v in weighted.values()]).sum()
+        hooks.fire(Event.AFTER_FORWARD, state)
+        n = len(index)
+        guard.backward(weighted if guard.tasks is not None else state.loss, batch_size=n)
+        hooks.fire(Event.AFTER_BACKWARD, state)
+        state.window_closed = guard.step()
+        self.add(totals, state.loss, raw, state.logits, y, n)
+        extras = {f"loss/{k}": v.detach() for k, v in raw.items()}
+        if guard.tasks is not None:
+            extras.update(task_gradient_extras(guard.tasks))
+        state.step_extras = extras
+        state.step += 1
+        state.batch_in_epoch += 1
+        hooks.fire(Event.BATCH_END, state)
+
+    def end_epoch(self, model: nn.Module, totals: Tensor, val: BatchSource | None, *, batch_size: int,
+                  device: torch.device) -> dict[str, float]:
+        """The epoch's per-task training and validation metrics and task weights; then the loss's
+        own epoch end (DWA: the next epoch's weights from this epoch's task losses)."""
+        metrics = self.metrics(totals.tolist(), "train")
+        if val is not None and len(val):
+            metrics.update(self.evaluate(model, val, batch_size=batch_size, device=device))
+        metrics.update(self.task_weights())
+        end_epoch = getattr(self.loss_fn, "end_epoch", None)
+        if end_epoch is not None:
+            end_epoch()
+        return metrics
+
+    def checkpoint_state(self, guard: Guard) -> dict[str, Any]:
+        """The learned / epoch-wise task weights and the per-task gradient handler's state."""
+        state: dict[str, Any] = {"loss": self.loss_fn.state_dict()}
+        if guard.tasks is not None and hasattr(guard.tasks, "state_dict"):
+            state["task_gradients"] = guard.tasks.state_dict()
+        return state
+
+    def load_checkpoint_state(self, ckpt: dict[str, Any], guard: Guard) -> None:
+        self.loss_fn.load_state_dict(ckpt["loss"])
+        if guard.tasks is not None and "task_gradients" in ckpt:
+            guard.tasks.load_state_dict(ckpt["task_gradients"])
 
     @torch.no_grad()
     def add(self, totals: Tensor, total_loss: Tensor, raw: Mapping[str, Tensor], outputs: Mapping[str, Tensor],

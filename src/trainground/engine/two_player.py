@@ -48,14 +48,11 @@ Run folder: ``metrics.jsonl`` (epoch records), ``metrics-<name>.jsonl`` and
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Protocol
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
@@ -63,15 +60,15 @@ from torch.utils.data import Dataset
 from trainground.bounds import AT_LEAST_ONE, NON_NEGATIVE
 from trainground.engine.batches import BatchSource
 from trainground.engine.callbacks import Callback, CallbackList
-from trainground.engine.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
 from trainground.engine.events import Event
-from trainground.engine.loop import resolve_device
+from trainground.engine.fit_setup import fingerprint, resolve_device
 from trainground.engine.metrics import MetricsWriter
 from trainground.engine.model_file import save_model
 from trainground.engine.rng import get_rng_state, set_rng_state
+from trainground.engine.run_checkpoint import Checkpointer, open_run, resume_checkpoint
 from trainground.engine.rundir import RunDir
 from trainground.engine.state import TrainState
-from trainground.errors import ConfigError, RunDirError
+from trainground.errors import ConfigError
 from trainground.gradients import ActionLog, Guard, GuardConfig
 
 # Changing these mid-run changes the trajectory, so a resume must use the original values.
@@ -182,14 +179,6 @@ def _only_trainable(player: Player, players: Sequence[Player]) -> Iterator[None]
             p.requires_grad_(True)
 
 
-def _fingerprint(source: BatchSource) -> str:
-    digest = hashlib.sha1(str(len(source)).encode())
-    labels = source.labels()
-    if labels is not None:
-        digest.update(np.ascontiguousarray(labels).tobytes())
-    return digest.hexdigest()
-
-
 def fit_two_player(
     players: Sequence[Player],
     game: Game,
@@ -224,14 +213,8 @@ def fit_two_player(
     source = BatchSource(data)
     if len(source) == 0:
         raise ConfigError("the training data are empty")
-    run = None if run_dir is None else (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir))
-    if run is not None:
-        if not resume and (run.metrics.exists() or list_checkpoints(run.checkpoints)):
-            raise RunDirError(f"{run.path}: already holds a training run; pass resume=True to continue it, "
-                              "or choose another run_dir")
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.record("metrics.jsonl", "checkpoints", *(f"{kind}-{n}.jsonl" for n in names
-                                                     for kind in ("metrics", "actions")))
+    run = open_run(run_dir, resume=resume, appended=("metrics.jsonl", "checkpoints", *(
+        f"{kind}-{n}.jsonl" for n in names for kind in ("metrics", "actions"))))
 
     steps_per_epoch = -(-len(source) // config.batch_size)
     hooks: dict[str, CallbackList] = {}
@@ -267,22 +250,12 @@ def fit_two_player(
 
     generator = torch.Generator().manual_seed(config.seed)
     epoch_start_rng = generator.get_state()
-    fingerprint = _fingerprint(source)
+    data_id = fingerprint(source)
     saved_config = {**asdict(config), "players": [[p.name, p.every] for p in players]}
     totals = {p.name: torch.zeros(2, device=device, dtype=torch.float64) for p in players}  # loss sum, samples
 
     if resume:
-        if run is None:
-            raise ConfigError("resume=True needs a run_dir")
-        ckpt = load_latest_checkpoint(run.checkpoints)
-        if ckpt is None:
-            raise RunDirError(f"{run.checkpoints}: no checkpoint to resume from")
-        for key in _RESUME_MUST_MATCH:
-            if ckpt["config"].get(key) != saved_config[key]:
-                raise RunDirError(f"{run.path}: cannot resume: the run was started with {key}="
-                                  f"{ckpt['config'].get(key)!r}, now {key}={saved_config[key]!r}")
-        if ckpt["data_fingerprint"] != fingerprint:
-            raise RunDirError(f"{run.path}: cannot resume: the training data differ from the data the run started on")
+        ckpt = resume_checkpoint(run, config=saved_config, must_match=_RESUME_MUST_MATCH, fingerprint=data_id)
         for p in players:
             saved = ckpt["players"][p.name]
             p.model.load_state_dict(saved["model"])
@@ -299,15 +272,8 @@ def fit_two_player(
         state.step, state.epoch, state.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         state.history = list(ckpt["history"])
 
-    last_checkpoint = time.monotonic()
-
-    def checkpoint() -> None:
-        nonlocal last_checkpoint
-        if run is None:
-            return
-        last_checkpoint = time.monotonic()
-        fire(Event.CHECKPOINT)
-        payload = {
+    def payload() -> dict:
+        return {
             "players": {p.name: {
                 "model": p.model.state_dict(), "optimizer": p.optimizer.state_dict(),
                 "guard": p.state.guard.state_dict(), "callbacks": hooks[p.name].state_dict(),
@@ -316,10 +282,12 @@ def fit_two_player(
             } for p in players},
             "rng": get_rng_state(), "batch_rng": epoch_start_rng, "step": state.step, "epoch": state.epoch,
             "batch_in_epoch": state.batch_in_epoch, "history": state.history, "callbacks": game_hooks.state_dict(),
-            "config": saved_config, "data_fingerprint": fingerprint,
+            "config": saved_config, "data_fingerprint": data_id,
         }
-        save_checkpoint(run.checkpoints, state.step, payload, keep=config.keep_checkpoints)
 
+    checkpoints = Checkpointer(run, payload=payload, before_save=lambda: fire(Event.CHECKPOINT),
+                               every_steps=config.checkpoint_every, every_seconds=config.checkpoint_seconds,
+                               keep=config.keep_checkpoints)
     for p in players:
         p.model.train()
     fire(Event.FIT_START)
@@ -339,9 +307,7 @@ def fit_two_player(
             state.batch_in_epoch += 1
             for p in players:
                 p.state.epoch, p.state.batch_in_epoch = state.epoch, state.batch_in_epoch
-            last_of_epoch = state.batch_in_epoch == len(order)
-            if config.checkpoint_every and state.step % config.checkpoint_every == 0 and not last_of_epoch:
-                checkpoint()
+            checkpoints.after_batch(state.step, last_of_epoch=state.batch_in_epoch == len(order))
         state.epoch_metrics = {}
         for p in players:
             p.state.guard.step(force=True)
@@ -357,9 +323,7 @@ def fit_two_player(
         for p in players:
             p.state.epoch, p.state.batch_in_epoch = state.epoch, 0
         epoch_start_rng = generator.get_state()
-        final = state.epoch >= config.epochs or state.stop_requested
-        if final or time.monotonic() - last_checkpoint >= config.checkpoint_seconds:
-            checkpoint()
+        checkpoints.after_epoch(state.step, final=state.epoch >= config.epochs or state.stop_requested)
         if state.stop_requested:
             break
     fire(Event.FIT_END)

@@ -30,7 +30,7 @@ from trainground.diagnosis import DiagnosisCallback, DiagnosisConfig, Finding
 from trainground.engine import Callback, FitConfig, RunConfig, fit, predict_logits
 from trainground.engine.atomic import atomic_write_text
 from trainground.engine.checkpoint import read_checkpoint
-from trainground.engine.loop import make_optimizer, resolve_device
+from trainground.engine.fit_setup import make_optimizer, resolve_device
 from trainground.gradients import ActionLog
 from trainground.jsonsafe import json_safe
 from trainground.repair.actions import Action

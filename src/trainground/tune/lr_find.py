@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trainground.data import target_list
 from trainground.engine.atomic import atomic_write_text
-from trainground.engine.loop import resolve_device
+from trainground.engine.fit_setup import resolve_device
 from trainground.engine.lr_find import LRFindConfig, LRFindResult, lr_range_test
 from trainground.engine.run import build_training, prepare_data
 from trainground.engine.run_config import RunConfig
