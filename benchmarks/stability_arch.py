@@ -75,6 +75,7 @@ from trainground.gradients import Guard, GuardConfig
 GUARDS = {
     "guard": GuardConfig(),
     "guard_no_trust": GuardConfig(trust_region=False),
+    "guard_p8": GuardConfig(trust_rise_overshoot=True),  # secant principle 8 (issue 15, third pass)
     "guard_no_clip": GuardConfig(zscore=None),
     "guard_no_spike": GuardConfig(spike_z=None),
     "guard_every2": GuardConfig(trust_every=2),
