@@ -176,6 +176,8 @@ class SecantTrustRegion(ScalarState):
     # scale may shrink, on a significant overshoot only, by at most FLAT_BUDGET below its value
     # at the last improvement.
     RISE_Z, FLAT_BUDGET = 2.0, 0.1
+    # Principle 8 (``rise_overshoot``): a short loss EMA DIVERGED times the long one is a divergence.
+    DIVERGED = 2.0
 
     # The loss averages are fed on measured steps only: their decay per measurement keeps the
     # horizons in steps when the secant is measured every ``every`` steps.
@@ -216,8 +218,9 @@ class SecantTrustRegion(ScalarState):
             return self.min_factor, self.min_scale
         self._update_loss_averages(loss)
         trend = self._trend_host()
-        if trend > 0:  # rising: evidence (with a significant overshoot, principle 8), shrink down to the floor
-            if self.rise_overshoot and not overshoot:
+        if trend > 0:  # rising: evidence (principle 8: a significant overshoot or a doubled loss), shrink
+            doubled = self.loss_fast / self.loss_weight_fast >= self.DIVERGED * self.loss_slow / self.loss_weight_slow
+            if self.rise_overshoot and not overshoot and not doubled:
                 return self.grow, self.min_scale
             return self.min_factor, self.min_scale
         if trend < 0:  # improving: hold or grow; the reference never falls (principle 6)
@@ -269,7 +272,8 @@ class SecantTrustRegion(ScalarState):
         flat = ~rising & ~improving
         one = torch.ones_like(self.scale)
         shrink = (self.flat_locked == 0) if overshoot is None else (self.flat_locked == 0) & overshoot
-        evidence = rising if overshoot is None or not self.rise_overshoot else rising & overshoot
+        doubled = self.loss_fast / self.loss_weight_fast.clamp_min(1e-12) >= self.DIVERGED * slow
+        evidence = rising if overshoot is None or not self.rise_overshoot else rising & (overshoot | doubled)
         min_factor = torch.where(evidence, one * self.min_factor, torch.where(rising, one * self.grow, torch.where(
             improving, one, torch.where(shrink, one * self.min_factor, one * self.grow))))
         floor = torch.where(flat & shrink, floor, one * self.min_scale)
