@@ -5,9 +5,9 @@ Not a benchmark of its own: the tool behind the "third pass" section of benchmar
 noise, the trend (+1 rising, 0 flat, -1 improving), ``rho``, the long-horizon excess-curvature
 t statistic and the trust scale before and after. ``run`` executes another benchmark script
 (``stability_arch.py``, ``stability.py``) with a candidate rule patched into
-``SecantTrustRegion.host`` (host path only: the CPU benchmarks use it). The candidate that
-became an option of the library (principle 8, ``GuardConfig(trust_rise_overshoot=True)``) is
-``V`` here and ``guard_p8`` in the benchmark scripts; both give the same runs.
+``SecantTrustRegion.host`` (host path only: the CPU benchmarks use it). ``V`` is principle 8's
+second formulation (``GuardConfig(trust_rise_overshoot=True)`` at commit ca2ae25, same runs); the
+option now holds the third (``V`` or a doubled loss), ``guard_p8`` in the benchmark scripts.
 
 Candidates (``--variant``, letters combine):
   A  rho rescaled to the current step length (rho ~ step length on the quadratic model): evidence counted once
@@ -17,7 +17,7 @@ Candidates (``--variant``, letters combine):
   G  regrow by target/rho when rho (rescaled conservatively) < target / 2
   B  regrow by target/rho whenever rho < target (principle 8 as first written)
   F  regrow a decade per secant horizon when the long-horizon overshoot is not significant
-  V  a rising loss shrinks only with a significant long-horizon overshoot (principle 8, adopted as an option)
+  V  a rising loss shrinks only with a significant long-horizon overshoot (principle 8, second formulation)
 
 Usage:
     PYTHONPATH=src python benchmarks/secant_probe.py trace --trace-out trace.json

@@ -149,6 +149,18 @@ def test_with_rise_overshoot_a_rising_loss_shrinks_only_with_a_significant_overs
                     f, floor = region._gate_host(loss, overshoot)
                 gates.append((float(f), float(floor)))
             assert all(abs(f - expect) < 1e-6 and abs(floor - 0.01) < 1e-7 for f, floor in gates[20:])
+    # A loss that doubled is a divergence: evidence without the significance, on both paths.
+    jump = [1.0] * 100 + [10.0] * 10  # the short EMA ~3.7x the long one after 10 steps
+    for tensor in (False, True):
+        region = SecantTrustRegion(min_factor=0.1, rise_overshoot=True)
+        if not tensor:
+            region._host_state()
+        for loss in jump:
+            if tensor:
+                f, _ = region._gate_tensor(torch.tensor(loss), torch.tensor(True), torch.tensor(False))
+            else:
+                f, _ = region._gate_host(loss, False)
+        assert abs(float(f) - 0.1) < 1e-6
     # Off (the default): a rising loss shrinks without the significance, as before.
     region = SecantTrustRegion(min_factor=0.1)
     region._host_state()

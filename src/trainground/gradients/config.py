@@ -84,8 +84,9 @@ class GuardConfig:
     # shrank them on every plateau (an LSTM on the adding problem stalled at 1e-4, 0/8 solved).
     trust_loss_gate: bool = True
     # A rising loss, too, shrinks the step only with an overshoot significant over the ~100 steps
-    # on which the loss is judged (principle 8 in gradients/secant.py; issue 15). Off: a rising
-    # loss with rho > target is evidence by itself (an LSTM's plateau bumps then cost 50-100x cuts).
+    # on which the loss is judged, or when the loss doubled (principle 8 in gradients/secant.py;
+    # issue 15). Off: a rising loss with rho > target is evidence by itself (an LSTM's plateau
+    # bumps then cost 50-100x cuts). Not the default: benchmarks/README.md, "C, extended, third pass".
     trust_rise_overshoot: bool = False
     # Consecutive skipped steps that make a spike "persistent": roll back to the last good state.
     rollback_after: Annotated[int, AT_LEAST_ONE] = 3
