@@ -106,9 +106,11 @@ class SecantTrustRegion(ScalarState):
        averages up for ~10 steps that each shrank the scale again (1 -> 0.01) before ~200 steps
        of regrowth; significant at 1 of those 41 steps, against 306 of 360 in benchmark C's
        high-lr MLP runs. The doubling clause came after the significance alone lost a poisoned
-       Adam run (a divergence after a quiet stretch, t 1.9). Not the default: LSTM adding stays
-       below the best fixed threshold, which a scale <= 1 cannot reach there (benchmarks/README.md,
-       with the figures and six other candidates; none met the rule fixed before the runs).
+       Adam run (a divergence after a quiet stretch, t 1.9). Measured: LSTM adding as no clipping
+       (defaults: one run fewer), benchmark C 0 failed and no poisoned run lost, extended C as the
+       defaults. Not the default: LSTM adding stays below the best fixed threshold, which a scale
+       <= 1 cannot reach there (benchmarks/README.md, "C, extended, third pass", with six other
+       candidates; none met the rule fixed before the runs).
 
     Tried after principle 5 and dropped: the same significance at the secant's own ~10-step
     horizon (benchmark C's SGD at lr 3 then failed; GRU adding 6/8 instead of 8/8).
