@@ -45,12 +45,9 @@ class SecantTrustRegion(ScalarState):
     noise; the EMA averages the noise out of both terms before their ratio is taken.
 
     The evidence gate (``loss_gate=True``, the default). The first gate shrank the scale
-    whenever the loss was "not improving" (short EMA not below the long one). On a plateau
-    that is true half of the time by noise alone, each such step shrank the scale by
-    ``target / rho`` (pure noise gives ``rho ~ 1``) while growth was capped at ``grow``, and an
-    LSTM on the adding problem ended at a scale of 1e-4 and never left its plateau. The
-    principles (1-3 written down before any benchmark was run; 4 and 5 added after the
-    measurements told below, on benchmark C and ``benchmarks/stability_arch.py``):
+    whenever the loss was "not improving", true half of the time on a plateau by noise alone:
+    an LSTM on the adding problem ended at a scale of 1e-4. The principles (1-3 written down
+    before any benchmark was run; the others after the measurements told with them):
 
     1. Shrink only on evidence of overshoot, never because the loss is merely flat. The loss
        trend is tested against its noise: the short loss EMA (horizon ~10 steps) against the
@@ -70,12 +67,9 @@ class SecantTrustRegion(ScalarState):
        at the last improvement, and when that is spent without an improvement the scale
        regrows (the shrink did not pay off) until the loss improves again.
 
-    Measured on the way (stability_arch.py, LSTM on the adding problem, 8 runs; the figures are
-    in benchmarks/README.md): principles 1-3 with a second kind of evidence, ``rho > 2`` (the
-    step went uphill on the quadratic model), and without 4 failed benchmark C (SGD at lr >= 1.33:
-    the bouncing run's loss is flat and its ``rho`` ~1.3-1.5, so nothing shrank it); adding 4
-    (and dropping ``rho > 2``, which noise crossed on plateaus) passed benchmark C but solved
-    2/8 adding runs against 5/8 without clipping, because the per-step ``rho`` on an LSTM
+    Measured on the way (benchmarks/README.md): 1-3 with ``rho > 2`` as evidence and without 4
+    failed benchmark C (SGD at lr >= 1.33 bounces on a flat loss with ``rho`` ~1.3-1.5); with 4
+    it passed but solved 2/8 LSTM adding runs (5/8 without clipping): the per-step ``rho`` on a
     plateau swings between 0.3 and 3 and the budget was spent again and again. Hence:
 
     5. On a flat loss, the overshoot must be significant: the per-step excess curvature
