@@ -31,6 +31,7 @@ Guard with ``GuardConfig()`` of whatever trainground is on the path (``--guard-l
 the row: run it once with the new code and once with a checkout of the old one). Ablations of the
 Guard (``--methods guard_no_trust guard_no_clip guard_no_spike guard_every2``, the ``GUARDS`` dict)
 switch one component off; their runs record clipped, skipped and low-trust-scale step counts.
+``guard_p8`` is the Guard with ``trust_rise_overshoot=True`` (secant principle 8, an option).
 
 A run is solved when the target is met; diverged when a batch loss is non-finite or the eval
 loss at the end is above the initial one. Steps to target are counted at eval granularity.
@@ -75,6 +76,7 @@ from trainground.gradients import Guard, GuardConfig
 GUARDS = {
     "guard": GuardConfig(),
     "guard_no_trust": GuardConfig(trust_region=False),
+    "guard_p8": GuardConfig(trust_rise_overshoot=True),  # secant principle 8 (issue 15, third pass)
     "guard_no_clip": GuardConfig(zscore=None),
     "guard_no_spike": GuardConfig(spike_z=None),
     "guard_every2": GuardConfig(trust_every=2),

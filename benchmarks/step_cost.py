@@ -9,6 +9,7 @@ Variants, each a full training step (zero_grad + forward + backward + [clip] + o
                 one more pass over the gradients on each)
   guard_trust_every2 -- the default with the secant measured every 2nd step (GuardConfig(trust_every=2))
   guard_no_trust -- the same without the secant trust region (where its share of the cost shows)
+  guard_p8 -- the default with secant principle 8 (GuardConfig(trust_rise_overshoot=True), issue 15)
   guard_bare -- the Guard with an empty chain (weighting, skip bookkeeping, statistics only)
 Models: the benchmark-C MLP 64-256-256-10 (84k parameters, batch 64 of digits) and an MLP
 64-768-768-512-10 (~1.0M parameters). Protocol as the anchors' step_overhead: SGD lr 0.05,
@@ -52,6 +53,7 @@ from trainground.gradients import Guard, GuardConfig
 GUARD_CONFIGS = {"guard": GuardConfig(), "guard_p10": GuardConfig(percentile=10.0, zscore=None),
                  "guard_trust_every2": GuardConfig(trust_every=2),
                  "guard_no_trust": GuardConfig(trust_region=False),
+                 "guard_p8": GuardConfig(trust_rise_overshoot=True),
                  "guard_bare": GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)}
 
 

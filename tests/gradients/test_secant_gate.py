@@ -130,3 +130,48 @@ def test_with_a_sparse_secant_the_loss_averages_keep_their_horizons_in_steps():
                     halfway[every, name] = t - 300
     assert abs(halfway[1, "fast"] - halfway[2, "fast"]) <= 2
     assert abs(halfway[1, "slow"] - halfway[2, "slow"]) <= 2
+
+
+def test_with_rise_overshoot_a_rising_loss_shrinks_only_with_a_significant_overshoot():
+    # Principle 8 (issue 15): a rising loss is evidence only with an overshoot significant over the
+    # long horizon; without one the scale recovers (grow, floor min_scale), on both paths.
+    rising = [1.0 + 0.02 * t for t in range(60)]
+    for overshoot, expect in ((False, 1.02), (True, 0.1)):
+        for tensor in (False, True):
+            region = SecantTrustRegion(min_factor=0.1, rise_overshoot=True)
+            if not tensor:
+                region._host_state()
+            gates = []
+            for loss in rising:
+                if tensor:
+                    f, floor = region._gate_tensor(torch.tensor(loss), torch.tensor(True), torch.tensor(overshoot))
+                else:
+                    f, floor = region._gate_host(loss, overshoot)
+                gates.append((float(f), float(floor)))
+            assert all(abs(f - expect) < 1e-6 and abs(floor - 0.01) < 1e-7 for f, floor in gates[20:])
+    # A loss that doubled is a divergence: evidence without the significance, on both paths.
+    jump = [1.0] * 100 + [10.0] * 10  # the short EMA ~3.7x the long one after 10 steps
+    for tensor in (False, True):
+        region = SecantTrustRegion(min_factor=0.1, rise_overshoot=True)
+        if not tensor:
+            region._host_state()
+        for loss in jump:
+            if tensor:
+                f, _ = region._gate_tensor(torch.tensor(loss), torch.tensor(True), torch.tensor(False))
+            else:
+                f, _ = region._gate_host(loss, False)
+        assert abs(float(f) - 0.1) < 1e-6
+    # Off (the default): a rising loss shrinks without the significance, as before.
+    region = SecantTrustRegion(min_factor=0.1)
+    region._host_state()
+    assert [region._gate_host(loss, False) for loss in rising][-1] == (0.1, 0.01)
+
+
+def test_rise_overshoot_round_trips_through_the_state_dict():
+    region = SecantTrustRegion(rise_overshoot=True)
+    clone = SecantTrustRegion()
+    clone.load_state_dict(region.state_dict())
+    assert clone.rise_overshoot is True
+    old = {k: v for k, v in region.state_dict().items() if k != "rise_overshoot"}  # a checkpoint from before
+    clone.load_state_dict(old)
+    assert clone.rise_overshoot is False

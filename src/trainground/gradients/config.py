@@ -83,6 +83,11 @@ class GuardConfig:
     # 48-51 % validation accuracy instead of 62-65 %); the first gate ("loss not improving")
     # shrank them on every plateau (an LSTM on the adding problem stalled at 1e-4, 0/8 solved).
     trust_loss_gate: bool = True
+    # A rising loss, too, shrinks the step only with an overshoot significant over the ~100 steps
+    # on which the loss is judged, or when the loss doubled (principle 8 in gradients/secant.py;
+    # issue 15). Off: a rising loss with rho > target is evidence by itself (an LSTM's plateau
+    # bumps then cost 50-100x cuts). Not the default: benchmarks/README.md, "C, extended, third pass".
+    trust_rise_overshoot: bool = False
     # Consecutive skipped steps that make a spike "persistent": roll back to the last good state.
     rollback_after: Annotated[int, AT_LEAST_ONE] = 3
     # Each rollback multiplies the trust scale of the restored state by this (it compounds, so
@@ -126,5 +131,5 @@ class GuardConfig:
             steps.append(ZScoreClip(z_thresh=self.zscore))
         if self.trust_region:
             steps.append(SecantTrustRegion(target=self.trust_target, every=self.trust_every,
-                                           loss_gate=self.trust_loss_gate))
+                                           loss_gate=self.trust_loss_gate, rise_overshoot=self.trust_rise_overshoot))
         return Chain(steps)
