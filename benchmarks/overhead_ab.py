@@ -138,7 +138,7 @@ def summarise(per_tree: dict[str, list[dict]]) -> dict:
                     "added_us_per_step": float(np.median(times - bare) * 1e6),
                     "ratio_median": float(np.median(ratio)),
                     "ratio_iqr": [float(np.percentile(ratio, 25)), float(np.percentile(ratio, 75))],
-                    "repeats": int(len(ratio)),
+                    "repeats": len(ratio),
                 }
     return out
 
