@@ -2,7 +2,8 @@
 
 ``PenultimateFeatures.write`` copies rows through numpy on a CPU (torch's row-wise
 ``index_put`` is ~3x slower there); ``host_norm`` reads the per-tensor norms one by one
-instead of stacking them. Both must give the same bits as the operations they replace.
+instead of stacking them; the loss history turns a chunk of CPU Guard floats into one
+tensor. Each must give the same bits as the operations it replaces.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from trainground.gradients.context import host_norm
+from trainground.monitors.history import _stack_rows
 from trainground.monitors.penultimate import PenultimateFeatures
 
 
@@ -54,3 +56,14 @@ def test_host_norm_is_the_stacked_norms_sum():
     expected = math.sqrt(sum(v * v for v in torch.stack(torch._foreach_norm(grads)).tolist()))
     assert host_norm(grads) == expected
     assert host_norm([]) == 0.0
+
+
+def test_history_chunk_of_guard_floats_matches_row_by_row():
+    torch.manual_seed(2)
+    rows = [(torch.randn(()), (float(torch.randn(())), float("nan") if i % 5 == 0 else 1e30 * i, 1.0 / 3))
+            for i in range(40)]
+    fast = _stack_rows(rows)  # every row from the CPU Guard: one tensor
+    slow = _stack_rows([*rows, (torch.zeros(()), None)])[:-1]  # one row without a Guard: row by row
+    assert fast.dtype == slow.dtype == torch.float32
+    assert torch.equal(fast.isnan(), slow.isnan())
+    assert torch.equal(fast.nan_to_num(7.0), slow.nan_to_num(7.0))
