@@ -176,7 +176,11 @@ def host_norm(grads: Sequence[Tensor], flat: Tensor | None = None) -> float:
         return float(torch.linalg.vector_norm(flat, dtype=torch.float32))
     if not grads:
         return 0.0
-    return math.sqrt(sum(v * v for v in torch.stack(torch._foreach_norm(list(grads))).tolist()))
+    total = 0.0
+    for norm in torch._foreach_norm(list(grads)):  # each read as is: no stack, no list of floats
+        value = float(norm)
+        total += value * value
+    return math.sqrt(total)
 
 
 class ScalarState:

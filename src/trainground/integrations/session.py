@@ -203,7 +203,7 @@ class TrainingSession:
     def _record(self, index: Tensor, logits: Tensor, labels: Tensor, *, split: str, loss: Tensor | None = None) -> None:
         features = None if self.features is None else self.features.take()
         self._batches.append((split, index, logits.detach(), labels, None if loss is None else loss.detach(), features))
-        self._rows += len(labels)
+        self._rows += labels.shape[0]
         if self._rows >= self.config.flush_rows:
             self.flush()
 
@@ -237,12 +237,12 @@ class TrainingSession:
         self.labels[index] = labels
         self.recorder.update(index, logits.float(), labels, split=split)
         if self.features is not None:
-            kept = [(b[1], b[5]) for b in batches if b[5] is not None and b[5].shape[0] == len(b[3])]
+            kept = [(b[1], b[5]) for b in batches if b[5] is not None and b[5].shape[0] == b[3].shape[0]]
             if kept:
                 self.features.epoch = self.state.epoch
                 positions = index if len(kept) == len(batches) else _cat_long([k[0] for k in kept], device)
                 self.features.write(positions, torch.cat([k[1] for k in kept]) if len(kept) > 1 else kept[0][1])
-        sizes = torch.tensor([len(b[3]) for b in batches], dtype=torch.float64, device=device)
+        sizes = torch.tensor([b[3].shape[0] for b in batches], dtype=torch.float64, device=device)
         if all(b[4] is not None for b in batches):  # the loop's own batch-mean losses
             losses = torch.stack([b[4] for b in batches]).reshape(len(batches)).to(device, torch.float64)
             loss_sum = (losses * sizes).sum()

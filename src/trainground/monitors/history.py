@@ -102,8 +102,11 @@ def _stack_rows(rows: list[tuple[Tensor, GuardRow]]) -> Tensor:
         loss = torch.stack(losses).float().reshape(len(rows))
     except RuntimeError:  # losses of mixed shapes or devices
         loss = torch.stack([x.float().reshape(()).to(losses[0].device) for x in losses])
-    guard = loss.new_full((len(rows), len(GUARD_COLUMNS)), float("nan"))
     on_host = [i for i, (_, g) in enumerate(rows) if isinstance(g, tuple)]
+    if len(on_host) == len(rows):  # every step from the CPU Guard: one tensor of all its floats
+        guard = torch.tensor([r[1] for r in rows], dtype=torch.float32).to(loss.device)
+        return torch.cat([loss.reshape(-1, 1), guard], dim=1)
+    guard = loss.new_full((len(rows), len(GUARD_COLUMNS)), float("nan"))
     if on_host:
         guard[on_host] = torch.tensor([rows[i][1] for i in on_host], dtype=torch.float32).to(loss.device)
     on_device = [i for i, (_, g) in enumerate(rows) if isinstance(g, Tensor)]

@@ -1,0 +1,69 @@
+"""The cheaper per-step paths write exactly what the plain tensor operations would.
+
+``PenultimateFeatures.write`` copies rows through numpy on a CPU (torch's row-wise
+``index_put`` is ~3x slower there); ``host_norm`` reads the per-tensor norms one by one
+instead of stacking them; the loss history turns a chunk of CPU Guard floats into one
+tensor. Each must give the same bits as the operations it replaces.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from trainground.gradients.context import host_norm
+from trainground.monitors.history import _stack_rows
+from trainground.monitors.penultimate import PenultimateFeatures
+
+
+def _reference_write(table: torch.Tensor, stamp: torch.Tensor, positions: torch.Tensor, x: torch.Tensor,
+                     epoch: int) -> None:
+    table[positions] = x.float()
+    stamp[positions] = epoch
+
+
+def test_cpu_feature_writes_match_index_put():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
+    features = PenultimateFeatures(model, 40)
+    table, stamp = torch.zeros(40, 7), torch.full((40,), -1, dtype=torch.long)
+    for epoch in range(3):
+        features.epoch = epoch
+        order = torch.randperm(40)
+        for chunk in (order[:16], order[16:30], order[30:]):
+            x = torch.randn(7, len(chunk)).T  # a non-contiguous batch of rows
+            features.write(chunk, x)
+            _reference_write(table, stamp, chunk, x, epoch)
+    assert torch.equal(features.table, table) and torch.equal(features.stamp, stamp)
+    half = torch.randn(3, 7, dtype=torch.float16)  # other dtypes take torch's path, converted
+    features.write(torch.tensor([0, 5, 9]), half)
+    _reference_write(table, stamp, torch.tensor([0, 5, 9]), half, 2)
+    assert torch.equal(features.table, table)
+
+
+def test_feature_write_skips_a_batch_of_another_shape():
+    model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
+    features = PenultimateFeatures(model, 10)
+    features.write(torch.tensor([1, 2]), torch.ones(3, 7))
+    assert features.table is None
+
+
+def test_host_norm_is_the_stacked_norms_sum():
+    torch.manual_seed(1)
+    grads = [torch.randn(64, 256), torch.randn(256), torch.randn(10, 256) * 1e-3, torch.randn(10) * 1e3]
+    expected = math.sqrt(sum(v * v for v in torch.stack(torch._foreach_norm(grads)).tolist()))
+    assert host_norm(grads) == expected
+    assert host_norm([]) == 0.0
+
+
+def test_history_chunk_of_guard_floats_matches_row_by_row():
+    torch.manual_seed(2)
+    rows = [(torch.randn(()), (float(torch.randn(())), float("nan") if i % 5 == 0 else 1e30 * i, 1.0 / 3))
+            for i in range(40)]
+    fast = _stack_rows(rows)  # every row from the CPU Guard: one tensor
+    slow = _stack_rows([*rows, (torch.zeros(()), None)])[:-1]  # one row without a Guard: row by row
+    assert fast.dtype == slow.dtype == torch.float32
+    assert torch.equal(fast.isnan(), slow.isnan())
+    assert torch.equal(fast.nan_to_num(7.0), slow.nan_to_num(7.0))
