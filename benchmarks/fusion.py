@@ -42,18 +42,19 @@ import json
 import math
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from trainground.boxes import box_iou
-from trainground.data.products import CLASSES, Vocabulary, make_products
-from trainground.diagnosis.target_outliers import (
-    object_class_issues,
-    object_label_issues,
-    regression_target_issues,
+from trainground.data.products import (
+    CLASSES,
+    Vocabulary,
+    make_products,
+    products_dataset,
 )
-from trainground.gradients import Guard, GuardConfig, TaskGradients
+from trainground.gradients import DynamicClipConfig, Guard, GuardConfig, TaskGradients
 from trainground.losses.detection import DetectionLoss
 from trainground.losses.regression import mse_loss
 from trainground.losses.task_weighting import make_weighting
@@ -65,6 +66,7 @@ from trainground.metrics import (
 )
 from trainground.models.detection import decode_detections
 from trainground.models.fusion import FusionModel
+from trainground.recipes.fusion import FusionRecipeConfig, train_fusion
 
 BARE = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)  # only the task clipping acts
 VARIANTS = {
@@ -73,6 +75,12 @@ VARIANTS = {
     "fusion_global": {"modalities": ("image", "text"), "clip": "global", "task_clip": False, "weighting": "static"},
     "fusion_modality": {"modalities": ("image", "text"), "clip": "modality", "task_clip": False, "weighting": "static"},
     "fusion_task_uw": {"modalities": ("image", "text"), "clip": "modality", "task_clip": True, "weighting": "uncertainty"},
+    # As fusion_task_uw, but every limit (each task, each modality group) follows its own gradient
+    # norm (AutoClip's 10th percentile / ZClip's z-score per part) instead of a fixed number.
+    "fusion_dynamic_percentile": {"modalities": ("image", "text"), "clip": "modality", "task_clip": True,
+                                  "weighting": "uncertainty", "dynamic": "percentile"},
+    "fusion_dynamic_zscore": {"modalities": ("image", "text"), "clip": "modality", "task_clip": True,
+                              "weighting": "uncertainty", "dynamic": "zscore"},
 }
 
 
@@ -98,8 +106,11 @@ def build(spec: dict, vocab_size: int, args, seed: int):
         groups = model.modality_groups()
         limit = args.max_norm / math.sqrt(len(groups))  # same bound on the whole update as the global clip
     shared = list(model.image.parameters()) if "image" in spec["modalities"] else list(model.text.parameters())
-    task_grads = TaskGradients(params, shared=shared, groups=groups, group_max_norm=limit,
-                               max_norm=args.max_norm / math.sqrt(len(tasks)) if spec["task_clip"] else None)
+    if spec.get("dynamic"):  # no fixed number: each part's limit from its own norm history
+        task_grads = TaskGradients(params, shared=shared, groups=groups, dynamic=DynamicClipConfig(kind=spec["dynamic"]))
+    else:
+        task_grads = TaskGradients(params, shared=shared, groups=groups, group_max_norm=limit,
+                                   max_norm=args.max_norm / math.sqrt(len(tasks)) if spec["task_clip"] else None)
     if args.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9)
     else:
@@ -185,8 +196,13 @@ def merge(paths: list[str]) -> dict:
 
 def diagnosis_means(runs: list[dict]) -> dict:
     keys = ("precision", "recall", "recall_other_class", "recall_moved")
-    return {k: {m: float(np.mean([r[k][m] for r in runs])) for m in keys if m in runs[0][k]}
-            for k in ("score_outliers", "wrong_boxes")}
+    checks = [k for k in ("score_outliers", "wrong_boxes", "loss_check", "box_check", "box_check_missing",
+                          "box_check_other_class") if k in runs[0]]
+    out = {k: {m: float(np.mean([r[k][m] for r in runs])) for m in keys if m in runs[0][k]} for k in checks}
+    for k, sub in (("box_check_missing", "vs_moved"), ("box_check_other_class", "vs_other_class")):
+        if k in runs[0]:
+            out[k][sub] = {m: float(np.mean([r[k][sub][m] for r in runs])) for m in ("precision", "recall")}
+    return out
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -200,6 +216,8 @@ def run_comparison(args) -> dict:
         data = load(args, seed, vocab)
         for loud in (1.0, 100.0):
             for name, spec in VARIANTS.items():
+                if args.variants and name not in args.variants.split(","):
+                    continue
                 if loud != 1.0 and "image" not in spec["modalities"]:
                     continue  # no detection loss to make loud
                 key = f"{name}{'_loud100' if loud != 1.0 else ''}"
@@ -246,46 +264,41 @@ def precision_recall(flagged: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def run_diagnosis(args) -> dict:
-    vocab, out = Vocabulary(), []
+    """Inject wrong targets, train through the recipe's ``fit`` path at its defaults, score the checks."""
+    import tempfile
+
+    out = []
     for seed in seeds(args):
-        data = load(args, seed, vocab)
-        x, y = data["train"]
-        noisy, is_outlier, wrong, _ = inject(y, args.noise_rate, seed)
-        perm = torch.randperm(len(noisy["score"]), generator=torch.Generator().manual_seed(seed))
-        n_val = len(perm) // 10
-        val, fit_idx = perm[:n_val], perm[n_val:]
-        data = {**data, "train": (take(x, fit_idx), take(noisy, fit_idx))}
-        xt, yt = data["train"]
-        mean, std = float(yt["score"].mean()), float(yt["score"].std())
-        det = DetectionLoss(len(CLASSES), grid=(8, 8), stride=4)
-        window = {"best": math.inf, "sums": None, "count": 0, "epochs": 0, "kept": None}
-
-        def watch(epoch, model, window=window, det=det, xt=xt, yt=yt, mean=mean, std=std, val=val, x=x, noisy=noisy):
-            out_t = predict(model, xt)
-            per_sample = torch.stack([out_t["score"] * std + mean], 0)
-            sums = (per_sample, det.per_object(out_t["boxes"], yt["boxes"]), det.class_margin(out_t["boxes"], yt["boxes"]))
-            window["sums"] = sums if window["sums"] is None else tuple(a + b for a, b in zip(window["sums"], sums, strict=True))
-            window["count"] += 1
-            out_v = predict(model, take(x, val))
-            yv = take(noisy, val)
-            vloss = float(mse_loss(out_v["score"], (yv["score"] - mean) / std) + det(out_v["boxes"], yv["boxes"]))
-            if vloss < window["best"]:  # the window ends at the lowest (noisy) validation loss
-                window.update(best=vloss, epochs=epoch + 1, kept=tuple(s / window["count"] for s in window["sums"]))
-
-        train(VARIANTS["fusion_modality"], data, args, seed=seed, watch=watch, loud=args.det_weight)
-        early_score, early_objects, early_margins = window["kept"]
-        reg = regression_target_issues(yt["score"], early_score[0])
-        obj = object_label_issues(early_objects)
-        if args.class_check:  # either check flags an object
-            obj = replace(obj, is_issue=obj.is_issue | object_class_issues(early_margins).is_issue)
-        truth_wrong = wrong[fit_idx.numpy()]
-        moved_or_class = precision_recall(obj.is_issue.numpy(), truth_wrong > 0)
-        for kind, name in ((1, "recall_other_class"), (2, "recall_moved")):
-            moved_or_class[name] = precision_recall(obj.is_issue.numpy(), truth_wrong == kind)["recall"]
-        res = {"seed": seed, "window_epochs": window["epochs"],
-               "score_outliers": precision_recall(reg.is_issue.numpy(), is_outlier[fit_idx.numpy()]),
-               "wrong_boxes": moved_or_class}
-        print(res, flush=True)
+        vocab = Vocabulary()
+        train = products_dataset(args.n_train, 1000 + seed, vocabulary=vocab)
+        test = products_dataset(args.n_test, 2000 + seed, vocabulary=vocab)
+        noisy, is_outlier, wrong, _ = inject(dict(train.targets), args.noise_rate, seed)
+        train = replace(train, targets=noisy)
+        config = FusionRecipeConfig(samples=args.n_train, test_samples=args.n_test, seed=seed, epochs=args.epochs)
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train_fusion(config, train, test, vocab_size=len(vocab), out=Path(tmp) / "run", report=False)
+        window = result.window
+        issues = window.results()
+        truth = torch.from_numpy(wrong)
+        boxes = window.box_issues()["boxes"]
+        checks = {"loss_check": issues["boxes"].is_issue, "box_check": boxes.is_issue,
+                  "box_check_missing": boxes.missing, "box_check_other_class": boxes.other_class}
+        res = {"seed": seed, "window_epochs": window.window_epochs, "test": result.test,
+               "score_outliers": precision_recall(issues["score"].is_issue.numpy(), is_outlier),
+               "class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar}
+        for name, flagged in checks.items():
+            pr = precision_recall(flagged.numpy(), wrong > 0)
+            for kind, key in ((1, "recall_other_class"), (2, "recall_moved")):
+                pr[key] = precision_recall(flagged.numpy(), wrong == kind)["recall"]
+            res[name] = pr
+        # Each flag kind against its own kind of injected error.
+        res["box_check_missing"]["vs_moved"] = precision_recall(boxes.missing.numpy(), wrong == 2)
+        res["box_check_other_class"]["vs_other_class"] = precision_recall(boxes.other_class.numpy(), wrong == 1)
+        flagged_rows = boxes.evidence(noisy["boxes"])
+        for row in flagged_rows:
+            row["injected"] = ("none", "other_class", "moved")[int(truth[row["image"], row["object"]])]
+        res["evidence_first_20"] = flagged_rows[:20]
+        print({k: v for k, v in res.items() if k != "evidence_first_20"}, flush=True)
         out.append(res)
     return {"runs": out, "mean": diagnosis_means(out)}
 
@@ -302,9 +315,7 @@ def main() -> None:
     parser.add_argument("--max-norm", type=float, default=1.0, help="whole-update clip bound (1.0, the common default)")
     parser.add_argument("--diagnose", action="store_true")
     parser.add_argument("--noise-rate", type=float, default=0.05)
-    parser.add_argument("--class-check", action="store_true", help="--diagnose: add the per-object class check")
-    parser.add_argument("--det-weight", type=float, default=1.0,
-                        help="--diagnose: weight of the detection loss (a stronger detector judges boxes better)")
+    parser.add_argument("--variants", default=None, help="comma-separated variants to run (default: all)")
     parser.add_argument("--seed-list", default=None, help="comma-separated seeds (instead of 0..seeds-1)")
     parser.add_argument("--merge", nargs="+", default=None, help="merge per-seed result files into --out")
     parser.add_argument("--out", default=None)

@@ -18,6 +18,11 @@ import torch
 from torch import Tensor
 
 from trainground.data.tasks import MultiTargetDataset
+from trainground.diagnosis.box_match import (
+    BoxIssues,
+    box_label_issues,
+    located_class_probs,
+)
 from trainground.diagnosis.target_outliers import (
     TargetIssues,
     object_class_issues,
@@ -39,11 +44,13 @@ class EarlyTargetWindow(Callback):
         class_check: also keep each object's class margin for ``object_class_issues``
             (off by default: with a detector whose classes are still confused it flags a
             large share of correct objects, see benchmarks/README.md).
+        box_check: keep the detector's class probabilities at each labelled box at the
+            window's end for ``box_match.box_label_issues`` (missing boxes, class swaps).
         batch_size: prediction batch size.
     """
 
     def __init__(self, data: MultiTargetDataset, detection_losses: dict[str, Any] | Any,
-                 *, class_check: bool = False, batch_size: int = 500) -> None:
+                 *, class_check: bool = False, box_check: bool = True, batch_size: int = 500) -> None:
         self.data, self.batch_size = data, batch_size
         self.regression = [t.name for t in data.tasks if t.kind == "regression"]
         detection = [t.name for t in data.tasks if t.kind == "detection"]
@@ -51,6 +58,9 @@ class EarlyTargetWindow(Callback):
         self.per_object = {name: losses[name].per_object for name in detection}
         # Per-object class margins (``DetectionLoss.class_margin``), when asked for.
         self.margins = {f"{name}_class": losses[name].class_margin for name in detection} if class_check else {}
+        self.box_check = box_check
+        # Per detection task, at the window's end: (q [N, M, C], best IoU [N, M], background [N, K]).
+        self.kept_boxes: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
         self.sums: dict[str, Tensor] = {}
         self.count = 0
         self.best = math.inf
@@ -65,6 +75,7 @@ class EarlyTargetWindow(Callback):
         device = next(model.parameters()).device
         n = len(self.data)
         parts: dict[str, list[Tensor]] = {}
+        located: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}
         for start in range(0, n, self.batch_size):
             positions = torch.arange(start, min(start + self.batch_size, n))
             _, x, y = self.data.get_batch(positions)
@@ -73,6 +84,8 @@ class EarlyTargetWindow(Callback):
                 parts.setdefault(name, []).append(out[name].reshape(len(positions)).float().cpu())
             for name, fn in self.per_object.items():
                 parts.setdefault(name, []).append(fn(out[name], y[name].to(device)).float().cpu())
+                if self.box_check:
+                    located.setdefault(name, []).append(tuple(t.cpu() for t in located_class_probs(out[name], y[name].to(device))))
             for key, fn in self.margins.items():
                 name = key.removesuffix("_class")
                 parts.setdefault(key, []).append(fn(out[name], y[name].to(device)).float().cpu())
@@ -85,7 +98,13 @@ class EarlyTargetWindow(Callback):
         if not self.kept or val < self.best:  # the window ends at the lowest validation loss
             self.best = val
             self.kept = {k: v / self.count for k, v in self.sums.items()}
+            self.kept_boxes = {k: tuple(torch.cat(p) for p in zip(*v, strict=True)) for k, v in located.items()}
             self.window_epochs = self.count
+
+    def box_issues(self) -> dict[str, BoxIssues]:
+        """``{detection task: BoxIssues}`` at the window's end (empty before the first epoch or when off)."""
+        return {name: box_label_issues(q, self.data.targets[name], background, best_iou)
+                for name, (q, best_iou, background) in self.kept_boxes.items()}
 
     def results(self) -> dict[str, TargetIssues]:
         """``{task: TargetIssues}`` of the kept window (empty before the first epoch)."""
@@ -99,6 +118,8 @@ class EarlyTargetWindow(Callback):
         for key in self.margins:
             if key in self.kept:
                 out[key] = object_class_issues(self.kept[key])
+        for name, boxes in self.box_issues().items():
+            out[f"{name}_box"] = TargetIssues(boxes.score.float(), boxes.is_issue, boxes.objectness.float())
         return out
 
     def issues(self) -> dict[str, int]:
