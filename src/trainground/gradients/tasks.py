@@ -126,10 +126,11 @@ def clip_per_task_(grads_by_task: Mapping[str, Grads], max_norm: float | Tensor 
     norms = [gradient_norm(g) for g in grads_by_task.values()]
     device = next((n.device for n in norms if n.device.type != "cpu"), torch.device("cpu"))
     stacked = torch.stack([n.to(device) for n in norms])
-    limit = torch.full_like(stacked, float("inf")) if max_norm is None else torch.as_tensor(max_norm).to(stacked)
-    if dynamic is not None:
-        limit = dynamic.limits(stacked, limit.expand_as(stacked))
-    scales = clip_scale(stacked, limit)
+    if dynamic is None:  # a Python float limit: the same arithmetic (to the bit) as before dynamic limits existed
+        scales = clip_scale(stacked, math.inf if max_norm is None else max_norm)
+    else:
+        cap = torch.full_like(stacked, math.inf) if max_norm is None else torch.as_tensor(max_norm).to(stacked)
+        scales = clip_scale(stacked, dynamic.limits(stacked, cap.expand_as(stacked)))
     for k, grads in enumerate(grads_by_task.values()):
         for g in grads:
             if g is not None:
@@ -148,14 +149,15 @@ def clip_groups_(grads: Grads, groups: Mapping[str, Sequence[int]], max_norm: Ma
     norms = [gradient_norm(part) for part in parts.values()]
     device = next((n.device for n in norms if n.device.type != "cpu"), torch.device("cpu"))
     stacked = torch.stack([n.to(device) for n in norms])
-    limit = torch.tensor([math.inf if max_norm[g] is None else float(max_norm[g]) for g in groups], device=device)
-    if dynamic is not None:
-        limit = dynamic.limits(stacked, limit)
-    scales = clip_scale(stacked, limit)
-    for k, part in enumerate(parts.values()):
+    if dynamic is None:  # one Python float limit per group: the same arithmetic as before dynamic limits existed
+        scales = [clip_scale(norm, max_norm[g]) for norm, g in zip(norms, groups, strict=True)]
+    else:
+        cap = torch.tensor([math.inf if max_norm[g] is None else float(max_norm[g]) for g in groups], device=device)
+        scales = list(clip_scale(stacked, dynamic.limits(stacked, cap)))
+    for scale, part in zip(scales, parts.values(), strict=True):
         for g in part:
             if g is not None:
-                g.mul_(scales[k].to(g.device, g.dtype))
+                g.mul_(scale.to(g.device, g.dtype))
     return stacked
 
 
