@@ -81,6 +81,9 @@ VARIANTS = {
                                   "weighting": "uncertainty", "dynamic": "percentile"},
     "fusion_dynamic_zscore": {"modalities": ("image", "text"), "clip": "modality", "task_clip": True,
                               "weighting": "uncertainty", "dynamic": "zscore"},
+    # Dynamic limits (AutoClip per part) under the fixed limits of fusion_task_uw as caps.
+    "fusion_dynamic_percentile_capped": {"modalities": ("image", "text"), "clip": "modality", "task_clip": True,
+                                         "weighting": "uncertainty", "dynamic": "percentile", "cap": True},
 }
 
 
@@ -106,8 +109,11 @@ def build(spec: dict, vocab_size: int, args, seed: int):
         groups = model.modality_groups()
         limit = args.max_norm / math.sqrt(len(groups))  # same bound on the whole update as the global clip
     shared = list(model.image.parameters()) if "image" in spec["modalities"] else list(model.text.parameters())
-    if spec.get("dynamic"):  # no fixed number: each part's limit from its own norm history
-        task_grads = TaskGradients(params, shared=shared, groups=groups, dynamic=DynamicClipConfig(kind=spec["dynamic"]))
+    if spec.get("dynamic"):  # each part's limit from its own norm history (under the fixed limits with "cap")
+        cap = spec.get("cap", False)
+        task_grads = TaskGradients(params, shared=shared, groups=groups, dynamic=DynamicClipConfig(kind=spec["dynamic"]),
+                                   group_max_norm=limit if cap else None,
+                                   max_norm=args.max_norm / math.sqrt(len(tasks)) if cap else None)
     else:
         task_grads = TaskGradients(params, shared=shared, groups=groups, group_max_norm=limit,
                                    max_norm=args.max_norm / math.sqrt(len(tasks)) if spec["task_clip"] else None)

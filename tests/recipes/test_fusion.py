@@ -42,3 +42,20 @@ def test_object_recall_counts_covered_objects():
     out = torch.cat([boxes, logits], dim=-1)
     assert object_recall(out, target).tolist() == [0.5]
     assert task_kind("detection").batch_metric(out, target).item() == 0.5
+
+
+def test_recipe_thresholds_option_swaps_the_fixed_limits_for_dynamic_ones():
+    from trainground.data.products import CLASSES
+    from trainground.losses import MultiTaskLoss
+    from trainground.losses.detection import DetectionLoss
+    from trainground.losses.regression import RegressionLoss
+    from trainground.models.fusion import FusionModel
+    from trainground.recipes.fusion import build_tasks
+
+    model = FusionModel(vocab_size=50, num_classes=len(CLASSES))
+    loss = MultiTaskLoss({"score": RegressionLoss("mse"), "boxes": DetectionLoss(len(CLASSES), grid=model.grid, stride=4)})
+    fixed = build_tasks(model, loss, FusionRecipeConfig())
+    dynamic = build_tasks(model, loss, FusionRecipeConfig(thresholds="zscore"))
+    assert fixed.dynamic is None and fixed.max_norm is not None
+    assert dynamic.dynamic.kind == "zscore" and dynamic.max_norm is None
+    assert set(dynamic.group_max_norm) == {"image", "text", "fusion"} and dynamic.group_thresholds is not None

@@ -4,7 +4,9 @@ After each epoch the callback predicts every sample of the dataset (eval mode, b
 ``batch_size``) and adds to running sums each regression task's prediction and each
 detection task's per-object loss; at the epoch of the lowest validation loss (the sum of the
 tasks' raw validation losses, so a learned task weighting does not move it) it keeps the
-window's means. :meth:`EarlyTargetWindow.issues` then runs ``target_outliers`` on them.
+window's means, and (``box_check``) each detection task's class probabilities at every labelled
+box at that epoch. :meth:`EarlyTargetWindow.issues` then runs ``target_outliers`` and
+``box_match`` on them.
 Same reasoning as ``early_learning.EarlyLearningWindow`` for class labels: before a network
 memorises, its predictions on wrong targets stay with the pattern of the clean ones.
 """
