@@ -104,12 +104,13 @@ class BoxIssues:
         bars = self.class_bars[self.given.clamp_min(0)].clamp_min(1e-12)
         return torch.where(self.given >= 0, (self.given_prob / bars).clamp(0, 1), torch.full_like(self.given_prob, float("nan")))
 
-    def evidence(self, target: Tensor) -> list[dict[str, object]]:
-        """One row per flagged object: image, object, box, given and seen class, probabilities, IoU."""
+    def evidence(self, target: Tensor, index: Tensor | None = None) -> list[dict[str, object]]:
+        """One row per flagged object: image (its dataset ``index`` when given, else its position),
+        object row, box, given and seen class, probabilities, best IoU."""
         rows = []
         for image, obj in self.is_issue.nonzero().tolist():
             rows.append({
-                "image": image, "object": obj, "box": [round(float(v), 2) for v in target[image, obj, :4]],
+                "image": image if index is None else int(index[image]), "object": obj, "box": [round(float(v), 2) for v in target[image, obj, :4]],
                 "given_class": int(target[image, obj, 4]), "issue": "missing" if bool(self.missing[image, obj]) else "other_class",
                 "predicted_class": int(self.predicted[image, obj]), "objectness": round(float(self.objectness[image, obj]), 4),
                 "given_prob": round(float(self.given_prob[image, obj]), 4), "best_iou": round(float(self.best_iou[image, obj]), 4),

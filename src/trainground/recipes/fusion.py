@@ -72,6 +72,8 @@ class FusionRecipeConfig:
     # follows a running statistic of its own gradient norm instead (AutoClip's 10th percentile /
     # ZClip's z-score per part, gradients.norm_thresholds), and the fixed limits are not used.
     thresholds: Literal["fixed", "percentile", "zscore"] = "fixed"
+    # Multiplies the detection loss before the task weighting (100: the benchmark's "loud" image modality).
+    detection_weight: Annotated[float, POSITIVE] = 1.0
     # Task weighting: "uncertainty" learns one log-variance per task (Kendall et al. 2018).
     weighting: Literal["static", "uncertainty", "dwa"] = "uncertainty"
     threads: Annotated[int, AT_LEAST_ONE] | None = 1
@@ -88,6 +90,17 @@ class FusionResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     # The early-learning window: per-target issues (``results()``) and the box check (``box_issues()``).
     window: EarlyTargetWindow | None = None
+
+
+class _Scaled(torch.nn.Module):
+    """``weight * loss(output, target)``: a task loss made louder or quieter before the weighting."""
+
+    def __init__(self, loss: torch.nn.Module, weight: float) -> None:
+        super().__init__()
+        self.loss, self.weight = loss, weight
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.weight * self.loss(output, target)
 
 
 def standardised(data: MultiTargetDataset, mean: float, std: float) -> MultiTargetDataset:
@@ -143,11 +156,12 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
     mean, std = float(train.targets["score"].mean()), float(train.targets["score"].std())
     torch.manual_seed(config.seed)
     model = FusionModel(vocab_size=vocab_size, num_classes=len(CLASSES))
+    detection = DetectionLoss(len(CLASSES), grid=model.grid, stride=model.image.stride)
     loss = MultiTaskLoss({"score": RegressionLoss("mse"),
-                          "boxes": DetectionLoss(len(CLASSES), grid=model.grid, stride=model.image.stride)},
+                          "boxes": detection if config.detection_weight == 1.0 else _Scaled(detection, config.detection_weight)},
                          weighting=config.weighting)
     tasks = build_tasks(model, loss, config)
-    window = EarlyTargetWindow(standardised(train, mean, std), loss.task_losses["boxes"])
+    window = EarlyTargetWindow(standardised(train, mean, std), detection)
     run = RunDir.create(out, overwrite=overwrite, resumable=True)
     try:
         run.write_config({"recipe": "fusion", **asdict(config)})
@@ -168,7 +182,7 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
     run.record(BOX_ISSUES_FILE)  # listed before it is written
     atomic_write_text(run.path / BOX_ISSUES_FILE, json.dumps(
         {"class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar, "classes": list(CLASSES),
-         "window_epochs": window.window_epochs, "flagged": boxes.evidence(train.targets["boxes"])}, indent=1))
+         "window_epochs": window.window_epochs, "flagged": boxes.evidence(train.targets["boxes"], train.index)}, indent=1))
     if report:
         write_report(run.path)  # the per-task loss, metric and gradient panels of a multi-target run
     outcome = FusionResult(scores, issues, run.path, time.perf_counter() - started, result.history, window)
