@@ -10,29 +10,30 @@ seed=2000 + s)`` (another draw of every randomised factor). Variants:
   the fused score head each clipped to
   ``max_norm / sqrt(3)`` (the same bound on the whole update as the global clip);
 - ``fusion_task_uw``: per-modality clip, plus each task's gradient clipped to
-  ``max_norm / sqrt(2)`` and uncertainty task weighting (Kendall et al. 2018).
+  ``max_norm / sqrt(2)`` and uncertainty task weighting (Kendall et al. 2018);
+- ``fusion_dynamic_percentile`` / ``fusion_dynamic_zscore``: as ``fusion_task_uw`` with every
+  limit following its own part's gradient norm (``gradients.norm_thresholds``) instead of a
+  fixed number; ``fusion_dynamic_percentile_capped``: the same under the fixed limits as caps.
 
 Each is run plainly and with the detection loss scaled 100x (the image modality's
-gradients made 100x louder). The training loop is written on the library's Guard +
-``TaskGradients`` (not on ``fit``: the multi-target ``fit`` was merged after this loop was
-written; ``trainground recipe fusion`` trains the same model through ``fit``). Optimiser:
-Adam (the library's default). With SGD + momentum (lr 0.05, where a clip changes the step
-size directly) the score head died (R^2 ~ 0) in probe runs on a seed the benchmark does not
-use, so SGD is not reported; under Adam a constant rescaling of a gradient is mostly
-undone by the per-parameter normalisation, so what a 100x louder task changes is mainly
-its share of the *shared* parameters' update (per-task clipping and task weighting act
-there; per-modality clipping does not).
+gradients made 100x louder). By default the loop is the library's Guard + ``TaskGradients``
+(written before the multi-target ``fit`` landed); ``--fit`` trains the fusion variants
+through the recipe's path instead (``recipes.fusion.train_fusion``: ``fit`` with 10 % held out
+for validation, the early-learning window watching). Optimiser: Adam (the library's
+default), or ``--optimizer sgd`` (momentum 0.9; the old loop only). Under Adam a constant
+rescaling of a gradient is mostly undone by the per-parameter normalisation, so what a 100x
+louder task changes is mainly its share of the *shared* parameters' update; under SGD a clip
+sets the step size directly (benchmarks/README.md: the text encoder's share).
 
 ``--diagnose``: 5 % of training scores get an outlier (+-3..5 standard deviations) and 5 %
 of the images one wrong box (half moved elsewhere, half given another class); the model is
-trained with per-modality clipping, the early-learning window ends at the lowest validation
-loss (10 % of the noisy training data), and ``diagnosis.target_outliers`` flags targets.
+trained through the recipe's ``fit`` path at its defaults, and the early-learning window's
+checks are scored: ``target_outliers`` (scores, the per-object loss check) and
+``box_match`` (the box check).
 
-    OMP_NUM_THREADS=1 python benchmarks/fusion.py --seeds 3 --out benchmarks/results/fusion.json
-    OMP_NUM_THREADS=1 python benchmarks/fusion.py --diagnose --seeds 3 --out benchmarks/results/fusion_diagnosis.json
-    # a stronger detector (20 epochs, detection loss x10: mAP ~0.7 instead of ~0.3) for the box check
-    OMP_NUM_THREADS=1 python benchmarks/fusion.py --diagnose --seeds 3 --epochs 20 --det-weight 10 \
-        --out benchmarks/results/fusion_diagnosis_20ep.json
+    OMP_NUM_THREADS=1 python benchmarks/fusion.py --seed-list 0 --out cmp_0.json   # one process per seed, then --merge
+    OMP_NUM_THREADS=1 python benchmarks/fusion.py --fit --variants fusion_global,fusion_modality --seed-list 0 --out fit_0.json
+    OMP_NUM_THREADS=1 python benchmarks/fusion.py --diagnose --seed-list 0 --out d_0.json
 """
 
 from __future__ import annotations
@@ -350,6 +351,8 @@ def main() -> None:
     parser.add_argument("--merge", nargs="+", default=None, help="merge per-seed result files into --out")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.fit and args.optimizer != "adam":
+        parser.error("--fit trains through the recipe, whose optimiser is fit's default (Adam)")
     if args.merge:
         with open(args.out, "w") as f:
             json.dump(merge(args.merge), f, indent=1)
