@@ -55,6 +55,8 @@ from trainground.data.products import (
     make_products,
     products_dataset,
 )
+from trainground.engine import FitConfig
+from trainground.engine.loop import _split
 from trainground.gradients import DynamicClipConfig, Guard, GuardConfig, TaskGradients
 from trainground.losses.detection import DetectionLoss
 from trainground.losses.regression import mse_loss
@@ -67,7 +69,7 @@ from trainground.metrics import (
 )
 from trainground.models.detection import decode_detections
 from trainground.models.fusion import FusionModel
-from trainground.recipes.fusion import FusionRecipeConfig, train_fusion
+from trainground.recipes.fusion import FusionRecipeConfig, standardised, train_fusion
 
 BARE = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)  # only the task clipping acts
 VARIANTS = {
@@ -323,6 +325,14 @@ def run_diagnosis(args) -> dict:
         # Each flag kind against its own kind of injected error.
         res["box_check_missing"]["vs_moved"] = precision_recall(boxes.missing.numpy(), wrong == 2)
         res["box_check_other_class"]["vs_other_class"] = precision_recall(boxes.other_class.numpy(), wrong == 1)
+        # The share fit held out for validation was never trained on: the box check there is out-of-sample
+        # (fit's own split, read through its private helper).
+        held_out = np.zeros(len(wrong), dtype=bool)
+        held_out[_split(standardised(train, 0.0, 1.0), None, FitConfig(seed=seed))[1].positions.numpy()] = True
+        for name, rows in (("held_out", held_out), ("trained_on", ~held_out)):
+            flags, truth_rows = boxes.is_issue.numpy()[rows], wrong[rows] > 0
+            res[f"box_check_{name}"] = {"images": int(rows.sum()), "flagged": int(flags.sum()),
+                                        "true_flags": int((flags & truth_rows).sum()), "injected": int(truth_rows.sum())}
         flagged_rows = boxes.evidence(noisy["boxes"])
         for row in flagged_rows:
             row["injected"] = ("none", "other_class", "moved")[int(truth[row["image"], row["object"]])]
