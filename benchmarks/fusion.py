@@ -55,7 +55,9 @@ from trainground.data.products import (
     make_products,
     products_dataset,
 )
-from trainground.engine import FitConfig
+from trainground.data.tasks import gather
+from trainground.diagnosis.box_match import box_label_issues, located_class_probs
+from trainground.engine import Callback, FitConfig
 from trainground.engine.loop import _split
 from trainground.gradients import DynamicClipConfig, Guard, GuardConfig, TaskGradients
 from trainground.losses.detection import DetectionLoss
@@ -69,7 +71,12 @@ from trainground.metrics import (
 )
 from trainground.models.detection import decode_detections
 from trainground.models.fusion import FusionModel
-from trainground.recipes.fusion import FusionRecipeConfig, standardised, train_fusion
+from trainground.recipes.fusion import (
+    FusionRecipeConfig,
+    predict_outputs,
+    standardised,
+    train_fusion,
+)
 
 BARE = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)  # only the task clipping acts
 VARIANTS = {
@@ -342,6 +349,67 @@ def run_diagnosis(args) -> dict:
     return {"runs": out, "mean": diagnosis_means(out)}
 
 
+def _subset(data, idx: torch.Tensor):
+    return replace(data, features=gather(data.features, idx), targets={t: v[idx] for t, v in data.targets.items()},
+                   index=data.index[idx])
+
+
+class _FoldBoxes(Callback):
+    """After each epoch: the detector's class probabilities at the held-out fold's labelled boxes."""
+
+    def __init__(self, fold) -> None:
+        self.fold, self.epochs = fold, []
+
+    @torch.no_grad()
+    def on_epoch_end(self, state) -> None:
+        boxes = predict_outputs(state.model, self.fold.features)["boxes"]
+        self.epochs.append(located_class_probs(boxes, self.fold.targets["boxes"]))
+
+
+def run_out_of_sample(args) -> dict:
+    """The box check on out-of-sample predictions: K folds, each judged by a model (the recipe's
+    defaults, through ``fit``) trained on the other K-1, at that model's early-learning window end."""
+    import tempfile
+
+    out = []
+    for seed in seeds(args):
+        vocab = Vocabulary()
+        train = products_dataset(args.n_train, 1000 + seed, vocabulary=vocab)
+        test = products_dataset(args.n_test, 2000 + seed, vocabulary=vocab)
+        noisy, _, wrong, _ = inject(dict(train.targets), args.noise_rate, seed)
+        train = replace(train, targets=noisy)
+        n = len(train)
+        folds = np.array_split(np.random.default_rng(seed).permutation(n), args.folds)
+        q = torch.zeros(n, noisy["boxes"].shape[1], len(CLASSES))
+        best_iou = torch.zeros(n, noisy["boxes"].shape[1])
+        background = torch.zeros(n, 64)
+        window_epochs = []
+        for k, held in enumerate(folds):
+            rest = torch.from_numpy(np.sort(np.concatenate([f for j, f in enumerate(folds) if j != k])))
+            held = torch.from_numpy(np.sort(held))
+            watch = _FoldBoxes(_subset(train, held))
+            config = FusionRecipeConfig(samples=len(rest), test_samples=args.n_test, seed=seed, epochs=args.epochs)
+            with tempfile.TemporaryDirectory() as tmp:
+                result = train_fusion(config, _subset(train, rest), test, vocab_size=len(vocab), out=Path(tmp) / "run",
+                                      report=False, callbacks=[watch])
+            kept = watch.epochs[result.window.window_epochs - 1]  # the fold model's window end
+            q[held], best_iou[held], background[held] = kept
+            window_epochs.append(result.window.window_epochs)
+        boxes = box_label_issues(q, noisy["boxes"], background, best_iou)
+        res = {"seed": seed, "folds": args.folds, "window_epochs": window_epochs}
+        for name, flagged in (("box_check", boxes.is_issue), ("box_check_missing", boxes.missing),
+                              ("box_check_other_class", boxes.other_class)):
+            pr = precision_recall(flagged.numpy(), wrong > 0)
+            for kind, key in ((1, "recall_other_class"), (2, "recall_moved")):
+                pr[key] = precision_recall(flagged.numpy(), wrong == kind)["recall"]
+            res[name] = pr
+        res["box_check_missing"]["vs_moved"] = precision_recall(boxes.missing.numpy(), wrong == 2)
+        res["box_check_other_class"]["vs_other_class"] = precision_recall(boxes.other_class.numpy(), wrong == 1)
+        print(res, flush=True)
+        out.append(res)
+    return {"runs": out, "mean": diagnosis_means(out)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -354,6 +422,8 @@ def main() -> None:
     parser.add_argument("--max-norm", type=float, default=1.0, help="whole-update clip bound (1.0, the common default)")
     parser.add_argument("--diagnose", action="store_true")
     parser.add_argument("--noise-rate", type=float, default=0.05)
+    parser.add_argument("--folds", type=int, default=0,
+                        help="--diagnose: judge boxes out of sample, K folds (K trainings through fit)")
     parser.add_argument("--fit", action="store_true",
                         help="train the fusion variants through the recipe's fit path (Adam; 10 %% held out for validation)")
     parser.add_argument("--variants", default=None, help="comma-separated variants to run (default: all)")
@@ -369,7 +439,10 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    result = run_diagnosis(args) if args.diagnose else run_comparison(args)
+    if args.diagnose:
+        result = run_out_of_sample(args) if args.folds else run_diagnosis(args)
+    else:
+        result = run_comparison(args)
     result["config"] = vars(args)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     result["note"] = "CPU, 1 thread, machine shared with other jobs (loaded): times are indicative only"
