@@ -10,29 +10,30 @@ seed=2000 + s)`` (another draw of every randomised factor). Variants:
   the fused score head each clipped to
   ``max_norm / sqrt(3)`` (the same bound on the whole update as the global clip);
 - ``fusion_task_uw``: per-modality clip, plus each task's gradient clipped to
-  ``max_norm / sqrt(2)`` and uncertainty task weighting (Kendall et al. 2018).
+  ``max_norm / sqrt(2)`` and uncertainty task weighting (Kendall et al. 2018);
+- ``fusion_dynamic_percentile`` / ``fusion_dynamic_zscore``: as ``fusion_task_uw`` with every
+  limit following its own part's gradient norm (``gradients.norm_thresholds``) instead of a
+  fixed number; ``fusion_dynamic_percentile_capped``: the same under the fixed limits as caps.
 
 Each is run plainly and with the detection loss scaled 100x (the image modality's
-gradients made 100x louder). The training loop is written on the library's Guard +
-``TaskGradients`` (not on ``fit``: the multi-target ``fit`` was merged after this loop was
-written; ``trainground recipe fusion`` trains the same model through ``fit``). Optimiser:
-Adam (the library's default). With SGD + momentum (lr 0.05, where a clip changes the step
-size directly) the score head died (R^2 ~ 0) in probe runs on a seed the benchmark does not
-use, so SGD is not reported; under Adam a constant rescaling of a gradient is mostly
-undone by the per-parameter normalisation, so what a 100x louder task changes is mainly
-its share of the *shared* parameters' update (per-task clipping and task weighting act
-there; per-modality clipping does not).
+gradients made 100x louder). By default the loop is the library's Guard + ``TaskGradients``
+(written before the multi-target ``fit`` landed); ``--fit`` trains the fusion variants
+through the recipe's path instead (``recipes.fusion.train_fusion``: ``fit`` with 10 % held out
+for validation, the early-learning window watching). Optimiser: Adam (the library's
+default), or ``--optimizer sgd`` (momentum 0.9; the old loop only). Under Adam a constant
+rescaling of a gradient is mostly undone by the per-parameter normalisation, so what a 100x
+louder task changes is mainly its share of the *shared* parameters' update; under SGD a clip
+sets the step size directly (benchmarks/README.md: the text encoder's share).
 
 ``--diagnose``: 5 % of training scores get an outlier (+-3..5 standard deviations) and 5 %
 of the images one wrong box (half moved elsewhere, half given another class); the model is
-trained with per-modality clipping, the early-learning window ends at the lowest validation
-loss (10 % of the noisy training data), and ``diagnosis.target_outliers`` flags targets.
+trained through the recipe's ``fit`` path at its defaults, and the early-learning window's
+checks are scored: ``target_outliers`` (scores, the per-object loss check) and
+``box_match`` (the box check).
 
-    OMP_NUM_THREADS=1 python benchmarks/fusion.py --seeds 3 --out benchmarks/results/fusion.json
-    OMP_NUM_THREADS=1 python benchmarks/fusion.py --diagnose --seeds 3 --out benchmarks/results/fusion_diagnosis.json
-    # a stronger detector (20 epochs, detection loss x10: mAP ~0.7 instead of ~0.3) for the box check
-    OMP_NUM_THREADS=1 python benchmarks/fusion.py --diagnose --seeds 3 --epochs 20 --det-weight 10 \
-        --out benchmarks/results/fusion_diagnosis_20ep.json
+    OMP_NUM_THREADS=1 python benchmarks/fusion.py --seed-list 0 --out cmp_0.json   # one process per seed, then --merge
+    OMP_NUM_THREADS=1 python benchmarks/fusion.py --fit --variants fusion_global,fusion_modality --seed-list 0 --out fit_0.json
+    OMP_NUM_THREADS=1 python benchmarks/fusion.py --diagnose --seed-list 0 --out d_0.json
 """
 
 from __future__ import annotations
@@ -42,18 +43,23 @@ import json
 import math
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from trainground.boxes import box_iou
-from trainground.data.products import CLASSES, Vocabulary, make_products
-from trainground.diagnosis.target_outliers import (
-    object_class_issues,
-    object_label_issues,
-    regression_target_issues,
+from trainground.data.products import (
+    CLASSES,
+    Vocabulary,
+    make_products,
+    products_dataset,
 )
-from trainground.gradients import Guard, GuardConfig, TaskGradients
+from trainground.data.tasks import gather
+from trainground.diagnosis.box_match import box_label_issues, located_class_probs
+from trainground.engine import Callback, FitConfig
+from trainground.engine.loop import _split
+from trainground.gradients import DynamicClipConfig, Guard, GuardConfig, TaskGradients
 from trainground.losses.detection import DetectionLoss
 from trainground.losses.regression import mse_loss
 from trainground.losses.task_weighting import make_weighting
@@ -65,6 +71,12 @@ from trainground.metrics import (
 )
 from trainground.models.detection import decode_detections
 from trainground.models.fusion import FusionModel
+from trainground.recipes.fusion import (
+    FusionRecipeConfig,
+    predict_outputs,
+    standardised,
+    train_fusion,
+)
 
 BARE = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)  # only the task clipping acts
 VARIANTS = {
@@ -73,6 +85,15 @@ VARIANTS = {
     "fusion_global": {"modalities": ("image", "text"), "clip": "global", "task_clip": False, "weighting": "static"},
     "fusion_modality": {"modalities": ("image", "text"), "clip": "modality", "task_clip": False, "weighting": "static"},
     "fusion_task_uw": {"modalities": ("image", "text"), "clip": "modality", "task_clip": True, "weighting": "uncertainty"},
+    # As fusion_task_uw, but every limit (each task, each modality group) follows its own gradient
+    # norm (AutoClip's 10th percentile / ZClip's z-score per part) instead of a fixed number.
+    "fusion_dynamic_percentile": {"modalities": ("image", "text"), "clip": "modality", "task_clip": True,
+                                  "weighting": "uncertainty", "dynamic": "percentile"},
+    "fusion_dynamic_zscore": {"modalities": ("image", "text"), "clip": "modality", "task_clip": True,
+                              "weighting": "uncertainty", "dynamic": "zscore"},
+    # Dynamic limits (AutoClip per part) under the fixed limits of fusion_task_uw as caps.
+    "fusion_dynamic_percentile_capped": {"modalities": ("image", "text"), "clip": "modality", "task_clip": True,
+                                         "weighting": "uncertainty", "dynamic": "percentile", "cap": True},
 }
 
 
@@ -98,8 +119,14 @@ def build(spec: dict, vocab_size: int, args, seed: int):
         groups = model.modality_groups()
         limit = args.max_norm / math.sqrt(len(groups))  # same bound on the whole update as the global clip
     shared = list(model.image.parameters()) if "image" in spec["modalities"] else list(model.text.parameters())
-    task_grads = TaskGradients(params, shared=shared, groups=groups, group_max_norm=limit,
-                               max_norm=args.max_norm / math.sqrt(len(tasks)) if spec["task_clip"] else None)
+    if spec.get("dynamic"):  # each part's limit from its own norm history (under the fixed limits with "cap")
+        cap = spec.get("cap", False)
+        task_grads = TaskGradients(params, shared=shared, groups=groups, dynamic=DynamicClipConfig(kind=spec["dynamic"]),
+                                   group_max_norm=limit if cap else None,
+                                   max_norm=args.max_norm / math.sqrt(len(tasks)) if cap else None)
+    else:
+        task_grads = TaskGradients(params, shared=shared, groups=groups, group_max_norm=limit,
+                                   max_norm=args.max_norm / math.sqrt(len(tasks)) if spec["task_clip"] else None)
     if args.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9)
     else:
@@ -185,13 +212,35 @@ def merge(paths: list[str]) -> dict:
 
 def diagnosis_means(runs: list[dict]) -> dict:
     keys = ("precision", "recall", "recall_other_class", "recall_moved")
-    return {k: {m: float(np.mean([r[k][m] for r in runs])) for m in keys if m in runs[0][k]}
-            for k in ("score_outliers", "wrong_boxes")}
+    checks = [k for k in ("score_outliers", "wrong_boxes", "loss_check", "box_check", "box_check_missing",
+                          "box_check_other_class") if k in runs[0]]
+    out = {k: {m: float(np.mean([r[k][m] for r in runs])) for m in keys if m in runs[0][k]} for k in checks}
+    for k, sub in (("box_check_missing", "vs_moved"), ("box_check_other_class", "vs_other_class")):
+        if k in runs[0]:
+            out[k][sub] = {m: float(np.mean([r[k][sub][m] for r in runs])) for m in ("precision", "recall")}
+    return out
 
 
 def summarise(runs: list[dict]) -> dict:
     keys = [k for k in ("mae", "r2", "map50") if k in runs[0]]
     return {k: {"mean": float(np.mean([r[k] for r in runs])), "std": float(np.std([r[k] for r in runs]))} for k in keys}
+
+
+def train_through_fit(spec: dict, seed: int, loud: float, args) -> dict:
+    """One fusion variant through the recipe's ``fit`` path (``recipes.fusion.train_fusion``)."""
+    import tempfile
+
+    vocab = Vocabulary()
+    train_set = products_dataset(args.n_train, 1000 + seed, vocabulary=vocab)
+    test_set = products_dataset(args.n_test, 2000 + seed, vocabulary=vocab)
+    config = FusionRecipeConfig(samples=args.n_train, test_samples=args.n_test, seed=seed, epochs=args.epochs,
+                                batch_size=args.batch, lr=args.lr, clip=spec["clip"], max_norm=args.max_norm,
+                                task_clip=spec["task_clip"], weighting=spec["weighting"],
+                                thresholds=spec.get("dynamic", "fixed"), detection_weight=loud)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train_fusion(config, train_set, test_set, vocab_size=len(vocab), out=Path(tmp) / "run", report=False)
+    return {**result.test, "train_s": round(time.perf_counter() - t0, 1)}
 
 
 def run_comparison(args) -> dict:
@@ -200,10 +249,17 @@ def run_comparison(args) -> dict:
         data = load(args, seed, vocab)
         for loud in (1.0, 100.0):
             for name, spec in VARIANTS.items():
+                if args.variants and name not in args.variants.split(","):
+                    continue
                 if loud != 1.0 and "image" not in spec["modalities"]:
                     continue  # no detection loss to make loud
                 key = f"{name}{'_loud100' if loud != 1.0 else ''}"
-                run = train(spec, data, args, seed=seed, loud=loud)
+                if args.fit:
+                    if len(spec["modalities"]) < 2 or spec.get("cap"):
+                        continue  # the recipe trains the fusion model with its own limits only
+                    run = train_through_fit(spec, seed, loud, args)
+                else:
+                    run = train(spec, data, args, seed=seed, loud=loud)
                 results.setdefault(key, []).append(run)
                 print(key, seed, {k: round(v, 4) for k, v in run.items() if isinstance(v, float)}, flush=True)
     return {"runs": results, "summary": {k: summarise(v) for k, v in results.items()}}
@@ -246,45 +302,109 @@ def precision_recall(flagged: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def run_diagnosis(args) -> dict:
-    vocab, out = Vocabulary(), []
+    """Inject wrong targets, train through the recipe's ``fit`` path at its defaults, score the checks."""
+    import tempfile
+
+    out = []
     for seed in seeds(args):
-        data = load(args, seed, vocab)
-        x, y = data["train"]
-        noisy, is_outlier, wrong, _ = inject(y, args.noise_rate, seed)
-        perm = torch.randperm(len(noisy["score"]), generator=torch.Generator().manual_seed(seed))
-        n_val = len(perm) // 10
-        val, fit_idx = perm[:n_val], perm[n_val:]
-        data = {**data, "train": (take(x, fit_idx), take(noisy, fit_idx))}
-        xt, yt = data["train"]
-        mean, std = float(yt["score"].mean()), float(yt["score"].std())
-        det = DetectionLoss(len(CLASSES), grid=(8, 8), stride=4)
-        window = {"best": math.inf, "sums": None, "count": 0, "epochs": 0, "kept": None}
+        vocab = Vocabulary()
+        train = products_dataset(args.n_train, 1000 + seed, vocabulary=vocab)
+        test = products_dataset(args.n_test, 2000 + seed, vocabulary=vocab)
+        noisy, is_outlier, wrong, _ = inject(dict(train.targets), args.noise_rate, seed)
+        train = replace(train, targets=noisy)
+        config = FusionRecipeConfig(samples=args.n_train, test_samples=args.n_test, seed=seed, epochs=args.epochs)
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train_fusion(config, train, test, vocab_size=len(vocab), out=Path(tmp) / "run", report=False)
+        window = result.window
+        issues = window.results()
+        truth = torch.from_numpy(wrong)
+        boxes = window.box_issues()["boxes"]
+        checks = {"loss_check": issues["boxes"].is_issue, "box_check": boxes.is_issue,
+                  "box_check_missing": boxes.missing, "box_check_other_class": boxes.other_class}
+        res = {"seed": seed, "window_epochs": window.window_epochs, "test": result.test,
+               "score_outliers": precision_recall(issues["score"].is_issue.numpy(), is_outlier),
+               "class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar}
+        for name, flagged in checks.items():
+            pr = precision_recall(flagged.numpy(), wrong > 0)
+            for kind, key in ((1, "recall_other_class"), (2, "recall_moved")):
+                pr[key] = precision_recall(flagged.numpy(), wrong == kind)["recall"]
+            res[name] = pr
+        # Each flag kind against its own kind of injected error.
+        res["box_check_missing"]["vs_moved"] = precision_recall(boxes.missing.numpy(), wrong == 2)
+        res["box_check_other_class"]["vs_other_class"] = precision_recall(boxes.other_class.numpy(), wrong == 1)
+        # The share fit held out for validation was never trained on: the box check there is out-of-sample
+        # (fit's own split, read through its private helper).
+        held_out = np.zeros(len(wrong), dtype=bool)
+        held_out[_split(standardised(train, 0.0, 1.0), None, FitConfig(seed=seed))[1].positions.numpy()] = True
+        for name, rows in (("held_out", held_out), ("trained_on", ~held_out)):
+            flags, truth_rows = boxes.is_issue.numpy()[rows], wrong[rows] > 0
+            res[f"box_check_{name}"] = {"images": int(rows.sum()), "flagged": int(flags.sum()),
+                                        "true_flags": int((flags & truth_rows).sum()), "injected": int(truth_rows.sum())}
+        flagged_rows = boxes.evidence(noisy["boxes"])
+        for row in flagged_rows:
+            row["injected"] = ("none", "other_class", "moved")[int(truth[row["image"], row["object"]])]
+        res["evidence_first_20"] = flagged_rows[:20]
+        print({k: v for k, v in res.items() if k != "evidence_first_20"}, flush=True)
+        out.append(res)
+    return {"runs": out, "mean": diagnosis_means(out)}
 
-        def watch(epoch, model, window=window, det=det, xt=xt, yt=yt, mean=mean, std=std, val=val, x=x, noisy=noisy):
-            out_t = predict(model, xt)
-            per_sample = torch.stack([out_t["score"] * std + mean], 0)
-            sums = (per_sample, det.per_object(out_t["boxes"], yt["boxes"]), det.class_margin(out_t["boxes"], yt["boxes"]))
-            window["sums"] = sums if window["sums"] is None else tuple(a + b for a, b in zip(window["sums"], sums, strict=True))
-            window["count"] += 1
-            out_v = predict(model, take(x, val))
-            yv = take(noisy, val)
-            vloss = float(mse_loss(out_v["score"], (yv["score"] - mean) / std) + det(out_v["boxes"], yv["boxes"]))
-            if vloss < window["best"]:  # the window ends at the lowest (noisy) validation loss
-                window.update(best=vloss, epochs=epoch + 1, kept=tuple(s / window["count"] for s in window["sums"]))
 
-        train(VARIANTS["fusion_modality"], data, args, seed=seed, watch=watch, loud=args.det_weight)
-        early_score, early_objects, early_margins = window["kept"]
-        reg = regression_target_issues(yt["score"], early_score[0])
-        obj = object_label_issues(early_objects)
-        if args.class_check:  # either check flags an object
-            obj = replace(obj, is_issue=obj.is_issue | object_class_issues(early_margins).is_issue)
-        truth_wrong = wrong[fit_idx.numpy()]
-        moved_or_class = precision_recall(obj.is_issue.numpy(), truth_wrong > 0)
-        for kind, name in ((1, "recall_other_class"), (2, "recall_moved")):
-            moved_or_class[name] = precision_recall(obj.is_issue.numpy(), truth_wrong == kind)["recall"]
-        res = {"seed": seed, "window_epochs": window["epochs"],
-               "score_outliers": precision_recall(reg.is_issue.numpy(), is_outlier[fit_idx.numpy()]),
-               "wrong_boxes": moved_or_class}
+def _subset(data, idx: torch.Tensor):
+    return replace(data, features=gather(data.features, idx), targets={t: v[idx] for t, v in data.targets.items()},
+                   index=data.index[idx])
+
+
+class _FoldBoxes(Callback):
+    """After each epoch: the detector's class probabilities at the held-out fold's labelled boxes."""
+
+    def __init__(self, fold) -> None:
+        self.fold, self.epochs = fold, []
+
+    @torch.no_grad()
+    def on_epoch_end(self, state) -> None:
+        boxes = predict_outputs(state.model, self.fold.features)["boxes"]
+        self.epochs.append(located_class_probs(boxes, self.fold.targets["boxes"]))
+
+
+def run_out_of_sample(args) -> dict:
+    """The box check on out-of-sample predictions: K folds, each judged by a model (the recipe's
+    defaults, through ``fit``) trained on the other K-1, at that model's early-learning window end."""
+    import tempfile
+
+    out = []
+    for seed in seeds(args):
+        vocab = Vocabulary()
+        train = products_dataset(args.n_train, 1000 + seed, vocabulary=vocab)
+        test = products_dataset(args.n_test, 2000 + seed, vocabulary=vocab)
+        noisy, _, wrong, _ = inject(dict(train.targets), args.noise_rate, seed)
+        train = replace(train, targets=noisy)
+        n = len(train)
+        folds = np.array_split(np.random.default_rng(seed).permutation(n), args.folds)
+        q = torch.zeros(n, noisy["boxes"].shape[1], len(CLASSES))
+        best_iou = torch.zeros(n, noisy["boxes"].shape[1])
+        background = torch.zeros(n, 64)
+        window_epochs = []
+        for k, held in enumerate(folds):
+            rest = torch.from_numpy(np.sort(np.concatenate([f for j, f in enumerate(folds) if j != k])))
+            held = torch.from_numpy(np.sort(held))
+            watch = _FoldBoxes(_subset(train, held))
+            config = FusionRecipeConfig(samples=len(rest), test_samples=args.n_test, seed=seed, epochs=args.epochs)
+            with tempfile.TemporaryDirectory() as tmp:
+                result = train_fusion(config, _subset(train, rest), test, vocab_size=len(vocab), out=Path(tmp) / "run",
+                                      report=False, callbacks=[watch])
+            kept = watch.epochs[result.window.window_epochs - 1]  # the fold model's window end
+            q[held], best_iou[held], background[held] = kept
+            window_epochs.append(result.window.window_epochs)
+        boxes = box_label_issues(q, noisy["boxes"], background, best_iou)
+        res = {"seed": seed, "folds": args.folds, "window_epochs": window_epochs}
+        for name, flagged in (("box_check", boxes.is_issue), ("box_check_missing", boxes.missing),
+                              ("box_check_other_class", boxes.other_class)):
+            pr = precision_recall(flagged.numpy(), wrong > 0)
+            for kind, key in ((1, "recall_other_class"), (2, "recall_moved")):
+                pr[key] = precision_recall(flagged.numpy(), wrong == kind)["recall"]
+            res[name] = pr
+        res["box_check_missing"]["vs_moved"] = precision_recall(boxes.missing.numpy(), wrong == 2)
+        res["box_check_other_class"]["vs_other_class"] = precision_recall(boxes.other_class.numpy(), wrong == 1)
         print(res, flush=True)
         out.append(res)
     return {"runs": out, "mean": diagnosis_means(out)}
@@ -302,20 +422,27 @@ def main() -> None:
     parser.add_argument("--max-norm", type=float, default=1.0, help="whole-update clip bound (1.0, the common default)")
     parser.add_argument("--diagnose", action="store_true")
     parser.add_argument("--noise-rate", type=float, default=0.05)
-    parser.add_argument("--class-check", action="store_true", help="--diagnose: add the per-object class check")
-    parser.add_argument("--det-weight", type=float, default=1.0,
-                        help="--diagnose: weight of the detection loss (a stronger detector judges boxes better)")
+    parser.add_argument("--folds", type=int, default=0,
+                        help="--diagnose: judge boxes out of sample, K folds (K trainings through fit)")
+    parser.add_argument("--fit", action="store_true",
+                        help="train the fusion variants through the recipe's fit path (Adam; 10 %% held out for validation)")
+    parser.add_argument("--variants", default=None, help="comma-separated variants to run (default: all)")
     parser.add_argument("--seed-list", default=None, help="comma-separated seeds (instead of 0..seeds-1)")
     parser.add_argument("--merge", nargs="+", default=None, help="merge per-seed result files into --out")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.fit and args.optimizer != "adam":
+        parser.error("--fit trains through the recipe, whose optimiser is fit's default (Adam)")
     if args.merge:
         with open(args.out, "w") as f:
             json.dump(merge(args.merge), f, indent=1)
         return
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    result = run_diagnosis(args) if args.diagnose else run_comparison(args)
+    if args.diagnose:
+        result = run_out_of_sample(args) if args.folds else run_diagnosis(args)
+    else:
+        result = run_comparison(args)
     result["config"] = vars(args)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     result["note"] = "CPU, 1 thread, machine shared with other jobs (loaded): times are indicative only"

@@ -14,7 +14,8 @@ def test_recipe_trains_through_fit_and_logs_per_task_and_per_modality_gradients(
     config = FusionRecipeConfig(samples=96, test_samples=32, epochs=1, batch_size=32)
     result = run_fusion(config, out=tmp_path / "run")
     assert set(result.test) == {"mae", "r2", "map50"} and result.test["mae"] > 0
-    assert set(result.issues) == {"score", "boxes"}
+    assert set(result.issues) == {"score", "boxes", "boxes_box"}
+    assert (tmp_path / "run" / "box_issues.json").exists()
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["kind"] == "step"]
     for key in ("task_grad_norm/score", "task_grad_norm/boxes", "task_grad_cos/score/boxes",
@@ -41,3 +42,20 @@ def test_object_recall_counts_covered_objects():
     out = torch.cat([boxes, logits], dim=-1)
     assert object_recall(out, target).tolist() == [0.5]
     assert task_kind("detection").batch_metric(out, target).item() == 0.5
+
+
+def test_recipe_thresholds_option_swaps_the_fixed_limits_for_dynamic_ones():
+    from trainground.data.products import CLASSES
+    from trainground.losses import MultiTaskLoss
+    from trainground.losses.detection import DetectionLoss
+    from trainground.losses.regression import RegressionLoss
+    from trainground.models.fusion import FusionModel
+    from trainground.recipes.fusion import build_tasks
+
+    model = FusionModel(vocab_size=50, num_classes=len(CLASSES))
+    loss = MultiTaskLoss({"score": RegressionLoss("mse"), "boxes": DetectionLoss(len(CLASSES), grid=model.grid, stride=4)})
+    fixed = build_tasks(model, loss, FusionRecipeConfig())
+    dynamic = build_tasks(model, loss, FusionRecipeConfig(thresholds="zscore"))
+    assert fixed.dynamic is None and fixed.max_norm is not None
+    assert dynamic.dynamic.kind == "zscore" and dynamic.max_norm is None
+    assert set(dynamic.group_max_norm) == {"image", "text", "fusion"} and dynamic.group_thresholds is not None

@@ -23,6 +23,9 @@ def fusion_command(
     clip: Annotated[str, typer.Option("--clip", help="global | modality: one clip, or one per modality.")] = "modality",
     task_clip: Annotated[bool, typer.Option("--task-clip/--no-task-clip", help="Clip each task's gradient.")] = True,
     weighting: Annotated[str, typer.Option("--weighting", help="static | uncertainty | dwa task weighting.")] = "uncertainty",
+    thresholds: Annotated[str, typer.Option(
+        "--thresholds", help="fixed | percentile | zscore: fixed clip limits, or each task's and modality's limit "
+                             "following its own gradient norm (AutoClip / ZClip per part).")] = "fixed",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier run.")] = False,
 ) -> None:
     """Train the fusion model (small CNN + bag-of-embeddings text encoder) on builtin:products through
@@ -37,8 +40,11 @@ def fusion_command(
         raise ConfigError(f"--clip must be global or modality, got {clip!r}")
     if weighting not in ("static", "uncertainty", "dwa"):
         raise ConfigError(f"--weighting must be static, uncertainty or dwa, got {weighting!r}")
+    if thresholds not in ("fixed", "percentile", "zscore"):
+        raise ConfigError(f"--thresholds must be fixed, percentile or zscore, got {thresholds!r}")
     config = FusionRecipeConfig(samples=samples, test_samples=test_samples, epochs=epochs, seed=seed,
-                                clip=clip, task_clip=task_clip, weighting=weighting)  # type: ignore[arg-type]
+                                clip=clip, task_clip=task_clip, weighting=weighting,  # type: ignore[arg-type]
+                                thresholds=thresholds)  # type: ignore[arg-type]
     run_fusion(config, out=out or RunDir.new_path("runs", "fusion"), overwrite=overwrite, console=out_console,
                callbacks=[ProgressBar(err_console)])
 

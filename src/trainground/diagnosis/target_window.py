@@ -4,7 +4,9 @@ After each epoch the callback predicts every sample of the dataset (eval mode, b
 ``batch_size``) and adds to running sums each regression task's prediction and each
 detection task's per-object loss; at the epoch of the lowest validation loss (the sum of the
 tasks' raw validation losses, so a learned task weighting does not move it) it keeps the
-window's means. :meth:`EarlyTargetWindow.issues` then runs ``target_outliers`` on them.
+window's means, and (``box_check``) each detection task's class probabilities at every labelled
+box at that epoch. :meth:`EarlyTargetWindow.issues` then runs ``target_outliers`` and
+``box_match`` on them.
 Same reasoning as ``early_learning.EarlyLearningWindow`` for class labels: before a network
 memorises, its predictions on wrong targets stay with the pattern of the clean ones.
 """
@@ -18,6 +20,11 @@ import torch
 from torch import Tensor
 
 from trainground.data.tasks import MultiTargetDataset
+from trainground.diagnosis.box_match import (
+    BoxIssues,
+    box_label_issues,
+    located_class_probs,
+)
 from trainground.diagnosis.target_outliers import (
     TargetIssues,
     object_class_issues,
@@ -39,11 +46,13 @@ class EarlyTargetWindow(Callback):
         class_check: also keep each object's class margin for ``object_class_issues``
             (off by default: with a detector whose classes are still confused it flags a
             large share of correct objects, see benchmarks/README.md).
+        box_check: keep the detector's class probabilities at each labelled box at the
+            window's end for ``box_match.box_label_issues`` (missing boxes, class swaps).
         batch_size: prediction batch size.
     """
 
     def __init__(self, data: MultiTargetDataset, detection_losses: dict[str, Any] | Any,
-                 *, class_check: bool = False, batch_size: int = 500) -> None:
+                 *, class_check: bool = False, box_check: bool = True, batch_size: int = 500) -> None:
         self.data, self.batch_size = data, batch_size
         self.regression = [t.name for t in data.tasks if t.kind == "regression"]
         detection = [t.name for t in data.tasks if t.kind == "detection"]
@@ -51,6 +60,9 @@ class EarlyTargetWindow(Callback):
         self.per_object = {name: losses[name].per_object for name in detection}
         # Per-object class margins (``DetectionLoss.class_margin``), when asked for.
         self.margins = {f"{name}_class": losses[name].class_margin for name in detection} if class_check else {}
+        self.box_check = box_check
+        # Per detection task, at the window's end: (q [N, M, C], best IoU [N, M], background [N, K]).
+        self.kept_boxes: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
         self.sums: dict[str, Tensor] = {}
         self.count = 0
         self.best = math.inf
@@ -65,6 +77,7 @@ class EarlyTargetWindow(Callback):
         device = next(model.parameters()).device
         n = len(self.data)
         parts: dict[str, list[Tensor]] = {}
+        located: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}
         for start in range(0, n, self.batch_size):
             positions = torch.arange(start, min(start + self.batch_size, n))
             _, x, y = self.data.get_batch(positions)
@@ -73,6 +86,8 @@ class EarlyTargetWindow(Callback):
                 parts.setdefault(name, []).append(out[name].reshape(len(positions)).float().cpu())
             for name, fn in self.per_object.items():
                 parts.setdefault(name, []).append(fn(out[name], y[name].to(device)).float().cpu())
+                if self.box_check:
+                    located.setdefault(name, []).append(tuple(t.cpu() for t in located_class_probs(out[name], y[name].to(device))))
             for key, fn in self.margins.items():
                 name = key.removesuffix("_class")
                 parts.setdefault(key, []).append(fn(out[name], y[name].to(device)).float().cpu())
@@ -85,7 +100,13 @@ class EarlyTargetWindow(Callback):
         if not self.kept or val < self.best:  # the window ends at the lowest validation loss
             self.best = val
             self.kept = {k: v / self.count for k, v in self.sums.items()}
+            self.kept_boxes = {k: tuple(torch.cat(p) for p in zip(*v, strict=True)) for k, v in located.items()}
             self.window_epochs = self.count
+
+    def box_issues(self) -> dict[str, BoxIssues]:
+        """``{detection task: BoxIssues}`` at the window's end (empty before the first epoch or when off)."""
+        return {name: box_label_issues(q, self.data.targets[name], background, best_iou)
+                for name, (q, best_iou, background) in self.kept_boxes.items()}
 
     def results(self) -> dict[str, TargetIssues]:
         """``{task: TargetIssues}`` of the kept window (empty before the first epoch)."""
@@ -99,6 +120,8 @@ class EarlyTargetWindow(Callback):
         for key in self.margins:
             if key in self.kept:
                 out[key] = object_class_issues(self.kept[key])
+        for name, boxes in self.box_issues().items():
+            out[f"{name}_box"] = TargetIssues(boxes.score.float(), boxes.is_issue, boxes.objectness.float())
         return out
 
     def issues(self) -> dict[str, int]:

@@ -13,6 +13,7 @@ from trainground.gradients.context import (
 from trainground.gradients.global_norm import ClipByGlobalNorm, clip_by_global_norm_
 from trainground.gradients.guard import Guard
 from trainground.gradients.noise_scale import NoiseScale, noise_scale_terms
+from trainground.gradients.norm_thresholds import DynamicClipConfig, NormThresholds
 from trainground.gradients.percentile import PercentileClip, percentile_clip_
 from trainground.gradients.secant import (
     SecantTrustRegion,
@@ -27,8 +28,9 @@ from trainground.gradients.value import ClipByValue, clip_by_value_
 from trainground.gradients.zscore import ZScoreClip, zscore_clip_
 
 __all__ = [
-    "ActionLog", "AdaptiveClip", "Chain", "ClipByGlobalNorm", "ClipByValue", "GradContext", "GradientStats",
-    "GradientTransform", "Guard", "GuardConfig", "HostContext", "NoiseScale", "PercentileClip", "SecantTrustRegion",
+    "ActionLog", "AdaptiveClip", "Chain", "ClipByGlobalNorm", "ClipByValue", "DynamicClipConfig", "GradContext",
+    "GradientStats", "GradientTransform", "Guard", "GuardConfig", "HostContext", "NoiseScale", "NormThresholds",
+    "PercentileClip", "SecantTrustRegion",
     "SpikeSkip", "TaskGradientConfig", "TaskGradients",
     "ZScoreClip", "adaptive_clip_", "chain", "clip_by_global_norm_", "clip_by_value_", "global_norm", "layer_norms",
     "noise_scale_terms", "percentile_clip_", "read_actions", "secant_ratio", "spike_keep", "trust_scale_update",

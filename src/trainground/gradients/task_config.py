@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from torch import Tensor, nn
 
 from trainground.bounds import AT_LEAST_ONE, POSITIVE
+from trainground.gradients.norm_thresholds import DynamicClipConfig
 from trainground.gradients.tasks import TaskGradients
 
 
@@ -30,15 +31,19 @@ class TaskGradientConfig:
     pcgrad: bool = False
     # Seed of PCGrad's random task order.
     seed: int = 0
+    # Dynamic per-task limits: each task also clipped at a running statistic of its own norm
+    # ("percentile": AutoClip per task, "zscore": ZClip per task); max_norm stays a cap on top.
+    dynamic: DynamicClipConfig = field(default_factory=DynamicClipConfig)
     # Steps between two per-task gradient readings in metrics.jsonl (the figures are device tensors).
     log_every: Annotated[int, AT_LEAST_ONE] = 1
 
     @property
     def enabled(self) -> bool:
-        return self.per_task or self.max_norm is not None or self.pcgrad
+        return self.per_task or self.max_norm is not None or self.pcgrad or self.dynamic.enabled
 
     def build(self, params: Iterable[Tensor] | nn.Module, *, shared: Iterable[Tensor] | None = None) -> TaskGradients | None:
         """The :class:`TaskGradients` this section describes, or None when it is off."""
         if not self.enabled:
             return None
-        return TaskGradients(params, shared=shared, max_norm=self.max_norm, pcgrad=self.pcgrad, seed=self.seed)
+        return TaskGradients(params, shared=shared, max_norm=self.max_norm, pcgrad=self.pcgrad, seed=self.seed,
+                             dynamic=self.dynamic)

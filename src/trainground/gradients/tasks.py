@@ -14,6 +14,7 @@ grad_multiplier=n, loss_scale=scale)``). Nothing here syncs with the host except
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from trainground.errors import ConfigError
+from trainground.gradients.norm_thresholds import DynamicClipConfig, NormThresholds
 
 Grads = list[Tensor | None]  # one entry per parameter; None where the task does not reach it
 _EPS = 1e-6
@@ -108,7 +110,7 @@ def pcgrad(flat: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
     return out
 
 
-def clip_scale(norm: Tensor, max_norm: float) -> Tensor:
+def clip_scale(norm: Tensor, max_norm: float | Tensor) -> Tensor:
     """``min(1, max_norm / norm)``: the factor that brings a gradient of ``norm`` within ``max_norm``.
 
     A non-finite norm gives a non-finite factor on purpose: the overflow must stay visible to
@@ -117,11 +119,18 @@ def clip_scale(norm: Tensor, max_norm: float) -> Tensor:
     return (max_norm / (norm + _EPS)).clamp(max=1.0)
 
 
-def clip_per_task_(grads_by_task: Mapping[str, Grads], max_norm: float) -> Tensor:
-    """Scale each task's gradient in place so its norm is at most ``max_norm``; returns ``[T]`` factors."""
+def clip_per_task_(grads_by_task: Mapping[str, Grads], max_norm: float | Tensor | None,
+                   dynamic: NormThresholds | None = None) -> Tensor:
+    """Scale each task's gradient in place so its norm is at most ``max_norm`` (one limit, or ``[T]``
+    limits), or at most its dynamic limit, whichever is smaller; returns ``[T]`` factors."""
     norms = [gradient_norm(g) for g in grads_by_task.values()]
     device = next((n.device for n in norms if n.device.type != "cpu"), torch.device("cpu"))
-    scales = clip_scale(torch.stack([n.to(device) for n in norms]), max_norm)
+    stacked = torch.stack([n.to(device) for n in norms])
+    if dynamic is None:  # a Python float limit: the same arithmetic (to the bit) as before dynamic limits existed
+        scales = clip_scale(stacked, math.inf if max_norm is None else max_norm)
+    else:
+        cap = torch.full_like(stacked, math.inf) if max_norm is None else torch.as_tensor(max_norm).to(stacked)
+        scales = clip_scale(stacked, dynamic.limits(stacked, cap.expand_as(stacked)))
     for k, grads in enumerate(grads_by_task.values()):
         for g in grads:
             if g is not None:
@@ -129,20 +138,27 @@ def clip_per_task_(grads_by_task: Mapping[str, Grads], max_norm: float) -> Tenso
     return scales
 
 
-def clip_groups_(grads: Grads, groups: Mapping[str, Sequence[int]], max_norm: Mapping[str, float]) -> Tensor:
-    """Clip each parameter group's part of ``grads`` (positions per group) to its own max norm, in
-    place; returns the ``[G]`` norms before clipping."""
-    norms = []
-    for name, positions in groups.items():
-        part = [grads[i] for i in positions]
-        norm = gradient_norm(part)
-        norms.append(norm)
-        scale = clip_scale(norm, max_norm[name])
+def clip_groups_(grads: Grads, groups: Mapping[str, Sequence[int]], max_norm: Mapping[str, float | None],
+                 dynamic: NormThresholds | None = None) -> Tensor:
+    """Clip each parameter group's part of ``grads`` (positions per group) to its own max norm
+    (None: no fixed limit) or its dynamic limit, whichever is smaller, in place; returns the
+    ``[G]`` norms before clipping."""
+    if not groups:
+        return torch.zeros(0)
+    parts = {name: [grads[i] for i in positions] for name, positions in groups.items()}
+    norms = [gradient_norm(part) for part in parts.values()]
+    device = next((n.device for n in norms if n.device.type != "cpu"), torch.device("cpu"))
+    stacked = torch.stack([n.to(device) for n in norms])
+    if dynamic is None:  # one Python float limit per group: the same arithmetic as before dynamic limits existed
+        scales = [clip_scale(norm, max_norm[g]) for norm, g in zip(norms, groups, strict=True)]
+    else:
+        cap = torch.tensor([math.inf if max_norm[g] is None else float(max_norm[g]) for g in groups], device=device)
+        scales = list(clip_scale(stacked, dynamic.limits(stacked, cap)))
+    for scale, part in zip(scales, parts.values(), strict=True):
         for g in part:
             if g is not None:
                 g.mul_(scale.to(g.device, g.dtype))
-    device = next((n.device for n in norms if n.device.type != "cpu"), torch.device("cpu"))
-    return torch.stack([n.to(device) for n in norms]) if norms else torch.zeros(0)
+    return stacked
 
 
 def _unique(params: Iterable[Tensor] | nn.Module) -> list[Tensor]:
@@ -175,6 +191,10 @@ class TaskGradients:
         group_max_norm: one limit for every group, or ``{group: limit}``.
         pcgrad: project conflicting task gradients (Yu et al. 2020) on the shared parameters.
         seed: seed of PCGrad's random task order.
+        dynamic: dynamic limits (``norm_thresholds``): each task and each group is also clipped
+            at a running statistic of its own gradient norm (AutoClip's percentile or ZClip's
+            z-score, per part); a fixed limit given above stays a cap on top. With a dynamic
+            kind every task is clipped (fixed ``max_norm`` or not), and groups need no fixed limit.
     """
 
     def __init__(
@@ -187,6 +207,7 @@ class TaskGradients:
         group_max_norm: float | Mapping[str, float] | None = None,
         pcgrad: bool = False,
         seed: int = 0,
+        dynamic: DynamicClipConfig | None = None,
     ) -> None:
         self.params = _unique(params)
         position = {id(p): i for i, p in enumerate(self.params)}
@@ -208,12 +229,17 @@ class TaskGradients:
             self.groups[name] = idx
         if max_norm is not None and max_norm <= 0:
             raise ConfigError(f"TaskGradients: max_norm must be > 0, got {max_norm}")
-        if self.groups and group_max_norm is None:
-            raise ConfigError("TaskGradients: groups need group_max_norm (one limit, or one per group)")
+        self.dynamic = dynamic if dynamic is not None and dynamic.enabled else None
+        if self.groups and group_max_norm is None and self.dynamic is None:
+            raise ConfigError("TaskGradients: groups need group_max_norm (one limit, or one per group) or dynamic limits")
         limits = group_max_norm if isinstance(group_max_norm, Mapping) else {g: group_max_norm for g in self.groups}
-        if self.groups and (set(limits) != set(self.groups) or any(v is None or v <= 0 for v in limits.values())):
+        if self.groups and (set(limits) != set(self.groups)
+                            or any((v is None and self.dynamic is None) or (v is not None and v <= 0) for v in limits.values())):
             raise ConfigError(f"TaskGradients: group_max_norm needs a limit > 0 for each group {list(self.groups)}")
         self.max_norm, self.group_max_norm, self.pcgrad = max_norm, dict(limits) if self.groups else {}, pcgrad
+        # Running statistics per group (built now) and per task (built at the first backward, when the tasks are known).
+        self.group_thresholds = NormThresholds(list(self.groups), self.dynamic) if self.dynamic and self.groups else None
+        self.task_thresholds: NormThresholds | None = None
         self.generator = torch.Generator().manual_seed(seed)
         self.tasks: list[str] = []
         # Last step's figures, kept as device tensors; read them with stats().
@@ -240,8 +266,13 @@ class TaskGradients:
         self.last_norms = flat.norm(dim=1)
         self.last_cosine = cosine_matrix(flat)
         self.last_clip_scales = None
-        if self.max_norm is not None:
-            self.last_clip_scales = clip_per_task_(grads, self.max_norm)
+        if self.dynamic is not None and (self.task_thresholds is None or self.task_thresholds.names != self.tasks):
+            if self.task_thresholds is not None:
+                raise ConfigError(f"TaskGradients: the tasks changed from {self.task_thresholds.names} to {self.tasks}; "
+                                  "dynamic limits keep one history per task")
+            self.task_thresholds = NormThresholds(self.tasks, self.dynamic)
+        if self.max_norm is not None or self.task_thresholds is not None:
+            self.last_clip_scales = clip_per_task_(grads, self.max_norm, self.task_thresholds)
             flat = flat * self.last_clip_scales[:, None].to(flat.device)
         combined: Grads = [None] * len(self.params)
         for task_grads in grads.values():
@@ -256,7 +287,8 @@ class TaskGradients:
                 if combined[i] is not None:  # a parameter no task reaches keeps no gradient
                     combined[i] = update[offset : offset + size].view_as(self.params[i]).to(self.params[i].dtype)
                 offset += size
-        self.last_group_norms = clip_groups_(combined, self.groups, self.group_max_norm) if self.groups else None
+        self.last_group_norms = (clip_groups_(combined, self.groups, self.group_max_norm, self.group_thresholds)
+                                 if self.groups else None)
         factor = loss_scale * grad_multiplier
         for p, g in zip(self.params, combined, strict=True):
             if g is None:
@@ -292,7 +324,17 @@ class TaskGradients:
         return dict(zip(names, values, strict=True))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
+        state: dict[str, Any] = {"generator": self.generator.get_state()}
+        if self.group_thresholds is not None:
+            state["group_thresholds"] = self.group_thresholds.state_dict()
+        if self.task_thresholds is not None:
+            state["task_thresholds"] = self.task_thresholds.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
+        if self.group_thresholds is not None and "group_thresholds" in state:
+            self.group_thresholds.load_state_dict(state["group_thresholds"])
+        if self.dynamic is not None and "task_thresholds" in state:
+            self.task_thresholds = NormThresholds(list(state["task_thresholds"]["names"]), self.dynamic)
+            self.task_thresholds.load_state_dict(state["task_thresholds"])

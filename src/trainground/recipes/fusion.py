@@ -7,8 +7,9 @@ multi-target path with a ``MultiTaskLoss`` (MSE on the standardised score, focal
 the boxes; static, uncertainty or DWA task weighting) and ``gradients.TaskGradients``
 (per-task clip, per-modality or global clip, per-task and per-modality gradient norms and
 the cosine between the tasks in ``metrics.jsonl``); then score the held-out split (MAE,
-R^2, mAP@0.5), flag training targets with ``diagnosis.target_outliers`` from the
-early-learning window (``diagnosis.target_window``).
+R^2, mAP@0.5), flag training targets with ``diagnosis.target_outliers`` (scores) and
+``diagnosis.box_match`` (boxes missing where labelled, boxes of another class; evidence per
+flagged box in ``box_issues.json``) from the early-learning window (``diagnosis.target_window``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from trainground.data.products import CLASSES, Vocabulary, products_dataset
 from trainground.data.tasks import MultiTargetDataset, gather
 from trainground.diagnosis.target_window import EarlyTargetWindow
 from trainground.engine import Callback, FitConfig, RunDir, fit
+from trainground.engine.atomic import atomic_write_text
 from trainground.errors import TraingroundError
-from trainground.gradients import GuardConfig, TaskGradients
+from trainground.gradients import DynamicClipConfig, GuardConfig, TaskGradients
 from trainground.losses import MultiTaskLoss
 from trainground.losses.detection import DetectionLoss
 from trainground.losses.regression import RegressionLoss
@@ -43,6 +45,9 @@ from trainground.metrics import (
 from trainground.models.detection import decode_detections
 from trainground.models.fusion import FusionModel
 from trainground.report.render import write_report
+
+# Every flagged labelled box with its evidence (image, box, given / seen class, probabilities, IoU).
+BOX_ISSUES_FILE = "box_issues.json"
 
 
 @dataclass
@@ -63,6 +68,12 @@ class FusionRecipeConfig:
     max_norm: Annotated[float, POSITIVE] = 1.0
     # Clip each task's gradient to max_norm / sqrt(2) before the tasks are summed.
     task_clip: bool = True
+    # "fixed": the limits above; "percentile" / "zscore": each task's and each clip group's limit
+    # follows a running statistic of its own gradient norm instead (AutoClip's 10th percentile /
+    # ZClip's z-score per part, gradients.norm_thresholds), and the fixed limits are not used.
+    thresholds: Literal["fixed", "percentile", "zscore"] = "fixed"
+    # Multiplies the detection loss before the task weighting (100: the benchmark's "loud" image modality).
+    detection_weight: Annotated[float, POSITIVE] = 1.0
     # Task weighting: "uncertainty" learns one log-variance per task (Kendall et al. 2018).
     weighting: Literal["static", "uncertainty", "dwa"] = "uncertainty"
     threads: Annotated[int, AT_LEAST_ONE] | None = 1
@@ -77,6 +88,19 @@ class FusionResult:
     run_dir: Path
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    # The early-learning window: per-target issues (``results()``) and the box check (``box_issues()``).
+    window: EarlyTargetWindow | None = None
+
+
+class _Scaled(torch.nn.Module):
+    """``weight * loss(output, target)``: a task loss made louder or quieter before the weighting."""
+
+    def __init__(self, loss: torch.nn.Module, weight: float) -> None:
+        super().__init__()
+        self.loss, self.weight = loss, weight
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.weight * self.loss(output, target)
 
 
 def standardised(data: MultiTargetDataset, mean: float, std: float) -> MultiTargetDataset:
@@ -86,6 +110,9 @@ def standardised(data: MultiTargetDataset, mean: float, std: float) -> MultiTarg
 def build_tasks(model: FusionModel, loss: MultiTaskLoss, config: FusionRecipeConfig) -> TaskGradients:
     """Per-task gradients: norms and cosines on the parameters both tasks reach, the configured clips."""
     groups = model.modality_groups() if config.clip == "modality" else {"all": list(model.parameters())}
+    if config.thresholds != "fixed":
+        return TaskGradients([*model.parameters(), *loss.parameters()], shared=model.image, groups=groups,
+                             dynamic=DynamicClipConfig(kind=config.thresholds), seed=config.seed)
     return TaskGradients(
         [*model.parameters(), *loss.parameters()], shared=model.image,
         groups=groups, group_max_norm=config.max_norm / math.sqrt(len(groups)),
@@ -114,18 +141,27 @@ def test_scores(model: FusionModel, test: MultiTargetDataset, mean: float, std: 
 def run_fusion(config: FusionRecipeConfig, *, out: str | Path, overwrite: bool = False, console: Console | None = None,
                callbacks: list[Callback] | None = None) -> FusionResult:
     """Generate, train, test, diagnose (see the module docstring)."""
-    started, console = time.perf_counter(), console or Console()
     vocab = Vocabulary()
     train = products_dataset(config.samples, 1000 + config.seed, vocabulary=vocab)
     test = products_dataset(config.test_samples, 2000 + config.seed, vocabulary=vocab)
+    return train_fusion(config, train, test, vocab_size=len(vocab), out=out, overwrite=overwrite, console=console,
+                        callbacks=callbacks)
+
+
+def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: MultiTargetDataset, *, vocab_size: int,
+                 out: str | Path, overwrite: bool = False, console: Console | None = None,
+                 callbacks: list[Callback] | None = None, report: bool = True) -> FusionResult:
+    """Train on ``train``, score ``test``, diagnose ``train``'s targets (the recipe on given data)."""
+    started, console = time.perf_counter(), console or Console()
     mean, std = float(train.targets["score"].mean()), float(train.targets["score"].std())
     torch.manual_seed(config.seed)
-    model = FusionModel(vocab_size=len(vocab), num_classes=len(CLASSES))
+    model = FusionModel(vocab_size=vocab_size, num_classes=len(CLASSES))
+    detection = DetectionLoss(len(CLASSES), grid=model.grid, stride=model.image.stride)
     loss = MultiTaskLoss({"score": RegressionLoss("mse"),
-                          "boxes": DetectionLoss(len(CLASSES), grid=model.grid, stride=model.image.stride)},
+                          "boxes": detection if config.detection_weight == 1.0 else _Scaled(detection, config.detection_weight)},
                          weighting=config.weighting)
     tasks = build_tasks(model, loss, config)
-    window = EarlyTargetWindow(standardised(train, mean, std), loss.task_losses["boxes"])
+    window = EarlyTargetWindow(standardised(train, mean, std), detection)
     run = RunDir.create(out, overwrite=overwrite, resumable=True)
     try:
         run.write_config({"recipe": "fusion", **asdict(config)})
@@ -141,9 +177,15 @@ def run_fusion(config: FusionRecipeConfig, *, out: str | Path, overwrite: bool =
     issues = window.issues()
     with open(run.metrics, "a", encoding="utf-8") as fh:  # listed in the manifest by fit()
         fh.write(json.dumps({"kind": "test", "step": result.steps, **{f"test_{k}": v for k, v in scores.items()},
-                             "score_issues": issues["score"], "box_issues": issues["boxes"]}) + "\n")
-    write_report(run.path)  # the per-task loss, metric and gradient panels of a multi-target run
-    outcome = FusionResult(scores, issues, run.path, time.perf_counter() - started, result.history)
+                             "score_issues": issues["score"], "box_issues": issues["boxes_box"]}) + "\n")
+    boxes = window.box_issues()["boxes"]
+    run.record(BOX_ISSUES_FILE)  # listed before it is written
+    atomic_write_text(run.path / BOX_ISSUES_FILE, json.dumps(
+        {"class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar, "classes": list(CLASSES),
+         "window_epochs": window.window_epochs, "flagged": boxes.evidence(train.targets["boxes"], train.index)}, indent=1))
+    if report:
+        write_report(run.path)  # the per-task loss, metric and gradient panels of a multi-target run
+    outcome = FusionResult(scores, issues, run.path, time.perf_counter() - started, result.history, window)
     print_outcome(outcome, config, console)
     return outcome
 
@@ -155,9 +197,9 @@ def print_outcome(result: FusionResult, config: FusionRecipeConfig, console: Con
         table.add_column(column)
     t = result.test
     table.add_row(f"{t['mae']:.3f}", f"{t['r2']:.3f}", f"{t['map50']:.3f}", str(result.issues["score"]),
-                  str(result.issues["boxes"]))
+                  str(result.issues["boxes_box"]))
     console.print(table)
     console.print(f"{result.seconds:.0f} s; run: {result.run_dir}", highlight=False, soft_wrap=True)
 
 
-__all__ = ["FusionRecipeConfig", "FusionResult", "run_fusion", "test_scores"]
+__all__ = ["BOX_ISSUES_FILE", "FusionRecipeConfig", "FusionResult", "run_fusion", "test_scores", "train_fusion"]

@@ -1,0 +1,69 @@
+"""The wrong-box check: a box moved to where no object is gets flagged, a correct one not."""
+
+import torch
+
+from trainground.diagnosis.box_match import box_label_issues, located_class_probs
+
+GRID, STRIDE, C = 4, 8, 2  # a 32-pixel image, 4x4 cells of 8 pixels, two classes
+
+
+def detector_output(objects):
+    """A detector that sees ``objects`` ((box, class, prob)): each object's centre cell predicts
+    its box with that class probability; every other cell predicts a small box with p = 0.02."""
+    out = torch.zeros(1, GRID * GRID, 4 + C)
+    for k in range(GRID * GRID):
+        cx, cy = (k % GRID + 0.5) * STRIDE, (k // GRID + 0.5) * STRIDE
+        out[0, k, :4] = torch.tensor([cx - 2, cy - 2, cx + 2, cy + 2])
+        out[0, k, 4:] = torch.logit(torch.tensor(0.02))
+    for box, cls, prob in objects:
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        k = int(cy // STRIDE) * GRID + int(cx // STRIDE)
+        out[0, k, :4] = torch.tensor(box, dtype=torch.float32)
+        out[0, k, 4 + cls] = torch.logit(torch.tensor(prob))
+    return out
+
+
+def batch(images):
+    outs, targets = [], []
+    for seen, labelled in images:
+        outs.append(detector_output(seen))
+        rows = [[*box, cls] for box, cls in labelled] + [[0, 0, 0, 0, -1]] * (3 - len(labelled))
+        targets.append(torch.tensor([rows], dtype=torch.float32))
+    return torch.cat(outs), torch.cat(targets)
+
+
+A, B, EMPTY = [2.0, 2.0, 12.0, 12.0], [18.0, 18.0, 30.0, 30.0], [18.0, 2.0, 28.0, 12.0]
+
+
+def test_a_box_moved_to_an_empty_place_is_flagged_and_the_correct_ones_are_not():
+    images = [([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 1)]) for _ in range(6)]
+    images.append(([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (EMPTY, 1)]))  # B's label moved to an empty corner
+    out, target = batch(images)
+    issues = box_label_issues(*_located(out, target))
+    assert issues.missing[6, 1] and not issues.other_class[6, 1]
+    assert int(issues.is_issue.sum()) == 1  # nothing else: not A of the same image, not the 12 correct boxes
+    row = issues.evidence(target)[0]
+    assert (row["image"], row["object"], row["issue"], row["given_class"]) == (6, 1, "missing", 1)
+    assert row["best_iou"] < 0.5 and row["objectness"] == 0.0
+
+
+def test_a_box_given_another_class_is_flagged_with_the_class_the_model_sees():
+    images = [([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 1)]) for _ in range(6)]
+    images.append(([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 0)]))  # B labelled class 0, the model sees 1
+    out, target = batch(images)
+    issues = box_label_issues(*_located(out, target))
+    assert issues.other_class[6, 1] and int(issues.predicted[6, 1]) == 1
+    assert int(issues.is_issue.sum()) == 1
+
+
+def test_a_timid_class_gets_its_own_bar():
+    """Class 1 is seen with p = 0.15 only (far below class 0's 0.7) yet above the background's 0.02:
+    its correct boxes are not flagged, because each class is judged against its own mean."""
+    images = [([(A, 0, 0.7), (B, 1, 0.15)], [(A, 0), (B, 1)]) for _ in range(6)]
+    out, target = batch(images)
+    assert not box_label_issues(*_located(out, target)).is_issue.any()
+
+
+def _located(out, target):
+    q, best_iou, background = located_class_probs(out, target)
+    return q, target, background, best_iou
