@@ -58,7 +58,7 @@ from trainground.data.products import (
 from trainground.data.tasks import gather
 from trainground.diagnosis.box_match import box_label_issues, located_class_probs
 from trainground.engine import Callback, FitConfig
-from trainground.engine.loop import _split
+from trainground.engine.fit_setup import split_data
 from trainground.gradients import DynamicClipConfig, Guard, GuardConfig, TaskGradients
 from trainground.losses.detection import DetectionLoss
 from trainground.losses.regression import mse_loss
@@ -333,9 +333,9 @@ def run_diagnosis(args) -> dict:
         res["box_check_missing"]["vs_moved"] = precision_recall(boxes.missing.numpy(), wrong == 2)
         res["box_check_other_class"]["vs_other_class"] = precision_recall(boxes.other_class.numpy(), wrong == 1)
         # The share fit held out for validation was never trained on: the box check there is out-of-sample
-        # (fit's own split, read through its private helper).
+        # (fit's own split, from its setup helper).
         held_out = np.zeros(len(wrong), dtype=bool)
-        held_out[_split(standardised(train, 0.0, 1.0), None, FitConfig(seed=seed))[1].positions.numpy()] = True
+        held_out[split_data(standardised(train, 0.0, 1.0), None, FitConfig(seed=seed))[1].positions.numpy()] = True
         for name, rows in (("held_out", held_out), ("trained_on", ~held_out)):
             flags, truth_rows = boxes.is_issue.numpy()[rows], wrong[rows] > 0
             res[f"box_check_{name}"] = {"images": int(rows.sum()), "flagged": int(flags.sum()),
