@@ -19,9 +19,11 @@ from trainground.data.load import (
 from trainground.data.multitable import (
     fit_multitarget_on_rows,
     load_multitarget,
+    load_targets,
     source_frame,
     target_list,
 )
+from trainground.data.regression_targets import with_target_scales
 from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
 from trainground.data.products import CLASSES as PRODUCT_CLASSES
 from trainground.data.products import Products, Vocabulary, make_products, products_dataset
@@ -57,6 +59,7 @@ __all__ = [
     "load_image_folder",
     "load_images_for_prediction",
     "load_multitarget",
+    "load_targets",
     "load_table",
     "make_products",
     "products_dataset",
@@ -65,5 +68,6 @@ __all__ = [
     "source_frame",
     "stratified_split",
     "target_list",
+    "with_target_scales",
     "tasks_of",
 ]
