@@ -60,7 +60,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from stability_arch import speedup  # benchmark C's ratio: the geometric mean over cells both solved
+from stability_arch import (
+    GUARDS,  # the Guard ablations of benchmark C (one component off each)
+    speedup,  # benchmark C's ratio: the geometric mean over cells both solved
+)
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
@@ -85,6 +88,11 @@ def methods() -> dict[str, GuardConfig | None]:
     out.update({f"clip{c:g}": GuardConfig(**BARE, max_norm=c) for c in CLIPS})
     out["guard"] = None  # fit's default path: Guard(model, optimizer, config=GuardConfig())
     return out
+
+
+def ablations() -> dict[str, GuardConfig | None]:
+    """``--ablation``: the Guard with one component off (benchmark C's ``GUARDS``), to say which one decides."""
+    return {"guard": None, **{k: v for k, v in GUARDS.items() if k != "guard"}}
 
 
 # ------------------------------------------------------------------ data
@@ -127,7 +135,7 @@ class Watch(Callback):
 
     def __init__(self, val: tuple[Tensor, Tensor]) -> None:
         self.val, self.curve, self.nonfinite, self.eval_seconds = val, [], 0, 0.0
-        self.skipped, self.clipped = 0, 0
+        self.skipped, self.clipped, self.scales = 0, 0, []
 
     def on_after_forward(self, state) -> None:
         self.nonfinite += not math.isfinite(float(state.loss))
@@ -136,6 +144,7 @@ class Watch(Callback):
         stats = state.guard.last_stats
         self.skipped += float(stats["skipped"]) > 0
         self.clipped += float(stats["clip_threshold"]) < float(stats["grad_norm"])
+        self.scales.append(float(stats["update_scale"]))  # the trust region's step scale (1: untouched)
         if state.step % EVAL_EVERY == 0:
             started = time.perf_counter()
             self.curve.append((state.step, *evaluate(state.model, *self.val)))
@@ -160,6 +169,8 @@ def run(task: dict, method: str, guard: GuardConfig | None, lr: float, seed: int
             "final_accuracy": final_acc, "best_accuracy": max(a for _, _, a in watch.curve),
             "nonfinite_losses": watch.nonfinite, "skipped_steps": watch.skipped, "clipped_steps": watch.clipped,
             "diverged": bool(diverged), "seconds_per_step": seconds / max(result.steps, 1),
+            "min_update_scale": min(watch.scales), "median_update_scale": statistics.median(watch.scales),
+            "steps_below_half_scale": sum(x < 0.5 for x in watch.scales),
             "curve": [(s, round(lo, 5), round(a, 5)) for s, lo, a in watch.curve]}
 
 
@@ -293,6 +304,9 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS))
     ap.add_argument("--out", default=None)
     ap.add_argument("--table", default=None, metavar="JSON")
+    ap.add_argument("--ablation", action="store_true",
+                    help="run the Guard and its ablations (one component off) instead of the clipping methods")
+    ap.add_argument("--lrs", nargs="*", type=float, default=list(LRS))
     ap.add_argument("--merge", nargs="*", default=None, metavar="JSON",
                     help="summarise these (possibly partial) sweeps into --out: complete seeds only")
     args = ap.parse_args()
@@ -309,8 +323,8 @@ def main() -> None:
         res["clip_vs_torch_max_diff"][name] = clip_matches_torch(task)
         runs = res["runs"][name] = []
         for seed in args.seeds:  # seed-major: a sweep cut short still has every lr of the seeds it ran
-            for lr in LRS:
-                for method, guard in methods().items():
+            for lr in args.lrs:
+                for method, guard in (ablations() if args.ablation else methods()).items():
                     r = run(task, method, guard, lr, seed)
                     runs.append(r)
                     print(f"[{name} lr {lr:g} seed {seed} {method:8s}] final acc {r['final_accuracy']:.3f} "
@@ -318,12 +332,14 @@ def main() -> None:
                           f" {r['seconds_per_step'] * 1e3:.1f} ms/step", flush=True)
                     if args.out:  # partial results survive an interrupted sweep
                         Path(args.out).write_text(json.dumps(res, indent=1))
-        res["summary"][name] = summarize_task(runs)
+        if not args.ablation:
+            res["summary"][name] = summarize_task(runs)
         if args.out:
             Path(args.out).write_text(json.dumps(res, indent=1))
     if args.out:
         print(f"wrote {args.out}")
-        table(args.out)
+        if not args.ablation:
+            table(args.out)
 
 
 if __name__ == "__main__":
