@@ -23,10 +23,10 @@ from trainground.data.multitable import (
     source_frame,
     target_list,
 )
-from trainground.data.regression_targets import with_target_scales
 from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
 from trainground.data.products import CLASSES as PRODUCT_CLASSES
 from trainground.data.products import Products, Vocabulary, make_products, products_dataset
+from trainground.data.regression_targets import with_target_scales
 from trainground.data.split import stratified_split
 from trainground.data.table import TableSchema, encode_table, fit_on_rows, load_table
 from trainground.data.tasks import MultiTargetDataset, TaskSpec, class_task, tasks_of
@@ -59,8 +59,8 @@ __all__ = [
     "load_image_folder",
     "load_images_for_prediction",
     "load_multitarget",
-    "load_targets",
     "load_table",
+    "load_targets",
     "make_products",
     "products_dataset",
     "read_table",
@@ -68,6 +68,6 @@ __all__ = [
     "source_frame",
     "stratified_split",
     "target_list",
-    "with_target_scales",
     "tasks_of",
+    "with_target_scales",
 ]
