@@ -219,13 +219,14 @@ def _frame(**columns) -> pd.DataFrame:
     return frame
 
 
-def _fit(frame_or_text, name: str = "data.csv", target: str = "y") -> Callable[[Path, Path], list[str]]:
+def _fit(frame_or_text, name: str = "data.csv", target: str = "y", extra: tuple[str, ...] = ()
+         ) -> Callable[[Path, Path], list[str]]:
     def setup(tmp: Path, run: Path) -> list[str]:
         if isinstance(frame_or_text, pd.DataFrame):
             path = _csv(tmp, frame_or_text, name)
         else:
             path = _text(tmp, name, frame_or_text)
-        return ["fit", path, "--target", target, "--out", str(tmp / "out"), "--epochs", "1"]
+        return ["fit", path, "--target", target, "--out", str(tmp / "out"), "--epochs", "1", *extra]
     return setup
 
 
@@ -271,7 +272,13 @@ CASES = [
     Case("1e308 in a feature", _fit(_frame(f2=[1.0] * 59 + [1e308])), ("'f2'", "float32")),
     Case("duplicate feature column", _fit(_dup_header), ("'f1'", "duplicate column"), after=_absent("out")),
     Case("duplicated target column", _fit(_dup_target), ("'y'", "duplicate column")),
-    Case("continuous target", _fit(_continuous), ("continuous", "classifies")),
+    # a continuous target is a regression unless declared a class; as classes it is refused
+    Case("continuous target declared a class", _fit(_continuous, extra=("--classify", "y")),
+         ("'y'", "a class for nearly every row", "--regression y")),
+    Case("regression target with a missing value", _fit(_continuous.assign(y=[np.nan] + [1.5] * 299),
+                                                        extra=("--regression", "y")), ("'y'", "missing", "line 2")),
+    Case("regression target with text", _fit(_continuous.assign(y=["cheap"] + [1.5] * 299), extra=("--regression", "y")),
+         ("'y'", "non-numeric", "line 2", "'cheap'")),
     Case("lr: -1", lambda tmp, run: _config(tmp, "fit: {lr: -1}\n"), ("cfg.yaml", "fit.lr", "> 0"),
          after=_absent("out")),
     Case("val_fraction: 1.5", lambda tmp, run: _config(tmp, "fit: {val_fraction: 1.5}\n"), ("fit.val_fraction",)),

@@ -26,6 +26,12 @@ BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", min=1, help
 ModelOption = Annotated[str | None, typer.Option("--model", help="Built-in model: auto, mlp, cnn, cnn1d, lstm or gru (model.name).")]
 IgnoreOption = Annotated[str | None, typer.Option(
     "--ignore", help="Comma-separated table columns that are not features (data.ignore).")]
+RegressionOption = Annotated[str | None, typer.Option(
+    "--regression", help="Comma-separated target columns to predict as numbers: a regression head, MAE and R^2 "
+                         "(data.task_kinds: {COL: regression}).")]
+ClassifyOption = Annotated[str | None, typer.Option(
+    "--classify", help="Comma-separated target columns to train as classes even if they look continuous "
+                       "(data.task_kinds: {COL: class}).")]
 
 
 def report_summary(run_dir: Path, *, write_html: bool, out: Path | None = None) -> None:
@@ -47,9 +53,20 @@ def split_columns(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
+def apply_task_kinds(run_config: Any, *, regression: str | None, classify: str | None) -> None:
+    """``--regression`` / ``--classify`` into ``data.task_kinds`` (over the YAML's entries)."""
+    both = set(split_columns(regression or "")) & set(split_columns(classify or ""))
+    if both:
+        raise ConfigError(f"--regression and --classify both name {', '.join(sorted(both))}; choose one")
+    for text, kind in ((regression, "regression"), (classify, "class")):
+        for column in split_columns(text or ""):
+            run_config.data.task_kinds[column] = kind
+
+
 def build_run_config(
     config: Path | None, data: str, *, target: str | None, epochs: int | None, seed: int | None, lr: float | None,
-    batch_size: int | None, model: str | None, ignore: str | None,
+    batch_size: int | None, model: str | None, ignore: str | None, regression: str | None = None,
+    classify: str | None = None,
 ) -> Any:
     """The RunConfig of a command: defaults < the --config YAML < command-line options."""
     from trainground.engine import RunConfig
@@ -68,6 +85,7 @@ def build_run_config(
         run_config.model = from_dict(ModelConfig, {**vars(run_config.model), "name": model}, "--model")
     if ignore is not None:
         run_config.data.ignore = split_columns(ignore)
+    apply_task_kinds(run_config, regression=regression, classify=classify)
     return run_config
 
 

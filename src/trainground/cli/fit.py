@@ -9,11 +9,14 @@ import typer
 
 from trainground.cli.app import (
     BatchSizeOption,
+    ClassifyOption,
     ConfigOption,
     IgnoreOption,
     LrOption,
     ModelOption,
+    RegressionOption,
     app,
+    apply_task_kinds,
     auto_schedule,
     build_run_config,
     data_stem,
@@ -58,6 +61,8 @@ def fit_command(
         "--mlflow", help="Also log the scalars and the config to this MLflow tracking URI, e.g. "
                          "sqlite:///mlflow.db (pip install 'trainground[mlflow]').")] = None,
     ignore: IgnoreOption = None,
+    regression: RegressionOption = None,
+    classify: ClassifyOption = None,
 ) -> None:
     """Train a model on DATA and write a run directory."""
     inputs_exist(data)
@@ -73,9 +78,9 @@ def fit_command(
             raise ConfigError("--resume needs --out RUN_DIR, the run to continue")
         if overwrite:
             raise ConfigError("--resume and --overwrite contradict each other; choose one")
-        if config is not None or ignore is not None:
-            raise ConfigError("--resume continues a run with its own config.yaml; --config and --ignore cannot "
-                              "change it")
+        if config is not None or ignore is not None or regression is not None or classify is not None:
+            raise ConfigError("--resume continues a run with its own config.yaml; --config, --ignore, --regression "
+                              "and --classify cannot change it")
         if tensorboard is not None or mlflow is not None:
             raise ConfigError("--resume logs where the run's config.yaml says (section logging); "
                               "--tensorboard and --mlflow cannot change it")
@@ -97,6 +102,7 @@ def fit_command(
             run_config.fit.seed = seed
         if ignore is not None:
             run_config.data.ignore = split_columns(ignore)
+        apply_task_kinds(run_config, regression=regression, classify=classify)
         auto_schedule(run_config, values, lr=None, epochs=epochs)
         if tensorboard is not None:
             run_config.logging.tensorboard = str(tensorboard)
@@ -140,6 +146,8 @@ def diagnose(
     batch_size: BatchSizeOption = None,
     model: ModelOption = None,
     ignore: IgnoreOption = None,
+    regression: RegressionOption = None,
+    classify: ClassifyOption = None,
 ) -> None:
     """Train once while recording every sample; find wrong labels, outliers, duplicates, ambiguous samples."""
     inputs_exist(data)
@@ -149,7 +157,7 @@ def diagnose(
     from trainground.recipes.diagnose import print_diagnosis
 
     run_config = build_run_config(config, data, target=target, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
-                             model=model, ignore=ignore)
+                                  model=model, ignore=ignore, regression=regression, classify=classify)
     refuse_sections(config, "diagnose", ("loss", "logging"))
     if out is None:
         out = RunDir.new_path("runs", f"diagnose-{data_stem(data)}")

@@ -19,12 +19,14 @@ from trainground.data.load import (
 from trainground.data.multitable import (
     fit_multitarget_on_rows,
     load_multitarget,
+    load_targets,
     source_frame,
     target_list,
 )
 from trainground.data.noise import DIGIT_CONFUSION_MAP, NoisyLabels, inject_label_noise
 from trainground.data.products import CLASSES as PRODUCT_CLASSES
 from trainground.data.products import Products, Vocabulary, make_products, products_dataset
+from trainground.data.regression_targets import with_target_scales
 from trainground.data.split import stratified_split
 from trainground.data.table import TableSchema, encode_table, fit_on_rows, load_table
 from trainground.data.tasks import MultiTargetDataset, TaskSpec, class_task, tasks_of
@@ -58,6 +60,7 @@ __all__ = [
     "load_images_for_prediction",
     "load_multitarget",
     "load_table",
+    "load_targets",
     "make_products",
     "products_dataset",
     "read_table",
@@ -66,4 +69,5 @@ __all__ = [
     "stratified_split",
     "target_list",
     "tasks_of",
+    "with_target_scales",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from torch import Tensor
 
@@ -30,6 +30,7 @@ def load_data(
     max_categories: int = 50,
     ignore: Sequence[str] = (),
     stream_images: bool | None = None,
+    declared_kind: Literal["class", "regression"] | None = None,
 ) -> IndexedDataset:
     """Load training data from a spec.
 
@@ -42,6 +43,8 @@ def load_data(
         ignore: columns of a table that are not features.
         stream_images: decode an image folder per batch instead of all at once (None:
             when its decoded pixels would exceed ``data.images.STREAM_BYTES``).
+        declared_kind: the table target's declared kind (``"class"``: not refused for looking
+            continuous); a regression target is loaded by ``load_targets``.
 
     Returns:
         The dataset, its ``schema`` telling how to encode data for prediction.
@@ -54,7 +57,7 @@ def load_data(
     if target is None:
         columns = ", ".join(map(str, read_table(path).columns))
         raise DataError(f"{path}: a table needs --target COLUMN; columns are {columns}")
-    return load_table(path, target=target, max_categories=max_categories, ignore=ignore)
+    return load_table(path, target=target, max_categories=max_categories, ignore=ignore, declared_kind=declared_kind)
 
 
 def load_features_for_prediction(

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -162,7 +162,8 @@ class TableSchema:
 
 
 def load_table(
-    path: str | Path, *, target: str, max_categories: int = 50, ignore: Sequence[str] = ()
+    path: str | Path, *, target: str, max_categories: int = 50, ignore: Sequence[str] = (),
+    declared_kind: Literal["class", "regression"] | None = None,
 ) -> IndexedDataset:
     """Load a CSV or Parquet table as a dataset; every other usable column is a feature.
 
@@ -172,6 +173,7 @@ def load_table(
         max_categories: most distinct values a text column may have to be one-hot encoded;
             one with more is free text and left out.
         ignore: columns that are not features.
+        declared_kind: what the user declared the target to be (see :func:`frame_to_dataset`).
 
     Returns:
         A ``"table"`` dataset of the labelled rows whose ``index`` is the 0-based data row,
@@ -179,11 +181,13 @@ def load_table(
         ``unlabelled`` rows are those without a label.
     """
     frame = read_table(path)
-    return frame_to_dataset(frame, target=target, source=str(path), max_categories=max_categories, ignore=ignore)
+    return frame_to_dataset(frame, target=target, source=str(path), max_categories=max_categories, ignore=ignore,
+                            declared_kind=declared_kind)
 
 
 def frame_to_dataset(
     frame: pd.DataFrame, *, target: str, source: str, max_categories: int = 50, ignore: Sequence[str] = (),
+    declared_kind: Literal["class", "regression"] | None = None, other_targets: Sequence[str] = (),
 ) -> IndexedDataset:
     """Check and encode an in-memory table (what :func:`load_table` does after reading).
 
@@ -196,6 +200,10 @@ def frame_to_dataset(
         source: where the table came from, for messages (a ``.csv`` path names lines).
         max_categories: most distinct values a text column may have to be one-hot encoded.
         ignore: columns that are not features.
+        declared_kind: None: a class column, refused when it looks continuous
+            (``ContinuousTargetError``, so a caller can train it as a regression); ``"class"``: declared
+            a class column by the user, not refused for looking continuous; ``"regression"``: a number
+            per row (checked by ``regression_values``), ``labels`` all 0 (the caller keeps the values).
     """
     rows = RowNamer(source)
     frame = _named_columns(frame, source=source)
@@ -214,17 +222,23 @@ def frame_to_dataset(
             f"(columns: {', '.join(columns)})"
         )
     labels = frame[target]
-    check_classification_target(labels, target=target, source=source)
+    if declared_kind == "regression":
+        from trainground.data.regression_targets import regression_values
+
+        regression_values(labels, column=target, rows=rows)  # missing / non-numeric: one clear error
+        labels = pd.Series(np.zeros(len(frame), dtype=np.int64), index=frame.index)
+    else:
+        check_classification_target(labels, target=target, source=source, declared=declared_kind == "class")
     labelled = labels.notna().to_numpy().copy()  # writable: it indexes tensors
     if not labelled.any():
         raise DataError(f"{source}: target column {target!r} has no labels (every cell is empty)")
     encoder = LabelEncoder.fit(labels[labelled])
-    if len(encoder.classes) < 2:
+    if len(encoder.classes) < 2 and declared_kind != "regression":
         raise DataError(
             f"{source}: target column {target!r} holds a single class ({encoder.classes[0]!r} "
             f"in all {int(labelled.sum())} labelled rows); classification needs at least 2 classes"
         )
-    candidates = [c for c in columns if c != target and c not in ignore]
+    candidates = [c for c in columns if c != target and c not in ignore and c not in other_targets]
     plan = plan_columns(frame, candidates, rows=rows, max_categories=max_categories)
     features = [c for c in candidates if c in plan.numeric or c in plan.categorical]
     left_out = {c: "ignored (--ignore / data.ignore)" for c in ignore if c != target}

@@ -31,6 +31,8 @@ class TaskSpec:
         num_classes: classes of a ``"class"`` task (the head's width); None for the others.
         classes: the user's label values of a class task, id order (for ``predict``).
         shape: a target's shape per sample (``()`` for a class id or a scalar).
+        scale: a regression target's (mean, std) over the training rows: its head is trained on
+            standardised values and the model answers in the original units (None: not standardised).
     """
 
     name: str
@@ -38,6 +40,7 @@ class TaskSpec:
     num_classes: int | None = None
     classes: tuple[Any, ...] | None = field(default=None, repr=False)
     shape: tuple[int, ...] = ()
+    scale: tuple[float, float] | None = None
 
     @property
     def out_features(self) -> int:
@@ -48,13 +51,15 @@ class TaskSpec:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "num_classes": self.num_classes,
-                "classes": None if self.classes is None else list(self.classes), "shape": list(self.shape)}
+                "classes": None if self.classes is None else list(self.classes), "shape": list(self.shape),
+                "scale": None if self.scale is None else list(self.scale)}
 
     @classmethod
     def from_json(cls, values: Mapping[str, Any]) -> TaskSpec:
-        classes = values.get("classes")
+        classes, scale = values.get("classes"), values.get("scale")
         return cls(str(values["name"]), str(values.get("kind", "class")), values.get("num_classes"),
-                   None if classes is None else tuple(classes), tuple(values.get("shape", ())))
+                   None if classes is None else tuple(classes), tuple(values.get("shape", ())),
+                   None if scale is None else (float(scale[0]), float(scale[1])))
 
 
 def gather(x: Tensor | Mapping[str, Tensor], positions: Tensor) -> Any:

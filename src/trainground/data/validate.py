@@ -3,7 +3,7 @@
 - duplicate column names (pandas would rename the second ``f1`` to ``f1.1``, and a
   duplicated target column would become a feature that leaks the label);
 - numbers that are finite as float64 but overflow the float32 the model computes in;
-- a target that is a measurement, not a class (trainground classifies).
+- a target that is a measurement, not a class (a regression target unless declared otherwise).
 """
 
 from __future__ import annotations
@@ -73,22 +73,36 @@ def check_fits_float32(values: np.ndarray, *, column: str, rows: RowNamer) -> No
         )
 
 
-def check_classification_target(labels: pd.Series, *, target: str, source: str) -> None:
-    """Refuse a continuous target: trainground classifies, it does not regress."""
+class ContinuousTargetError(DataError):
+    """A target column refused as a class column because it looks like a measurement."""
+
+
+def looks_continuous(labels: pd.Series) -> bool:
+    """A target is a measurement, not a class: numeric with fractional values, at least
+    ``CONTINUOUS_MIN_DISTINCT`` of them distinct (the a-priori rule of :func:`check_classification_target`,
+    and the rule by which a target without a declared kind is trained as a regression)."""
     present = labels.dropna()
-    distinct = present.nunique()
     numeric = pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present)
     values = np.asarray(present, dtype=float) if numeric else np.zeros(0)
     values = values[np.isfinite(values)]
-    fractional = bool((values % 1 != 0).any())
-    continuous = fractional and distinct >= CONTINUOUS_MIN_DISTINCT
+    return bool((values % 1 != 0).any()) and present.nunique() >= CONTINUOUS_MIN_DISTINCT
+
+
+def check_classification_target(labels: pd.Series, *, target: str, source: str, declared: bool = False) -> None:
+    """Refuse a continuous target as a class column (declare it a regression target instead);
+    ``declared``: the user said it is a class column, so looking continuous is not refused."""
+    present = labels.dropna()
+    distinct = present.nunique()
+    continuous = looks_continuous(labels) and not declared
     too_many = distinct > MANY_CLASSES and distinct > len(present) / 2
     if not (continuous or too_many):
         return
     examples = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in present.unique()[:3])
     what = "looks continuous" if continuous else "has a class for nearly every row"
-    raise DataError(
+    error = ContinuousTargetError if continuous else DataError
+    raise error(
         f"{source}: target column {target!r} {what} ({distinct} distinct values in {len(present)} rows, "
-        f"e.g. {examples}); trainground classifies: bin it into classes first (e.g. pandas.qcut) "
-        "or choose a label column"
+        f"e.g. {examples}); to classify, bin it into classes first (e.g. pandas.qcut) or choose a label "
+        f"column; to predict the number, train a regression: --regression {target} "
+        f"(YAML data.task_kinds: {{{target}: regression}})"
     )

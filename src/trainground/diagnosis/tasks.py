@@ -12,8 +12,15 @@ suggested_label_<task>, is_<issue>_issue_<task>, <issue>_score_<task>``, then th
 task in the subject (``task:severity/class:4``); the overfitting check also runs on each
 task's own loss curves (a task can overfit while the summed loss does not).
 
+Regression tasks get the residual check of ``diagnosis.target_outliers`` on their
+early-learning predictions (``EarlyTargetWindow``): columns ``given_label_<task>`` (the value),
+``predicted_label_<task>``, ``is_label_issue_<task>`` and ``label_score_<task>``. The label
+checks of classes (confident learning, neighbours, ambiguity, class imbalance) need class
+probabilities and do not apply to them (``REGRESSION_NOTE``).
+
 Not done here (said plainly): the second pass and the linear view of the single-target
-diagnosis, and sample checks for kinds other than ``class``.
+diagnosis; without any class task, the outlier and near-duplicate checks (they run with a
+class task's evidence) are skipped and listed in ``skipped_checks``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from trainground.data import (
     LabelEncoder,
     fit_multitarget_on_rows,
     stratified_split,
+    with_target_scales,
 )
 from trainground.data.tasks import MultiTargetDataset, TaskSpec
 from trainground.diagnosis.callback import DiagnosisCallback
@@ -46,6 +54,8 @@ from trainground.diagnosis.early_learning import EarlyLearningWindow
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import Finding, write_findings
 from trainground.diagnosis.label_probs import embed
+from trainground.diagnosis.target_outliers import TargetIssues
+from trainground.diagnosis.target_window import EarlyTargetWindow
 from trainground.diagnosis.task_findings import (
     TASK_FREE,
     for_task,
@@ -62,6 +72,9 @@ from trainground.models import build_multitask_model
 from trainground.monitors.samples import SampleRecorder
 
 TASK_FREE_COLUMNS = ("is_outlier_issue", "outlier_score", "is_near_duplicate_issue", "near_duplicate_score")
+REGRESSION_NOTE = ("residual check only (target_outliers: robust z of the early-learning residual > 3.5); the label "
+                   "checks of classes (confident learning, neighbours, ambiguity, class balance) need class "
+                   "probabilities and do not apply to a regression target")
 
 
 @dataclass
@@ -88,9 +101,16 @@ def task_view(data: MultiTargetDataset, task: str) -> IndexedDataset:
 
 def _class_tasks(data: MultiTargetDataset) -> list[TaskSpec]:
     tasks = [t for t in data.tasks if t.kind == "class"]
-    if not tasks:
-        raise DataError(f"{data.name}: no class task to diagnose (tasks: {data.task_names})")
+    if not tasks and not any(t.kind == "regression" for t in data.tasks):
+        raise DataError(f"{data.name}: no class or regression task to diagnose (tasks: {data.task_names})")
     return tasks
+
+
+def regression_table(data: MultiTargetDataset, task: str, issues: TargetIssues, predicted: torch.Tensor) -> pd.DataFrame:
+    """A regression task's rows: the given value, the final prediction, the residual check's flag and score."""
+    return pd.DataFrame({"index": data.index.numpy(), "given_label": data.targets[task].numpy(),
+                         "predicted_label": predicted.reshape(len(data)).numpy(),
+                         "is_label_issue": issues.is_issue.numpy(), "label_score": issues.score.numpy()})
 
 
 def diagnose_tasks(
@@ -118,12 +138,15 @@ def diagnose_tasks(
     run = None if run_dir is None else (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir))
     train_pos, val_pos = stratified_split(data.labels.numpy(), fraction=fit_config.val_fraction, seed=fit_config.seed)
     data = fit_multitarget_on_rows(data, train_pos)
+    if any(t.kind == "regression" and t.scale is None for t in data.tasks):
+        data = with_target_scales(data, train_pos)
     train, val = data.subset(train_pos), data.subset(val_pos)
     if model is None:
         seed_everything(fit_config.seed)
         model = build_multitask_model(config.model, input_shape=data.input_shape,
                                       widths={t.name: t.out_features for t in data.tasks},
-                                      train_features=train.features, kind=data.kind)
+                                      train_features=train.features, kind=data.kind,
+                                      scales={t.name: t.scale for t in data.tasks if t.scale})
     recorders = {t.name: SampleRecorder(data.index, int(t.num_classes or 0)) for t in class_tasks}
     windows = {name: EarlyLearningWindow(rec, patience=config.patience if k == 0 else None)
                for k, (name, rec) in enumerate(recorders.items())}
@@ -134,15 +157,18 @@ def diagnose_tasks(
         cb = RecordSamples(rec, val_data=val, task=name)
         cb.state_key = f"RecordSamples/{name}"
         recording.append(cb)
+    regression = [t.name for t in data.tasks if t.kind == "regression"]
+    target_window = EarlyTargetWindow(data, {}) if regression else None
     watchers: list[DiagnosisCallback] = []
     if config.training_checks is not None:
         watchers.append(DiagnosisCallback(dataclasses.replace(config.training_checks, write_findings=False)))
     result = fit(model, train, val_data=val, config=fit_config, run_dir=run, guard=config.guard, loss_fn=loss_fn,
-                 tasks=tasks, callbacks=[*recording, *windows.values(), *watchers, *callbacks])
+                 tasks=tasks, callbacks=[*recording, *windows.values(), *watchers, *callbacks,
+                                         *([target_window] if target_window else [])])
     device = next(result.model.parameters()).device
-    first = windows[class_tasks[0].name]
-    best_model = first.model_at_best(result.model)
-    embeddings = embed(best_model, data.features, device)
+    first = windows[class_tasks[0].name] if class_tasks else None
+    best_model = first.model_at_best(result.model) if first else result.model
+    embeddings = embed(best_model, data.features, device) if class_tasks else None
     outputs = predict_task_outputs(result.model, data.features, device=device)
     val_outputs = predict_task_outputs(best_model, val.features, device=device)  # each task's competence
     exclude = [n for w in watchers for n in w.check_names]
@@ -165,6 +191,12 @@ def diagnose_tasks(
         tables[spec.name] = issues.table
         findings += [for_task(f, spec.name) for f in issues.findings]
         skipped += [f"{s} [{spec.name}]" for s in issues.skipped]
+    if target_window is not None:
+        residuals = target_window.results()
+        for name in regression:
+            tables[name] = regression_table(data, name, residuals[name], outputs[name])
+        if not class_tasks:
+            skipped.append("outliers and near duplicates (they run with a class task's evidence; none here)")
     if not watchers:  # a DiagnosisCallback runs them itself (diagnosis.task_findings)
         findings += per_task_epoch_findings(epochs, [t.name for t in data.tasks])
     for cb in [*watchers, *callbacks]:
@@ -173,8 +205,9 @@ def diagnose_tasks(
     if run is not None:
         atomic_write_text(run.sample_issues, table.to_csv(index=False))
         write_findings(run.findings, findings)
+    early = first.best_epoch if first else (target_window.window_epochs - 1 if target_window else None)
     return TaskDiagnosis(table=table, tables=tables, findings=findings, fit=result,
-                         seconds=time.perf_counter() - started, run_dir=run, early_learning_epoch=first.best_epoch,
+                         seconds=time.perf_counter() - started, run_dir=run, early_learning_epoch=early,
                          skipped_checks=skipped)
 
 

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from trainground.engine.batches import BatchSource
 from trainground.engine.task_kinds import task_kind
+from trainground.metrics.regression import r2_score
 
 
 @torch.no_grad()
@@ -63,8 +64,11 @@ def predict_task_outputs(model: nn.Module, features: Tensor, *, batch_size: int 
     return {task: torch.cat(parts) for task, parts in chunks.items()}
 
 
-def test_task_scores(model: nn.Module, test: Any, *, device: torch.device | str = "cpu") -> dict[str, float]:
-    """``test_<metric>/<task>`` of a multi-target test split, and ``test_accuracy`` (mean over class tasks)."""
+def test_task_scores(model: nn.Module, test: Any, *, device: torch.device | str = "cpu",
+                     prefix: str = "test") -> dict[str, float]:
+    """``<prefix>_<metric>/<task>`` of a multi-target split, ``<prefix>_r2/<task>`` of each regression
+    task (the model's units: the original ones for ``TaskHeads`` with scales), and
+    ``<prefix>_accuracy`` (mean over class tasks)."""
     outputs = predict_task_outputs(model, test.features, device=device)
     scores: dict[str, float] = {}
     accuracies = []
@@ -72,9 +76,11 @@ def test_task_scores(model: nn.Module, test: Any, *, device: torch.device | str 
     for spec in test.tasks:
         kind = task_kind(spec.kind)
         value = float(kind.batch_metric(outputs[spec.name], test.targets[spec.name])) / n
-        scores[f"test_{kind.metric}/{spec.name}"] = value
+        scores[f"{prefix}_{kind.metric}/{spec.name}"] = value
         if spec.kind == "class":
             accuracies.append(value)
+        elif spec.kind == "regression":
+            scores[f"{prefix}_r2/{spec.name}"] = float(r2_score(outputs[spec.name], test.targets[spec.name]))
     if accuracies:
-        scores["test_accuracy"] = sum(accuracies) / len(accuracies)
+        scores[f"{prefix}_accuracy"] = sum(accuracies) / len(accuracies)
     return scores

@@ -17,11 +17,11 @@ from trainground.data import (
     fit_multitarget_on_rows,
     fit_on_rows,
     inject_label_noise,
-    load_data,
-    load_multitarget,
+    load_targets,
     stratified_split,
     target_list,
     tasks_of,
+    with_target_scales,
 )
 from trainground.engine.callbacks import Callback
 from trainground.engine.evaluate import predict_logits, test_task_scores
@@ -50,17 +50,12 @@ class PreparedData:
 
 def prepare_data(config: DataConfig) -> PreparedData:
     """Load ``config.source``, hold out the test split, then inject noise into the rest."""
-    targets = target_list(config.target)
-    if targets is not None:
-        if config.noise is not None:
-            raise ConfigError("data.noise injects noise into one label column; a multi-target run has several")
-        data: Any = load_multitarget(config.source, targets=targets, max_categories=config.max_categories,
-                                     ignore=config.ignore)
-    else:
-        data = load_data(
-            config.source, target=config.target, image_size=config.image_size,  # type: ignore[arg-type]
-            max_categories=config.max_categories, ignore=config.ignore,
-        )
+    data: Any = load_targets(config.source, target=config.target, kinds=config.task_kinds,
+                             image_size=config.image_size, max_categories=config.max_categories,
+                             ignore=config.ignore)
+    if tasks_of(data) is not None and config.noise is not None:
+        raise ConfigError("data.noise injects noise into one class column; a multi-target or regression run "
+                          "has none of that kind")
     test = None
     if config.test_fraction > 0:
         train_pos, test_pos = stratified_split(
@@ -88,6 +83,8 @@ class RunResult:
     data: PreparedData
     seconds: float
     test_accuracy: float | None = None
+    # Final-model scores of the regression tasks on the validation split (val_mae/<task>, val_r2/<task>).
+    val_scores: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float | int | str | None]:
         final = self.fit.final
@@ -155,12 +152,18 @@ def run_fit(
         prepared = prepare_data(config.data)
         run = RunDir.create(out, overwrite=overwrite, inputs=[config.data.source], resumable=True)
     try:
-        result = _train(config, run, prepared, resume=resume, callbacks=callbacks)
+        result, val = _train(config, run, prepared, resume=resume, callbacks=callbacks)
     except TraingroundError:
         if not resume:
             run.discard()  # a start refused by a check leaves nothing behind
         raise
-    test_accuracy = None
+    test_accuracy, val_scores = None, {}
+    if val is not None and any(t.kind == "regression" for t in tasks_of(val) or ()):
+        # MAE and R^2 of the final model on the validation split, in the targets' own units.
+        device = next(result.model.parameters()).device
+        val_scores = test_task_scores(result.model, val, device=device, prefix="val")
+        with open(run.metrics, "a", encoding="utf-8") as fh:  # listed in the manifest by fit()
+            fh.write(json.dumps({"kind": "val_final", "step": result.steps, **val_scores}) + "\n")
     if prepared.test is not None:
         device = next(result.model.parameters()).device
         record: dict[str, Any] = {"kind": "test", "step": result.steps}
@@ -174,12 +177,13 @@ def run_fit(
         with open(run.metrics, "a", encoding="utf-8") as fh:  # listed in the manifest by fit()
             fh.write(json.dumps(record) + "\n")
     return RunResult(
-        run_dir=run, fit=result, data=prepared, seconds=time.perf_counter() - started, test_accuracy=test_accuracy
+        run_dir=run, fit=result, data=prepared, seconds=time.perf_counter() - started, test_accuracy=test_accuracy,
+        val_scores=val_scores,
     )
 
 
 def _train(config: RunConfig, run: RunDir, prepared: PreparedData, *, resume: bool,
-           callbacks: Sequence[Callback]) -> FitResult:
+           callbacks: Sequence[Callback]) -> tuple[FitResult, Any]:
     # On resume too: config.yaml holds what the run is now asked to do (epochs may have grown).
     run.write_config(config.to_dict())
     train, val, model, loss_fn = build_training(config, prepared)
@@ -187,7 +191,7 @@ def _train(config: RunConfig, run: RunDir, prepared: PreparedData, *, resume: bo
     return fit(
         model, train, val_data=val, config=config.fit, loss_fn=loss_fn, guard=config.guard, callbacks=callbacks,
         run_dir=run, resume=resume, tasks=config.tasks if multi else None,
-    )
+    ), val
 
 
 def build_training(config: RunConfig, prepared: PreparedData) -> tuple[IndexedDataset, IndexedDataset | None,
@@ -204,7 +208,12 @@ def build_training(config: RunConfig, prepared: PreparedData) -> tuple[IndexedDa
         )
         # imputation medians from the training part only (the model file keeps them for predict)
         train = fit_on_rows(train, train_pos) if tasks is None else fit_multitarget_on_rows(train, train_pos)
+        if tasks is not None:  # regression targets standardised with the training rows' mean and std
+            train = with_target_scales(train, train_pos)
         train, val = train.subset(train_pos), train.subset(val_pos)
+    elif tasks is not None:
+        train = with_target_scales(train, np.arange(len(train)))
+    tasks = tasks_of(train)
     seed_everything(config.fit.seed)
     if tasks is None:
         model = build_model(
@@ -214,6 +223,6 @@ def build_training(config: RunConfig, prepared: PreparedData) -> tuple[IndexedDa
     else:
         model = build_multitask_model(config.model, input_shape=train.input_shape,
                                       widths={t.name: t.out_features for t in tasks}, train_features=train.features,
-                                      kind=train.kind)
+                                      kind=train.kind, scales={t.name: t.scale for t in tasks if t.scale})
     loss_fn = run_loss(config.loss, config.data.source, train, target=config.data.target)  # type: ignore[arg-type]
     return train, val, model, loss_fn

@@ -38,6 +38,11 @@ class DataConfig:
     # Label column of a table (not needed for image folders and builtin data); several columns
     # ("fault,severity" or a list) train one head per column (a multi-target run).
     target: str | tuple[str, ...] | None = None
+    # What each target column is: {price: regression} trains a regression head (standardised
+    # target, MAE and R^2 in the original units); {grade: class} forces classes. A target not
+    # named here is a regression when it looks continuous (numeric, fractional, >= 20 distinct
+    # values: the rule that refused such a column as classes), else classes; the choice is printed.
+    task_kinds: dict[str, Literal["class", "regression"]] = field(default_factory=dict)
     # Side of the square images are resized to; None keeps the first image's size.
     image_size: Annotated[int, AT_LEAST_ONE] | None = None
     # Decode an image folder batch by batch instead of holding every pixel (None: when the

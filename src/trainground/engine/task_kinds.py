@@ -65,6 +65,22 @@ def _absolute_error(output: Tensor, target: Tensor) -> Tensor:
     return err.reshape(len(err), -1).mean(dim=1).sum() if err.ndim > 1 else err.sum()
 
 
+class StandardisedMSE(nn.Module):
+    """MSE in standard deviations of the target: ``mse(output, y) / std^2`` equals the MSE of a head
+    trained on ``(y - mean) / std`` when the model answers ``mean + std * head`` (``TaskHeads``' scales)."""
+
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        self.inv_var = 1.0 / float(std) ** 2
+
+    def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        return _mse(output, target) * self.inv_var
+
+
+def _regression_loss(spec: TaskSpec) -> TaskLossFn | nn.Module:
+    return _mse if spec.scale is None else StandardisedMSE(spec.scale[1])
+
+
 def _regression_predict(output: Tensor) -> Tensor:
     return output.squeeze(1) if output.ndim == 2 and output.shape[1] == 1 else output
 
@@ -72,7 +88,7 @@ def _regression_predict(output: Tensor) -> Tensor:
 _KINDS: dict[str, TaskKind] = {
     "class": TaskKind("accuracy", True, lambda spec: nn.CrossEntropyLoss(), _correct,
                       lambda out: out.argmax(dim=1)),
-    "regression": TaskKind("mae", False, lambda spec: _mse, _absolute_error, _regression_predict),
+    "regression": TaskKind("mae", False, _regression_loss, _absolute_error, _regression_predict),
 }
 
 

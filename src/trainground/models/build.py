@@ -124,7 +124,7 @@ def _rnn_from_spec(spec: dict[str, Any]) -> nn.Module:
 
 
 def _heads_from_spec(spec: dict[str, Any]) -> nn.Module:
-    return TaskHeads(model_from_spec(spec["trunk"]), spec["widths"])
+    return TaskHeads(model_from_spec(spec["trunk"]), spec["widths"], spec.get("scales"))
 
 
 MODELS = {"mlp": _mlp_from_spec, "cnn": _cnn_from_spec, "cnn1d": _cnn1d_from_spec, "lstm": _rnn_from_spec,
@@ -133,13 +133,14 @@ MODELS = {"mlp": _mlp_from_spec, "cnn": _cnn_from_spec, "cnn1d": _cnn1d_from_spe
 
 def build_multitask_model(
     config: ModelConfig, *, input_shape: tuple[int, ...], widths: dict[str, int], train_features: Tensor | None = None,
-    kind: str | None = None,
+    kind: str | None = None, scales: dict[str, tuple[float, float]] | None = None,
 ) -> TaskHeads:
     """The model ``build_model`` would choose, with one output head per task (``{task: width}``):
-    a shared trunk and :class:`TaskHeads` returning ``{task: output}``."""
+    a shared trunk and :class:`TaskHeads` returning ``{task: output}`` (``scales``: standardised
+    regression targets, answered in their original units)."""
     trunk = build_model(config, input_shape=input_shape, num_classes=sum(widths.values()),
                         train_features=train_features, kind=kind)
-    return TaskHeads(trunk, widths)
+    return TaskHeads(trunk, widths, scales)
 
 
 def model_from_spec(spec: dict[str, Any]) -> nn.Module:

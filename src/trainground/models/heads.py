@@ -27,10 +27,14 @@ class TaskHeads(nn.Module):
     Args:
         trunk: a model mapping ``x`` to ``[N, sum(widths)]`` (e.g. ``build_model(..., num_classes=sum)``).
         widths: ``{task: output width}`` in order (classes of a class task, 1 for a scalar regression).
+        scales: ``{task: (mean, std)}`` of standardised regression targets: the head learns
+            ``(y - mean) / std`` and ``forward`` answers ``mean + std * head`` (the original units).
     """
 
-    def __init__(self, trunk: nn.Module, widths: Mapping[str, int]) -> None:
+    def __init__(self, trunk: nn.Module, widths: Mapping[str, int],
+                 scales: Mapping[str, tuple[float, float]] | None = None) -> None:
         super().__init__()
+        self.scales = {str(k): (float(m), float(s)) for k, (m, s) in (scales or {}).items()}
         self.trunk = trunk
         self.widths = {str(k): int(v) for k, v in widths.items()}
         bounds, start = {}, 0
@@ -42,7 +46,10 @@ class TaskHeads(nn.Module):
 
     def forward(self, x: Any) -> dict[str, Tensor]:
         out = self.trunk(x)
-        return {task: out[:, a:b] for task, (a, b) in self.bounds.items()}
+        heads = {task: out[:, a:b] for task, (a, b) in self.bounds.items()}
+        for task, (mean, std) in self.scales.items():
+            heads[task] = heads[task] * std + mean
+        return heads
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Every parameter but the output layer's (the tasks' heads), when it is the last Linear."""
@@ -54,4 +61,7 @@ class TaskHeads(nn.Module):
         self.trunk.fit_input_stats(features)  # type: ignore[operator]
 
     def spec(self) -> dict[str, Any]:
-        return {"name": "task_heads", "trunk": self.trunk.spec(), "widths": dict(self.widths)}  # type: ignore[operator]
+        spec = {"name": "task_heads", "trunk": self.trunk.spec(), "widths": dict(self.widths)}  # type: ignore[operator]
+        if self.scales:
+            spec["scales"] = {k: list(v) for k, v in self.scales.items()}
+        return spec

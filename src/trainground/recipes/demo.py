@@ -109,7 +109,12 @@ def print_summary(result: RunResult, console: Console) -> None:
     corrupted = s["corrupted_labels"]
     table.add_row("training samples", f"{s['samples']} ({corrupted} with a corrupted label)" if corrupted else str(s["samples"]))
     table.add_row("training", f"{s['epochs']} epochs, {s['steps']} steps, {s['seconds']:.1f} s")
-    table.add_row("train accuracy", f"{s['train_accuracy']:.1%} (against the labels as given)")
+    if s["train_accuracy"] is not None:
+        table.add_row("train accuracy", f"{s['train_accuracy']:.1%} (against the labels as given)")
+    for key, value in result.val_scores.items():  # regression tasks, in the target's own units
+        if key.startswith(("val_mae/", "val_r2/")):
+            metric, task = key[4:].split("/", 1)
+            table.add_row(f"validation {'MAE' if metric == 'mae' else 'R^2'} ({task})", f"{value:.4g}")
     if s["val_accuracy"] is not None:
         table.add_row("validation accuracy", f"{s['val_accuracy']:.1%} (against the labels as given)")
     if s["test_accuracy"] is not None:

@@ -23,10 +23,12 @@ from rich.table import Table
 
 from trainground.data import (
     IndexedDataset,
-    load_data,
+    MultiTargetDataset,
     load_multitarget,
+    load_targets,
     stratified_split,
     target_list,
+    with_target_scales,
 )
 from trainground.diagnosis import DiagnosisConfig, Finding, print_findings
 from trainground.diagnosis.dataset import (
@@ -36,7 +38,7 @@ from trainground.diagnosis.dataset import (
 )
 from trainground.diagnosis.dataset import diagnose_dataset as _diagnose_dataset
 from trainground.diagnosis.sample_issues import top_sample_issues
-from trainground.diagnosis.tasks import TaskDiagnosis, diagnose_tasks
+from trainground.diagnosis.tasks import REGRESSION_NOTE, TaskDiagnosis, diagnose_tasks
 from trainground.engine import Callback, DataConfig, FitConfig, RunConfig, RunDir
 from trainground.engine.run_losses import run_loss
 from trainground.engine.rundir import check_inputs_outside
@@ -88,13 +90,14 @@ def diagnose(
     data_config = dataclasses.replace(data_config or DataConfig(), source=str(source), target=target)
     if out is not None:
         check_inputs_outside(out, [source])
-    if target_list(target) is not None:
+    # Loaded before the folder exists: a bad input leaves none behind.
+    data = load_targets(str(source), target=target, kinds=data_config.task_kinds, image_size=data_config.image_size,
+                        stream_images=data_config.stream_images, max_categories=data_config.max_categories,
+                        ignore=data_config.ignore)
+    if isinstance(data, MultiTargetDataset):  # several targets, or a regression target
         return diagnose_multitarget(source, data_config=data_config, out=out, overwrite=overwrite,
                                     fit_config=fit_config, model_config=model_config, guard=guard,
-                                    extra_callbacks=extra_callbacks)
-    # Loaded before the folder exists: a bad input leaves none behind.
-    data = load_data(str(source), target=target, image_size=data_config.image_size, stream_images=data_config.stream_images,
-                     max_categories=data_config.max_categories, ignore=data_config.ignore)
+                                    extra_callbacks=extra_callbacks, data=data)
     fit_config = fit_config or FitConfig()
     model_config = model_config or ModelConfig()
     run = None
@@ -118,20 +121,23 @@ def diagnose_multitarget(
     source: str | Path, *, data_config: DataConfig, out: str | Path | None = None, overwrite: bool = False,
     fit_config: FitConfig | None = None, model_config: ModelConfig | None = None, guard: GuardConfig | None = None,
     loss: LossConfig | None = None, tasks: TaskGradientConfig | None = None, extra_callbacks: Sequence[Callback] = (),
-    second_pass: bool = False,
+    second_pass: bool = False, data: MultiTargetDataset | None = None,
 ) -> TaskDiagnosis:
     """:func:`~trainground.diagnosis.tasks.diagnose_tasks` on the columns of ``data_config.target``
     (one training, per-task label issues and findings); ``loss`` builds the multi-task loss
-    (class weights per task, event weights, task weighting) as ``run_fit`` does."""
+    (class weights per task, event weights, task weighting) as ``run_fit`` does; ``data``: the
+    dataset already loaded (else loaded here, ``data_config.task_kinds`` saying which target is what)."""
     del second_pass  # the per-task diagnosis has no second pass (diagnosis.tasks says why)
-    targets = target_list(data_config.target) or []
-    data = load_multitarget(str(source), targets=targets, max_categories=data_config.max_categories,
-                            ignore=data_config.ignore)
+    if data is None:
+        targets = target_list(data_config.target) or [str(data_config.target)]
+        data = load_multitarget(str(source), targets=targets, max_categories=data_config.max_categories,
+                                ignore=data_config.ignore, kinds=data_config.task_kinds)
     fit_config = fit_config or FitConfig()
     model_config = model_config or ModelConfig()
     config = RunConfig(data=data_config, model=model_config, fit=fit_config, guard=guard or GuardConfig(),
                        loss=loss or LossConfig(), tasks=tasks or TaskGradientConfig())
     train_pos, _ = stratified_split(data.labels.numpy(), fraction=fit_config.val_fraction, seed=fit_config.seed)
+    data = with_target_scales(data, train_pos)  # regression targets: standardised on the training rows
     loss_fn = run_loss(config.loss, str(source), data.subset(train_pos), target=None)
     run = None
     if out is not None:
@@ -203,6 +209,9 @@ def print_task_diagnosis(result: TaskDiagnosis, console: Console, *, limit: int 
     print_findings(result.findings, console=console, limit=limit)
     final = result.fit.final
     for task, table in result.tables.items():
+        if "suggested_label" not in table.columns:  # a regression task: the residual check only
+            _print_regression_task(task, table, final, console, limit=limit)
+            continue
         flags = [c for c in table.columns if c.startswith("is_") and c.endswith("_issue")]
         counts = ", ".join(f"{c[3:-6].replace('_', ' ')} {int(table[c].sum())}" for c in flags)
         accuracy = final.get(f"val_accuracy/{task}")
@@ -220,11 +229,30 @@ def print_task_diagnosis(result: TaskDiagnosis, console: Console, *, limit: int 
                 grid.add_row(str(row["index"]), str(row["given_label"]), str(row["suggested_label"]),
                              f"{row.get('label_score', float('nan')):.2f}")
             console.print(grid)
+    if result.skipped_checks:
+        console.print(f"not run: {'; '.join(result.skipped_checks)}", highlight=False, soft_wrap=True)
     where: dict[str, Any] = {"samples": len(result.table), "seconds": round(result.seconds, 1),
                              "early-learning window": f"epochs 0-{result.early_learning_epoch}"}
     if result.run_dir is not None:
         where["run directory"] = str(result.run_dir.path)
     console.print("  ".join(f"{k}: {v}" for k, v in where.items()), highlight=False, soft_wrap=True)
+
+
+def _print_regression_task(task: str, table: pd.DataFrame, final: dict, console: Console, *, limit: int) -> None:
+    flagged = table[table["is_label_issue"]].sort_values("label_score").head(limit)
+    mae = final.get(f"val_mae/{task}")
+    shown = "" if mae is None else f"  val MAE {mae:.4g}"
+    console.print(f"task [bold]{task}[/bold] (regression): flagged label {int(table['is_label_issue'].sum())}{shown}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"  {REGRESSION_NOTE}", highlight=False, soft_wrap=True)
+    if len(flagged):
+        grid = Table(title=f"top suspicious values of {task}", title_justify="left")
+        for column in ("index", "given", "predicted", "score"):
+            grid.add_column(column)
+        for _, row in flagged.iterrows():
+            grid.add_row(str(row["index"]), f"{row['given_label']:.4g}", f"{row['predicted_label']:.4g}",
+                         f"{row['label_score']:.2f}")
+        console.print(grid)
 
 
 def _weak_note(findings: Sequence[Finding]) -> str:

@@ -28,6 +28,7 @@ from trainground.data import (
 )
 from trainground.data.builtin import PREFIX
 from trainground.data.files import PARQUET_SUFFIXES
+from trainground.data.validate import ContinuousTargetError
 from trainground.engine import DataConfig, RunConfig
 from trainground.errors import ConfigError, DataError
 from trainground.recipes.diagnose import diagnose_dataset
@@ -100,6 +101,12 @@ def _check_paths(source: str, out: Path, test: str | None) -> None:
             raise ConfigError(f"--out {out} is the folder of {what} {spec}; the repair never writes next to the input")
 
 
+def _regression_refused(source: str, column: str) -> ConfigError:
+    return ConfigError(f"repair relabels class columns; {column!r} is a regression target, which it cannot repair: "
+                       f"`trainground diagnose {source} --target {column} --regression {column}` flags its suspicious "
+                       "values (residual check)")
+
+
 def repair(
     source: str | Path, *, target: str | None = None, out: str | Path, test: str | Path | None = None,
     overwrite: bool = False, config: RunConfig | None = None, max_rounds: int = MAX_ROUNDS,
@@ -117,10 +124,19 @@ def repair(
     out = Path(out)
     _check_paths(source, out, None if test is None else str(test))
     config = config or RunConfig()
-    data = load_data(source, target=target, image_size=config.data.image_size, max_categories=config.data.max_categories,
-                     ignore=config.data.ignore)
+    kinds = config.data.task_kinds
+    regression = next((c for c, kind in kinds.items() if kind == "regression"), None)
+    try:
+        if regression is not None:
+            raise _regression_refused(source, regression)
+        data = load_data(source, target=target, image_size=config.data.image_size,
+                         max_categories=config.data.max_categories, ignore=config.data.ignore,
+                         declared_kind="class" if target is not None and kinds.get(target) == "class" else None)
+    except ContinuousTargetError:  # a column that looks continuous is a regression target
+        raise _regression_refused(source, str(target)) from None
     config.data = DataConfig(source=source, target=target, image_size=config.data.image_size,
-                             max_categories=config.data.max_categories, ignore=config.data.ignore)
+                             max_categories=config.data.max_categories, ignore=config.data.ignore,
+                             task_kinds=dict(config.data.task_kinds))
     fixed = None if decisions is None else read_decisions(decisions)
     test_data = None if test is None else load_test(test, data, target)
     frame, column, fmt = input_frame(source, data, target)

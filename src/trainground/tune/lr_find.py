@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainground.data import target_list
+from trainground.data import target_list, tasks_of
 from trainground.engine.atomic import atomic_write_text
 from trainground.engine.fit_setup import resolve_device
 from trainground.engine.lr_find import LRFindConfig, LRFindResult, lr_range_test
@@ -43,6 +43,9 @@ def lr_find(config: RunConfig, *, out: str | Path, sweep: LRFindConfig | None = 
     if target_list(config.data.target) is not None:
         raise ConfigError(f"lr-find takes one label column; data.target {config.data.target} names several")
     prepared = prepare_data(config.data)
+    if tasks_of(prepared.train) is not None:
+        raise ConfigError(f"lr-find runs the range test on one class column; {config.data.target!r} is a regression "
+                          "target: choose fit.lr yourself (Adam's 1e-3 is the default) or lr-find a class column")
     train, _, model, loss_fn = build_training(config, prepared)
     result = lr_range_test(model, train, fit_config=config.fit, config=sweep, loss_fn=loss_fn,
                            device=resolve_device(config.fit.device))
