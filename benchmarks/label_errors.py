@@ -46,8 +46,11 @@ from sklearn.metrics import roc_auc_score
 
 from trainground.data import IndexedDataset, LabelEncoder
 from trainground.engine import FitConfig
-from trainground.models import ModelConfig, build_model
+from trainground.models import ModelConfig
 from trainground.recipes.diagnose import diagnose_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import signal_models  # benchmarks/signal_models.py, shared with repair_accuracy.py
 
 # ../shared/anchors from the project root (a checkout under /work/main or a worktree /work/wt/NAME).
 _ROOT = Path(__file__).resolve().parents[1]
@@ -100,35 +103,11 @@ def trainground_run(x: np.ndarray, y_noisy: np.ndarray, truth: np.ndarray, seed:
     return out
 
 
-def train_signal_model(x: np.ndarray, y: np.ndarray, seed: int, model: str, epochs: int) -> torch.nn.Module:
-    """The anchors' ``train_mlp`` loop with a built-in signal model in place of the MLP."""
-    torch.manual_seed(seed)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
-    net = build_model(ModelConfig(name=model), input_shape=(x.shape[1],), num_classes=10, train_features=xt)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(seed)
-    net.train()
-    for _ in range(epochs):
-        for b in torch.randperm(len(yt), generator=gen).split(64):
-            loss = torch.nn.functional.cross_entropy(net(xt[b]), yt[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return net.eval()
-
-
 def cv_pred_probs(bench_a, x: np.ndarray, y_noisy: np.ndarray, seed: int, model: str, epochs: int) -> np.ndarray:
     """The anchors' 5-fold CV (same folds as ``bench_a.cv_pred_probs``) with ``model``."""
     if model == "mlp" and epochs == 40:
         return bench_a.cv_pred_probs(x, y_noisy, seed)
-    from sklearn.model_selection import StratifiedKFold
-
-    pp = np.zeros((len(y_noisy), 10))
-    for tr, ho in StratifiedKFold(n_splits=bench_a.CV_FOLDS, shuffle=True, random_state=seed).split(y_noisy, y_noisy):
-        net = train_signal_model(x[tr], y_noisy[tr], seed, model, epochs)
-        with torch.no_grad():
-            pp[ho] = torch.softmax(net(torch.from_numpy(x[ho])), dim=1).double().numpy()
-    return pp
+    return signal_models.cv_pred_probs(x, y_noisy, seed, model, epochs)
 
 
 def cleanlab_run(bench_a, x: np.ndarray, y_noisy: np.ndarray, truth: np.ndarray, seed: int, model: str = "mlp",

@@ -23,6 +23,13 @@ seed). For every (data, noise, seed), in the same process:
                       presentations of all rounds / (40 x train split).
   oracle              ``common.train_mlp`` on the true labels. 1 training.
 
+--model cnn1d replaces the MLP by the built-in 1-D CNN (``ModelConfig(name="cnn1d")``) in EVERY
+column: ``fit`` and the repair build it from the config, and the anchor columns (plain, oracle,
+CleanLearning's 5 CV folds and final fit) train the same architecture with the anchors' loop
+through ``signal_models.py`` (the module ``label_errors.py --model cnn1d`` uses; CleanLearning gets
+its scikit-learn wrapper, sample weights included). --epochs sets the recipe's epochs for every
+column (the MLP rows keep the anchors' 40).
+
 Also: precision of relabels (relabelled samples whose new label is the true one, in the
 kept round), quarantine precision (excluded samples that were truly corrupted), the share
 of correct labels in the repaired training data. Nothing reads the test labels but the
@@ -30,7 +37,7 @@ final accuracy.
 
 Usage: python benchmarks/repair_accuracy.py [--datasets digits mnist1d] [--seeds 0 1 2]
        [--noise sym20 sym40 asym30] [--threads 1] [--out benchmarks/results/repair_accuracy.json]
-       [--skip-cleanlab]
+       [--skip-cleanlab] [--model mlp|cnn1d] [--epochs 40]
        python benchmarks/repair_accuracy.py --merge a.json b.json --out merged.json   # tables only
 """
 
@@ -53,6 +60,9 @@ from trainground.engine.evaluate import predict_logits
 from trainground.engine.rng import seed_everything
 from trainground.models import ModelConfig, build_model
 from trainground.recipes.repair import repair_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import signal_models  # benchmarks/signal_models.py, shared with label_errors.py
 
 _ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = next((p for p in (_ROOT.parent / "shared" / "anchors", _ROOT.parents[1] / "shared" / "anchors")
@@ -77,8 +87,8 @@ def dataset(x: np.ndarray, y: np.ndarray, name: str) -> IndexedDataset:
                           encoder=LabelEncoder(tuple(range(10))), kind="table", name=name)
 
 
-def recipe(seed: int, threads: int) -> FitConfig:
-    return FitConfig(epochs=40, lr=1e-3, batch_size=64, seed=seed, val_fraction=0.1, device="cpu", threads=threads)
+def recipe(seed: int, threads: int, epochs: int = 40) -> FitConfig:
+    return FitConfig(epochs=epochs, lr=1e-3, batch_size=64, seed=seed, val_fraction=0.1, device="cpu", threads=threads)
 
 
 def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
@@ -86,20 +96,31 @@ def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(1).numpy() == y).mean())
 
 
-def plain_fit(x, y_noisy, xte, yte, seed, threads) -> dict:
+def model_config(model: str) -> ModelConfig:
+    return ModelConfig() if model == "mlp" else ModelConfig(name=model)
+
+
+def anchor_training(common, x: np.ndarray, y: np.ndarray, seed: int, model: str, epochs: int) -> torch.nn.Module:
+    """The anchors' plain training: ``common.train_mlp``, or its loop with a built-in signal model."""
+    if model == "mlp":
+        return common.train_mlp(x, y, seed)
+    return signal_models.train_signal_model(x, y, seed, model, epochs)
+
+
+def plain_fit(x, y_noisy, xte, yte, seed, threads, model: str = "mlp", epochs: int = 40) -> dict:
     t0 = time.perf_counter()
     data = dataset(x, y_noisy, "plain")
     seed_everything(seed)
-    model = build_model(ModelConfig(), input_shape=data.input_shape, num_classes=10, train_features=data.features)
-    result = fit(model, data, config=recipe(seed, threads))
+    net = build_model(model_config(model), input_shape=data.input_shape, num_classes=10, train_features=data.features)
+    result = fit(net, data, config=recipe(seed, threads, epochs))
     return {"test_acc": accuracy(result.model, xte, yte), "trainings": 0.9, "wall_s": time.perf_counter() - t0}
 
 
-def repair_run(x, y_noisy, y_true, truth, xte, yte, seed, threads) -> dict:
+def repair_run(x, y_noisy, y_true, truth, xte, yte, seed, threads, model: str = "mlp", epochs: int = 40) -> dict:
     t0 = time.perf_counter()
     data = dataset(x, y_noisy, "bench")
     test = dataset(xte, yte, "test")
-    result = repair_dataset(data, config=RunConfig(fit=recipe(seed, threads)), test=test)
+    result = repair_dataset(data, config=RunConfig(model=model_config(model), fit=recipe(seed, threads, epochs)), test=test)
     wall = time.perf_counter() - t0
     state = result.state
     kept = state.excluded == ""
@@ -163,15 +184,29 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--anchors", type=Path, default=ANCHORS)
     ap.add_argument("--skip-cleanlab", action="store_true", help="no CleanLearning (development)")
+    ap.add_argument("--model", choices=["mlp", "cnn1d"], default="mlp", help="the model of every column")
+    ap.add_argument("--epochs", type=int, default=40, help="the recipe's epochs, every column")
     ap.add_argument("--out", type=Path, default=_ROOT / "benchmarks" / "results" / "repair_accuracy.json")
     ap.add_argument("--merge", type=Path, nargs="*", default=None,
                     help="no training: merge these result JSONs (e.g. one per dataset) into --out and print the tables")
     args = ap.parse_args()
+    if args.model == "mlp" and args.epochs != 40:
+        ap.error("the MLP rows follow the anchors' recipe: 40 epochs")
     if args.merge:
         merged = json.loads(args.merge[0].read_text())
-        for extra in args.merge[1:]:
-            for ds, per_noise in json.loads(extra.read_text())["results"].items():
-                merged["results"].setdefault(ds, {}).update(per_noise)
+        for extra in map(json.loads, (p.read_text() for p in args.merge[1:])):
+            if extra["seeds"] == merged["seeds"]:  # other data sets or noises, same seeds
+                for ds, per_noise in extra["results"].items():
+                    merged["results"].setdefault(ds, {}).update(per_noise)
+                continue
+            # One process per seed (the same data and noises in each): the per-seed rows are appended.
+            if set(extra["seeds"]) & set(merged["seeds"]) or extra.get("model") != merged.get("model"):
+                raise SystemExit("--merge: overlapping seeds or different models")
+            merged["seeds"] = merged["seeds"] + extra["seeds"]
+            for ds, per_noise in extra["results"].items():
+                for noise, methods in per_noise.items():
+                    for m, record in methods.items():
+                        merged["results"][ds][noise][m]["per_seed"].extend(record["per_seed"])
         for per_noise in merged["results"].values():  # summaries again (the per-seed rows are the data)
             for methods in per_noise.values():
                 for record in methods.values():
@@ -183,13 +218,15 @@ def main() -> None:
     common = load_anchor("common", args.anchors)
     common.setup_torch(args.threads)
     bench_b = None if args.skip_cleanlab else load_anchor("bench_b_clean_accuracy", args.anchors)
-    results: dict = {"threads": args.threads, "seeds": args.seeds, "torch": torch.__version__, "results": {}}
+    results: dict = {"threads": args.threads, "seeds": args.seeds, "torch": torch.__version__, "results": {},
+                     **({} if args.model == "mlp" else {"model": args.model, "epochs": args.epochs})}
     for ds in args.datasets:
         x, xte, y, yte = common.load_dataset(ds)
         oracle = {}
         for seed in args.seeds:
             t0 = time.perf_counter()
-            oracle[seed] = {"test_acc": common.accuracy(common.train_mlp(x, y, seed), xte, yte), "trainings": 1.0,
+            oracle[seed] = {"test_acc": common.accuracy(anchor_training(common, x, y, seed, args.model, args.epochs), xte, yte),
+                            "trainings": 1.0,
                             "wall_s": time.perf_counter() - t0}
         for noise in args.noise:
             kind, rate = common.NOISE_SETTINGS[noise]
@@ -200,18 +237,24 @@ def main() -> None:
                 y_noisy, truth = common.inject_noise(y, kind, rate, seed)
                 assert np.array_equal(ours.labels, y_noisy), "inject_label_noise differs from the anchors' inject_noise"
                 t0 = time.perf_counter()
-                rows["plain_anchor"].append({"test_acc": common.accuracy(common.train_mlp(x, y_noisy, seed), xte, yte),
+                net = anchor_training(common, x, y_noisy, seed, args.model, args.epochs)
+                rows["plain_anchor"].append({"test_acc": common.accuracy(net, xte, yte),
                                              "trainings": 1.0, "wall_s": time.perf_counter() - t0})
-                rows["plain_fit"].append(plain_fit(x, y_noisy, xte, yte, seed, args.threads))
+                rows["plain_fit"].append(plain_fit(x, y_noisy, xte, yte, seed, args.threads, args.model, args.epochs))
                 if bench_b is not None:
                     t0 = time.perf_counter()
-                    pp = bench_b.cv_pred_probs(x, y_noisy, seed)
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        cl = bench_b.clean_learning(x, y_noisy, xte, yte, truth, seed, pp)
+                    if args.model == "mlp":  # the anchors' own code path
+                        pp = bench_b.cv_pred_probs(x, y_noisy, seed)
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            cl = bench_b.clean_learning(x, y_noisy, xte, yte, truth, seed, pp)
+                    else:
+                        pp = signal_models.cv_pred_probs(x, y_noisy, seed, args.model, args.epochs)
+                        cl = signal_models.clean_learning(x, y_noisy, xte, yte, truth, seed, pp, args.model, args.epochs)
                     cl.update(trainings=6.0, wall_s=time.perf_counter() - t0)
                     rows["cleanlearning"].append(cl)
-                rows["repair"].append(repair_run(x, y_noisy, y, truth, xte, yte, seed, args.threads))
+                rows["repair"].append(repair_run(x, y_noisy, y, truth, xte, yte, seed, args.threads, args.model,
+                                                 args.epochs))
                 rows["oracle"].append(oracle[seed])
                 msg = {m: round(100 * r[-1]["test_acc"], 1) for m, r in rows.items() if r}
                 rep = rows["repair"][-1]
@@ -235,8 +278,12 @@ def table(results: dict) -> str:
     def cell(s: dict, key: str, scale: float = 100.0, digits: int = 1) -> str:
         return "-" if key not in s else f"{scale * s[key]['mean']:.{digits}f} ± {scale * s[key]['std']:.{digits}f}"
 
-    lines = ["| data | noise | " + " | ".join(NAMES[m] for m in METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
-    cost = ["| data | noise | " + " | ".join(f"{NAMES[m]}: trainings / wall s" for m in METHODS[1:4]) + " |",
+    names = dict(NAMES)
+    if results.get("model"):  # the anchor columns train the signal model with the anchors' loop
+        names.update(plain_anchor=f"plain (anchors' loop, {results['model']})",
+                     oracle=f"oracle (true labels, {results['model']})")
+    lines = ["| data | noise | " + " | ".join(names[m] for m in METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
+    cost = ["| data | noise | " + " | ".join(f"{names[m]}: trainings / wall s" for m in METHODS[1:4]) + " |",
             "|---|---|---|---|---|"]
     quality = [("| data | noise | rounds (best) | relabelled | relabel precision | excluded | quarantine precision "
                 "| reweighted | correct labels before -> after |"), "|---|---|---|---|---|---|---|---|---|"]
