@@ -21,6 +21,7 @@ from trainground.gradients import (
     chain,
     clip_by_value_,
 )
+from trainground.gradients.config import has_recurrent_layers
 from trainground.gradients.rollback import RollbackAware
 
 PLAIN = GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)
@@ -160,3 +161,24 @@ def test_rollback_goes_through_the_transforms_hooks():
     assert guard.actions[-1]["action"] == "rollback"
     assert float(trust.scale) == pytest.approx(healthy * config.rollback_trust)
     assert trust.neg_update is None and int(aware[0].streak) == 0
+
+
+def test_recurrent_model_gets_no_trust_region_unless_asked():
+    class Recurrent(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = torch.nn.GRU(3, 4, batch_first=True)
+            self.head = torch.nn.Linear(4, 2)
+
+    mlp, rnn = torch.nn.Sequential(torch.nn.Linear(3, 2)), Recurrent()
+    assert has_recurrent_layers(rnn) and not has_recurrent_layers(mlp)
+
+    def trusts(model: torch.nn.Module, config: GuardConfig) -> bool:
+        guard = Guard(model, torch.optim.SGD(model.parameters(), lr=0.1), config=config)
+        return any(isinstance(t, SecantTrustRegion) for t in guard.chain)
+
+    assert trusts(mlp, GuardConfig())
+    assert not trusts(rnn, GuardConfig())
+    assert trusts(rnn, GuardConfig(trust_region_recurrent=True))
+    assert not trusts(mlp, GuardConfig(trust_region=False))
+    assert not trusts(rnn, GuardConfig(trust_region=False, trust_region_recurrent=True))
