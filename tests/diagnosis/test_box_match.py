@@ -32,7 +32,7 @@ def batch(images):
     return torch.cat(outs), torch.cat(targets)
 
 
-A, B, EMPTY = [2.0, 2.0, 12.0, 12.0], [18.0, 18.0, 30.0, 30.0], [18.0, 2.0, 28.0, 12.0]
+A, B, EMPTY = [2.0, 2.0, 12.0, 12.0], [18.0, 18.0, 30.0, 30.0], [18.0, 2.0, 30.0, 14.0]  # EMPTY: B's size
 
 
 def test_a_box_moved_to_an_empty_place_is_flagged_and_the_correct_ones_are_not():
@@ -67,3 +67,21 @@ def test_a_timid_class_gets_its_own_bar():
 def _located(out, target):
     q, best_iou, background = located_class_probs(out, target)
     return q, target, background, best_iou
+
+
+SMALL = [5.0, 21.0, 8.0, 24.0]  # a 3x3 object off every cell's 4x4 box (IoU <= 0.1): far smaller than A and B
+
+
+def test_a_box_of_a_size_the_detector_never_localises_abstains_and_a_moved_localised_one_is_flagged():
+    """The detector never predicts the small class-0 objects (nothing matches them): they abstain,
+    though the model reads background there. B's label, moved to an empty place, is of a size
+    (and class) the detector does localise: it is flagged."""
+    images = [([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 1), (SMALL, 0)]) for _ in range(6)]
+    images.append(([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (EMPTY, 1), (SMALL, 0)]))
+    out, target = batch(images)
+    issues = box_label_issues(*_located(out, target))
+    assert issues.abstained[:, 2].all() and not issues.abstained[:, :2].any()
+    assert issues.missing[6, 1] and int(issues.is_issue.sum()) == 1
+    assert [row["object"] for row in issues.evidence(target, abstained=True)] == [2] * 7
+    old = box_label_issues(*_located(out, target), abstain=False)  # the earlier rule judges every box
+    assert old.missing[:, 2].all() and not old.abstained.any()
