@@ -212,7 +212,7 @@ def merge(paths: list[str]) -> dict:
 
 def diagnosis_means(runs: list[dict]) -> dict:
     keys = ("precision", "recall", "recall_other_class", "recall_moved")
-    rules = ("box_check", "box_check_every_box")
+    rules = ("box_check", "box_check_group", "box_check_every_box")
     checks = [k for k in ("score_outliers", "wrong_boxes", "loss_check",
                           *(f"{r}{kind}" for r in rules for kind in ("", "_missing", "_other_class"))) if k in runs[0]]
     out = {k: {m: float(np.mean([r[k][m] for r in runs])) for m in keys if m in runs[0][k]} for k in checks}
@@ -221,9 +221,9 @@ def diagnosis_means(runs: list[dict]) -> dict:
         for k, sub in ((f"{rule}_missing", "vs_moved"), (f"{rule}_other_class", "vs_other_class")):
             if k in runs[0]:
                 out[k][sub] = {m: float(np.mean([r[k][sub][m] for r in runs])) for m in ("precision", "recall")}
-    if "box_check_abstained" in runs[0]:
-        out["box_check_abstained"] = {m: float(np.mean([r["box_check_abstained"][m] for r in runs]))
-                                      for m in ("boxes", "objects", "wrong_moved", "wrong_other_class")}
+    for k in ("box_check_abstained", "box_check_group_abstained"):
+        if k in runs[0]:
+            out[k] = {m: float(np.mean([r[k][m] for r in runs])) for m in ("boxes", "objects", "wrong_moved", "wrong_other_class")}
     return out
 
 
@@ -341,18 +341,21 @@ def run_diagnosis(args) -> dict:
         window = result.window
         issues = window.results()
         truth = torch.from_numpy(wrong)
-        boxes = window.box_issues()["boxes"]  # the recipe's rule: abstains where the detector does not localise
+        boxes = window.box_issues()["boxes"]  # the recipe's rule: unmatched boxes abstain
         q, best_iou, background = window.kept_boxes["boxes"]
-        every_box = box_label_issues(q, noisy["boxes"], background, best_iou, abstain=False)  # the earlier rule
+        group = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="group")
+        every_box = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="none")  # the earlier rule
         res = {"seed": seed, "window_epochs": window.window_epochs, "test": result.test,
                "score_outliers": precision_recall(issues["score"].is_issue.numpy(), is_outlier),
                "class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar,
                "loss_check": flag_scores(issues["boxes"].is_issue, wrong),
-               **box_check_scores(boxes, wrong, "box_check"), **box_check_scores(every_box, wrong, "box_check_every_box")}
-        res["box_check_abstained"] = {"boxes": int(boxes.abstained.sum()), "objects": int((boxes.given >= 0).sum()),
-                                      "wrong_moved": int((boxes.abstained.numpy() & (wrong == 2)).sum()),
-                                      "wrong_other_class": int((boxes.abstained.numpy() & (wrong == 1)).sum()),
-                                      "size_edges": boxes.size_edges.tolist(), "groups": boxes.groups()}
+               **box_check_scores(boxes, wrong, "box_check"), **box_check_scores(group, wrong, "box_check_group"),
+               **box_check_scores(every_box, wrong, "box_check_every_box")}
+        for name, rule in (("box_check", boxes), ("box_check_group", group)):
+            res[f"{name}_abstained"] = {"boxes": int(rule.abstained.sum()), "objects": int((rule.given >= 0).sum()),
+                                        "wrong_moved": int((rule.abstained.numpy() & (wrong == 2)).sum()),
+                                        "wrong_other_class": int((rule.abstained.numpy() & (wrong == 1)).sum())}
+        res["box_groups"] = {"size_edges": group.size_edges.tolist(), "groups": group.groups()}
         # The share fit held out for validation was never trained on: the box check there is out-of-sample
         # (fit's own split, from its setup helper).
         held_out = np.zeros(len(wrong), dtype=bool)
@@ -417,9 +420,11 @@ def run_out_of_sample(args) -> dict:
             q[held], best_iou[held], background[held] = kept
             window_epochs.append(result.window.window_epochs)
         boxes = box_label_issues(q, noisy["boxes"], background, best_iou)
-        every_box = box_label_issues(q, noisy["boxes"], background, best_iou, abstain=False)
+        group = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="group")
+        every_box = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="none")
         res = {"seed": seed, "folds": args.folds, "window_epochs": window_epochs,
-               **box_check_scores(boxes, wrong, "box_check"), **box_check_scores(every_box, wrong, "box_check_every_box")}
+               **box_check_scores(boxes, wrong, "box_check"), **box_check_scores(group, wrong, "box_check_group"),
+               **box_check_scores(every_box, wrong, "box_check_every_box")}
         print(res, flush=True)
         out.append(res)
     return {"runs": out, "mean": diagnosis_means(out)}

@@ -19,14 +19,22 @@ probabilities *at that box* are read from the cells whose predicted box matches 
   the most probable of the classes above their bars (confident learning's off-diagonal of
   the confident joint).
 
-**Abstention** where the detector cannot judge: reading "no cell matches the box" as "nothing
-is there" is evidence only for a kind of box the detector does localise. So the labelled boxes
-are grouped by given class and size (the quartiles of box area over the labelled boxes), and a
-group counts as *localised* when at least half of its boxes (``LOCALISED_SHARE``, "more often
-than not") are matched by a predicted box (IoU >= 0.5). A box in a group that is not localised
-gets neither flag: it *abstains* (counted, and listed in the evidence). The bars are computed
-over all boxes, as before. This rule was fixed before it was measured on fresh seeds
-(benchmarks/README.md); ``abstain=False`` gives the earlier rule (every box judged).
+**Abstention** where the detector cannot judge (``abstain``), two rules fixed before they were
+measured on fresh seeds (benchmarks/README.md):
+
+- ``"unmatched"`` (the default): a labelled box that no predicted box matches (best IoU < 0.5)
+  abstains. The check reads the model's probabilities *at the box*; where the model has no
+  prediction there, the 0 it would read is an imputation, not a reading, and "no prediction
+  here" says as much about a small or hard correct object as about a wrong box.
+- ``"group"``: the labelled boxes are grouped by given class and size (the quartiles of box
+  area), and a box abstains when its group is not *localised*: fewer than half of its boxes
+  (``LOCALISED_SHARE``, "more often than not") matched by a predicted box. It guards against a
+  detector that cannot localise a whole kind of box (it abstained on no box of this project's
+  benchmark, where every group is matched at 80 % or more).
+- ``"none"``: every box judged (the earlier rule).
+
+An abstaining box gets neither flag; it is counted and listed in the evidence. The bars are
+computed over all boxes, whatever the rule.
 
 Which predictions: those of the early-learning window's end (the epoch of the lowest
 validation loss), before the network memorises the wrong boxes (Liu et al. 2020).
@@ -42,6 +50,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -96,7 +105,7 @@ class BoxIssues:
         given_prob: ``q(c_i)``, its probability of the given class there.
         best_iou: best IoU of any predicted box with the labelled one.
         class_bars: ``[C]`` the per-class thresholds ``t_j``; ``background_bar``: ``t_bg``.
-        abstained: the box's (class, size) group is not localised: not judged.
+        abstained: the box was not judged (``box_label_issues``'s ``abstain`` rule).
         localised_share: the share of the box's group matched by a predicted box (NaN: padding).
         size_bin: the box's size group (0: smallest quarter; -1: padding); ``size_edges``: the
             area quartiles ``[SIZE_BINS - 1]`` that separate them.
@@ -184,7 +193,7 @@ def localised_groups(target: Tensor, matched: Tensor, *, bins: int = SIZE_BINS) 
 
 
 def box_label_issues(q: Tensor, target: Tensor, background: Tensor, best_iou: Tensor | None = None,
-                     *, abstain: bool = True) -> BoxIssues:
+                     *, abstain: Literal["unmatched", "group", "none"] = "unmatched") -> BoxIssues:
     """Missing boxes and class swaps by confident learning at the labelled boxes (module docstring).
 
     Args:
@@ -193,8 +202,9 @@ def box_label_issues(q: Tensor, target: Tensor, background: Tensor, best_iou: Te
         background: ``[N, K]`` largest class probability of the background cells (NaN elsewhere).
         best_iou: ``[N, M]`` the best IoU of a predicted box with each labelled one (when not
             given, a box counts as matched where some class probability at it is above 0).
-        abstain: judge only boxes of (class, size) groups the detector localises (module
-            docstring); False judges every box (the earlier rule).
+        abstain: which boxes are not judged (module docstring): ``"unmatched"`` those no predicted
+            box matches, ``"group"`` those of a (class, size) group the detector localises less
+            than half the time, ``"none"`` no box (the earlier rule).
     """
     valid = target[..., 4] >= 0
     given = target[..., 4].long().clamp_min(0)
@@ -211,7 +221,9 @@ def box_label_issues(q: Tensor, target: Tensor, background: Tensor, best_iou: Te
     predicted = torch.where(above.any(dim=2), torch.where(above, q, -1.0).argmax(dim=2), -1)
     matched = best_iou >= MATCH_IOU if best_iou is not None else q.amax(dim=2) > 0
     share, size_bin, edges = localised_groups(target, matched & valid)
-    abstained = valid & (share < LOCALISED_SHARE) if abstain else torch.zeros_like(valid)
+    if abstain not in ("unmatched", "group", "none"):
+        raise ValueError(f"abstain must be 'unmatched', 'group' or 'none', not {abstain!r}")
+    abstained = valid & {"unmatched": ~matched, "group": share < LOCALISED_SHARE, "none": torch.zeros_like(valid)}[abstain]
     judged = valid & ~abstained
     missing = judged & (objectness <= background_bar)
     other = judged & ~missing & (predicted >= 0) & (predicted != given) & (given_prob < bars[given])

@@ -9,8 +9,7 @@ the boxes; static, uncertainty or DWA task weighting) and ``gradients.TaskGradie
 the cosine between the tasks in ``metrics.jsonl``); then score the held-out split (MAE,
 R^2, mAP@0.5), flag training targets with ``diagnosis.target_outliers`` (scores) and
 ``diagnosis.box_match`` (boxes missing where labelled, boxes of another class; evidence per
-flagged box in ``box_issues.json``, and the boxes it abstained on: those of a class and size the
-detector does not localise) from the early-learning window (``diagnosis.target_window``).
+flagged box in ``box_issues.json``, and the boxes it abstained on: those no predicted box matches) from the early-learning window (``diagnosis.target_window``).
 """
 
 from __future__ import annotations
@@ -186,7 +185,7 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
     run.record(BOX_ISSUES_FILE)  # listed before it is written
     atomic_write_text(run.path / BOX_ISSUES_FILE, json.dumps(
         {"class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar, "classes": list(CLASSES),
-         "window_epochs": window.window_epochs, "size_edges": boxes.size_edges.tolist(), "groups": boxes.groups(),
+         "window_epochs": window.window_epochs, "abstain_rule": window.abstain, "size_edges": boxes.size_edges.tolist(), "groups": boxes.groups(),
          "abstained": issues["boxes_abstained"], "flagged": boxes.evidence(train.targets["boxes"], train.index),
          "abstained_boxes": boxes.evidence(train.targets["boxes"], train.index, abstained=True)}, indent=1))
     if report:
