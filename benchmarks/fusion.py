@@ -29,7 +29,9 @@ sets the step size directly (benchmarks/README.md: the text encoder's share).
 of the images one wrong box (half moved elsewhere, half given another class); the model is
 trained through the recipe's ``fit`` path at its defaults, and the early-learning window's
 checks are scored: ``target_outliers`` (scores, the per-object loss check) and
-``box_match`` (the box check).
+``box_match`` (the box check), under each of its abstention rules on the same run: ``box_check``
+(the default, boxes no predicted box matches abstain), ``box_check_group`` and
+``box_check_every_box`` (the earlier rule, every box judged).
 
     OMP_NUM_THREADS=1 python benchmarks/fusion.py --seed-list 0 --out cmp_0.json   # one process per seed, then --merge
     OMP_NUM_THREADS=1 python benchmarks/fusion.py --fit --variants fusion_global,fusion_modality --seed-list 0 --out fit_0.json
