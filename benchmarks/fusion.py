@@ -29,7 +29,9 @@ sets the step size directly (benchmarks/README.md: the text encoder's share).
 of the images one wrong box (half moved elsewhere, half given another class); the model is
 trained through the recipe's ``fit`` path at its defaults, and the early-learning window's
 checks are scored: ``target_outliers`` (scores, the per-object loss check) and
-``box_match`` (the box check).
+``box_match`` (the box check), under each of its abstention rules on the same run: ``box_check``
+(the default, boxes no predicted box matches abstain), ``box_check_group`` and
+``box_check_every_box`` (the earlier rule, every box judged).
 
     OMP_NUM_THREADS=1 python benchmarks/fusion.py --seed-list 0 --out cmp_0.json   # one process per seed, then --merge
     OMP_NUM_THREADS=1 python benchmarks/fusion.py --fit --variants fusion_global,fusion_modality --seed-list 0 --out fit_0.json
@@ -212,12 +214,18 @@ def merge(paths: list[str]) -> dict:
 
 def diagnosis_means(runs: list[dict]) -> dict:
     keys = ("precision", "recall", "recall_other_class", "recall_moved")
-    checks = [k for k in ("score_outliers", "wrong_boxes", "loss_check", "box_check", "box_check_missing",
-                          "box_check_other_class") if k in runs[0]]
+    rules = ("box_check", "box_check_group", "box_check_every_box")
+    checks = [k for k in ("score_outliers", "wrong_boxes", "loss_check",
+                          *(f"{r}{kind}" for r in rules for kind in ("", "_missing", "_other_class"))) if k in runs[0]]
     out = {k: {m: float(np.mean([r[k][m] for r in runs])) for m in keys if m in runs[0][k]} for k in checks}
-    for k, sub in (("box_check_missing", "vs_moved"), ("box_check_other_class", "vs_other_class")):
+    out.update({f"{k}_flagged_per_seed": float(np.mean([r[k]["flagged"] for r in runs])) for k in checks})
+    for rule in rules:
+        for k, sub in ((f"{rule}_missing", "vs_moved"), (f"{rule}_other_class", "vs_other_class")):
+            if k in runs[0]:
+                out[k][sub] = {m: float(np.mean([r[k][sub][m] for r in runs])) for m in ("precision", "recall")}
+    for k in ("box_check_abstained", "box_check_group_abstained"):
         if k in runs[0]:
-            out[k][sub] = {m: float(np.mean([r[k][sub][m] for r in runs])) for m in ("precision", "recall")}
+            out[k] = {m: float(np.mean([r[k][m] for r in runs])) for m in ("boxes", "objects", "wrong_moved", "wrong_other_class")}
     return out
 
 
@@ -301,6 +309,23 @@ def precision_recall(flagged: np.ndarray, truth: np.ndarray) -> dict:
             "recall": tp / max(int(truth.sum()), 1)}
 
 
+def flag_scores(flagged: torch.Tensor, wrong: np.ndarray) -> dict:
+    """Precision / recall of flags against all injected wrong boxes, and recall per kind."""
+    pr = precision_recall(flagged.numpy(), wrong > 0)
+    for kind, key in ((1, "recall_other_class"), (2, "recall_moved")):
+        pr[key] = precision_recall(flagged.numpy(), wrong == kind)["recall"]
+    return pr
+
+
+def box_check_scores(boxes, wrong: np.ndarray, name: str) -> dict:
+    """A box check's flags scored: all, *missing*, *another class* (each also against its own kind)."""
+    res = {name: flag_scores(boxes.is_issue, wrong), f"{name}_missing": flag_scores(boxes.missing, wrong),
+           f"{name}_other_class": flag_scores(boxes.other_class, wrong)}
+    res[f"{name}_missing"]["vs_moved"] = precision_recall(boxes.missing.numpy(), wrong == 2)
+    res[f"{name}_other_class"]["vs_other_class"] = precision_recall(boxes.other_class.numpy(), wrong == 1)
+    return res
+
+
 def run_diagnosis(args) -> dict:
     """Inject wrong targets, train through the recipe's ``fit`` path at its defaults, score the checks."""
     import tempfile
@@ -318,20 +343,21 @@ def run_diagnosis(args) -> dict:
         window = result.window
         issues = window.results()
         truth = torch.from_numpy(wrong)
-        boxes = window.box_issues()["boxes"]
-        checks = {"loss_check": issues["boxes"].is_issue, "box_check": boxes.is_issue,
-                  "box_check_missing": boxes.missing, "box_check_other_class": boxes.other_class}
+        boxes = window.box_issues()["boxes"]  # the recipe's rule: unmatched boxes abstain
+        q, best_iou, background = window.kept_boxes["boxes"]
+        group = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="group")
+        every_box = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="none")  # the earlier rule
         res = {"seed": seed, "window_epochs": window.window_epochs, "test": result.test,
                "score_outliers": precision_recall(issues["score"].is_issue.numpy(), is_outlier),
-               "class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar}
-        for name, flagged in checks.items():
-            pr = precision_recall(flagged.numpy(), wrong > 0)
-            for kind, key in ((1, "recall_other_class"), (2, "recall_moved")):
-                pr[key] = precision_recall(flagged.numpy(), wrong == kind)["recall"]
-            res[name] = pr
-        # Each flag kind against its own kind of injected error.
-        res["box_check_missing"]["vs_moved"] = precision_recall(boxes.missing.numpy(), wrong == 2)
-        res["box_check_other_class"]["vs_other_class"] = precision_recall(boxes.other_class.numpy(), wrong == 1)
+               "class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar,
+               "loss_check": flag_scores(issues["boxes"].is_issue, wrong),
+               **box_check_scores(boxes, wrong, "box_check"), **box_check_scores(group, wrong, "box_check_group"),
+               **box_check_scores(every_box, wrong, "box_check_every_box")}
+        for name, rule in (("box_check", boxes), ("box_check_group", group)):
+            res[f"{name}_abstained"] = {"boxes": int(rule.abstained.sum()), "objects": int((rule.given >= 0).sum()),
+                                        "wrong_moved": int((rule.abstained.numpy() & (wrong == 2)).sum()),
+                                        "wrong_other_class": int((rule.abstained.numpy() & (wrong == 1)).sum())}
+        res["box_groups"] = {"size_edges": group.size_edges.tolist(), "groups": group.groups()}
         # The share fit held out for validation was never trained on: the box check there is out-of-sample
         # (fit's own split, from its setup helper).
         held_out = np.zeros(len(wrong), dtype=bool)
@@ -396,15 +422,11 @@ def run_out_of_sample(args) -> dict:
             q[held], best_iou[held], background[held] = kept
             window_epochs.append(result.window.window_epochs)
         boxes = box_label_issues(q, noisy["boxes"], background, best_iou)
-        res = {"seed": seed, "folds": args.folds, "window_epochs": window_epochs}
-        for name, flagged in (("box_check", boxes.is_issue), ("box_check_missing", boxes.missing),
-                              ("box_check_other_class", boxes.other_class)):
-            pr = precision_recall(flagged.numpy(), wrong > 0)
-            for kind, key in ((1, "recall_other_class"), (2, "recall_moved")):
-                pr[key] = precision_recall(flagged.numpy(), wrong == kind)["recall"]
-            res[name] = pr
-        res["box_check_missing"]["vs_moved"] = precision_recall(boxes.missing.numpy(), wrong == 2)
-        res["box_check_other_class"]["vs_other_class"] = precision_recall(boxes.other_class.numpy(), wrong == 1)
+        group = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="group")
+        every_box = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="none")
+        res = {"seed": seed, "folds": args.folds, "window_epochs": window_epochs,
+               **box_check_scores(boxes, wrong, "box_check"), **box_check_scores(group, wrong, "box_check_group"),
+               **box_check_scores(every_box, wrong, "box_check_every_box")}
         print(res, flush=True)
         out.append(res)
     return {"runs": out, "mean": diagnosis_means(out)}

@@ -9,11 +9,12 @@ GRID, STRIDE, C = 4, 8, 2  # a 32-pixel image, 4x4 cells of 8 pixels, two classe
 
 def detector_output(objects):
     """A detector that sees ``objects`` ((box, class, prob)): each object's centre cell predicts
-    its box with that class probability; every other cell predicts a small box with p = 0.02."""
+    its box with that class probability; every other cell predicts a 12x12 box centred on it
+    with p = 0.02 (a detector's background cells still regress object-sized boxes)."""
     out = torch.zeros(1, GRID * GRID, 4 + C)
     for k in range(GRID * GRID):
         cx, cy = (k % GRID + 0.5) * STRIDE, (k // GRID + 0.5) * STRIDE
-        out[0, k, :4] = torch.tensor([cx - 2, cy - 2, cx + 2, cy + 2])
+        out[0, k, :4] = torch.tensor([cx - 6, cy - 6, cx + 6, cy + 6])
         out[0, k, 4:] = torch.logit(torch.tensor(0.02))
     for box, cls, prob in objects:
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -32,7 +33,8 @@ def batch(images):
     return torch.cat(outs), torch.cat(targets)
 
 
-A, B, EMPTY = [2.0, 2.0, 12.0, 12.0], [18.0, 18.0, 30.0, 30.0], [18.0, 2.0, 28.0, 12.0]
+# EMPTY: B's size, where no object is, on the box an empty cell predicts (the model reads background there).
+A, B, EMPTY = [2.0, 2.0, 12.0, 12.0], [18.0, 18.0, 30.0, 30.0], [14.0, 6.0, 26.0, 18.0]
 
 
 def test_a_box_moved_to_an_empty_place_is_flagged_and_the_correct_ones_are_not():
@@ -44,7 +46,7 @@ def test_a_box_moved_to_an_empty_place_is_flagged_and_the_correct_ones_are_not()
     assert int(issues.is_issue.sum()) == 1  # nothing else: not A of the same image, not the 12 correct boxes
     row = issues.evidence(target)[0]
     assert (row["image"], row["object"], row["issue"], row["given_class"]) == (6, 1, "missing", 1)
-    assert row["best_iou"] < 0.5 and row["objectness"] == 0.0
+    assert row["best_iou"] == 1.0 and abs(row["objectness"] - 0.02) < 1e-4
 
 
 def test_a_box_given_another_class_is_flagged_with_the_class_the_model_sees():
@@ -67,3 +69,35 @@ def test_a_timid_class_gets_its_own_bar():
 def _located(out, target):
     q, best_iou, background = located_class_probs(out, target)
     return q, target, background, best_iou
+
+
+SMALL = [5.0, 21.0, 8.0, 24.0]  # a 3x3 object: no cell's box (4x4 at its centre, else 12x12) reaches IoU 0.5
+
+
+def test_a_box_no_prediction_matches_abstains_and_a_moved_box_the_model_reads_as_background_is_flagged():
+    """The detector never localises the small class-0 objects (no predicted box matches them): they
+    abstain (under both rules: nothing matches them, so their group is not localised either), though
+    the earlier rule reads 0 there and flags them. B's label, moved to an empty place the model
+    reads as background, is flagged."""
+    images = [([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 1), (SMALL, 0)]) for _ in range(6)]
+    images.append(([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (EMPTY, 1), (SMALL, 0)]))
+    out, target = batch(images)
+    for rule in ("unmatched", "group"):
+        issues = box_label_issues(*_located(out, target), abstain=rule)
+        assert issues.abstained[:, 2].all() and not issues.abstained[:, :2].any(), rule
+        assert issues.missing[6, 1] and int(issues.is_issue.sum()) == 1, rule
+        assert [row["object"] for row in issues.evidence(target, abstained=True)] == [2] * 7
+    old = box_label_issues(*_located(out, target), abstain="none")  # the earlier rule judges every box
+    assert old.missing[:, 2].all() and not old.abstained.any()
+
+
+def test_the_group_rule_judges_an_unmatched_box_of_a_kind_the_detector_localises():
+    """One of seven B boxes has no prediction on it: "unmatched" abstains on it, "group" judges it
+    (its group is matched 6 times in 7) and, as the model reads nothing there, flags it."""
+    images = [([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 1)]) for _ in range(6)]
+    images.append(([(A, 0, 0.7)], [(A, 0), (B, 1)]))  # the detector misses this B
+    out, target = batch(images)
+    assert box_label_issues(*_located(out, target)).abstained[6, 1]
+    group = box_label_issues(*_located(out, target), abstain="group")
+    assert not group.abstained.any() and group.missing[6, 1]
+    assert {(g["class"], g["boxes"], g["judged"]) for g in group.groups()} >= {(1, 7, True)}

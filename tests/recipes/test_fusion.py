@@ -14,8 +14,10 @@ def test_recipe_trains_through_fit_and_logs_per_task_and_per_modality_gradients(
     config = FusionRecipeConfig(samples=96, test_samples=32, epochs=1, batch_size=32)
     result = run_fusion(config, out=tmp_path / "run")
     assert set(result.test) == {"mae", "r2", "map50"} and result.test["mae"] > 0
-    assert set(result.issues) == {"score", "boxes", "boxes_box"}
-    assert (tmp_path / "run" / "box_issues.json").exists()
+    assert set(result.issues) == {"score", "boxes", "boxes_box", "boxes_abstained"}
+    boxes = json.loads((tmp_path / "run" / "box_issues.json").read_text())
+    assert boxes["abstain_rule"] == "unmatched" and boxes["abstained"] == len(boxes["abstained_boxes"])
+    assert all(row["best_iou"] < 0.5 and row["issue"] == "abstain" for row in boxes["abstained_boxes"])
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["kind"] == "step"]
     for key in ("task_grad_norm/score", "task_grad_norm/boxes", "task_grad_cos/score/boxes",

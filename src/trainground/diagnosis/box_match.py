@@ -19,6 +19,23 @@ probabilities *at that box* are read from the cells whose predicted box matches 
   the most probable of the classes above their bars (confident learning's off-diagonal of
   the confident joint).
 
+**Abstention** where the detector cannot judge (``abstain``), two rules fixed before they were
+measured on fresh seeds (benchmarks/README.md):
+
+- ``"unmatched"`` (the default): a labelled box that no predicted box matches (best IoU < 0.5)
+  abstains. The check reads the model's probabilities *at the box*; where the model has no
+  prediction there, the 0 it would read is an imputation, not a reading, and "no prediction
+  here" says as much about a small or hard correct object as about a wrong box.
+- ``"group"``: the labelled boxes are grouped by given class and size (the quartiles of box
+  area), and a box abstains when its group is not *localised*: fewer than half of its boxes
+  (``LOCALISED_SHARE``, "more often than not") matched by a predicted box. It guards against a
+  detector that cannot localise a whole kind of box (it abstained on no box of this project's
+  benchmark, where every group is matched at 80 % or more).
+- ``"none"``: every box judged (the earlier rule).
+
+An abstaining box gets neither flag; it is counted and listed in the evidence. The bars are
+computed over all boxes, whatever the rule.
+
 Which predictions: those of the early-learning window's end (the epoch of the lowest
 validation loss), before the network memorises the wrong boxes (Liu et al. 2020).
 
@@ -33,6 +50,7 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -41,6 +59,11 @@ from trainground.boxes import box_iou
 
 # The match rule of mAP@0.5: a predicted box "is" a labelled box at IoU >= 0.5.
 MATCH_IOU = 0.5
+# A (class, size) group of labelled boxes is judged when the detector matches at least this
+# share of them: it localises such boxes more often than not.
+LOCALISED_SHARE = 0.5
+# Size groups: the quartiles of labelled box area.
+SIZE_BINS = 4
 
 
 @torch.no_grad()
@@ -82,6 +105,10 @@ class BoxIssues:
         given_prob: ``q(c_i)``, its probability of the given class there.
         best_iou: best IoU of any predicted box with the labelled one.
         class_bars: ``[C]`` the per-class thresholds ``t_j``; ``background_bar``: ``t_bg``.
+        abstained: the box was not judged (``box_label_issues``'s ``abstain`` rule).
+        localised_share: the share of the box's group matched by a predicted box (NaN: padding).
+        size_bin: the box's size group (0: smallest quarter; -1: padding); ``size_edges``: the
+            area quartiles ``[SIZE_BINS - 1]`` that separate them.
     """
 
     given: Tensor
@@ -93,6 +120,10 @@ class BoxIssues:
     best_iou: Tensor
     class_bars: Tensor
     background_bar: float
+    abstained: Tensor
+    localised_share: Tensor
+    size_bin: Tensor
+    size_edges: Tensor
 
     @property
     def is_issue(self) -> Tensor:
@@ -104,28 +135,76 @@ class BoxIssues:
         bars = self.class_bars[self.given.clamp_min(0)].clamp_min(1e-12)
         return torch.where(self.given >= 0, (self.given_prob / bars).clamp(0, 1), torch.full_like(self.given_prob, float("nan")))
 
-    def evidence(self, target: Tensor, index: Tensor | None = None) -> list[dict[str, object]]:
-        """One row per flagged object: image (its dataset ``index`` when given, else its position),
-        object row, box, given and seen class, probabilities, best IoU."""
+    def evidence(self, target: Tensor, index: Tensor | None = None, *, abstained: bool = False) -> list[dict[str, object]]:
+        """One row per flagged object (``abstained``: per object the check abstained on): image (its
+        dataset ``index`` when given, else its position), object row, box, given and seen class,
+        probabilities, best IoU, size group and the share of its group the detector localises."""
         rows = []
-        for image, obj in self.is_issue.nonzero().tolist():
+        for image, obj in (self.abstained if abstained else self.is_issue).nonzero().tolist():
+            issue = "abstain" if abstained else "missing" if bool(self.missing[image, obj]) else "other_class"
             rows.append({
                 "image": image if index is None else int(index[image]), "object": obj, "box": [round(float(v), 2) for v in target[image, obj, :4]],
-                "given_class": int(target[image, obj, 4]), "issue": "missing" if bool(self.missing[image, obj]) else "other_class",
+                "given_class": int(target[image, obj, 4]), "issue": issue,
                 "predicted_class": int(self.predicted[image, obj]), "objectness": round(float(self.objectness[image, obj]), 4),
                 "given_prob": round(float(self.given_prob[image, obj]), 4), "best_iou": round(float(self.best_iou[image, obj]), 4),
+                "size_bin": int(self.size_bin[image, obj]), "localised_share": round(float(self.localised_share[image, obj]), 4),
             })
         return rows
 
+    def groups(self) -> list[dict[str, object]]:
+        """Per (class, size group) with boxes: how many, the share localised, whether judged."""
+        valid = self.given >= 0
+        rows = []
+        for c in range(len(self.class_bars)):
+            for b in range(len(self.size_edges) + 1):
+                members = valid & (self.given == c) & (self.size_bin == b)
+                if bool(members.any()):
+                    share = float(self.localised_share[members][0])
+                    rows.append({"class": c, "size_bin": b, "boxes": int(members.sum()), "localised_share": round(share, 4),
+                                 "judged": share >= LOCALISED_SHARE})
+        return rows
 
-def box_label_issues(q: Tensor, target: Tensor, background: Tensor, best_iou: Tensor | None = None) -> BoxIssues:
+
+def localised_groups(target: Tensor, matched: Tensor, *, bins: int = SIZE_BINS) -> tuple[Tensor, Tensor, Tensor]:
+    """Per labelled box, the share of its (given class, area quantile) group that ``matched`` holds.
+
+    Args:
+        target: ``[N, M, 5]`` the labelled boxes and classes (-1: padding).
+        matched: ``[N, M]`` whether a predicted box matches each labelled one.
+        bins: how many area quantile groups.
+
+    Returns:
+        ``share`` ``[N, M]`` (NaN for padding), ``size_bin`` ``[N, M]`` (-1 for padding) and the
+        ``[bins - 1]`` area edges between the groups.
+    """
+    valid = target[..., 4] >= 0
+    given = target[..., 4].long()
+    area = (target[..., 2] - target[..., 0]).clamp_min(0) * (target[..., 3] - target[..., 1]).clamp_min(0)
+    inner = torch.arange(1, bins, dtype=torch.float64) / bins
+    edges = torch.quantile(area[valid].double(), inner).float() if bool(valid.any()) else torch.zeros(bins - 1)
+    size_bin = torch.where(valid, torch.bucketize(area.float().contiguous(), edges, right=True), -1)
+    share = torch.full(area.shape, float("nan"))
+    for c in given[valid].unique().tolist():
+        for b in range(bins):
+            members = valid & (given == c) & (size_bin == b)
+            if bool(members.any()):
+                share[members] = matched[members].float().mean()
+    return share, size_bin, edges
+
+
+def box_label_issues(q: Tensor, target: Tensor, background: Tensor, best_iou: Tensor | None = None,
+                     *, abstain: Literal["unmatched", "group", "none"] = "unmatched") -> BoxIssues:
     """Missing boxes and class swaps by confident learning at the labelled boxes (module docstring).
 
     Args:
         q: ``[N, M, C]`` class probabilities at each labelled box (:func:`located_class_probs`).
         target: ``[N, M, 5]`` the labelled boxes and classes (-1: padding).
         background: ``[N, K]`` largest class probability of the background cells (NaN elsewhere).
-        best_iou: ``[N, M]`` for the evidence (NaN when not given).
+        best_iou: ``[N, M]`` the best IoU of a predicted box with each labelled one (when not
+            given, a box counts as matched where some class probability at it is above 0).
+        abstain: which boxes are not judged (module docstring): ``"unmatched"`` those no predicted
+            box matches, ``"group"`` those of a (class, size) group the detector localises less
+            than half the time, ``"none"`` no box (the earlier rule).
     """
     valid = target[..., 4] >= 0
     given = target[..., 4].long().clamp_min(0)
@@ -140,8 +219,15 @@ def box_label_issues(q: Tensor, target: Tensor, background: Tensor, best_iou: Te
     given_prob = torch.where(valid, q.gather(2, given[..., None]).squeeze(2), torch.full_like(objectness, float("nan")))
     above = q >= bars
     predicted = torch.where(above.any(dim=2), torch.where(above, q, -1.0).argmax(dim=2), -1)
-    missing = valid & (objectness <= background_bar)
-    other = valid & ~missing & (predicted >= 0) & (predicted != given) & (given_prob < bars[given])
+    matched = best_iou >= MATCH_IOU if best_iou is not None else q.amax(dim=2) > 0
+    share, size_bin, edges = localised_groups(target, matched & valid)
+    if abstain not in ("unmatched", "group", "none"):
+        raise ValueError(f"abstain must be 'unmatched', 'group' or 'none', not {abstain!r}")
+    abstained = valid & {"unmatched": ~matched, "group": share < LOCALISED_SHARE, "none": torch.zeros_like(valid)}[abstain]
+    judged = valid & ~abstained
+    missing = judged & (objectness <= background_bar)
+    other = judged & ~missing & (predicted >= 0) & (predicted != given) & (given_prob < bars[given])
     predicted = torch.where(valid, predicted, -1)
     iou = best_iou if best_iou is not None else torch.full_like(objectness, float("nan"))
-    return BoxIssues(torch.where(valid, given, -1), missing, other, predicted, objectness, given_prob, iou, bars, background_bar)
+    return BoxIssues(torch.where(valid, given, -1), missing, other, predicted, objectness, given_prob, iou, bars, background_bar,
+                     abstained, share, size_bin, edges)

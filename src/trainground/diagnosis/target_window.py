@@ -14,7 +14,7 @@ memorises, its predictions on wrong targets stay with the pattern of the clean o
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -48,12 +48,15 @@ class EarlyTargetWindow(Callback):
             large share of correct objects, see benchmarks/README.md).
         box_check: keep the detector's class probabilities at each labelled box at the
             window's end for ``box_match.box_label_issues`` (missing boxes, class swaps).
+        abstain: which labelled boxes the box check does not judge (``box_label_issues``):
+            ``"unmatched"`` (no predicted box matches them), ``"group"`` or ``"none"``.
         batch_size: prediction batch size.
     """
 
     def __init__(self, data: MultiTargetDataset, detection_losses: dict[str, Any] | Any,
-                 *, class_check: bool = False, box_check: bool = True, batch_size: int = 500) -> None:
-        self.data, self.batch_size = data, batch_size
+                 *, class_check: bool = False, box_check: bool = True,
+                 abstain: Literal["unmatched", "group", "none"] = "unmatched", batch_size: int = 500) -> None:
+        self.data, self.batch_size, self.abstain = data, batch_size, abstain
         self.regression = [t.name for t in data.tasks if t.kind == "regression"]
         detection = [t.name for t in data.tasks if t.kind == "detection"]
         losses = detection_losses if isinstance(detection_losses, dict) else dict.fromkeys(detection, detection_losses)
@@ -105,7 +108,7 @@ class EarlyTargetWindow(Callback):
 
     def box_issues(self) -> dict[str, BoxIssues]:
         """``{detection task: BoxIssues}`` at the window's end (empty before the first epoch or when off)."""
-        return {name: box_label_issues(q, self.data.targets[name], background, best_iou)
+        return {name: box_label_issues(q, self.data.targets[name], background, best_iou, abstain=self.abstain)
                 for name, (q, best_iou, background) in self.kept_boxes.items()}
 
     def results(self) -> dict[str, TargetIssues]:

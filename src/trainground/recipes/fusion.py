@@ -9,7 +9,7 @@ the boxes; static, uncertainty or DWA task weighting) and ``gradients.TaskGradie
 the cosine between the tasks in ``metrics.jsonl``); then score the held-out split (MAE,
 R^2, mAP@0.5), flag training targets with ``diagnosis.target_outliers`` (scores) and
 ``diagnosis.box_match`` (boxes missing where labelled, boxes of another class; evidence per
-flagged box in ``box_issues.json``) from the early-learning window (``diagnosis.target_window``).
+flagged box in ``box_issues.json``, and the boxes it abstained on: those no predicted box matches) from the early-learning window (``diagnosis.target_window``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ from trainground.models.detection import decode_detections
 from trainground.models.fusion import FusionModel
 from trainground.report.render import write_report
 
-# Every flagged labelled box with its evidence (image, box, given / seen class, probabilities, IoU).
+# Every flagged labelled box with its evidence (image, box, given / seen class, probabilities, IoU),
+# the (class, size) groups with the share the detector localises, and the boxes it abstained on.
 BOX_ISSUES_FILE = "box_issues.json"
 
 
@@ -175,14 +176,18 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
         raise
     scores = test_scores(model, test, mean, std)
     issues = window.issues()
+    boxes = window.box_issues()["boxes"]
+    issues["boxes_abstained"] = int(boxes.abstained.sum())
     with open(run.metrics, "a", encoding="utf-8") as fh:  # listed in the manifest by fit()
         fh.write(json.dumps({"kind": "test", "step": result.steps, **{f"test_{k}": v for k, v in scores.items()},
-                             "score_issues": issues["score"], "box_issues": issues["boxes_box"]}) + "\n")
-    boxes = window.box_issues()["boxes"]
+                             "score_issues": issues["score"], "box_issues": issues["boxes_box"],
+                             "box_abstained": issues["boxes_abstained"]}) + "\n")
     run.record(BOX_ISSUES_FILE)  # listed before it is written
     atomic_write_text(run.path / BOX_ISSUES_FILE, json.dumps(
         {"class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar, "classes": list(CLASSES),
-         "window_epochs": window.window_epochs, "flagged": boxes.evidence(train.targets["boxes"], train.index)}, indent=1))
+         "window_epochs": window.window_epochs, "abstain_rule": window.abstain, "size_edges": boxes.size_edges.tolist(), "groups": boxes.groups(),
+         "abstained": issues["boxes_abstained"], "flagged": boxes.evidence(train.targets["boxes"], train.index),
+         "abstained_boxes": boxes.evidence(train.targets["boxes"], train.index, abstained=True)}, indent=1))
     if report:
         write_report(run.path)  # the per-task loss, metric and gradient panels of a multi-target run
     outcome = FusionResult(scores, issues, run.path, time.perf_counter() - started, result.history, window)
@@ -193,11 +198,11 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
 def print_outcome(result: FusionResult, config: FusionRecipeConfig, console: Console) -> None:
     table = Table(title=f"fusion recipe ({config.clip} clip, task clip {config.task_clip}, {config.weighting} weighting)",
                   title_justify="left")
-    for column in ("held-out MAE", "R^2", "mAP@0.5", "scores flagged", "boxes flagged"):
+    for column in ("held-out MAE", "R^2", "mAP@0.5", "scores flagged", "boxes flagged", "boxes abstained"):
         table.add_column(column)
     t = result.test
     table.add_row(f"{t['mae']:.3f}", f"{t['r2']:.3f}", f"{t['map50']:.3f}", str(result.issues["score"]),
-                  str(result.issues["boxes_box"]))
+                  str(result.issues["boxes_box"]), str(result.issues.get("boxes_abstained", 0)))
     console.print(table)
     console.print(f"{result.seconds:.0f} s; run: {result.run_dir}", highlight=False, soft_wrap=True)
 
