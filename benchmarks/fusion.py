@@ -326,17 +326,22 @@ def box_check_scores(boxes, wrong: np.ndarray, name: str) -> dict:
     return res
 
 
+def noisy_products(args, seed: int):
+    """The seed's training set with injected score outliers and wrong boxes, its clean test set."""
+    vocab = Vocabulary()
+    train = products_dataset(args.n_train, 1000 + seed, vocabulary=vocab)
+    test = products_dataset(args.n_test, 2000 + seed, vocabulary=vocab)
+    noisy, is_outlier, wrong, _ = inject(dict(train.targets), args.noise_rate, seed)
+    return vocab, replace(train, targets=noisy), test, is_outlier, wrong
+
+
 def run_diagnosis(args) -> dict:
     """Inject wrong targets, train through the recipe's ``fit`` path at its defaults, score the checks."""
     import tempfile
 
     out = []
     for seed in seeds(args):
-        vocab = Vocabulary()
-        train = products_dataset(args.n_train, 1000 + seed, vocabulary=vocab)
-        test = products_dataset(args.n_test, 2000 + seed, vocabulary=vocab)
-        noisy, is_outlier, wrong, _ = inject(dict(train.targets), args.noise_rate, seed)
-        train = replace(train, targets=noisy)
+        vocab, train, test, is_outlier, wrong = noisy_products(args, seed)
         config = FusionRecipeConfig(samples=args.n_train, test_samples=args.n_test, seed=seed, epochs=args.epochs)
         with tempfile.TemporaryDirectory() as tmp:
             result = train_fusion(config, train, test, vocab_size=len(vocab), out=Path(tmp) / "run", report=False)
@@ -345,8 +350,8 @@ def run_diagnosis(args) -> dict:
         truth = torch.from_numpy(wrong)
         boxes = window.box_issues()["boxes"]  # the recipe's rule: unmatched boxes abstain
         q, best_iou, background = window.kept_boxes["boxes"]
-        group = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="group")
-        every_box = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="none")  # the earlier rule
+        group = box_label_issues(q, train.targets["boxes"], background, best_iou, abstain="group")
+        every_box = box_label_issues(q, train.targets["boxes"], background, best_iou, abstain="none")  # the earlier rule
         res = {"seed": seed, "window_epochs": window.window_epochs, "test": result.test,
                "score_outliers": precision_recall(issues["score"].is_issue.numpy(), is_outlier),
                "class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar,
@@ -366,7 +371,7 @@ def run_diagnosis(args) -> dict:
             flags, truth_rows = boxes.is_issue.numpy()[rows], wrong[rows] > 0
             res[f"box_check_{name}"] = {"images": int(rows.sum()), "flagged": int(flags.sum()),
                                         "true_flags": int((flags & truth_rows).sum()), "injected": int(truth_rows.sum())}
-        flagged_rows = boxes.evidence(noisy["boxes"])
+        flagged_rows = boxes.evidence(train.targets["boxes"])
         for row in flagged_rows:
             row["injected"] = ("none", "other_class", "moved")[int(truth[row["image"], row["object"]])]
         res["evidence_first_20"] = flagged_rows[:20]
@@ -399,15 +404,11 @@ def run_out_of_sample(args) -> dict:
 
     out = []
     for seed in seeds(args):
-        vocab = Vocabulary()
-        train = products_dataset(args.n_train, 1000 + seed, vocabulary=vocab)
-        test = products_dataset(args.n_test, 2000 + seed, vocabulary=vocab)
-        noisy, _, wrong, _ = inject(dict(train.targets), args.noise_rate, seed)
-        train = replace(train, targets=noisy)
+        vocab, train, test, _, wrong = noisy_products(args, seed)
         n = len(train)
         folds = np.array_split(np.random.default_rng(seed).permutation(n), args.folds)
-        q = torch.zeros(n, noisy["boxes"].shape[1], len(CLASSES))
-        best_iou = torch.zeros(n, noisy["boxes"].shape[1])
+        q = torch.zeros(n, train.targets["boxes"].shape[1], len(CLASSES))
+        best_iou = torch.zeros(n, train.targets["boxes"].shape[1])
         background = torch.zeros(n, 64)
         window_epochs = []
         for k, held in enumerate(folds):
@@ -421,9 +422,9 @@ def run_out_of_sample(args) -> dict:
             kept = watch.epochs[result.window.window_epochs - 1]  # the fold model's window end
             q[held], best_iou[held], background[held] = kept
             window_epochs.append(result.window.window_epochs)
-        boxes = box_label_issues(q, noisy["boxes"], background, best_iou)
-        group = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="group")
-        every_box = box_label_issues(q, noisy["boxes"], background, best_iou, abstain="none")
+        boxes = box_label_issues(q, train.targets["boxes"], background, best_iou)
+        group = box_label_issues(q, train.targets["boxes"], background, best_iou, abstain="group")
+        every_box = box_label_issues(q, train.targets["boxes"], background, best_iou, abstain="none")
         res = {"seed": seed, "folds": args.folds, "window_epochs": window_epochs,
                **box_check_scores(boxes, wrong, "box_check"), **box_check_scores(group, wrong, "box_check_group"),
                **box_check_scores(every_box, wrong, "box_check_every_box")}
