@@ -61,3 +61,14 @@ def test_recipe_thresholds_option_swaps_the_fixed_limits_for_dynamic_ones():
     assert fixed.dynamic is None and fixed.max_norm is not None
     assert dynamic.dynamic.kind == "zscore" and dynamic.max_norm is None
     assert set(dynamic.group_max_norm) == {"image", "text", "fusion"} and dynamic.group_thresholds is not None
+
+
+def test_recipe_refuses_an_unknown_box_abstain_rule_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from trainground.cli import app
+
+    result = CliRunner().invoke(app, ["recipe", "fusion", "--out", str(tmp_path / "run"), "--box-abstain", "maybe"])
+    assert result.exit_code == 2
+    assert "--box-abstain must be unmatched, group or none" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()

@@ -26,6 +26,10 @@ def fusion_command(
     thresholds: Annotated[str, typer.Option(
         "--thresholds", help="fixed | percentile | zscore: fixed clip limits, or each task's and modality's limit "
                              "following its own gradient norm (AutoClip / ZClip per part).")] = "fixed",
+    box_abstain: Annotated[str, typer.Option(
+        "--box-abstain", help="unmatched | group | none: the labelled boxes the wrong-box check does not judge "
+                              "(no predicted box overlaps them; a class x size group the detector rarely "
+                              "localises; none).")] = "unmatched",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier run.")] = False,
 ) -> None:
     """Train the fusion model (small CNN + bag-of-embeddings text encoder) on builtin:products through
@@ -42,9 +46,11 @@ def fusion_command(
         raise ConfigError(f"--weighting must be static, uncertainty or dwa, got {weighting!r}")
     if thresholds not in ("fixed", "percentile", "zscore"):
         raise ConfigError(f"--thresholds must be fixed, percentile or zscore, got {thresholds!r}")
+    if box_abstain not in ("unmatched", "group", "none"):
+        raise ConfigError(f"--box-abstain must be unmatched, group or none, got {box_abstain!r}")
     config = FusionRecipeConfig(samples=samples, test_samples=test_samples, epochs=epochs, seed=seed,
                                 clip=clip, task_clip=task_clip, weighting=weighting,  # type: ignore[arg-type]
-                                thresholds=thresholds)  # type: ignore[arg-type]
+                                thresholds=thresholds, box_abstain=box_abstain)  # type: ignore[arg-type]
     run_fusion(config, out=out or RunDir.new_path("runs", "fusion"), overwrite=overwrite, console=out_console,
                callbacks=[ProgressBar(err_console)])
 

@@ -77,6 +77,10 @@ class FusionRecipeConfig:
     detection_weight: Annotated[float, POSITIVE] = 1.0
     # Task weighting: "uncertainty" learns one log-variance per task (Kendall et al. 2018).
     weighting: Literal["static", "uncertainty", "dwa"] = "uncertainty"
+    # Labelled boxes the wrong-box check does not judge (diagnosis.box_match): "unmatched" (no
+    # predicted box overlaps them: no prediction there to read), "group" (boxes of a class x size
+    # group the detector localises less than half the time), "none" (judge every box).
+    box_abstain: Literal["unmatched", "group", "none"] = "unmatched"
     threads: Annotated[int, AT_LEAST_ONE] | None = 1
 
 
@@ -162,7 +166,7 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
                           "boxes": detection if config.detection_weight == 1.0 else _Scaled(detection, config.detection_weight)},
                          weighting=config.weighting)
     tasks = build_tasks(model, loss, config)
-    window = EarlyTargetWindow(standardised(train, mean, std), detection)
+    window = EarlyTargetWindow(standardised(train, mean, std), detection, abstain=config.box_abstain)
     run = RunDir.create(out, overwrite=overwrite, resumable=True)
     try:
         run.write_config({"recipe": "fusion", **asdict(config)})
