@@ -2,7 +2,7 @@
 
 import torch
 
-from trainground.diagnosis.box_match import box_label_issues, located_class_probs
+from trainground.diagnosis.box_match import box_label_issues, class_competence, located_class_probs
 
 GRID, STRIDE, C = 4, 8, 2  # a 32-pixel image, 4x4 cells of 8 pixels, two classes
 
@@ -101,3 +101,15 @@ def test_the_group_rule_judges_an_unmatched_box_of_a_kind_the_detector_localises
     group = box_label_issues(*_located(out, target), abstain="group")
     assert not group.abstained.any() and group.missing[6, 1]
     assert {(g["class"], g["boxes"], g["judged"]) for g in group.groups()} >= {(1, 7, True)}
+
+
+def test_class_competence_measures_the_detector_on_the_given_images_only():
+    right = ([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 1)])
+    confused = ([(A, 1, 0.7), (B, 0, 0.6)], [(A, 0), (B, 1)])  # the detector names both objects wrongly
+    out, target = batch([right] * 4 + [confused] * 4)
+    issues = box_label_issues(*_located(out, target))
+    first, last = torch.arange(8) < 4, torch.arange(8) >= 4
+    good, bad = class_competence(issues, first), class_competence(issues, last)
+    assert good.accuracy == 1.0 and good.skilled
+    assert bad.accuracy == 0.0 and not bad.skilled
+    assert class_competence(issues).accuracy == 0.5  # all images: half right, skill 0 over the 50 % majority

@@ -56,6 +56,7 @@ import torch
 from torch import Tensor
 
 from trainground.boxes import box_iou
+from trainground.diagnosis.competence import Competence, measure_competence
 
 # The match rule of mAP@0.5: a predicted box "is" a labelled box at IoU >= 0.5.
 MATCH_IOU = 0.5
@@ -109,6 +110,7 @@ class BoxIssues:
         localised_share: the share of the box's group matched by a predicted box (NaN: padding).
         size_bin: the box's size group (0: smallest quarter; -1: padding); ``size_edges``: the
             area quartiles ``[SIZE_BINS - 1]`` that separate them.
+        seen: the most probable class at the box (-1: padding or no predicted box there).
     """
 
     given: Tensor
@@ -124,6 +126,7 @@ class BoxIssues:
     localised_share: Tensor
     size_bin: Tensor
     size_edges: Tensor
+    seen: Tensor
 
     @property
     def is_issue(self) -> Tensor:
@@ -229,5 +232,21 @@ def box_label_issues(q: Tensor, target: Tensor, background: Tensor, best_iou: Te
     other = judged & ~missing & (predicted >= 0) & (predicted != given) & (given_prob < bars[given])
     predicted = torch.where(valid, predicted, -1)
     iou = best_iou if best_iou is not None else torch.full_like(objectness, float("nan"))
+    seen = torch.where(valid & matched, q.argmax(dim=2), -1)
     return BoxIssues(torch.where(valid, given, -1), missing, other, predicted, objectness, given_prob, iou, bars, background_bar,
-                     abstained, share, size_bin, edges)
+                     abstained, share, size_bin, edges, seen)
+
+
+def class_competence(issues: BoxIssues, images: Tensor | None = None) -> Competence:
+    """How well the detector names the objects it localises: the given class against the most
+    probable class at each matched box of ``images`` (``[N]`` bool; pass the validation images,
+    labels never trained on), measured as the class tasks' label checks measure their model
+    (:mod:`trainground.diagnosis.competence`: skill over the majority class, at least 1/2).
+
+    A detector below that skill confuses classes as often as the labels could: its *another
+    class* flags are then as much its own confusions as swapped labels, and say so.
+    """
+    rows = issues.seen >= 0
+    if images is not None:
+        rows = rows & images[:, None]
+    return measure_competence(issues.given[rows].numpy(), issues.seen[rows].numpy(), len(issues.class_bars))

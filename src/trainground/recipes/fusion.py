@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +29,8 @@ from rich.table import Table
 from trainground.bounds import AT_LEAST_ONE, POSITIVE
 from trainground.data.products import CLASSES, Vocabulary, products_dataset
 from trainground.data.tasks import MultiTargetDataset, gather
+from trainground.diagnosis.box_match import class_competence
+from trainground.diagnosis.competence import MIN_SKILL
 from trainground.diagnosis.target_window import EarlyTargetWindow
 from trainground.engine import Callback, FitConfig, RunDir, fit
 from trainground.engine.atomic import atomic_write_text
@@ -182,6 +185,10 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
     issues = window.issues()
     boxes = window.box_issues()["boxes"]
     issues["boxes_abstained"] = int(boxes.abstained.sum())
+    # How well the detector names what it localises, on the images fit held out (never trained on):
+    # below the class tasks' skill gate its "another class" flags are as much its own confusions.
+    competence = class_competence(boxes, torch.as_tensor(np.isin(train.index.numpy(), result.val_index)))
+    issues["box_class_skill"] = competence.skill
     with open(run.metrics, "a", encoding="utf-8") as fh:  # listed in the manifest by fit()
         fh.write(json.dumps({"kind": "test", "step": result.steps, **{f"test_{k}": v for k, v in scores.items()},
                              "score_issues": issues["score"], "box_issues": issues["boxes_box"],
@@ -190,6 +197,8 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
     atomic_write_text(run.path / BOX_ISSUES_FILE, json.dumps(
         {"class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar, "classes": list(CLASSES),
          "window_epochs": window.window_epochs, "abstain_rule": window.abstain, "size_edges": boxes.size_edges.tolist(), "groups": boxes.groups(),
+         "class_competence": {**competence.figures(), "skilled": competence.skilled, "rows": "matched boxes of "
+                              "the validation images"},
          "abstained": issues["boxes_abstained"], "flagged": boxes.evidence(train.targets["boxes"], train.index),
          "abstained_boxes": boxes.evidence(train.targets["boxes"], train.index, abstained=True)}, indent=1))
     if report:
@@ -208,6 +217,12 @@ def print_outcome(result: FusionResult, config: FusionRecipeConfig, console: Con
     table.add_row(f"{t['mae']:.3f}", f"{t['r2']:.3f}", f"{t['map50']:.3f}", str(result.issues["score"]),
                   str(result.issues["boxes_box"]), str(result.issues.get("boxes_abstained", 0)))
     console.print(table)
+    skill = result.issues.get("box_class_skill")
+    if skill is not None and not skill >= MIN_SKILL:
+        console.print(f"[yellow]The detector's class skill on the validation images is {skill:.2f} (below "
+                      f"{MIN_SKILL}): its 'another class' box flags are as much its own confusions as swapped "
+                      "labels; treat them as unreliable (box_issues.json, class_competence).[/yellow]",
+                      highlight=False, soft_wrap=True)
     console.print(f"{result.seconds:.0f} s; run: {result.run_dir}", highlight=False, soft_wrap=True)
 
 
