@@ -157,3 +157,31 @@ def test_second_pass_option_retrains_a_fresh_network_at_fit_end(digits):
     assert callback.result is not None
     assert sorted(callback.result.table["index"]) == list(range(400))
     assert callback.result.second_pass_presentations > 0
+
+
+class ScaledNet(Net):
+    """Net under a loss scale that is undone after backward, as Lightning's fp16 AMP does between
+    ``on_after_backward`` and ``on_before_optimizer_step`` (callbacks' hooks run before the module's)."""
+
+    SCALE = 1024.0
+
+    def training_step(self, batch, batch_idx):
+        out = super().training_step(batch, batch_idx)
+        return {**out, "loss": out["loss"] * self.SCALE}
+
+    def on_after_backward(self):
+        for p in self.parameters():
+            p.grad.div_(self.SCALE)
+
+
+def test_the_gradient_monitor_reads_the_gradients_the_optimizer_steps_on(digits, tmp_path):
+    train, val = _data(digits)
+    norms = {}
+    for name, net in (("plain", Net), ("scaled", ScaledNet)):
+        torch.manual_seed(0)
+        callback = TraingroundCallback(tmp_path / name, guard=None)
+        _trainer(callback, 1, enable_checkpointing=False).fit(net(), *_loaders(train, val))
+        layers = pd.read_parquet(tmp_path / name / "layers.parquet")
+        norms[name] = layers[layers.stat == "grad_norm"].sort_values(["step", "layer"])["value"].to_numpy(dtype=float)
+    assert norms["plain"].size and np.isfinite(norms["plain"]).any()
+    np.testing.assert_allclose(norms["scaled"], norms["plain"], rtol=1e-4)  # not 1024x: read after the unscale

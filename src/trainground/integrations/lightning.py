@@ -28,7 +28,8 @@ accumulation and its AMP loss scale (Lightning's own apply); optimizers that ste
 gradients (LBFGS's closure, custom ones) would be stepped twice; manual optimisation
 (``automatic_optimization = False``) and several optimizers are not guarded;
 AMP and gradient accumulation stay Lightning's (``precision=``,
-``accumulate_grad_batches=``). Checkpoints: the callback's state (recorder, monitors,
+``accumulate_grad_batches=``); the monitors read the gradients in ``on_before_optimizer_step``
+too, so they see them unscaled and, with accumulation, complete. Checkpoints: the callback's state (recorder, monitors,
 early-learning window, chain) rides in Lightning's checkpoint, so ``fit(ckpt_path=...)``
 resumes the diagnosis with the training.
 """
@@ -159,11 +160,12 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
         if self.session is not None:
             self.session.after_forward(loss)
 
-    def on_after_backward(self, trainer: Any, pl_module: Any) -> None:
+    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+        # The gradients are read here, not in on_after_backward: Lightning's AMP unscales them
+        # (and gradient accumulation completes them) just before this hook, so the monitors see
+        # what the optimizer will step on, as in fit.
         if self.session is not None:
             self.session.after_backward()
-
-    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         self._stepped = True
         loss = None if self.session is None else self.session.state.loss
         if isinstance(self.gradients, FrameworkGuard) and optimizer is not None:
