@@ -30,6 +30,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -164,15 +165,15 @@ def main() -> None:
     common = [f"--repeats={args.repeats}", f"--epochs={args.epochs}", "--parts", *args.parts]
     if args.hidden:
         common += ["--hidden", *map(str, args.hidden)]
-    tmp = Path(f"/tmp/overhead_ab_{os.getpid()}.json")
-    for round_ in range(args.rounds):
-        for name, src in trees.items():
-            env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-            subprocess.run([sys.executable, __file__, "--worker", str(tmp), *common], env=env, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            per_tree[name].append(json.loads(tmp.read_text()))
-            print(f"round {round_ + 1}/{args.rounds}: {name} done", flush=True)
-    tmp.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="overhead_ab_") as scratch:  # the workers' result file
+        tmp = Path(scratch) / "worker.json"
+        for round_ in range(args.rounds):
+            for name, src in trees.items():
+                env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+                subprocess.run([sys.executable, __file__, "--worker", str(tmp), *common], env=env, check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                per_tree[name].append(json.loads(tmp.read_text()))
+                print(f"round {round_ + 1}/{args.rounds}: {name} done", flush=True)
     summary = summarise(per_tree)
     for tree, parts in summary.items():
         for part, variants in parts.items():

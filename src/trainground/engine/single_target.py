@@ -79,4 +79,4 @@ class SingleTarget:
         return {}  # the loss has no state of its own
 
     def load_checkpoint_state(self, ckpt: dict[str, Any], guard: Guard) -> None:
-        pass
+        """Nothing to restore: ``checkpoint_state`` adds nothing (the loop restores model, optimizer and Guard)."""
