@@ -80,6 +80,8 @@ GUARDS = {
     "guard_no_clip": GuardConfig(zscore=None),
     "guard_no_spike": GuardConfig(spike_z=None),
     "guard_every2": GuardConfig(trust_every=2),
+    # issue 15, fourth pass: + a clip at the running median of the last 100 norms (gradients/config.py)
+    "guard_median100": GuardConfig(percentile=50, percentile_history=100),
 }
 LRS = np.geomspace(2e-3, 3e-2, 4)
 SEEDS = (0, 1)

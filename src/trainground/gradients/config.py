@@ -37,6 +37,28 @@ class GuardConfig:
     remembers the larger early gradients) and it stalled an LSTM on the adding problem (2/8
     runs solved against 5/8 without clipping). It stays available as an option (and is what
     the repair's ``tighten_clip`` switches on when a run still explodes).
+
+    Candidate for models with recurrent layers (issue 15, fourth pass; written down before its
+    runs): a norm clip at the typical norm of the run itself, the running median of the last
+    100 global norms (``PercentileClip(50, history=100)``, in the chain before ZClip). Reason:
+    Pascanu, Mikolov & Bengio (ICML 2013), whose cliffs are why a recurrent model is clipped at
+    all, set the threshold "by looking at statistics on the average norm over a sufficiently
+    large number of updates" and found training insensitive to it and good "even for rather
+    small thresholds"; the median is that level robust to the spikes themselves, and 100 steps
+    is long against mini-batch noise and short against a plateau (hundreds of steps), so the
+    level follows a plateau's end within about a hundred steps instead of AutoClip p10's 1000-step
+    memory. Under Adam it cuts only the above-median half of the steps, by their excess over the
+    median, so the second moment is fed less of the norm's upper tail (the mechanism by which
+    ``clip_grad_norm_(0.1)`` wins LSTM adding runs, benchmarks/README.md "C, extended, third
+    pass"). What it cannot do, said in advance: a clip judged on past norms cannot cut the
+    large gradients of the first ~50 steps below the later plateau level (it has not seen it),
+    which is most of what a fixed 0.1 does there; so the gain expected is partial.
+    Adoption rule (fixed before the runs): it becomes the recurrent default only if, on every
+    recurrent task of stability_arch.py (LSTM/GRU adding and order) and on both seed groups 0-1
+    and 2-3, it solves at least as many runs as no clipping and as the best fixed threshold with
+    0 divergences, and on fresh seeds 4-5 of LSTM adding it solves at least as many as no
+    clipping, the best fixed threshold and the current default. Otherwise it stays an option
+    (``percentile=50, percentile_history=100``) and the figures are reported.
     """
 
     # Mixed precision: "off" (fp32), "bf16" (bf16 autocast, no scaler), "fp16" (fp16 autocast +
