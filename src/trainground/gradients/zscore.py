@@ -95,7 +95,9 @@ class ZScoreClip(ScalarState):
     """ZClip: EMA mean/variance of the global norm; an outlier norm is clipped back towards the mean.
 
     The EMA is fed the clipped norm, so a spike does not inflate the statistics it is judged by;
-    a non-finite norm is not fed at all.
+    a non-finite norm is not fed at all. The price: a norm that jumps to a new, lasting level
+    (a recurrent model leaving a plateau) is clipped and fed clipped, so the threshold may never
+    catch up and keeps clipping (measured on an LSTM, benchmarks/README.md, "locks").
 
     Args:
         alpha: EMA decay (ZClip default 0.97).
