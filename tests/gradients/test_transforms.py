@@ -209,3 +209,22 @@ def test_gradient_stats_record_layer_norms_and_the_clipped_fraction():
     restored = GradientStats()
     restored.load_state_dict(stats.state_dict())
     assert restored.clipped_fraction.item() == 0.5 and restored.per_layer
+
+
+@pytest.mark.parametrize("host", [False, True])
+def test_percentile_50_clips_at_the_running_median_of_its_window(host):
+    from trainground.gradients.context import HostContext
+
+    clip = PercentileClip(50.0, history=4)
+    norms = [1.0, 3.0, 2.0, 10.0, 0.5, 4.0]
+    # nearest-rank median of the window (current norm included): ranks ceil(0.5 * n) of the last <= 4
+    expected = [1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
+    for norm, level in zip(norms, expected, strict=True):
+        g = [torch.tensor([norm, 0.0])]
+        if host:
+            ctx = HostContext(grads=g, params=[], raw_norm=norm)
+            clip.host(ctx)
+            out = min(norm, ctx.threshold)
+        else:
+            out = float(_run_chain(clip, g).norm)
+        assert out == pytest.approx(min(norm, level), rel=1e-5)

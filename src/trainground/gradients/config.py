@@ -126,6 +126,11 @@ class GuardConfig:
     # more (LSTM order 2/8 vs 1/8), 0 divergences. The rule was chosen after the two LSTM cases; the
     # LSTM order, both GRU tasks and the fault-signal LSTM were measured after choosing it.
     trust_region_recurrent: bool = False
+    # On a model with recurrent layers, a norm clip at the running median of the last N global norms
+    # (``PercentileClip(50, history=N)`` before ZClip; None: off; left out when ``percentile`` is set).
+    # The principle and the rule that decided its default are in the class docstring; the figures
+    # in benchmarks/README.md, "C, extended, fourth pass".
+    recurrent_median_clip: Annotated[int, AT_LEAST_ONE] | None = None
     # Consecutive skipped steps that make a spike "persistent": roll back to the last good state.
     rollback_after: Annotated[int, AT_LEAST_ONE] = 3
     # Each rollback multiplies the trust scale of the restored state by this (it compounds, so
@@ -142,6 +147,12 @@ class GuardConfig:
         if not self.trust_region:
             return False
         return self.trust_region_recurrent or model is None or not has_recurrent_layers(model)
+
+    def uses_recurrent_median_clip(self, model: nn.Module | None = None) -> bool:
+        """Whether the chain for ``model`` holds the running-median clip: ``recurrent_median_clip`` is
+        set, ``model`` has recurrent layers, and no ``percentile`` clip is asked for instead."""
+        return (self.recurrent_median_clip is not None and self.percentile is None
+                and model is not None and has_recurrent_layers(model))
 
     @classmethod
     def for_games(cls, **overrides: object) -> GuardConfig:
@@ -167,7 +178,8 @@ class GuardConfig:
         """The transform chain these options describe (in order: spike, clips, trust region).
 
         With ``model``, the trust region is left out for a model with recurrent layers unless
-        ``trust_region_recurrent`` (see :func:`uses_trust_region`).
+        ``trust_region_recurrent`` (see :func:`uses_trust_region`), and on such a model the
+        running-median clip joins when ``recurrent_median_clip`` is set.
         """
         steps: list[GradientTransform] = []
         if self.spike_z is not None:
@@ -176,6 +188,8 @@ class GuardConfig:
             steps.append(ClipByGlobalNorm(self.max_norm))
         if self.percentile is not None:
             steps.append(PercentileClip(self.percentile, history=self.percentile_history))
+        elif self.uses_recurrent_median_clip(model):
+            steps.append(PercentileClip(50.0, history=self.recurrent_median_clip))  # type: ignore[arg-type]
         if self.zscore is not None:
             steps.append(ZScoreClip(z_thresh=self.zscore))
         if self.uses_trust_region(model):
