@@ -82,6 +82,8 @@ GUARDS = {
     "guard_every2": GuardConfig(trust_every=2),
     # issue 15, fourth pass: + a clip at the running median of the last 100 norms (gradients/config.py)
     "guard_median100": GuardConfig(percentile=50, percentile_history=100),
+    # issue 15, fourth pass, second candidate: recurrent models' gradients normalised (gradients/config.py)
+    "guard_normalize": GuardConfig(recurrent_normalize=True),
 }
 LRS = np.geomspace(2e-3, 3e-2, 4)
 SEEDS = (0, 1)
