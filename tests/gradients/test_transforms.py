@@ -228,3 +228,30 @@ def test_percentile_50_clips_at_the_running_median_of_its_window(host):
         else:
             out = float(_run_chain(clip, g).norm)
         assert out == pytest.approx(min(norm, level), rel=1e-5)
+
+
+@pytest.mark.parametrize("host", [False, True])
+def test_normalize_gives_every_step_the_same_norm_and_leaves_a_bad_one(host):
+    from trainground.gradients.context import HostContext
+    from trainground.gradients.normalize import NormalizeGlobalNorm
+
+    norm = NormalizeGlobalNorm(2.0)
+    for scale in (1e-3, 0.5, 40.0, 0.0, float("nan")):
+        g = _grads(3, 1.0)
+        g = [x * scale for x in g]
+        raw = float(global_norm(g))
+        if host:
+            ctx = HostContext(grads=g, params=[], raw_norm=raw)
+            norm.host(ctx)
+            out = ctx.norm
+        else:
+            out = float(_run_chain(norm, g).norm)
+        if raw > 0 and raw == raw:
+            assert out == pytest.approx(2.0, rel=1e-5)  # scaled up as well as down
+        elif raw == 0:
+            assert out == 0.0  # nothing to normalise
+    clone = NormalizeGlobalNorm()
+    clone.load_state_dict(norm.state_dict())
+    assert clone.level == 2.0
+    with pytest.raises(ValueError):
+        NormalizeGlobalNorm(0.0)
