@@ -203,14 +203,3 @@ def test_recurrent_median_clip_joins_only_a_recurrent_models_chain():
     both = GuardConfig(recurrent_median_clip=100, percentile=10.0).build_chain(rnn)
     assert [t.percentile for t in both if isinstance(t, PercentileClip)] == [10.0]
 
-
-def test_recurrent_normalize_joins_only_a_recurrent_models_chain_last():
-    from trainground.gradients.normalize import NormalizeGlobalNorm
-
-    rnn = nn.Sequential()
-    rnn.add_module("rnn", nn.GRU(3, 4, batch_first=True))
-    on = GuardConfig(recurrent_normalize=True)
-    assert isinstance(on.build_chain(rnn).transforms[-1], NormalizeGlobalNorm)
-    for model in (_model(), None):
-        assert repr(on.build_chain(model)) == repr(GuardConfig().build_chain(model))
-    assert not any(isinstance(t, NormalizeGlobalNorm) for t in GuardConfig().build_chain(rnn))

@@ -11,7 +11,6 @@ from trainground.bounds import AT_LEAST_ONE, POSITIVE, Range
 from trainground.gradients.chain import Chain
 from trainground.gradients.context import GradientTransform
 from trainground.gradients.global_norm import ClipByGlobalNorm
-from trainground.gradients.normalize import NormalizeGlobalNorm
 from trainground.gradients.percentile import PercentileClip
 from trainground.gradients.secant import SecantTrustRegion
 from trainground.gradients.spike import SpikeSkip
@@ -66,23 +65,9 @@ class GuardConfig:
     clipping, the best fixed threshold and the current default. Otherwise it stays an option
     (``percentile=50, percentile_history=100``) and the figures are reported.
 
-    Second candidate (written after the first candidate's LSTM adding runs on seeds 0-3, which
-    missed the rule on seeds 0-1, and before any run of this one): for a recurrent model trained
-    with Adam, normalise every step's gradient to a constant global norm (``recurrent_normalize``,
-    :class:`NormalizeGlobalNorm` last in the chain). Reason (the mechanism the third pass measured,
-    not a threshold): Adam is invariant to a constant gradient scale but not to a changing one;
-    its second moment averages g^2 over ~1/(1-beta2) = 1000 steps (bias-corrected: every step so
-    far during the first 1000), so a norm that falls k-fold from the first steps to a plateau
-    shortens the plateau's steps by up to k until the memory fades. A fixed clip below every norm
-    of the run removes the norm's history from the second moment; that is why clip 0.1 wins
-    LSTM adding runs, and the reason no causal clip judged on past norms (the first candidate,
-    AutoClip p10) can: it cannot cut the first steps to a level it has not seen yet, and cutting
-    only the later steps makes them shorter against the remembered early ones. Normalising is
-    that fixed clip's limit with the level gone (it drops out of Adam's update), so nothing is
-    chosen per task. What it may cost, said in advance: the norm no longer tells Adam that the
-    gradient shrank near a minimum (as with a fixed clip while the norm stays above it), and a
-    plateau's exit burst is held to the same norm (ZClip already holds it, "locks" above).
-    Same adoption rule as the first candidate. Adam only: under SGD it changes the lr's meaning.
+    Second candidate (principle in gradients/normalize.py, written before its runs): normalise a
+    recurrent model's gradients to a constant norm under Adam. Measured and rejected by the same
+    rule (benchmarks/README.md, "C, extended, fourth pass"); not a GuardConfig option.
     """
 
     # Mixed precision: "off" (fp32), "bf16" (bf16 autocast, no scaler), "fp16" (fp16 autocast +
@@ -150,9 +135,6 @@ class GuardConfig:
     # The principle and the rule that decided its default are in the class docstring; the figures
     # in benchmarks/README.md, "C, extended, fourth pass".
     recurrent_median_clip: Annotated[int, AT_LEAST_ONE] | None = None
-    # On a model with recurrent layers, scale every step's gradient to global norm 1 (last in the chain;
-    # for Adam-like optimizers only: the second candidate of the class docstring).
-    recurrent_normalize: bool = False
     # Consecutive skipped steps that make a spike "persistent": roll back to the last good state.
     rollback_after: Annotated[int, AT_LEAST_ONE] = 3
     # Each rollback multiplies the trust scale of the restored state by this (it compounds, so
@@ -214,8 +196,6 @@ class GuardConfig:
             steps.append(PercentileClip(50.0, history=self.recurrent_median_clip))  # type: ignore[arg-type]
         if self.zscore is not None:
             steps.append(ZScoreClip(z_thresh=self.zscore))
-        if self.recurrent_normalize and model is not None and has_recurrent_layers(model):
-            steps.append(NormalizeGlobalNorm(1.0))
         if self.uses_trust_region(model):
             steps.append(SecantTrustRegion(target=self.trust_target, every=self.trust_every,
                                            loss_gate=self.trust_loss_gate, rise_overshoot=self.trust_rise_overshoot))
