@@ -182,24 +182,3 @@ def test_recurrent_model_gets_no_trust_region_unless_asked():
     assert trusts(rnn, GuardConfig(trust_region_recurrent=True))
     assert not trusts(mlp, GuardConfig(trust_region=False))
     assert not trusts(rnn, GuardConfig(trust_region=False, trust_region_recurrent=True))
-
-
-def test_recurrent_median_clip_joins_only_a_recurrent_models_chain():
-    from trainground.gradients import PercentileClip, ZScoreClip
-
-    rnn = nn.Sequential()
-    rnn.add_module("rnn", nn.LSTM(3, 4, batch_first=True))
-    mlp = _model()
-    on = GuardConfig(recurrent_median_clip=100)
-    kinds = [type(t) for t in on.build_chain(rnn)]
-    assert kinds == [SpikeSkip, PercentileClip, ZScoreClip]  # before ZClip, no trust region
-    median = on.build_chain(rnn).transforms[1]
-    assert (median.percentile, median.history.numel()) == (50.0, 100)
-    # a non-recurrent model's chain (and a chain built without a model) is the one without the option
-    for model in (mlp, None):
-        assert repr(on.build_chain(model)) == repr(GuardConfig().build_chain(model))
-    assert not any(isinstance(t, PercentileClip) for t in GuardConfig(recurrent_median_clip=None).build_chain(rnn))
-    # an explicit percentile clip takes its place (never two percentile clips)
-    both = GuardConfig(recurrent_median_clip=100, percentile=10.0).build_chain(rnn)
-    assert [t.percentile for t in both if isinstance(t, PercentileClip)] == [10.0]
-
