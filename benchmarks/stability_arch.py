@@ -32,6 +32,10 @@ the row: run it once with the new code and once with a checkout of the old one).
 Guard (``--methods guard_no_trust guard_no_clip guard_no_spike guard_every2``, the ``GUARDS`` dict)
 switch one component off; their runs record clipped, skipped and low-trust-scale step counts.
 ``guard_p8`` is the Guard with ``trust_rise_overshoot=True`` (secant principle 8, an option).
+For the recurrent tasks (issue 15, fourth pass; both measured and rejected): ``guard_median100`` adds
+a clip at the running median of the last 100 norms (``percentile=50, percentile_history=100``; on a
+non-recurrent task it would also keep the trust region), ``guard_normalize`` (``EXTRA``) normalises
+every step's gradient to norm 1 after the default chain.
 
 A run is solved when the target is met; diverged when a batch loss is non-finite or the eval
 loss at the end is above the initial one. Steps to target are counted at eval granularity.
