@@ -19,12 +19,14 @@ moved boxes and its *another class* flag against the swapped classes (``vs_moved
 trainings per seed, each fold judged by a model trained on the others).
 
     OMP_NUM_THREADS=1 python benchmarks/fusion_diagnosis.py --seed-list 20 --out d_20.json   # one process per seed
+    OMP_NUM_THREADS=1 python benchmarks/fusion_diagnosis.py --seed-list 20 --set batch_size=64 --set epochs=20 --out o.json
     python benchmarks/fusion_diagnosis.py --merge d_20.json d_21.json --out benchmarks/results/fusion_diagnosis_x.json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -115,8 +117,15 @@ def noisy_products(args, seed: int):
 
 
 def recipe_config(args, seed: int, samples: int) -> FusionRecipeConfig:
-    epochs = {"epochs": args.epochs} if args.epochs else {}  # default: the recipe's
-    return FusionRecipeConfig(samples=samples, test_samples=args.n_test, seed=seed, **epochs)
+    """The recipe's defaults, with ``--set`` options (e.g. the earlier detector recipe)."""
+    fields = {f.name: f.type for f in dataclasses.fields(FusionRecipeConfig)}
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--set {item}: FusionRecipeConfig has no option {key!r}")
+        overrides[key] = json.loads(value) if value[:1] in "-0123456789tfn[{" else value
+    return FusionRecipeConfig(samples=samples, test_samples=args.n_test, seed=seed, **overrides)
 
 
 def run_diagnosis(args) -> dict:
@@ -243,7 +252,8 @@ def main() -> None:
     parser.add_argument("--seed-list", default="0", help="comma-separated seeds")
     parser.add_argument("--n-train", type=int, default=1500)
     parser.add_argument("--n-test", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                        help="a FusionRecipeConfig option other than the recipe's default (repeatable)")
     parser.add_argument("--noise-rate", type=float, default=0.05)
     parser.add_argument("--folds", type=int, default=0, help="judge boxes out of sample, K folds (K trainings through fit)")
     parser.add_argument("--merge", nargs="+", default=None, help="merge per-seed result files into --out")
