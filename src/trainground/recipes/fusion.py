@@ -9,7 +9,9 @@ the boxes; static, uncertainty or DWA task weighting) and ``gradients.TaskGradie
 the cosine between the tasks in ``metrics.jsonl``); then score the held-out split (MAE,
 R^2, mAP@0.5), flag training targets with ``diagnosis.target_outliers`` (scores) and
 ``diagnosis.box_match`` (boxes missing where labelled, boxes of another class; evidence per
-flagged box in ``box_issues.json``, and the boxes it abstained on: those no predicted box matches) from the early-learning window (``diagnosis.target_window``).
+flagged box in ``box_issues.json``, and the boxes it abstained on: those no predicted box matches) from the early-learning window (``diagnosis.target_window``);
+below the class-skill gate (measured on ``fit``'s validation images) the *another class* flags are
+withheld and listed apart (``box_match.gate_class_flags``).
 """
 
 from __future__ import annotations
