@@ -19,7 +19,8 @@ Each is run plainly and with the detection loss scaled 100x (the image modality'
 gradients made 100x louder). By default the loop is the library's Guard + ``TaskGradients``
 (written before the multi-target ``fit`` landed); ``--fit`` trains the fusion variants
 through the recipe's path instead (``recipes.fusion.train_fusion``: ``fit`` with 10 % held out
-for validation, the early-learning window watching). Optimiser: Adam (the library's
+for validation, the early-learning window watching; at this script's --epochs and --batch and, like
+its own loop, the focal detection loss, not the recipe's newer defaults). Optimiser: Adam (the library's
 default), or ``--optimizer sgd`` (momentum 0.9; the old loop only). Under Adam a constant
 rescaling of a gradient is mostly undone by the per-parameter normalisation, so what a 100x
 louder task changes is mainly its share of the *shared* parameters' update; under SGD a clip
@@ -210,7 +211,8 @@ def train_through_fit(spec: dict, seed: int, loud: float, args) -> dict:
     config = FusionRecipeConfig(samples=args.n_train, test_samples=args.n_test, seed=seed, epochs=args.epochs,
                                 batch_size=args.batch, lr=args.lr, clip=spec["clip"], max_norm=args.max_norm,
                                 task_clip=spec["task_clip"], weighting=spec["weighting"],
-                                thresholds=spec.get("dynamic", "fixed"), detection_weight=loud)
+                                thresholds=spec.get("dynamic", "fixed"), detection_weight=loud,
+                                focal_alpha=0.25, focal_gamma=2.0)  # the loss of results/fusion_fit.json
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result = train_fusion(config, train_set, test_set, vocab_size=len(vocab), out=Path(tmp) / "run", report=False)
