@@ -19,23 +19,18 @@ Each is run plainly and with the detection loss scaled 100x (the image modality'
 gradients made 100x louder). By default the loop is the library's Guard + ``TaskGradients``
 (written before the multi-target ``fit`` landed); ``--fit`` trains the fusion variants
 through the recipe's path instead (``recipes.fusion.train_fusion``: ``fit`` with 10 % held out
-for validation, the early-learning window watching). Optimiser: Adam (the library's
+for validation, the early-learning window watching; at this script's --epochs and --batch and, like
+its own loop, the focal detection loss, not the recipe's newer defaults). Optimiser: Adam (the library's
 default), or ``--optimizer sgd`` (momentum 0.9; the old loop only). Under Adam a constant
 rescaling of a gradient is mostly undone by the per-parameter normalisation, so what a 100x
 louder task changes is mainly its share of the *shared* parameters' update; under SGD a clip
 sets the step size directly (benchmarks/README.md: the text encoder's share).
 
-``--diagnose``: 5 % of training scores get an outlier (+-3..5 standard deviations) and 5 %
-of the images one wrong box (half moved elsewhere, half given another class); the model is
-trained through the recipe's ``fit`` path at its defaults, and the early-learning window's
-checks are scored: ``target_outliers`` (scores, the per-object loss check) and
-``box_match`` (the box check), under each of its abstention rules on the same run: ``box_check``
-(the default, boxes no predicted box matches abstain), ``box_check_group`` and
-``box_check_every_box`` (the earlier rule, every box judged).
+The target diagnosis on injected errors (score outliers, wrong boxes) is
+``benchmarks/fusion_diagnosis.py``.
 
     OMP_NUM_THREADS=1 python benchmarks/fusion.py --seed-list 0 --out cmp_0.json   # one process per seed, then --merge
     OMP_NUM_THREADS=1 python benchmarks/fusion.py --fit --variants fusion_global,fusion_modality --seed-list 0 --out fit_0.json
-    OMP_NUM_THREADS=1 python benchmarks/fusion.py --diagnose --seed-list 0 --out d_0.json
 """
 
 from __future__ import annotations
@@ -44,23 +39,17 @@ import argparse
 import json
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from trainground.boxes import box_iou
 from trainground.data.products import (
     CLASSES,
     Vocabulary,
     make_products,
     products_dataset,
 )
-from trainground.data.tasks import gather
-from trainground.diagnosis.box_match import box_label_issues, located_class_probs
-from trainground.engine import Callback, FitConfig
-from trainground.engine.fit_setup import split_data
 from trainground.gradients import DynamicClipConfig, Guard, GuardConfig, TaskGradients
 from trainground.losses.detection import DetectionLoss
 from trainground.losses.regression import mse_loss
@@ -75,8 +64,6 @@ from trainground.models.detection import decode_detections
 from trainground.models.fusion import FusionModel
 from trainground.recipes.fusion import (
     FusionRecipeConfig,
-    predict_outputs,
-    standardised,
     train_fusion,
 )
 
@@ -201,32 +188,12 @@ def merge(paths: list[str]) -> dict:
     for path in paths:
         with open(path) as f:
             parts.append(json.load(f))
-    if "summary" in parts[0]:
-        runs: dict[str, list] = {}
-        for part in parts:
-            for key, value in part["runs"].items():
-                runs.setdefault(key, []).extend(value)
-        return {"runs": runs, "summary": {k: summarise(v) for k, v in runs.items()}, "config": parts[0]["config"],
-                "wall_s_per_process": [p["wall_s"] for p in parts], "note": parts[0]["note"]}
-    out = [r for part in parts for r in part["runs"]]
-    return {"runs": out, "mean": diagnosis_means(out), "config": parts[0]["config"], "note": parts[0]["note"]}
-
-
-def diagnosis_means(runs: list[dict]) -> dict:
-    keys = ("precision", "recall", "recall_other_class", "recall_moved")
-    rules = ("box_check", "box_check_group", "box_check_every_box")
-    checks = [k for k in ("score_outliers", "wrong_boxes", "loss_check",
-                          *(f"{r}{kind}" for r in rules for kind in ("", "_missing", "_other_class"))) if k in runs[0]]
-    out = {k: {m: float(np.mean([r[k][m] for r in runs])) for m in keys if m in runs[0][k]} for k in checks}
-    out.update({f"{k}_flagged_per_seed": float(np.mean([r[k]["flagged"] for r in runs])) for k in checks})
-    for rule in rules:
-        for k, sub in ((f"{rule}_missing", "vs_moved"), (f"{rule}_other_class", "vs_other_class")):
-            if k in runs[0]:
-                out[k][sub] = {m: float(np.mean([r[k][sub][m] for r in runs])) for m in ("precision", "recall")}
-    for k in ("box_check_abstained", "box_check_group_abstained"):
-        if k in runs[0]:
-            out[k] = {m: float(np.mean([r[k][m] for r in runs])) for m in ("boxes", "objects", "wrong_moved", "wrong_other_class")}
-    return out
+    runs: dict[str, list] = {}
+    for part in parts:
+        for key, value in part["runs"].items():
+            runs.setdefault(key, []).extend(value)
+    return {"runs": runs, "summary": {k: summarise(v) for k, v in runs.items()}, "config": parts[0]["config"],
+            "wall_s_per_process": [p["wall_s"] for p in parts], "note": parts[0]["note"]}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -244,7 +211,8 @@ def train_through_fit(spec: dict, seed: int, loud: float, args) -> dict:
     config = FusionRecipeConfig(samples=args.n_train, test_samples=args.n_test, seed=seed, epochs=args.epochs,
                                 batch_size=args.batch, lr=args.lr, clip=spec["clip"], max_norm=args.max_norm,
                                 task_clip=spec["task_clip"], weighting=spec["weighting"],
-                                thresholds=spec.get("dynamic", "fixed"), detection_weight=loud)
+                                thresholds=spec.get("dynamic", "fixed"), detection_weight=loud,
+                                focal_alpha=0.25, focal_gamma=2.0)  # the loss of results/fusion_fit.json
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result = train_fusion(config, train_set, test_set, vocab_size=len(vocab), out=Path(tmp) / "run", report=False)
@@ -273,166 +241,6 @@ def run_comparison(args) -> dict:
     return {"runs": results, "summary": {k: summarise(v) for k, v in results.items()}}
 
 
-def inject(y: dict, rate: float, seed: int) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """Score outliers and wrong boxes; returns the noisy targets and what was changed."""
-    rng = np.random.default_rng(10_000 + seed)
-    score, boxes = y["score"].clone(), y["boxes"].clone()
-    n, size = len(score), 32
-    outliers = rng.choice(n, int(rate * n), replace=False)
-    score[outliers] += torch.from_numpy(rng.choice([-1, 1], len(outliers)) * rng.uniform(3, 5, len(outliers)) * float(score.std())).float()
-    wrong = np.zeros(boxes.shape[:2], dtype=np.int8)  # 1: other class, 2: moved
-    for i in rng.choice(n, int(rate * n), replace=False):
-        real = np.flatnonzero(boxes[i, :, 4].numpy() >= 0)
-        k = int(rng.choice(real))
-        kind = 1 if rng.uniform() < 0.5 else 2
-        if kind == 1:  # another class
-            boxes[i, k, 4] = float((int(boxes[i, k, 4]) + rng.integers(1, len(CLASSES))) % len(CLASSES))
-        else:  # moved to where no object is (IoU with every object <= 0.1)
-            w, h = float(boxes[i, k, 2] - boxes[i, k, 0]), float(boxes[i, k, 3] - boxes[i, k, 1])
-            for _ in range(50):
-                x1, y1 = rng.uniform(0, size - w), rng.uniform(0, size - h)
-                cand = torch.tensor([[x1, y1, x1 + w, y1 + h]])
-                if float(box_iou(cand, boxes[i, real, :4]).max()) <= 0.1:
-                    boxes[i, k, :4] = cand[0]
-                    break
-            else:
-                continue
-        wrong[i, k] = kind
-    is_outlier = np.zeros(n, dtype=bool)
-    is_outlier[outliers] = True
-    return {"score": score, "boxes": boxes}, is_outlier, wrong, outliers
-
-
-def precision_recall(flagged: np.ndarray, truth: np.ndarray) -> dict:
-    tp = int((flagged & truth).sum())
-    return {"flagged": int(flagged.sum()), "injected": int(truth.sum()), "precision": tp / max(int(flagged.sum()), 1),
-            "recall": tp / max(int(truth.sum()), 1)}
-
-
-def flag_scores(flagged: torch.Tensor, wrong: np.ndarray) -> dict:
-    """Precision / recall of flags against all injected wrong boxes, and recall per kind."""
-    pr = precision_recall(flagged.numpy(), wrong > 0)
-    for kind, key in ((1, "recall_other_class"), (2, "recall_moved")):
-        pr[key] = precision_recall(flagged.numpy(), wrong == kind)["recall"]
-    return pr
-
-
-def box_check_scores(boxes, wrong: np.ndarray, name: str) -> dict:
-    """A box check's flags scored: all, *missing*, *another class* (each also against its own kind)."""
-    res = {name: flag_scores(boxes.is_issue, wrong), f"{name}_missing": flag_scores(boxes.missing, wrong),
-           f"{name}_other_class": flag_scores(boxes.other_class, wrong)}
-    res[f"{name}_missing"]["vs_moved"] = precision_recall(boxes.missing.numpy(), wrong == 2)
-    res[f"{name}_other_class"]["vs_other_class"] = precision_recall(boxes.other_class.numpy(), wrong == 1)
-    return res
-
-
-def noisy_products(args, seed: int):
-    """The seed's training set with injected score outliers and wrong boxes, its clean test set."""
-    vocab = Vocabulary()
-    train = products_dataset(args.n_train, 1000 + seed, vocabulary=vocab)
-    test = products_dataset(args.n_test, 2000 + seed, vocabulary=vocab)
-    noisy, is_outlier, wrong, _ = inject(dict(train.targets), args.noise_rate, seed)
-    return vocab, replace(train, targets=noisy), test, is_outlier, wrong
-
-
-def run_diagnosis(args) -> dict:
-    """Inject wrong targets, train through the recipe's ``fit`` path at its defaults, score the checks."""
-    import tempfile
-
-    out = []
-    for seed in seeds(args):
-        vocab, train, test, is_outlier, wrong = noisy_products(args, seed)
-        config = FusionRecipeConfig(samples=args.n_train, test_samples=args.n_test, seed=seed, epochs=args.epochs)
-        with tempfile.TemporaryDirectory() as tmp:
-            result = train_fusion(config, train, test, vocab_size=len(vocab), out=Path(tmp) / "run", report=False)
-        window = result.window
-        issues = window.results()
-        truth = torch.from_numpy(wrong)
-        boxes = window.box_issues()["boxes"]  # the recipe's rule: unmatched boxes abstain
-        q, best_iou, background = window.kept_boxes["boxes"]
-        group = box_label_issues(q, train.targets["boxes"], background, best_iou, abstain="group")
-        every_box = box_label_issues(q, train.targets["boxes"], background, best_iou, abstain="none")  # the earlier rule
-        res = {"seed": seed, "window_epochs": window.window_epochs, "test": result.test,
-               "score_outliers": precision_recall(issues["score"].is_issue.numpy(), is_outlier),
-               "class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar,
-               "loss_check": flag_scores(issues["boxes"].is_issue, wrong),
-               **box_check_scores(boxes, wrong, "box_check"), **box_check_scores(group, wrong, "box_check_group"),
-               **box_check_scores(every_box, wrong, "box_check_every_box")}
-        for name, rule in (("box_check", boxes), ("box_check_group", group)):
-            res[f"{name}_abstained"] = {"boxes": int(rule.abstained.sum()), "objects": int((rule.given >= 0).sum()),
-                                        "wrong_moved": int((rule.abstained.numpy() & (wrong == 2)).sum()),
-                                        "wrong_other_class": int((rule.abstained.numpy() & (wrong == 1)).sum())}
-        res["box_groups"] = {"size_edges": group.size_edges.tolist(), "groups": group.groups()}
-        # The share fit held out for validation was never trained on: the box check there is out-of-sample
-        # (fit's own split, from its setup helper).
-        held_out = np.zeros(len(wrong), dtype=bool)
-        held_out[split_data(standardised(train, 0.0, 1.0), None, FitConfig(seed=seed))[1].positions.numpy()] = True
-        for name, rows in (("held_out", held_out), ("trained_on", ~held_out)):
-            flags, truth_rows = boxes.is_issue.numpy()[rows], wrong[rows] > 0
-            res[f"box_check_{name}"] = {"images": int(rows.sum()), "flagged": int(flags.sum()),
-                                        "true_flags": int((flags & truth_rows).sum()), "injected": int(truth_rows.sum())}
-        flagged_rows = boxes.evidence(train.targets["boxes"])
-        for row in flagged_rows:
-            row["injected"] = ("none", "other_class", "moved")[int(truth[row["image"], row["object"]])]
-        res["evidence_first_20"] = flagged_rows[:20]
-        print({k: v for k, v in res.items() if k != "evidence_first_20"}, flush=True)
-        out.append(res)
-    return {"runs": out, "mean": diagnosis_means(out)}
-
-
-def _subset(data, idx: torch.Tensor):
-    return replace(data, features=gather(data.features, idx), targets={t: v[idx] for t, v in data.targets.items()},
-                   index=data.index[idx])
-
-
-class _FoldBoxes(Callback):
-    """After each epoch: the detector's class probabilities at the held-out fold's labelled boxes."""
-
-    def __init__(self, fold) -> None:
-        self.fold, self.epochs = fold, []
-
-    @torch.no_grad()
-    def on_epoch_end(self, state) -> None:
-        boxes = predict_outputs(state.model, self.fold.features)["boxes"]
-        self.epochs.append(located_class_probs(boxes, self.fold.targets["boxes"]))
-
-
-def run_out_of_sample(args) -> dict:
-    """The box check on out-of-sample predictions: K folds, each judged by a model (the recipe's
-    defaults, through ``fit``) trained on the other K-1, at that model's early-learning window end."""
-    import tempfile
-
-    out = []
-    for seed in seeds(args):
-        vocab, train, test, _, wrong = noisy_products(args, seed)
-        n = len(train)
-        folds = np.array_split(np.random.default_rng(seed).permutation(n), args.folds)
-        q = torch.zeros(n, train.targets["boxes"].shape[1], len(CLASSES))
-        best_iou = torch.zeros(n, train.targets["boxes"].shape[1])
-        background = torch.zeros(n, 64)
-        window_epochs = []
-        for k, held in enumerate(folds):
-            rest = torch.from_numpy(np.sort(np.concatenate([f for j, f in enumerate(folds) if j != k])))
-            held = torch.from_numpy(np.sort(held))
-            watch = _FoldBoxes(_subset(train, held))
-            config = FusionRecipeConfig(samples=len(rest), test_samples=args.n_test, seed=seed, epochs=args.epochs)
-            with tempfile.TemporaryDirectory() as tmp:
-                result = train_fusion(config, _subset(train, rest), test, vocab_size=len(vocab), out=Path(tmp) / "run",
-                                      report=False, callbacks=[watch])
-            kept = watch.epochs[result.window.window_epochs - 1]  # the fold model's window end
-            q[held], best_iou[held], background[held] = kept
-            window_epochs.append(result.window.window_epochs)
-        boxes = box_label_issues(q, train.targets["boxes"], background, best_iou)
-        group = box_label_issues(q, train.targets["boxes"], background, best_iou, abstain="group")
-        every_box = box_label_issues(q, train.targets["boxes"], background, best_iou, abstain="none")
-        res = {"seed": seed, "folds": args.folds, "window_epochs": window_epochs,
-               **box_check_scores(boxes, wrong, "box_check"), **box_check_scores(group, wrong, "box_check_group"),
-               **box_check_scores(every_box, wrong, "box_check_every_box")}
-        print(res, flush=True)
-        out.append(res)
-    return {"runs": out, "mean": diagnosis_means(out)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -443,10 +251,6 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
     parser.add_argument("--max-norm", type=float, default=1.0, help="whole-update clip bound (1.0, the common default)")
-    parser.add_argument("--diagnose", action="store_true")
-    parser.add_argument("--noise-rate", type=float, default=0.05)
-    parser.add_argument("--folds", type=int, default=0,
-                        help="--diagnose: judge boxes out of sample, K folds (K trainings through fit)")
     parser.add_argument("--fit", action="store_true",
                         help="train the fusion variants through the recipe's fit path (Adam; 10 %% held out for validation)")
     parser.add_argument("--variants", default=None, help="comma-separated variants to run (default: all)")
@@ -462,14 +266,11 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    if args.diagnose:
-        result = run_out_of_sample(args) if args.folds else run_diagnosis(args)
-    else:
-        result = run_comparison(args)
+    result = run_comparison(args)
     result["config"] = vars(args)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     result["note"] = "CPU, 1 thread, machine shared with other jobs (loaded): times are indicative only"
-    print(json.dumps(result.get("summary", result.get("mean")), indent=1))
+    print(json.dumps(result["summary"], indent=1))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)

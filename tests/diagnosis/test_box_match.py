@@ -2,7 +2,12 @@
 
 import torch
 
-from trainground.diagnosis.box_match import box_label_issues, class_competence, located_class_probs
+from trainground.diagnosis.box_match import (
+    box_label_issues,
+    class_competence,
+    gate_class_flags,
+    located_class_probs,
+)
 
 GRID, STRIDE, C = 4, 8, 2  # a 32-pixel image, 4x4 cells of 8 pixels, two classes
 
@@ -113,3 +118,25 @@ def test_class_competence_measures_the_detector_on_the_given_images_only():
     assert good.accuracy == 1.0 and good.skilled
     assert bad.accuracy == 0.0 and not bad.skilled
     assert class_competence(issues).accuracy == 0.5  # all images: half right, skill 0 over the 50 % majority
+
+
+def test_the_competence_gate_withholds_another_class_flags_of_a_confused_detector_and_keeps_missing_ones():
+    """A swapped class and a moved box in images the detector names right: a detector measured as
+    skilled keeps both flags; one measured as confused (on other images) keeps only the *missing*
+    flag and lists the *another class* one as withheld."""
+    right = ([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 1)])
+    swapped = ([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 0)])
+    moved = ([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (EMPTY, 1)])
+    confused = ([(A, 1, 0.7), (B, 0, 0.6)], [(A, 0), (B, 1)])
+    out, target = batch([right] * 6 + [swapped, moved] + [confused] * 2)
+    issues = box_label_issues(*_located(out, target))
+    assert issues.other_class[6, 1] and issues.missing[7, 1]
+    skilled = gate_class_flags(issues, class_competence(issues, torch.arange(10) < 6))
+    assert skilled.competence.skilled and skilled.other_class[6, 1] and not skilled.withheld.any()
+    weak = gate_class_flags(issues, class_competence(issues, torch.arange(10) >= 8))
+    assert not weak.competence.skilled
+    assert not weak.other_class.any() and weak.withheld[6, 1] and int(weak.withheld.sum()) == int(issues.other_class.sum())
+    assert weak.missing[7, 1] and torch.equal(weak.missing, issues.missing)
+    rows = weak.evidence(target, withheld=True)
+    assert [(r["image"], r["object"], r["issue"]) for r in rows if r["image"] == 6] == [(6, 1, "other_class_withheld")]
+    assert all(r["issue"] == "missing" for r in weak.evidence(target))

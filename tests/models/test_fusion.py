@@ -43,3 +43,10 @@ def test_padding_tokens_do_not_change_the_text_features():
     x = {"tokens": tokens}
     longer = {"tokens": torch.cat([tokens, torch.zeros(1, 4, dtype=torch.long)], dim=1)}
     torch.testing.assert_close(model(x)["score"], model(longer)["score"])
+
+
+def test_extra_layers_keep_the_grid_and_add_convolutions_at_its_resolution():
+    base, deep = FusionModel(vocab_size=30, num_classes=4), FusionModel(vocab_size=30, num_classes=4, extra_layers=2)
+    convs = lambda m: sum(isinstance(x, torch.nn.Conv2d) for x in m.image.modules())
+    assert convs(deep) == convs(base) + 2 and deep.grid == base.grid
+    assert deep(_batch())["boxes"].shape == (4, 64, 8)

@@ -14,9 +14,14 @@ def test_recipe_trains_through_fit_and_logs_per_task_and_per_modality_gradients(
     config = FusionRecipeConfig(samples=96, test_samples=32, epochs=1, batch_size=32)
     result = run_fusion(config, out=tmp_path / "run")
     assert set(result.test) == {"mae", "r2", "map50"} and result.test["mae"] > 0
-    assert set(result.issues) == {"score", "boxes", "boxes_box", "boxes_abstained", "box_class_skill"}
+    assert set(result.issues) == {"score", "boxes", "boxes_box", "boxes_abstained", "boxes_withheld", "box_class_skill"}
     boxes = json.loads((tmp_path / "run" / "box_issues.json").read_text())
     assert {"skill", "min_skill", "skilled", "val_accuracy"} <= set(boxes["class_competence"])
+    # The competence gate: a one-epoch detector is not skilled, so no flag says "another class" and
+    # the withheld ones are listed apart.
+    assert not boxes["class_competence"]["skilled"]
+    assert all(row["issue"] == "missing" for row in boxes["flagged"])
+    assert boxes["withheld"] == len(boxes["withheld_other_class"]) == result.issues["boxes_withheld"]
     assert boxes["abstain_rule"] == "unmatched" and boxes["abstained"] == len(boxes["abstained_boxes"])
     assert all(row["best_iou"] < 0.5 and row["issue"] == "abstain" for row in boxes["abstained_boxes"])
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

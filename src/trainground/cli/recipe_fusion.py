@@ -18,7 +18,7 @@ def fusion_command(
     out: Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/fusion-<time>).")] = None,
     samples: Annotated[int, typer.Option("--samples", min=50, help="Training samples generated (10 % validate).")] = 1500,
     test_samples: Annotated[int, typer.Option("--test-samples", min=10, help="Held-out samples (another seed).")] = 1000,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training data.")] = 8,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training data.")] = 12,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the data, init and batch order.")] = 0,
     clip: Annotated[str, typer.Option("--clip", help="global | modality: one clip, or one per modality.")] = "modality",
     task_clip: Annotated[bool, typer.Option("--task-clip/--no-task-clip", help="Clip each task's gradient.")] = True,

@@ -36,6 +36,13 @@ measured on fresh seeds (benchmarks/README.md):
 An abstaining box gets neither flag; it is counted and listed in the evidence. The bars are
 computed over all boxes, whatever the rule.
 
+**The competence gate** (:func:`gate_class_flags`, the class tasks' gate of
+:mod:`trainground.diagnosis.competence`, fixed before it was measured): a detector whose class
+skill on the validation images (:func:`class_competence`) is below ``MIN_SKILL`` confuses
+classes as often as the labels could be wrong, so its *another class* flags are *withheld*: not
+flagged, counted and listed apart (``withheld``). The *missing* flags do not depend on naming the
+class and are kept.
+
 Which predictions: those of the early-learning window's end (the epoch of the lowest
 validation loss), before the network memorises the wrong boxes (Liu et al. 2020).
 
@@ -49,7 +56,7 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -111,6 +118,9 @@ class BoxIssues:
         size_bin: the box's size group (0: smallest quarter; -1: padding); ``size_edges``: the
             area quartiles ``[SIZE_BINS - 1]`` that separate them.
         seen: the most probable class at the box (-1: padding or no predicted box there).
+        withheld: *another class* flags withheld by the competence gate (:func:`gate_class_flags`;
+            None: not gated).
+        competence: the detector's class competence the gate read (None: not gated).
     """
 
     given: Tensor
@@ -127,6 +137,8 @@ class BoxIssues:
     size_bin: Tensor
     size_edges: Tensor
     seen: Tensor
+    withheld: Tensor | None = None
+    competence: Competence | None = None
 
     @property
     def is_issue(self) -> Tensor:
@@ -138,13 +150,19 @@ class BoxIssues:
         bars = self.class_bars[self.given.clamp_min(0)].clamp_min(1e-12)
         return torch.where(self.given >= 0, (self.given_prob / bars).clamp(0, 1), torch.full_like(self.given_prob, float("nan")))
 
-    def evidence(self, target: Tensor, index: Tensor | None = None, *, abstained: bool = False) -> list[dict[str, object]]:
-        """One row per flagged object (``abstained``: per object the check abstained on): image (its
-        dataset ``index`` when given, else its position), object row, box, given and seen class,
-        probabilities, best IoU, size group and the share of its group the detector localises."""
+    def evidence(self, target: Tensor, index: Tensor | None = None, *, abstained: bool = False,
+                 withheld: bool = False) -> list[dict[str, object]]:
+        """One row per flagged object (``abstained``: per object the check abstained on; ``withheld``:
+        per *another class* flag the competence gate withheld): image (its dataset ``index`` when
+        given, else its position), object row, box, given and seen class, probabilities, best IoU,
+        size group and the share of its group the detector localises."""
         rows = []
-        for image, obj in (self.abstained if abstained else self.is_issue).nonzero().tolist():
-            issue = "abstain" if abstained else "missing" if bool(self.missing[image, obj]) else "other_class"
+        if withheld:
+            chosen, kind = (self.withheld if self.withheld is not None else torch.zeros_like(self.missing)), "other_class_withheld"
+        else:
+            chosen, kind = (self.abstained, "abstain") if abstained else (self.is_issue, "")
+        for image, obj in chosen.nonzero().tolist():
+            issue = kind or ("missing" if bool(self.missing[image, obj]) else "other_class")
             rows.append({
                 "image": image if index is None else int(index[image]), "object": obj, "box": [round(float(v), 2) for v in target[image, obj, :4]],
                 "given_class": int(target[image, obj, 4]), "issue": issue,
@@ -235,6 +253,15 @@ def box_label_issues(q: Tensor, target: Tensor, background: Tensor, best_iou: Te
     seen = torch.where(valid & matched, q.argmax(dim=2), -1)
     return BoxIssues(torch.where(valid, given, -1), missing, other, predicted, objectness, given_prob, iou, bars, background_bar,
                      abstained, share, size_bin, edges, seen)
+
+
+def gate_class_flags(issues: BoxIssues, competence: Competence) -> BoxIssues:
+    """The competence gate (module docstring): ``issues`` with its *another class* flags moved to
+    ``withheld`` when ``competence`` is below the skill gate, kept otherwise; ``competence`` recorded."""
+    if competence.skilled:
+        return replace(issues, withheld=torch.zeros_like(issues.other_class), competence=competence)
+    return replace(issues, other_class=torch.zeros_like(issues.other_class), withheld=issues.other_class,
+                   competence=competence)
 
 
 def class_competence(issues: BoxIssues, images: Tensor | None = None) -> Competence:

@@ -23,6 +23,8 @@ from trainground.data.tasks import MultiTargetDataset
 from trainground.diagnosis.box_match import (
     BoxIssues,
     box_label_issues,
+    class_competence,
+    gate_class_flags,
     located_class_probs,
 )
 from trainground.diagnosis.target_outliers import (
@@ -51,6 +53,11 @@ class EarlyTargetWindow(Callback):
         abstain: which labelled boxes the box check does not judge (``box_label_issues``):
             ``"unmatched"`` (no predicted box matches them), ``"group"`` or ``"none"``.
         batch_size: prediction batch size.
+
+    Attributes:
+        competence_images: ``[N]`` bool, the images on which the detector's class skill is
+            measured for the box check's competence gate (``box_match.gate_class_flags``; pass
+            the validation images, e.g. after ``fit`` from its ``val_index``); None: no gate.
     """
 
     def __init__(self, data: MultiTargetDataset, detection_losses: dict[str, Any] | Any,
@@ -71,6 +78,7 @@ class EarlyTargetWindow(Callback):
         self.best = math.inf
         self.kept: dict[str, Tensor] = {}
         self.window_epochs = 0
+        self.competence_images: Tensor | None = None
 
     @torch.no_grad()
     def on_epoch_end(self, state: TrainState) -> None:
@@ -107,9 +115,15 @@ class EarlyTargetWindow(Callback):
             self.window_epochs = self.count
 
     def box_issues(self) -> dict[str, BoxIssues]:
-        """``{detection task: BoxIssues}`` at the window's end (empty before the first epoch or when off)."""
-        return {name: box_label_issues(q, self.data.targets[name], background, best_iou, abstain=self.abstain)
-                for name, (q, best_iou, background) in self.kept_boxes.items()}
+        """``{detection task: BoxIssues}`` at the window's end (empty before the first epoch or when
+        off), gated on the detector's class competence on ``competence_images`` when set."""
+        out = {}
+        for name, (q, best_iou, background) in self.kept_boxes.items():
+            issues = box_label_issues(q, self.data.targets[name], background, best_iou, abstain=self.abstain)
+            if self.competence_images is not None:
+                issues = gate_class_flags(issues, class_competence(issues, self.competence_images))
+            out[name] = issues
+        return out
 
     def results(self) -> dict[str, TargetIssues]:
         """``{task: TargetIssues}`` of the kept window (empty before the first epoch)."""

@@ -27,16 +27,19 @@ def _conv(cin: int, cout: int, stride: int) -> list[nn.Module]:
 
 
 class ImageEncoder(nn.Module):
-    """Three 3x3 conv + group-norm + ReLU, two of stride 2: ``[N, 3, S, S] -> [N, width * 4, S/4, S/4]``."""
+    """Three 3x3 conv + group-norm + ReLU, two of stride 2, then ``extra_layers`` more at the
+    output resolution: ``[N, 3, S, S] -> [N, width * 4, S/4, S/4]``."""
 
     stride = 4
 
-    def __init__(self, width: int = 16) -> None:
+    def __init__(self, width: int = 16, extra_layers: int = 0) -> None:
         super().__init__()
         self.out_channels = width * 4
         self.net = nn.Sequential(
             # Stride 2 first: the full-resolution layer is where a small CNN spends most of its time.
             *_conv(3, width, 2), *_conv(width, width * 2, 1), *_conv(width * 2, width * 4, 2),
+            # At the grid's resolution (cheap): each widens the receptive field by one cell per side.
+            *(m for _ in range(extra_layers) for m in _conv(width * 4, width * 4, 1)),
         )
 
     def forward(self, image: Tensor) -> Tensor:
@@ -76,10 +79,12 @@ class FusionModel(nn.Module):
         modalities: the encoders in use: ``("image", "text")`` (fusion), ``("image",)`` or ``("text",)``.
         width: image encoder's first-layer channels.
         text_dim: text embedding size.
+        extra_layers: image encoder's conv layers after the last stride (``ImageEncoder``).
     """
 
     def __init__(self, *, vocab_size: int, num_classes: int, image_size: int = 32,
-                 modalities: Sequence[str] = ("image", "text"), width: int = 16, text_dim: int = 32) -> None:
+                 modalities: Sequence[str] = ("image", "text"), width: int = 16, text_dim: int = 32,
+                 extra_layers: int = 0) -> None:
         super().__init__()
         unknown = set(modalities) - {"image", "text"}
         if unknown or not modalities:
@@ -87,7 +92,7 @@ class FusionModel(nn.Module):
         self.modalities = tuple(m for m in ("image", "text") if m in modalities)
         fused = 0
         if "image" in self.modalities:
-            self.image = ImageEncoder(width)
+            self.image = ImageEncoder(width, extra_layers)
             self.grid = (image_size // ImageEncoder.stride,) * 2
             self.detector = GridDetectionHead(self.image.out_channels, num_classes, stride=ImageEncoder.stride)
             fused += num_classes
