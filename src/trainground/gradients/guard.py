@@ -24,6 +24,7 @@ from trainground.gradients.rollback import Rollback, RollbackAware
 from trainground.gradients.update import FloatStats
 from trainground.gradients.window_step import host_step, tensor_step
 
+
 class Guard:
     """Stable steps for any loop: autocast, sample-weighted accumulation, a transform chain,
     spike skip and rollback.
