@@ -126,11 +126,12 @@ class SecantGate:
 
     def _update_loss_averages(self, loss: float) -> None:
         if math.isfinite(loss):  # a non-finite loss never enters the averages
-            self.loss_fast = self._fast * self.loss_fast + (1 - self._fast) * loss
-            self.loss_slow = self._slow * self.loss_slow + (1 - self._slow) * loss
-            self.loss_sq_slow = self._slow * self.loss_sq_slow + (1 - self._slow) * loss * loss
-            self.loss_weight_fast = self._fast * self.loss_weight_fast + (1 - self._fast)
-            self.loss_weight_slow = self._slow * self.loss_weight_slow + (1 - self._slow)
+            fast, slow = self._fast, self._slow  # read once: this runs on every measured step
+            self.loss_fast = fast * self.loss_fast + (1 - fast) * loss
+            self.loss_slow = slow * self.loss_slow + (1 - slow) * loss
+            self.loss_sq_slow = slow * self.loss_sq_slow + (1 - slow) * loss * loss
+            self.loss_weight_fast = fast * self.loss_weight_fast + (1 - fast)
+            self.loss_weight_slow = slow * self.loss_weight_slow + (1 - slow)
 
     def _trend_host(self) -> int:
         """+1 rising, -1 improving, 0 flat (differences within RISE_Z standard errors of the short EMA)."""
@@ -138,7 +139,8 @@ class SecantGate:
             return 0
         slow = self.loss_slow / self.loss_weight_slow
         var = max(self.loss_sq_slow / self.loss_weight_slow - slow * slow, 0.0)
-        noise = self.RISE_Z * math.sqrt(var * (1 - self._fast) / (1 + self._fast))
+        fast = self._fast
+        noise = self.RISE_Z * math.sqrt(var * (1 - fast) / (1 + fast))
         diff = self.loss_fast / self.loss_weight_fast - slow
         return 1 if diff > noise else -1 if diff < -noise else 0
 
