@@ -90,7 +90,9 @@ def same_process(args: argparse.Namespace) -> dict:
     out = {}
     for model_name in args.models:
         runs = {}
-        names = ["plain", *args.variants, *[f"{v}@before" for v in args.variants if v in step_cost.GUARD_CONFIGS]]
+        before = [f"{v}@before" for v in args.variants if v in step_cost.GUARD_CONFIGS]
+        # The order within a round may favour a position (the cache a variant inherits): --before-first swaps it.
+        names = ["plain", *before, *args.variants] if args.before_first else ["plain", *args.variants, *before]
         for variant in names:
             torch.manual_seed(0)
             model = step_cost._mlp(step_cost.MODELS[model_name])
@@ -149,6 +151,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=["mlp_84k", "mlp_1m"])
     ap.add_argument("--variants", nargs="*", default=["clipnorm1", "guard", "guard_no_trust"])
     ap.add_argument("--same-process", action="store_true", help="both trees in one process (see above)")
+    ap.add_argument("--before-first", action="store_true", help="--same-process: the baseline's variants first in a round")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
