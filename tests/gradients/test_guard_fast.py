@@ -16,8 +16,8 @@ from trainground.gradients import (
     SpikeSkip,
     ZScoreClip,
     chain,
+    flat_buffer,
 )
-from trainground.gradients import flat_buffer
 from trainground.gradients.context import HostContext
 from trainground.gradients.update import FloatStats, skip_step_, step_scaled
 
@@ -193,3 +193,19 @@ def test_a_sparse_trust_secant_round_trips_and_keeps_the_benchmark_maths():
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters(), strict=True))
     trust = next(t for t in guard.chain if isinstance(t, SecantTrustRegion))
     assert trust.every == 3 and trust.tick == 24
+
+
+def test_k1_with_the_flat_buffer_holds_the_plain_mean_gradient():
+    # A one-micro-batch window in the flat buffer (trust region on a small model) keeps autograd's
+    # mean gradient as it is: no batch-size weighting to undo with a pass over the buffer.
+    model, plain = _model(), _model()
+    guard = Guard(model, torch.optim.SGD(model.parameters(), lr=0.1), config=GuardConfig())
+    x, y = _batches(1)[0]
+    guard.backward(nn.functional.cross_entropy(model(x), y), batch_size=7)
+    nn.functional.cross_entropy(plain(x), y).backward()
+    assert guard._flat is not None and guard.grad_scale == 1.0
+    assert all(torch.equal(p.grad, q.grad) for p, q in zip(model.parameters(), plain.parameters(), strict=True))
+    # A second micro-batch in the same window (K = 1, step not called) turns them into sums.
+    guard.backward(nn.functional.cross_entropy(model(x), y), batch_size=7)
+    assert guard.grad_scale == 14.0
+    assert all(torch.allclose(p.grad, 14 * q.grad, atol=1e-6) for p, q in zip(model.parameters(), plain.parameters(), strict=True))

@@ -71,9 +71,10 @@ class AccumulationWindow:
     def loss_multiplier(self, n: int, *, direct: bool, grads: Callable[[], list[Tensor]]) -> int:
         """What the coming micro-batch's loss is multiplied by before its backward.
 
-        ``direct``: the gradients go where autograd puts them (no flat buffer) and the loss is one
-        tensor; the window's first micro-batch then keeps its plain mean gradient (multiplier 1,
-        ``grad_factor = n``), so K = 1 costs no extra pass. A second micro-batch turns the
+        ``direct``: the loss is one tensor and the gradients go where autograd puts them, or into
+        a flat buffer of a one-micro-batch window (K = 1); the window's first micro-batch then
+        keeps its plain mean gradient (multiplier 1, ``grad_factor = n``), so K = 1 costs no extra
+        pass (no ``1/n`` pass over the buffer before the transforms). A second micro-batch turns the
         gradients into sums first (one pass over ``grads()``).
         """
         if direct and self.micro == 0:
