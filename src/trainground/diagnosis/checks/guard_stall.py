@@ -19,7 +19,7 @@ from trainground.diagnosis.registry import register_check
 NAME = "guard_stall"
 # A priori: the Guard's share of the optimizer's step (trust-region update scale times the clip
 # ratio threshold / gradient norm) below one tenth is a cut of more than a decade, the most the
-# trust region may spend on a flat loss before it lets the step recover (gradients/secant.py).
+# trust region may spend on a flat loss before it lets the step recover (gradients/secant_gate.py).
 HELD = 0.1
 # Over the last third of the run (as the plateau check): the share's median below HELD and the
 # loss fell by less than 1 % of its level. A falling loss means the held step still works.
