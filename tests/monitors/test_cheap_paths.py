@@ -67,3 +67,43 @@ def test_history_chunk_of_guard_floats_matches_row_by_row():
     assert fast.dtype == slow.dtype == torch.float32
     assert torch.equal(fast.isnan(), slow.isnan())
     assert torch.equal(fast.nan_to_num(7.0), slow.nan_to_num(7.0))
+
+
+def _latest(features: PenultimateFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every row's latest value by the two buffers' invariant (the higher stamp wins)."""
+    assert features.table is not None and features.stamp is not None
+    if features.best is None or features.best_stamp is None:
+        return features.table.clone(), features.stamp.clone()
+    newer = (features.stamp >= features.best_stamp)
+    return torch.where(newer[:, None], features.table, features.best), torch.maximum(features.stamp, features.best_stamp)
+
+
+def test_feature_snapshots_swap_buffers_and_keep_every_row():
+    # Reference: one table, and a clone of it at each snapshot. Epochs see only part of the
+    # samples (rows not seen since the last snapshot must come from it), snapshots are
+    # irregular, a row can be written twice in one epoch (the last write wins).
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3))
+    features = PenultimateFeatures(model, 30)
+    table, stamp = torch.zeros(30, 7), torch.full((30,), -1, dtype=torch.long)
+    best = best_stamp = None
+    for epoch in range(9):
+        features.epoch = epoch
+        seen = torch.randperm(30)[: 10 + 2 * epoch]
+        for chunk in (seen[: len(seen) // 2], seen[len(seen) // 2:], seen[:3]):
+            x = torch.randn(len(chunk), 7)
+            features.write(chunk, x)
+            _reference_write(table, stamp, chunk, x, epoch)
+        if epoch in (1, 2, 5, 8):
+            features.snapshot()
+            best, best_stamp = table.clone(), stamp.clone()
+        chosen, chosen_stamp = features.chosen()
+        assert torch.equal(chosen, table if best is None else best)
+        assert torch.equal(chosen_stamp, stamp if best_stamp is None else best_stamp)
+        latest, latest_stamp = _latest(features)
+        assert torch.equal(latest, table) and torch.equal(latest_stamp, stamp)
+    # a checkpoint round trip keeps both buffers (and so the invariant)
+    restored = PenultimateFeatures(model, 30)
+    restored.load_state_dict(features.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(_latest(restored), (table, stamp), strict=True))
+    assert torch.equal(restored.chosen()[0], best)
