@@ -19,8 +19,7 @@ class PenultimateFeatures:
     no extra forward pass) and :meth:`write` puts it in the rows of the batch's sample
     positions once the loop knows them. :meth:`snapshot` keeps the current table (the
     diagnosis snapshots it at the epoch of lowest validation loss, beside the
-    early-learning probabilities). Memory: two ``num_samples x width`` tables of floats on the
-    device (the current one and the snapshot, which take turns: a snapshot copies no table).
+    early-learning probabilities). Memory: ``num_samples x width`` floats on the device.
 
     Args:
         model: the network.
@@ -80,26 +79,8 @@ class PenultimateFeatures:
         self.stamp[positions] = self.epoch
 
     def snapshot(self) -> None:
-        """Keep the current view of every row as :meth:`chosen`'s (no copy of the table).
-
-        Two buffers take turns: the rows the current one has not been written since the last
-        snapshot are filled from the previous snapshot (on an epoch that saw every sample:
-        none), then the current buffer becomes the snapshot and the old snapshot's buffer
-        takes the next writes. Invariant: a row's latest value is the current buffer's when
-        its stamp is at least the snapshot's, else the snapshot's (equal stamps, equal rows).
-        """
-        if self.table is None or self.stamp is None:
-            return
-        if self.best is not None and self.best_stamp is not None:
-            stale = torch.nonzero(self.stamp < self.best_stamp).flatten()
-            if stale.numel():
-                self.table[stale] = self.best[stale]
-                self.stamp[stale] = self.best_stamp[stale]
-            self.table, self.best = self.best, self.table
-            self.stamp, self.best_stamp = self.best_stamp, self.stamp
-        else:
-            self.best, self.best_stamp = self.table, self.stamp
-            self.table, self.stamp = torch.zeros_like(self.best), torch.full_like(self.best_stamp, -1)
+        if self.table is not None and self.stamp is not None:
+            self.best, self.best_stamp = self.table.clone(), self.stamp.clone()
 
     def chosen(self) -> tuple[Tensor | None, Tensor | None]:
         """The snapshot (or the current table without one) and its stamps; Nones if never seen."""
