@@ -112,7 +112,7 @@ def test_feature_views_equal_a_table_written_as_the_rows_come():
         assert torch.equal(chosen_stamp, stamp if best is None else best[1])
         assert torch.equal(features.stamp, stamp)
     assert torch.equal(features.table, table)
-    assert not features.table.data_ptr() == features.best.data_ptr()
+    assert features.table.data_ptr() != features.best.data_ptr()  # the snapshot is its own table
 
 
 def test_full_epochs_copy_no_row_until_read():

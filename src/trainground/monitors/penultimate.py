@@ -15,7 +15,7 @@ class _Rows:
     """A table as a base (a materialised table, or zeros when None) plus the row writes made
     since, in order, held as references to the batches' tensors (no copy)."""
 
-    __slots__ = ("base", "owned", "writes", "count")
+    __slots__ = ("base", "count", "owned", "writes")
 
     def __init__(self, base: Tensor | None = None, owned: bool = True,
                  writes: list[tuple[Tensor, Tensor]] | None = None, count: int | None = None) -> None:
@@ -38,8 +38,9 @@ class PenultimateFeatures:
     reference, and a table is built only when one is read (:attr:`table`, :attr:`best`,
     :meth:`chosen`, a checkpoint). An epoch that rewrote every row seen so far drops what
     came before it, so on full epochs the current view holds about two epochs of head
-    inputs and a snapshot one, and nothing is copied during training; past
-    ``2 * num_samples`` held rows (epochs that skip samples) the view is built into its table.
+    inputs and a snapshot one (shared when it is one of those), and nothing is copied
+    during training; past ``2 * num_samples`` held rows (epochs that skip samples) the
+    view is built into its table.
     Memory: about two ``num_samples x width`` tables' worth per view, on the device.
     The per-row stamps are kept as the writes come.
 
@@ -124,10 +125,11 @@ class PenultimateFeatures:
     def _new_epoch(self) -> None:
         previous, self._open_epoch = self._open_epoch, self.epoch
         assert self.stamp is not None
-        if previous is not None and self._epoch_start is not None:
-            # The previous epoch rewrote every row ever written: nothing before it can show.
-            if int((self.stamp == previous).sum()) == int((self.stamp >= 0).sum()):  # one read per epoch
-                self._cur = _Rows(None, True, self._cur.writes[self._epoch_start:])
+        # The previous epoch rewrote every row ever written: nothing before it can show
+        # (one host read per epoch).
+        if previous is not None and self._epoch_start is not None and \
+                int((self.stamp == previous).sum()) == int((self.stamp >= 0).sum()):
+            self._cur = _Rows(None, True, self._cur.writes[self._epoch_start:])
         self._epoch_start = len(self._cur.writes)
 
     def _build(self, rows: _Rows) -> Tensor | None:
