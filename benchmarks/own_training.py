@@ -228,7 +228,7 @@ def f1_part(args, common, previous: dict) -> dict:
 OVERHEAD_VARIANTS = {
     "bare": None,
     "empty-callback": {"empty": True},  # the same hooks doing nothing: Lightning's dispatch alone
-    "callback": {},  # the defaults: monitors sampled 1 step in 10, records, features, the chain
+    "callback": {},  # the defaults: monitors sampled 1 step in 20, records, features, the chain
     "callback-no-monitors": {"config": "no-monitors"},  # SessionConfig(training_checks=None)
     "callback-no-chain": {"guard": None},  # no gradient chain (no clip, no spike skip)
     "callback-full-guard": {"full_guard": True},
