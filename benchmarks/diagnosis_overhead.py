@@ -8,7 +8,8 @@ all alike:
 
   fit          no callbacks
   monitors     DiagnosisCallback(checks=()): every monitor at its default sampling
-               (sample_every=10), per-epoch host syncs, no checks
+               (sample_every=20 since issue 16/17's decision), per-epoch host syncs, no checks
+  monitors/10  the same, sampling one step in 10 (the default before)
   monitors/20  the same, sampling one step in 20
   monitors/1   the same, sampling every step (sample_every=1): the worst case
   diagnosis    the default DiagnosisCallback(): monitors plus every check once at the end
@@ -61,6 +62,7 @@ def run(train: IndexedDataset, callback: DiagnosisCallback | None, threads: int,
 VARIANTS = {
     "fit": lambda: None,
     "monitors": lambda: DiagnosisCallback(DiagnosisConfig(checks=())),
+    "monitors/10": lambda: DiagnosisCallback(DiagnosisConfig(checks=(), sample_every=10)),
     "monitors/20": lambda: DiagnosisCallback(DiagnosisConfig(checks=(), sample_every=20)),
     "monitors/1": lambda: DiagnosisCallback(DiagnosisConfig(checks=(), sample_every=1)),
     "diagnosis": lambda: DiagnosisCallback(),

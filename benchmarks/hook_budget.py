@@ -10,8 +10,9 @@ over epochs (a loaded machine only ever adds time; an epoch that closes a repres
 window is costlier, so the median is printed too). What this does not see: the monitors'
 forward hooks inside the model's forward on sampled steps, and Lightning's own dispatch.
 
-Variants: default (monitors 1 step in 10, records, features, the gradient chain),
-sample20 (``DiagnosisConfig(sample_every=20)``), no-chain (``guard=None``), no-features
+Variants: default (monitors at their default sampling, 1 step in 20 since issue 16/17's
+decision; records, features, the gradient chain), sample10 / sample20
+(``DiagnosisConfig(sample_every=10 / 20)``), no-chain (``guard=None``), no-features
 (``SessionConfig(features=False)``), no-monitors (``training_checks=None``), records-only
 (no chain, no monitors, no features: per-sample records and epoch totals only).
 
@@ -45,6 +46,7 @@ from trainground.integrations.lightning import TraingroundCallback
 HOOKS = ("batch_start", "before_backward", "after_backward", "chain", "batch_end", "validation", "epoch_end")
 VARIANTS = {
     "default": {},
+    "sample10": {"config": SessionConfig(training_checks=DiagnosisConfig(sample_every=10))},  # the old default
     "sample20": {"config": SessionConfig(training_checks=DiagnosisConfig(sample_every=20))},
     "no-chain": {"guard": None},
     "no-features": {"config": SessionConfig(features=False)},

@@ -4,8 +4,10 @@ Two loops, each timed against its own bare version (process CPU time per trainin
 validation included, the finish with its checks and report excluded):
 
   lightning   a Lightning fit (own_training.py's recipe: digits, MLP 256-256, Adam 1e-3, batch 64,
-              10 epochs of 21 steps): bare, and with ``TraingroundCallback()`` at its defaults
-              (monitors 1 step in 10, per-sample records, features, the gradient chain).
+              10 epochs of 21 steps): bare, bare with Lightning's own ``gradient_clip_val=1.0``
+              (``bare-clip``: the second baseline, a user who clips), and with
+              ``TraingroundCallback()`` at its defaults (monitors, per-sample records, features,
+              the gradient chain); the callback's ratio is given over both baselines.
   plain       an ordinary DataLoader loop over the same data and model: bare (``loss.backward()``,
               ``optimizer.step()``), the Guard alone (``guard.backward``/``guard.step``, default
               ``GuardConfig()``), and ``Watch`` (the Guard plus the session: monitors, records,
@@ -108,15 +110,16 @@ def worker(args) -> dict:
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
     train_pos, val_pos = stratified_split(y_np, fraction=0.1, seed=0)
     hidden = tuple(args.hidden) if args.hidden else None
-    variants = {"lightning": ["bare", "callback"], "plain": ["bare", "guard", "watch"]}
+    variants = {"lightning": ["bare", "bare-clip", "callback"], "plain": ["bare", "guard", "watch"]}
     runs: dict = {part: {v: [] for v in variants[part]} for part in args.parts}
     for repeat in range(-1, args.repeats):
         for part in args.parts:
             for name in variants[part]:
                 model = ot._model(x, train_pos, 0, hidden)
                 if part == "lightning":
+                    options = {"stop_early": False, **({"gradient_clip_val": 1.0} if name == "bare-clip" else {})}
                     _, timer, _ = ot.route_lightning(x, y, 0, model, train_pos, val_pos, callback=name == "callback",
-                                                     epochs=args.epochs, options={"stop_early": False})
+                                                     epochs=args.epochs, options=options)
                     seconds, steps = timer.cpu_seconds, timer.steps
                 else:
                     seconds, steps = plain_loop(x, y, train_pos, val_pos, model, name, args.epochs)
@@ -134,13 +137,19 @@ def summarise(per_tree: dict[str, list[dict]]) -> dict:
                 times = np.concatenate([w[part][name] for w in workers])
                 bare = np.concatenate([w[part]["bare"] for w in workers])
                 ratio = times / bare
-                out.setdefault(tree, {}).setdefault(part, {})[name] = {
+                entry = out.setdefault(tree, {}).setdefault(part, {})[name] = {
                     "us_per_step": float(np.median(times) * 1e6),
                     "added_us_per_step": float(np.median(times - bare) * 1e6),
                     "ratio_median": float(np.median(ratio)),
                     "ratio_iqr": [float(np.percentile(ratio, 25)), float(np.percentile(ratio, 75))],
                     "repeats": len(ratio),
                 }
+                if name == "callback" and "bare-clip" in workers[0][part]:
+                    # the second baseline: bare Lightning with its own gradient_clip_val (the
+                    # callback's chain clips too)
+                    clip = times / np.concatenate([w[part]["bare-clip"] for w in workers])
+                    entry["ratio_over_clip_median"] = float(np.median(clip))
+                    entry["ratio_over_clip_iqr"] = [float(np.percentile(clip, 25)), float(np.percentile(clip, 75))]
     return out
 
 
@@ -179,7 +188,9 @@ def main() -> None:
         for part, variants in parts.items():
             for name, s in variants.items():
                 print(f"{tree:7s} {part:9s} {name:9s} {s['us_per_step']:8.0f} us/step  +{s['added_us_per_step']:6.0f} "
-                      f"ratio {s['ratio_median']:.3f} [{s['ratio_iqr'][0]:.3f}, {s['ratio_iqr'][1]:.3f}]")
+                      f"ratio {s['ratio_median']:.3f} [{s['ratio_iqr'][0]:.3f}, {s['ratio_iqr'][1]:.3f}]"
+                      + (f"  over bare-clip {s['ratio_over_clip_median']:.3f} [{s['ratio_over_clip_iqr'][0]:.3f}, "
+                         f"{s['ratio_over_clip_iqr'][1]:.3f}]" if "ratio_over_clip_median" in s else ""))
     if args.out is not None:
         previous = json.loads(args.out.read_text()) if args.out.exists() else {}
         key = "mlp_" + "x".join(map(str, args.hidden or [256, 256]))

@@ -140,13 +140,15 @@ def route_lightning(x, y, seed, model, train_pos, val_pos, *, callback=True, epo
     val = WithIndex(Subset(data, val_pos.tolist()), offset=len(train_pos))
     timer = StepTimer()
     options = {"stop_early": True, **(options or {})}
+    clip = options.pop("gradient_clip_val", None)  # Lightning's own clipping (a baseline's)
     if options.pop("empty", False):  # the floor: a callback with the same hooks doing nothing
         cbs = [timer, empty_callback()]
         callback = False
     else:
         cbs = [timer] + ([TraingroundCallback(second_pass=second_pass, **options)] if callback else [])
     trainer = pl.Trainer(max_epochs=epochs, callbacks=cbs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         gradient_clip_val=clip)
     t0 = time.perf_counter()
     trainer.fit(Module(), DataLoader(train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(seed)),
                 DataLoader(val, batch_size=1024))
@@ -226,7 +228,7 @@ def f1_part(args, common, previous: dict) -> dict:
 OVERHEAD_VARIANTS = {
     "bare": None,
     "empty-callback": {"empty": True},  # the same hooks doing nothing: Lightning's dispatch alone
-    "callback": {},  # the defaults: monitors sampled 1 step in 10, records, features, the chain
+    "callback": {},  # the defaults: monitors sampled 1 step in 20, records, features, the chain
     "callback-no-monitors": {"config": "no-monitors"},  # SessionConfig(training_checks=None)
     "callback-no-chain": {"guard": None},  # no gradient chain (no clip, no spike skip)
     "callback-full-guard": {"full_guard": True},

@@ -89,7 +89,10 @@ def test_unknown_check_lists_known_ones():
 
 def test_cli_findings_prints_and_recomputes(small, tmp_path):
     run = tmp_path / "run"
-    fit(_model(small, frozen=True), small, config=_config(3), callbacks=[DiagnosisCallback()], run_dir=run)
+    # 24 steps: the frozen-layer check needs 3 sampled steps, which the default 1 in 20 gives
+    # only from step 41 on; sample 1 in 10 here (this test is about the CLI, not the sampling)
+    fit(_model(small, frozen=True), small, config=_config(3), callbacks=[DiagnosisCallback(DiagnosisConfig(
+        sample_every=10))], run_dir=run)
     result = CliRunner().invoke(app, ["findings", str(run)])
     assert result.exit_code == 0, result.output
     assert "frozen_layer" in result.output and "body.2" in result.output
@@ -99,3 +102,13 @@ def test_cli_findings_prints_and_recomputes(small, tmp_path):
     result = CliRunner().invoke(app, ["findings", str(run), "--recompute"])
     assert result.exit_code == 0 and "frozen_layer" in result.output
     assert json.loads((run / "findings.json").read_text())["findings"]
+
+
+def test_default_sampling_is_one_step_in_twenty(small):
+    # The decided default (issues 16/17): gradient statistics on steps 0, 20, 40 of a 48-step
+    # run (recorded at step + 1), the loss on every step.
+    callback = DiagnosisCallback(DiagnosisConfig(checks=()))
+    fit(_model(small), small, config=_config(6), callbacks=[callback])
+    evidence = callback.evidence()
+    assert sorted(set(evidence.layers.loc[evidence.layers["stat"] == "grad_norm", "step"])) == [1, 21, 41]
+    assert len(evidence.steps) == 48

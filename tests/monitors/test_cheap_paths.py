@@ -67,3 +67,60 @@ def test_history_chunk_of_guard_floats_matches_row_by_row():
     assert fast.dtype == slow.dtype == torch.float32
     assert torch.equal(fast.isnan(), slow.isnan())
     assert torch.equal(fast.nan_to_num(7.0), slow.nan_to_num(7.0))
+
+
+def _reference_features(plan, n: int, width: int):
+    """One table written as the rows come, cloned at each snapshot: what the views must give."""
+    table, stamp = torch.zeros(n, width), torch.full((n,), -1, dtype=torch.long)
+    best = None
+    for epoch, writes, snap in plan:
+        for positions, x in writes:
+            _reference_write(table, stamp, positions, x, epoch)
+        if snap:
+            best = (table.clone(), stamp.clone())
+        yield table.clone(), stamp.clone(), best
+
+
+def test_feature_views_equal_a_table_written_as_the_rows_come():
+    # Epochs that see every sample (the older writes are dropped), epochs that see part of them
+    # (older rows must show through), a row written twice in one epoch (the last write wins),
+    # irregular snapshots, a read in the middle (the view is built), a checkpoint round trip.
+    torch.manual_seed(2)
+    n, width = 30, 7
+    model = nn.Sequential(nn.Linear(5, width), nn.ReLU(), nn.Linear(width, 3))
+    plan = []
+    for epoch in range(12):
+        seen = torch.randperm(n) if epoch % 3 == 0 else torch.randperm(n)[: 8 + epoch]
+        chunks = [seen[: len(seen) // 2], seen[len(seen) // 2:], seen[:3]]
+        plan.append((epoch, [(c, torch.randn(len(c), width)) for c in chunks], epoch in (1, 2, 4, 5, 9)))
+    features = PenultimateFeatures(model, n)
+    for (epoch, writes, snap), (table, stamp, best) in zip(plan, _reference_features(plan, n, width), strict=True):
+        features.epoch = epoch
+        for positions, x in writes:
+            features.write(positions, x)
+        if snap:
+            features.snapshot()
+        assert features._cur.count <= 2 * n  # what is held by reference stays bounded
+        if epoch == 6:
+            assert torch.equal(features.table, table)  # built in the middle of the run
+        if epoch == 7:  # a checkpoint round trip
+            restored = PenultimateFeatures(model, n)
+            restored.load_state_dict(features.state_dict())
+            features = restored
+        chosen, chosen_stamp = features.chosen()
+        assert torch.equal(chosen, table if best is None else best[0])
+        assert torch.equal(chosen_stamp, stamp if best is None else best[1])
+        assert torch.equal(features.stamp, stamp)
+    assert torch.equal(features.table, table)
+    assert features.table.data_ptr() != features.best.data_ptr()  # the snapshot is its own table
+
+
+def test_full_epochs_copy_no_row_until_read():
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    features = PenultimateFeatures(model, 10)
+    for epoch in range(5):
+        features.epoch = epoch
+        features.write(torch.arange(10), torch.full((10, 4), float(epoch)))
+        features.snapshot()
+    assert features._cur.base is None and len(features._cur.writes) == 2  # two epochs held, nothing built
+    assert torch.equal(features.best, torch.full((10, 4), 4.0))

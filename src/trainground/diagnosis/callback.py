@@ -67,7 +67,11 @@ class DiagnosisConfig:
     # Gradient, activation, representation and prediction statistics are taken on one
     # step in N: the cost per step is divided by N, and trends over hundreds of steps
     # survive it. Losses are recorded on every step (spikes and NaN last one step).
-    sample_every: int = 10
+    # 20 by default: what the sampled checks read are trends over windows of hundreds of
+    # steps (an exploding/vanishing gradient norm, a dying layer, a collapsing rank), and
+    # a sampled step costs about one training step of a small model, so 1 in 20 keeps the
+    # monitors near 5 % of the step; the step-level events (spikes, NaN) do not depend on it.
+    sample_every: int = 20
     # Samples a dead-unit verdict needs (see ActivationMonitor): windows shorter than this
     # keep accumulating across epochs.
     min_dead_samples: int = 512
