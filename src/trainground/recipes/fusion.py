@@ -96,6 +96,9 @@ class FusionRecipeConfig:
     # predicted box overlaps them: no prediction there to read), "group" (boxes of a class x size
     # group the detector localises less than half the time), "none" (judge every box).
     box_abstain: Literal["unmatched", "group", "none"] = "unmatched"
+    # "match": the wrong-box check's flags as they are; "agree": only those the object's early-learning
+    # loss confirms (robust z >= 2, diagnosis.box_match.agree_with_loss; the others listed as unconfirmed).
+    box_rule: Literal["match", "agree"] = "match"
     threads: Annotated[int, AT_LEAST_ONE] | None = 1
 
 
@@ -182,7 +185,8 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
                           "boxes": detection if config.detection_weight == 1.0 else _Scaled(detection, config.detection_weight)},
                          weighting=config.weighting)
     tasks = build_tasks(model, loss, config)
-    window = EarlyTargetWindow(standardised(train, mean, std), detection, abstain=config.box_abstain)
+    window = EarlyTargetWindow(standardised(train, mean, std), detection, abstain=config.box_abstain,
+                                box_rule=config.box_rule)
     run = RunDir.create(out, overwrite=overwrite, resumable=True)
     try:
         run.write_config({"recipe": "fusion", **asdict(config)})
@@ -211,13 +215,14 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
     run.record(BOX_ISSUES_FILE)  # listed before it is written
     atomic_write_text(run.path / BOX_ISSUES_FILE, json.dumps(
         {"class_bars": boxes.class_bars.tolist(), "background_bar": boxes.background_bar, "classes": list(CLASSES),
-         "window_epochs": window.window_epochs, "abstain_rule": window.abstain, "size_edges": boxes.size_edges.tolist(), "groups": boxes.groups(),
+         "window_epochs": window.window_epochs, "abstain_rule": window.abstain, "box_rule": window.box_rule, "size_edges": boxes.size_edges.tolist(), "groups": boxes.groups(),
          "class_competence": {**competence.figures(), "skilled": competence.skilled, "rows": "matched boxes of "
                               "the validation images"},
          "abstained": issues["boxes_abstained"], "flagged": boxes.evidence(train.targets["boxes"], train.index),
          "abstained_boxes": boxes.evidence(train.targets["boxes"], train.index, abstained=True),
          "withheld": issues["boxes_withheld"], "withheld_other_class": boxes.evidence(train.targets["boxes"], train.index,
-                                                                                        withheld=True)}, indent=1))
+                                                                                        withheld=True),
+         "unconfirmed": boxes.evidence(train.targets["boxes"], train.index, unconfirmed=True)}, indent=1))
     if report:
         write_report(run.path)  # the per-task loss, metric and gradient panels of a multi-target run
     outcome = FusionResult(scores, issues, run.path, time.perf_counter() - started, result.history, window)
