@@ -23,6 +23,7 @@ def test_recipe_trains_through_fit_and_logs_per_task_and_per_modality_gradients(
     assert all(row["issue"] == "missing" for row in boxes["flagged"])
     assert boxes["withheld"] == len(boxes["withheld_other_class"]) == result.issues["boxes_withheld"]
     assert boxes["abstain_rule"] == "unmatched" and boxes["abstained"] == len(boxes["abstained_boxes"])
+    assert boxes["box_rule"] == "match" and boxes["unconfirmed"] == []  # no agreement asked: nothing unconfirmed
     assert all(row["best_iou"] < 0.5 and row["issue"] == "abstain" for row in boxes["abstained_boxes"])
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["kind"] == "step"]
@@ -77,4 +78,15 @@ def test_recipe_refuses_an_unknown_box_abstain_rule_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["recipe", "fusion", "--out", str(tmp_path / "run"), "--box-abstain", "maybe"])
     assert result.exit_code == 2
     assert "--box-abstain must be unmatched, group or none" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_recipe_refuses_an_unknown_box_rule_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from trainground.cli import app
+
+    result = CliRunner().invoke(app, ["recipe", "fusion", "--out", str(tmp_path / "run"), "--box-rule", "vote"])
+    assert result.exit_code == 2
+    assert "--box-rule must be match or agree" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
