@@ -23,7 +23,9 @@ def test_recipe_trains_through_fit_and_logs_per_task_and_per_modality_gradients(
     assert all(row["issue"] == "missing" for row in boxes["flagged"])
     assert boxes["withheld"] == len(boxes["withheld_other_class"]) == result.issues["boxes_withheld"]
     assert boxes["abstain_rule"] == "unmatched" and boxes["abstained"] == len(boxes["abstained_boxes"])
-    assert boxes["box_rule"] == "match" and boxes["unconfirmed"] == []  # no agreement asked: nothing unconfirmed
+    # The default rule "agree": every flag's object loss confirms it (robust z >= 2); the others listed apart.
+    assert boxes["box_rule"] == "agree" and all(row["loss_z"] >= 2 for row in boxes["flagged"])
+    assert all(row["issue"] == "unconfirmed" and row["loss_z"] < 2 for row in boxes["unconfirmed"])
     assert all(row["best_iou"] < 0.5 and row["issue"] == "abstain" for row in boxes["abstained_boxes"])
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["kind"] == "step"]

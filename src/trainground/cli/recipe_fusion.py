@@ -31,8 +31,8 @@ def fusion_command(
                               "(no predicted box overlaps them; a class x size group the detector rarely "
                               "localises; none).")] = "unmatched",
     box_rule: Annotated[str, typer.Option(
-        "--box-rule", help="match | agree: the wrong-box check's flags as they are, or only those the "
-                           "object's early-learning loss confirms (robust z >= 2).")] = "match",
+        "--box-rule", help="agree | match: only the wrong-box flags the object's early-learning loss "
+                           "confirms (robust z >= 2), or the flags as they are.")] = "agree",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier run.")] = False,
 ) -> None:
     """Train the fusion model (small CNN + bag-of-embeddings text encoder) on builtin:products through

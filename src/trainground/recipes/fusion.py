@@ -9,7 +9,8 @@ the boxes; static, uncertainty or DWA task weighting) and ``gradients.TaskGradie
 the cosine between the tasks in ``metrics.jsonl``); then score the held-out split (MAE,
 R^2, mAP@0.5), flag training targets with ``diagnosis.target_outliers`` (scores) and
 ``diagnosis.box_match`` (boxes missing where labelled, boxes of another class; evidence per
-flagged box in ``box_issues.json``, and the boxes it abstained on: those no predicted box matches) from the early-learning window (``diagnosis.target_window``);
+flagged box in ``box_issues.json``, and the boxes it abstained on: those no predicted box matches) from the early-learning window (``diagnosis.target_window``),
+keeping by default only the flags the object's early-learning loss confirms (``box_rule="agree"``);
 below the class-skill gate (measured on ``fit``'s validation images) the *another class* flags are
 withheld and listed apart (``box_match.gate_class_flags``).
 """
@@ -96,9 +97,11 @@ class FusionRecipeConfig:
     # predicted box overlaps them: no prediction there to read), "group" (boxes of a class x size
     # group the detector localises less than half the time), "none" (judge every box).
     box_abstain: Literal["unmatched", "group", "none"] = "unmatched"
-    # "match": the wrong-box check's flags as they are; "agree": only those the object's early-learning
-    # loss confirms (robust z >= 2, diagnosis.box_match.agree_with_loss; the others listed as unconfirmed).
-    box_rule: Literal["match", "agree"] = "match"
+    # "agree" (the default since fresh seeds 40-45: F1 0.41 vs 0.28, precision 0.42 vs 0.20, recall 0.40 vs
+    # 0.47; benchmarks/README.md): a wrong-box flag stands only where the object's early-learning loss
+    # confirms it (robust z >= 2, diagnosis.box_match.agree_with_loss; the others listed as unconfirmed);
+    # "match": the flags as they are.
+    box_rule: Literal["match", "agree"] = "agree"
     threads: Annotated[int, AT_LEAST_ONE] | None = 1
 
 
