@@ -210,6 +210,7 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
     competence = boxes.competence
     issues["boxes_abstained"] = int(boxes.abstained.sum())
     issues["boxes_withheld"] = int(boxes.withheld.sum())
+    issues["boxes_unconfirmed"] = int(boxes.unconfirmed.sum()) if boxes.unconfirmed is not None else 0
     issues["box_class_skill"] = competence.skill
     with open(run.metrics, "a", encoding="utf-8") as fh:  # listed in the manifest by fit()
         fh.write(json.dumps({"kind": "test", "step": result.steps, **{f"test_{k}": v for k, v in scores.items()},
@@ -225,7 +226,7 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
          "abstained_boxes": boxes.evidence(train.targets["boxes"], train.index, abstained=True),
          "withheld": issues["boxes_withheld"], "withheld_other_class": boxes.evidence(train.targets["boxes"], train.index,
                                                                                         withheld=True),
-         "unconfirmed": boxes.evidence(train.targets["boxes"], train.index, unconfirmed=True)}, indent=1))
+         "unconfirmed_count": issues["boxes_unconfirmed"], "unconfirmed": boxes.evidence(train.targets["boxes"], train.index, unconfirmed=True)}, indent=1))
     if report:
         write_report(run.path)  # the per-task loss, metric and gradient panels of a multi-target run
     outcome = FusionResult(scores, issues, run.path, time.perf_counter() - started, result.history, window)
@@ -242,6 +243,10 @@ def print_outcome(result: FusionResult, config: FusionRecipeConfig, console: Con
     table.add_row(f"{t['mae']:.3f}", f"{t['r2']:.3f}", f"{t['map50']:.3f}", str(result.issues["score"]),
                   str(result.issues["boxes_box"]), str(result.issues.get("boxes_abstained", 0)))
     console.print(table)
+    if result.issues.get("boxes_unconfirmed"):
+        console.print(f"{result.issues['boxes_unconfirmed']} more box flags were not confirmed by the object's "
+                      "early-learning loss (box rule 'agree'): listed in box_issues.json, unconfirmed.",
+                      highlight=False, soft_wrap=True)
     skill = result.issues.get("box_class_skill")
     if skill is not None and not skill >= MIN_SKILL:
         console.print(f"[yellow]The detector's class skill on the validation images is {skill:.2f} (below "
