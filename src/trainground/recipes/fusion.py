@@ -244,7 +244,7 @@ def print_outcome(result: FusionResult, config: FusionRecipeConfig, console: Con
                   str(result.issues["boxes_box"]), str(result.issues.get("boxes_abstained", 0)))
     console.print(table)
     if result.issues.get("boxes_unconfirmed"):
-        console.print(f"{result.issues['boxes_unconfirmed']} more box flags were not confirmed by the object's "
+        console.print(f"{result.issues['boxes_unconfirmed']} box flags (not counted above) were not confirmed by the object's "
                       "early-learning loss (box rule 'agree'): listed in box_issues.json, unconfirmed.",
                       highlight=False, soft_wrap=True)
     skill = result.issues.get("box_class_skill")
