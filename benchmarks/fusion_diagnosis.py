@@ -10,7 +10,9 @@ early-learning window's checks are scored against what was injected:
 - ``loss_check``: the per-object loss check on the boxes;
 - ``box_check``: ``box_match`` as the recipe runs it (boxes no predicted box matches abstain;
   the *another class* flags withheld when the detector's class skill is below the gate);
-- ``box_check_ungated``: the same flags without the competence gate;
+- ``box_check_match`` / ``box_check_agree``: the box rules ``"match"`` (the flags as they are) and
+  ``"agree"`` (only those the per-object loss confirms), both with the gate, from the same training;
+- ``box_check_ungated``: the rule "match" without the competence gate;
 - ``box_check_every_box``: the earliest rule (every box judged, no gate).
 
 Each box check is scored as a whole against every wrong box, its *missing* flag against the
@@ -49,7 +51,7 @@ from trainground.recipes.fusion import (
     train_fusion,
 )
 
-RULES = ("box_check", "box_check_ungated", "box_check_every_box")
+RULES = ("box_check", "box_check_match", "box_check_agree", "box_check_ungated", "box_check_every_box")
 KINDS = ("", "_missing", "_other_class")
 
 
@@ -142,12 +144,21 @@ def run_diagnosis(args) -> dict:
         q, best_iou, background = window.kept_boxes["boxes"]
         ungated = box_label_issues(q, train.targets["boxes"], background, best_iou)
         every_box = box_label_issues(q, train.targets["boxes"], background, best_iou, abstain="none")
+        by_rule, recipe_rule = {}, window.box_rule  # both box rules (with the gate) from this one training
+        for rule in ("match", "agree"):
+            window.box_rule = rule
+            by_rule[rule] = window.box_issues()["boxes"]
+        window.box_rule = recipe_rule
         res = {"seed": seed, "window_epochs": window.window_epochs, "test": result.test, "train_s": round(result.seconds, 1),
                "class_competence": {**boxes.competence.figures(), "skilled": boxes.competence.skilled},
                "withheld": int(boxes.withheld.sum()),
                "score_outliers": precision_recall(issues["score"].is_issue.numpy(), is_outlier),
                "loss_check": flag_scores(issues["boxes"].is_issue, wrong),
-               **box_check_scores(boxes, wrong, "box_check"), **box_check_scores(ungated, wrong, "box_check_ungated"),
+               "box_rule": recipe_rule, **box_check_scores(boxes, wrong, "box_check"),
+               **box_check_scores(by_rule["match"], wrong, "box_check_match"),
+               **box_check_scores(by_rule["agree"], wrong, "box_check_agree"),
+               "box_check_agree_unconfirmed": int(by_rule["agree"].unconfirmed.sum()),
+               **box_check_scores(ungated, wrong, "box_check_ungated"),
                **box_check_scores(every_box, wrong, "box_check_every_box"),
                "box_check_abstained": {"boxes": int(boxes.abstained.sum()), "objects": int((boxes.given >= 0).sum()),
                                        "wrong_moved": int((boxes.abstained.numpy() & (wrong == 2)).sum()),
@@ -163,6 +174,10 @@ def run_diagnosis(args) -> dict:
         for row in rows:
             row["injected"] = ("none", "other_class", "moved")[int(wrong[row["image"], row["object"]])]
         res["evidence_first_20"] = rows[:20]
+        if args.dump:  # the window's raw readings, to score other rules on the same training
+            torch.save({"q": q, "best_iou": best_iou, "background": background, "object_loss": window.kept["boxes"],
+                        "target": train.targets["boxes"], "wrong": torch.from_numpy(wrong), "val": window.competence_images},
+                       f"{args.dump}_{seed}.pt")
         print({k: v for k, v in res.items() if k != "evidence_first_20"}, flush=True)
         out.append(res)
     return {"runs": out, "mean": means(out)}
@@ -258,6 +273,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=0, help="judge boxes out of sample, K folds (K trainings through fit)")
     parser.add_argument("--merge", nargs="+", default=None, help="merge per-seed result files into --out")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--dump", default=None, help="also save each seed's window readings to DUMP_<seed>.pt")
     args = parser.parse_args()
     if args.merge:
         with open(args.out, "w") as f:

@@ -3,6 +3,8 @@
 import torch
 
 from trainground.diagnosis.box_match import (
+    AGREE_Z,
+    agree_with_loss,
     box_label_issues,
     class_competence,
     gate_class_flags,
@@ -140,3 +142,35 @@ def test_the_competence_gate_withholds_another_class_flags_of_a_confused_detecto
     rows = weak.evidence(target, withheld=True)
     assert [(r["image"], r["object"], r["issue"]) for r in rows if r["image"] == 6] == [(6, 1, "other_class_withheld")]
     assert all(r["issue"] == "missing" for r in weak.evidence(target))
+
+
+def test_the_rule_agree_keeps_a_flag_only_where_the_object_loss_confirms_it():
+    """A moved box (unusual loss over the window, z 6) and a correct box the detector reads weakly at
+    the window's end (p 0.015, below the background's 0.02; a typical loss, z 0.4): the rule "match"
+    flags both as *missing*; "agree" keeps the moved one and lists the other as unconfirmed."""
+    images = [([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 1)]) for _ in range(6)]
+    images.append(([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (EMPTY, 1)]))  # B's label moved to an empty place
+    images.append(([(A, 0, 0.7), (B, 1, 0.015)], [(A, 0), (B, 1)]))  # correct, read weakly
+    out, target = batch(images)
+    match = box_label_issues(*_located(out, target))
+    assert match.missing[6, 1] and match.missing[7, 1] and int(match.is_issue.sum()) == 2
+    loss_z = torch.where(target[..., 4] >= 0, 0.0, float("nan"))
+    loss_z[6, 1], loss_z[7, 1] = 6.0, 0.4
+    agree = agree_with_loss(match, loss_z)
+    assert agree.missing[6, 1] and not agree.missing[7, 1] and int(agree.is_issue.sum()) == 1
+    assert agree.unconfirmed[7, 1] and int(agree.unconfirmed.sum()) == 1
+    assert [(r["image"], r["issue"], r["loss_z"]) for r in agree.evidence(target)] == [(6, "missing", 6.0)]
+    assert [(r["image"], r["issue"]) for r in agree.evidence(target, unconfirmed=True)] == [(7, "unconfirmed")]
+
+
+def test_the_rule_agree_confirms_another_class_at_the_cut_and_never_on_padding():
+    images = [([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 1)]) for _ in range(6)]
+    images.append(([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 0)]))  # B labelled class 0, the model sees 1
+    out, target = batch(images)
+    match = box_label_issues(*_located(out, target))
+    at_cut = torch.full(target.shape[:2], AGREE_Z)  # every object's loss exactly at the cut
+    assert torch.equal(agree_with_loss(match, at_cut).other_class, match.other_class)
+    below = agree_with_loss(match, torch.full(target.shape[:2], AGREE_Z - 1e-3))
+    assert not below.is_issue.any() and below.unconfirmed[6, 1]
+    nan = agree_with_loss(match, torch.full(target.shape[:2], float("nan")))  # no loss read: nothing confirmed
+    assert not nan.is_issue.any()

@@ -47,3 +47,12 @@ def test_window_flags_the_target_far_from_the_early_prediction_and_keeps_the_bes
     assert results["score"].is_issue.nonzero().flatten().tolist() == [7]
     assert results["boxes"].is_issue.nonzero()[:, 0].tolist() == [11]
     assert window.issues() == {"score": 1, "boxes": 1, "boxes_class": 1}
+
+
+def test_window_refuses_an_unknown_box_rule():
+    import pytest
+
+    data = MultiTargetDataset({"v": torch.zeros(4, 2)}, {"score": torch.zeros(4), "boxes": torch.zeros(4, 1, 5)}, torch.arange(4),
+                              (TaskSpec("score", "regression"), TaskSpec("boxes", "detection", 1, shape=(1, 5))))
+    with pytest.raises(ValueError, match="box_rule must be 'match' or 'agree'"):
+        EarlyTargetWindow(data, ObjectLoss(), box_rule="vote")  # type: ignore[arg-type]

@@ -14,7 +14,8 @@ def test_recipe_trains_through_fit_and_logs_per_task_and_per_modality_gradients(
     config = FusionRecipeConfig(samples=96, test_samples=32, epochs=1, batch_size=32)
     result = run_fusion(config, out=tmp_path / "run")
     assert set(result.test) == {"mae", "r2", "map50"} and result.test["mae"] > 0
-    assert set(result.issues) == {"score", "boxes", "boxes_box", "boxes_abstained", "boxes_withheld", "box_class_skill"}
+    assert set(result.issues) == {"score", "boxes", "boxes_box", "boxes_abstained", "boxes_withheld", "boxes_unconfirmed",
+                                  "box_class_skill"}
     boxes = json.loads((tmp_path / "run" / "box_issues.json").read_text())
     assert {"skill", "min_skill", "skilled", "val_accuracy"} <= set(boxes["class_competence"])
     # The competence gate: a one-epoch detector is not skilled, so no flag says "another class" and
@@ -23,6 +24,10 @@ def test_recipe_trains_through_fit_and_logs_per_task_and_per_modality_gradients(
     assert all(row["issue"] == "missing" for row in boxes["flagged"])
     assert boxes["withheld"] == len(boxes["withheld_other_class"]) == result.issues["boxes_withheld"]
     assert boxes["abstain_rule"] == "unmatched" and boxes["abstained"] == len(boxes["abstained_boxes"])
+    # The default rule "agree": every flag's object loss confirms it (robust z >= 2); the others listed apart.
+    assert boxes["box_rule"] == "agree" and all(row["loss_z"] >= 2 for row in boxes["flagged"])
+    assert all(row["issue"] == "unconfirmed" and row["loss_z"] < 2 for row in boxes["unconfirmed"])
+    assert boxes["unconfirmed_count"] == len(boxes["unconfirmed"]) == result.issues["boxes_unconfirmed"]
     assert all(row["best_iou"] < 0.5 and row["issue"] == "abstain" for row in boxes["abstained_boxes"])
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["kind"] == "step"]
@@ -77,4 +82,15 @@ def test_recipe_refuses_an_unknown_box_abstain_rule_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["recipe", "fusion", "--out", str(tmp_path / "run"), "--box-abstain", "maybe"])
     assert result.exit_code == 2
     assert "--box-abstain must be unmatched, group or none" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_recipe_refuses_an_unknown_box_rule_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from trainground.cli import app
+
+    result = CliRunner().invoke(app, ["recipe", "fusion", "--out", str(tmp_path / "run"), "--box-rule", "vote"])
+    assert result.exit_code == 2
+    assert "--box-rule must be match or agree" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()

@@ -22,6 +22,7 @@ from torch import Tensor
 from trainground.data.tasks import MultiTargetDataset
 from trainground.diagnosis.box_match import (
     BoxIssues,
+    agree_with_loss,
     box_label_issues,
     class_competence,
     gate_class_flags,
@@ -32,6 +33,7 @@ from trainground.diagnosis.target_outliers import (
     object_class_issues,
     object_label_issues,
     regression_target_issues,
+    robust_z,
 )
 from trainground.engine.callbacks import Callback
 from trainground.engine.state import TrainState
@@ -52,6 +54,8 @@ class EarlyTargetWindow(Callback):
             window's end for ``box_match.box_label_issues`` (missing boxes, class swaps).
         abstain: which labelled boxes the box check does not judge (``box_label_issues``):
             ``"unmatched"`` (no predicted box matches them), ``"group"`` or ``"none"``.
+        box_rule: ``"match"``: the box check's flags as they are; ``"agree"``: only those the
+            object's early-learning loss confirms (``box_match.agree_with_loss``).
         batch_size: prediction batch size.
 
     Attributes:
@@ -62,8 +66,11 @@ class EarlyTargetWindow(Callback):
 
     def __init__(self, data: MultiTargetDataset, detection_losses: dict[str, Any] | Any,
                  *, class_check: bool = False, box_check: bool = True,
-                 abstain: Literal["unmatched", "group", "none"] = "unmatched", batch_size: int = 500) -> None:
-        self.data, self.batch_size, self.abstain = data, batch_size, abstain
+                 abstain: Literal["unmatched", "group", "none"] = "unmatched",
+                 box_rule: Literal["match", "agree"] = "match", batch_size: int = 500) -> None:
+        if box_rule not in ("match", "agree"):
+            raise ValueError(f"box_rule must be 'match' or 'agree', not {box_rule!r}")
+        self.data, self.batch_size, self.abstain, self.box_rule = data, batch_size, abstain, box_rule
         self.regression = [t.name for t in data.tasks if t.kind == "regression"]
         detection = [t.name for t in data.tasks if t.kind == "detection"]
         losses = detection_losses if isinstance(detection_losses, dict) else dict.fromkeys(detection, detection_losses)
@@ -116,10 +123,13 @@ class EarlyTargetWindow(Callback):
 
     def box_issues(self) -> dict[str, BoxIssues]:
         """``{detection task: BoxIssues}`` at the window's end (empty before the first epoch or when
-        off), gated on the detector's class competence on ``competence_images`` when set."""
+        off), confirmed by the per-object loss under ``box_rule="agree"``, gated on the detector's
+        class competence on ``competence_images`` when set."""
         out = {}
         for name, (q, best_iou, background) in self.kept_boxes.items():
             issues = box_label_issues(q, self.data.targets[name], background, best_iou, abstain=self.abstain)
+            if self.box_rule == "agree":
+                issues = agree_with_loss(issues, robust_z(self.kept[name]))
             if self.competence_images is not None:
                 issues = gate_class_flags(issues, class_competence(issues, self.competence_images))
             out[name] = issues
