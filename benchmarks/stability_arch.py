@@ -81,6 +81,8 @@ from trainground.gradients.normalize import NormalizeGlobalNorm
 GUARDS = {
     "guard": GuardConfig(),
     "guard_no_trust": GuardConfig(trust_region=False),
+    # issue 15, fifth pass: ZClip's EMA follows a lasting level shift (gradients/zscore.py FOLLOW_FRACTION)
+    "guard_follow": GuardConfig(zscore_follow_level_shift=True),
     "guard_p8": GuardConfig(trust_rise_overshoot=True),  # secant principle 8 (issue 15, third pass)
     "guard_no_clip": GuardConfig(zscore=None),
     "guard_no_spike": GuardConfig(spike_z=None),

@@ -82,6 +82,12 @@ class GuardConfig:
     # ZClip z-score threshold (None: not in the chain): clip a norm that is an outlier of its own
     # recent level (class docstring). 2.5 is ZClip's published default, not tuned here.
     zscore: Annotated[float, POSITIVE] | None = 2.5
+    # Let ZClip's statistics follow a lasting level shift of the norm: while the clip fires on more
+    # than half of the recent steps (its firing EMA, ZClip's own ~33-step horizon) it is clipping the
+    # norm's typical level (the median), not an outlier, so the EMA is fed the raw norm instead of the
+    # clipped one (gradients/zscore.py, FOLLOW_FRACTION; rule written before its runs, issue 15 fifth
+    # pass). False is ZClip as published (its EMA fed the clipped norm can lock after a fast rise).
+    zscore_follow_level_shift: bool = False
     # Fixed global-norm cap (None: none; a fixed cap needs tuning per model, the adaptive ones do not).
     max_norm: Annotated[float, POSITIVE] | None = None
     # Curvature-aware secant trust region on the update (the part that keeps large lrs stable).
@@ -170,7 +176,7 @@ class GuardConfig:
         if self.percentile is not None:
             steps.append(PercentileClip(self.percentile, history=self.percentile_history))
         if self.zscore is not None:
-            steps.append(ZScoreClip(z_thresh=self.zscore))
+            steps.append(ZScoreClip(z_thresh=self.zscore, follow_level_shift=self.zscore_follow_level_shift))
         if self.uses_trust_region(model):
             steps.append(SecantTrustRegion(target=self.trust_target, every=self.trust_every,
                                            loss_gate=self.trust_loss_gate, rise_overshoot=self.trust_rise_overshoot))
