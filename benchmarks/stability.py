@@ -39,6 +39,9 @@ from trainground.gradients import Guard, GuardConfig
 GUARDS = {
     "guard": GuardConfig(),
     "guard_no_trust": GuardConfig(trust_region=False),
+    # issue 15, fifth pass: ZClip's EMA follows a lasting level shift (gradients/zscore.py FOLLOW_FRACTION)
+    "guard_follow": GuardConfig(zscore_follow_level_shift=True),  # the default since that pass
+    "guard_zclip_published": GuardConfig(zscore_follow_level_shift=False),  # ZClip's EMA fed the clipped norm
     "guard_p8": GuardConfig(trust_rise_overshoot=True),  # secant principle 8 (issue 15, third pass)
     "guard_every2": GuardConfig(trust_every=2),
     "guard_trust_only": GuardConfig(spike_z=None, percentile=None, zscore=None),

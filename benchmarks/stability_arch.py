@@ -36,6 +36,9 @@ For the recurrent tasks (issue 15, fourth pass; both measured and rejected): ``g
 a clip at the running median of the last 100 norms (``percentile=50, percentile_history=100``; on a
 non-recurrent task it would also keep the trust region), ``guard_normalize`` (``EXTRA``) normalises
 every step's gradient to norm 1 after the default chain.
+Issue 15, fifth pass: ``guard_follow`` is ZClip following a level shift
+(``zscore_follow_level_shift=True``, adopted as the default after its runs, so ``guard`` is that
+chain now); ``guard_zclip_published`` is the previous default (ZClip's EMA fed the clipped norm).
 
 A run is solved when the target is met; diverged when a batch loss is non-finite or the eval
 loss at the end is above the initial one. Steps to target are counted at eval granularity.
@@ -81,6 +84,9 @@ from trainground.gradients.normalize import NormalizeGlobalNorm
 GUARDS = {
     "guard": GuardConfig(),
     "guard_no_trust": GuardConfig(trust_region=False),
+    # issue 15, fifth pass: ZClip's EMA follows a lasting level shift (gradients/zscore.py FOLLOW_FRACTION)
+    "guard_follow": GuardConfig(zscore_follow_level_shift=True),  # the default since that pass
+    "guard_zclip_published": GuardConfig(zscore_follow_level_shift=False),  # ZClip's EMA fed the clipped norm
     "guard_p8": GuardConfig(trust_rise_overshoot=True),  # secant principle 8 (issue 15, third pass)
     "guard_no_clip": GuardConfig(zscore=None),
     "guard_no_spike": GuardConfig(spike_z=None),

@@ -54,6 +54,8 @@ GUARD_CONFIGS = {"guard": GuardConfig(), "guard_p10": GuardConfig(percentile=10.
                  "guard_trust_every2": GuardConfig(trust_every=2),
                  "guard_no_trust": GuardConfig(trust_region=False),
                  "guard_p8": GuardConfig(trust_rise_overshoot=True),
+                 # issue 15, fifth pass: the previous default (ZClip's EMA fed the clipped norm)
+                 "guard_zclip_published": GuardConfig(zscore_follow_level_shift=False),
                  "guard_bare": GuardConfig(spike_z=None, percentile=None, zscore=None, trust_region=False)}
 
 
