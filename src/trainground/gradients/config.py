@@ -121,13 +121,13 @@ class GuardConfig:
     # overshoot (excess curvature C - target*D two standard errors above 0 over the ~100 steps on
     # which the loss is judged flat, not the secant's ~10: principle 7), and then on a flat
     # loss by one decade at most below the largest scale since the last rollback; otherwise the scale
-    # regrows, and the secant never takes it below 0.01 (principles in gradients/secant.py).
+    # regrows, and the secant never takes it below 0.01 (principles in gradients/secant_gate.py).
     # Without a gate momentum's ordinary overshoot shrank healthy runs' steps ~1e5-fold (mnist1d:
     # 48-51 % validation accuracy instead of 62-65 %); the first gate ("loss not improving")
     # shrank them on every plateau (an LSTM on the adding problem stalled at 1e-4, 0/8 solved).
     trust_loss_gate: bool = True
     # A rising loss, too, shrinks the step only with an overshoot significant over the ~100 steps
-    # on which the loss is judged, or when the loss doubled (principle 8 in gradients/secant.py;
+    # on which the loss is judged, or when the loss doubled (principle 8 in gradients/secant_gate.py;
     # issue 15). Off: a rising loss with rho > target is evidence by itself (an LSTM's plateau
     # bumps then cost 50-100x cuts). Not the default: benchmarks/README.md, "C, extended, third pass".
     trust_rise_overshoot: bool = False
