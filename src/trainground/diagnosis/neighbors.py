@@ -217,14 +217,15 @@ def _ivf_neighbors(
     candidates are re-ranked by their exact distance in all the columns."""
     import faiss
 
-    x = np.ascontiguousarray(points, dtype=np.float32)
+    x = np.ascontiguousarray(points, dtype=np.float32)  # no copy of float32 points
     n, dim = x.shape
     k = max(1, min(k, n - 1))
     faiss.omp_set_num_threads(torch.get_num_threads())  # the same budget as the training
-    if metric == "cosine":
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    # cosine: unit rows (norms kept aside, so the principal-component path makes no N x D copy)
+    norms = np.maximum(np.linalg.norm(x, axis=1), 1e-12).astype(np.float32) if metric == "cosine" else None
     faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
     if flat:
+        x = x if norms is None else x / norms[:, None]
         index = faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
         index.add(x)
         if info is not None:
@@ -233,15 +234,19 @@ def _ivf_neighbors(
     cells = max(1, min(n // IVF_TRAIN_PER_CELL, int(IVF_CELLS_PER_SQRT_N * np.sqrt(n))))
     # A fixed-seed sample: the same data give the same cells (and components), so the run is reproducible.
     sample = np.sort(np.random.default_rng(0).choice(n, min(n, IVF_TRAIN_PER_CELL * cells), replace=False))
-    projection = pca_projection(x[sample]) if dim > PCA_MIN_DIM else None
+    projection = None
+    if dim > PCA_MIN_DIM:
+        projection = pca_projection(x[sample] if norms is None else x[sample] / norms[sample, None])
     if info is not None:
         info.update(method="ivf", index="faiss IVF", cells=cells, probes=min(IVF_PROBES, cells), dim=dim,
                     pca_dim=None if projection is None else projection[1].shape[1])
-    # In the principal components the search is euclidean (for unit vectors it ranks as cosine).
-    search_x, search_metric = (x, faiss_metric) if projection is None else (_project(x, *projection), faiss.METRIC_L2)
-    quantizer = faiss.IndexFlatIP(search_x.shape[1]) if search_metric == faiss.METRIC_INNER_PRODUCT \
-        else faiss.IndexFlatL2(search_x.shape[1])
-    index = faiss.IndexIVFFlat(quantizer, search_x.shape[1], cells, search_metric)
+    if projection is None:
+        search_x, search_metric = (x if norms is None else x / norms[:, None]), faiss_metric
+    else:  # in the principal components the search is euclidean (for unit rows it ranks as cosine)
+        search_x, search_metric = _project(x, *projection, norms=norms), faiss.METRIC_L2
+    width = search_x.shape[1]
+    quantizer = faiss.IndexFlatIP(width) if search_metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(width)
+    index = faiss.IndexIVFFlat(quantizer, width, cells, search_metric)
     index.cp.niter = IVF_KMEANS_ITERATIONS
     index.cp.min_points_per_centroid = 1  # the sample below is deliberately small
     index.train(search_x[sample])
@@ -253,7 +258,8 @@ def _ivf_neighbors(
     values, found = index.search(search_x, wide + 1)
     del index, search_x
     _, candidates = _without_self(values, found, k=wide, metric="euclidean")
-    return _rerank(x, candidates, k, metric=metric)
+    del values, found
+    return _rerank(x, candidates, k, metric=metric, norms=norms)
 
 
 def pca_projection(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -269,27 +275,34 @@ def pca_projection(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.ascontiguousarray(vectors[:, :kept], dtype=np.float32)
 
 
-def _project(x: np.ndarray, mean: np.ndarray, axes: np.ndarray, block: int = 65536) -> np.ndarray:
+def _project(
+    x: np.ndarray, mean: np.ndarray, axes: np.ndarray, *, norms: np.ndarray | None = None, block: int = 16384,
+) -> np.ndarray:
+    """``(x / norms - mean) @ axes`` by blocks of rows (``[N, d]`` float32, no N x D temporary)."""
     out = np.empty((len(x), axes.shape[1]), dtype=np.float32)
     for lo in range(0, len(x), block):
-        np.matmul(x[lo:lo + block] - mean, axes, out=out[lo:lo + block])
+        rows = x[lo:lo + block] if norms is None else x[lo:lo + block] / norms[lo:lo + block, None]
+        np.matmul(rows - mean, axes, out=out[lo:lo + block])
     return out
 
 
 def _rerank(
-    x: np.ndarray, candidates: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"], block: int = 4096,
+    x: np.ndarray, candidates: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"],
+    norms: np.ndarray | None = None, block: int = 4096,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest of each row's ``candidates`` by the exact distance in all of ``x``'s
-    columns (``x`` already unit rows for cosine), nearest first; ties keep the candidates' order."""
+    columns (cosine: divided by the rows' ``norms``), nearest first; ties keep the candidates' order."""
     n = len(x)
     dist = np.empty((n, k))
     idx = np.empty((n, k), dtype=np.int64)
     for lo in range(0, n, block):
         rows = candidates[lo:lo + block]
+        own = x[lo:lo + len(rows)]
         if metric == "cosine":
-            d = 1.0 - np.einsum("nkd,nd->nk", x[rows], x[lo:lo + len(rows)])
+            assert norms is not None
+            d = 1.0 - np.einsum("nkd,nd->nk", x[rows], own) / (norms[rows] * norms[lo:lo + len(rows), None])
         else:
-            d = ((x[rows] - x[lo:lo + len(rows), None, :]) ** 2).sum(axis=2)
+            d = ((x[rows] - own[:, None, :]) ** 2).sum(axis=2)
         order = np.argsort(d, axis=1, kind="stable")[:, :k]
         best = np.take_along_axis(d, order, axis=1).astype(np.float64)
         dist[lo:lo + len(rows)] = np.clip(best, 0.0, None) if metric == "cosine" else np.sqrt(np.clip(best, 0.0, None))
