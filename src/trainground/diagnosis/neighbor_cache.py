@@ -71,6 +71,11 @@ class NeighborCache:
             found = self._done[key] = _Search(source=source, points=points, dist=dist, idx=idx, info=info)
         return found.points, found.dist[:, :k], found.idx[:, :k]
 
+    def forget(self, space: str, *, metric: Literal["euclidean", "cosine"] = "euclidean") -> None:
+        """Let the search of ``space`` go (its points and results), e.g. before the second pass,
+        whose representation replaces the first's: 200,000 x 256 float32 points are 205 MB."""
+        self._done.pop((space, metric), None)
+
     def described(self, space: str, *, metric: Literal["euclidean", "cosine"] = "euclidean") -> dict | None:
         """What the search of ``space`` ran (``method``: exact or ivf, and the index's settings),
         for the findings' evidence; None before it ran."""
