@@ -80,8 +80,9 @@ def make_data(kind: str, n: int, folder: Path) -> tuple[Path, np.ndarray]:
     return path, flip
 
 
-def timed(command: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MB and stdout of one child process."""
+def timed(command: list[str]) -> tuple[float, float, str, float]:
+    """Wall seconds, peak RSS in MB, stdout and user + system CPU seconds of one child process
+    (on a loaded machine CPU seconds move far less with the load than wall time)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -90,7 +91,7 @@ def timed(command: list[str]) -> tuple[float, float, str]:
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{out[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, out
+    return seconds, usage.ru_maxrss / 1024, out, round(usage.ru_utime + usage.ru_stime, 1)
 
 
 def f1(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -107,13 +108,14 @@ EXTRA: tuple[str, ...] = ()  # --extra
 def run_ours(path: Path, out: Path, truth: np.ndarray, *, extra: tuple[str, ...] = ()) -> dict:
     import pandas as pd
 
-    wall, rss, text = timed([sys.executable, "-m", "trainground.cli", "diagnose", str(path), "--target", "label",
+    wall, rss, text, cpu = timed([sys.executable, "-m", "trainground.cli", "diagnose", str(path), "--target", "label",
                              "--out", str(out), *extra, *EXTRA])
     inner = float(re.search(r"seconds: ([0-9.]+)", text).group(1))  # type: ignore[union-attr]
     table = pd.read_csv(out / "sample_issues.csv")
     flagged = np.zeros(len(truth), dtype=bool)
     flagged[table["index"].to_numpy()] = table["is_label_issue"].to_numpy(dtype=bool)
     return {"method": " ".join(["trainground diagnose", *extra]), "wall_s": round(wall, 2), "in_process_s": inner,
+            "cpu_s": cpu,
             "peak_rss_mb": round(rss, 1), **f1(flagged, truth)}
 
 
@@ -125,10 +127,11 @@ def run_ours_single(path: Path, out: Path, truth: np.ndarray) -> dict:
 def run_cleanlab(path: Path, out: Path, truth: np.ndarray) -> dict:
     import pandas as pd
 
-    wall, rss, text = timed([sys.executable, __file__, "--child-cleanlab", str(path), "--flags", str(out)])
+    wall, rss, text, cpu = timed([sys.executable, __file__, "--child-cleanlab", str(path), "--flags", str(out)])
     inner = json.loads(text.strip().splitlines()[-1])["seconds"]
     flagged = pd.read_csv(out)["is_label_issue"].to_numpy(dtype=bool)
     return {"method": "cleanlab 5-fold find_label_issues", "wall_s": round(wall, 2), "in_process_s": round(inner, 2),
+            "cpu_s": cpu,
             "peak_rss_mb": round(rss, 1), **f1(flagged, truth)}
 
 
@@ -216,6 +219,8 @@ def main() -> None:
                                                                           for a, b in zip(ours, theirs)])), 3)
                 summary[f"{key}in_process_ratio"] = round(float(np.median([a["in_process_s"] / b["in_process_s"]
                                                                           for a, b in zip(ours, theirs)])), 3)
+                summary[f"{key}cpu_ratio"] = round(float(np.median([a["cpu_s"] / b["cpu_s"]
+                                                                   for a, b in zip(ours, theirs)])), 3)
         print(json.dumps(summary))
     if args.out:
         args.out.write_text(json.dumps({"data": args.data, "runs": rows, "summary": summary}, indent=2) + "\n")
