@@ -17,7 +17,9 @@ noise (noise seed 0; a flipped label goes to one of the other classes uniformly)
 For each: wall seconds of the whole process (interpreter start, imports, loading, report
 included) and its peak RSS (``os.wait4``), plus the in-process seconds of the diagnosis
 itself (ours: ``Diagnosis.seconds`` as the CLI prints it; cleanlab: the 5 trainings and
-``find_label_issues``). Both ratios come from the same runs, A/B order alternating.
+``find_label_issues``), and the process's user + system CPU seconds (``cpu_s``; on a shared,
+loaded machine the figure that moves least with the load). All ratios come from the same
+runs, A/B order alternating.
 
     python benchmarks/end_to_end.py --data digits --repeats 3 --out benchmarks/results/end_to_end_digits.json
     python benchmarks/end_to_end.py --data mnist1d --n 200000 --repeats 1 --out benchmarks/results/end_to_end_mnist1d.json
