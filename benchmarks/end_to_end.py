@@ -17,13 +17,18 @@ noise (noise seed 0; a flipped label goes to one of the other classes uniformly)
 For each: wall seconds of the whole process (interpreter start, imports, loading, report
 included) and its peak RSS (``os.wait4``), plus the in-process seconds of the diagnosis
 itself (ours: ``Diagnosis.seconds`` as the CLI prints it; cleanlab: the 5 trainings and
-``find_label_issues``). Both ratios come from the same runs, A/B order alternating.
+``find_label_issues``), and the process's user + system CPU seconds (``cpu_s``; on a shared,
+loaded machine the figure that moves least with the load). All ratios come from the same
+runs, A/B order alternating.
 
     python benchmarks/end_to_end.py --data digits --repeats 3 --out benchmarks/results/end_to_end_digits.json
     python benchmarks/end_to_end.py --data mnist1d --n 200000 --repeats 1 --out benchmarks/results/end_to_end_mnist1d.json
 
 ``--single-pass`` adds ours with ``--no-second-pass`` (one training) as a third process per
-repeat, in the rotated order.
+repeat, in the rotated order. ``--concurrent`` starts a repeat's processes at the same time
+instead of one after the other (on a shared, loaded machine the load moves over the tens of
+minutes a 200k pair takes; side by side, every process sees the same load; each still runs
+one thread, and its peak RSS and wall time are its own).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +82,9 @@ def make_data(kind: str, n: int, folder: Path) -> tuple[Path, np.ndarray]:
     return path, flip
 
 
-def timed(command: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MB and stdout of one child process."""
+def timed(command: list[str]) -> tuple[float, float, str, float]:
+    """Wall seconds, peak RSS in MB, stdout and user + system CPU seconds of one child process
+    (on a loaded machine CPU seconds move far less with the load than wall time)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -86,7 +93,7 @@ def timed(command: list[str]) -> tuple[float, float, str]:
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{out[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, out
+    return seconds, usage.ru_maxrss / 1024, out, round(usage.ru_utime + usage.ru_stime, 1)
 
 
 def f1(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -97,16 +104,20 @@ def f1(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "f1": round(2 * precision * recall / max(precision + recall, 1e-12), 4)}
 
 
+EXTRA: tuple[str, ...] = ()  # --extra
+
+
 def run_ours(path: Path, out: Path, truth: np.ndarray, *, extra: tuple[str, ...] = ()) -> dict:
     import pandas as pd
 
-    wall, rss, text = timed([sys.executable, "-m", "trainground.cli", "diagnose", str(path), "--target", "label",
-                             "--out", str(out), *extra])
+    wall, rss, text, cpu = timed([sys.executable, "-m", "trainground.cli", "diagnose", str(path), "--target", "label",
+                             "--out", str(out), *extra, *EXTRA])
     inner = float(re.search(r"seconds: ([0-9.]+)", text).group(1))  # type: ignore[union-attr]
     table = pd.read_csv(out / "sample_issues.csv")
     flagged = np.zeros(len(truth), dtype=bool)
     flagged[table["index"].to_numpy()] = table["is_label_issue"].to_numpy(dtype=bool)
     return {"method": " ".join(["trainground diagnose", *extra]), "wall_s": round(wall, 2), "in_process_s": inner,
+            "cpu_s": cpu,
             "peak_rss_mb": round(rss, 1), **f1(flagged, truth)}
 
 
@@ -118,10 +129,11 @@ def run_ours_single(path: Path, out: Path, truth: np.ndarray) -> dict:
 def run_cleanlab(path: Path, out: Path, truth: np.ndarray) -> dict:
     import pandas as pd
 
-    wall, rss, text = timed([sys.executable, __file__, "--child-cleanlab", str(path), "--flags", str(out)])
+    wall, rss, text, cpu = timed([sys.executable, __file__, "--child-cleanlab", str(path), "--flags", str(out)])
     inner = json.loads(text.strip().splitlines()[-1])["seconds"]
     flagged = pd.read_csv(out)["is_label_issue"].to_numpy(dtype=bool)
     return {"method": "cleanlab 5-fold find_label_issues", "wall_s": round(wall, 2), "in_process_s": round(inner, 2),
+            "cpu_s": cpu,
             "peak_rss_mb": round(rss, 1), **f1(flagged, truth)}
 
 
@@ -166,6 +178,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-cleanlab", action="store_true")
     parser.add_argument("--single-pass", action="store_true", help="also run ours with --no-second-pass")
+    parser.add_argument("--concurrent", action="store_true", help="start a repeat's processes at the same time")
+    parser.add_argument("--extra", default="", help="more options for ours, e.g. '--epochs 2' (a quick check)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child-cleanlab", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--flags", default=None, help=argparse.SUPPRESS)
@@ -173,17 +187,29 @@ def main() -> None:
     if args.child_cleanlab:
         child_cleanlab(args.child_cleanlab, args.flags)
         return
+    global EXTRA
+    EXTRA = tuple(args.extra.split())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path, truth = make_data(args.data, args.n, Path(tmp))
         for r in range(args.repeats):
             methods = [run_ours] if args.skip_cleanlab else [run_ours, run_cleanlab]
             methods += [run_ours_single] if args.single_pass else []
-            for method in methods if r % 2 == 0 else methods[::-1]:
+            order = methods if r % 2 == 0 else methods[::-1]
+
+            def one(method, r=r):
+                load = os.getloadavg()[0]
                 row = {"repeat": r, "n": len(truth), **method(path, Path(tmp) / f"{method.__name__}_{r}", truth),
-                       "load_1min": round(os.getloadavg()[0], 1)}
+                       "load_1min_start": round(load, 1), "load_1min": round(os.getloadavg()[0], 1),
+                       "concurrent": args.concurrent}
                 print(json.dumps(row), flush=True)
-                rows.append(row)
+                return row
+
+            if args.concurrent:
+                with ThreadPoolExecutor(len(order)) as pool:
+                    rows += list(pool.map(one, order))
+            else:
+                rows += [one(method) for method in order]
     summary = {}
     if not args.skip_cleanlab:
         theirs = [r for r in rows if r["method"].startswith("cleanlab")]
@@ -195,6 +221,8 @@ def main() -> None:
                                                                           for a, b in zip(ours, theirs)])), 3)
                 summary[f"{key}in_process_ratio"] = round(float(np.median([a["in_process_s"] / b["in_process_s"]
                                                                           for a, b in zip(ours, theirs)])), 3)
+                summary[f"{key}cpu_ratio"] = round(float(np.median([a["cpu_s"] / b["cpu_s"]
+                                                                   for a, b in zip(ours, theirs)])), 3)
         print(json.dumps(summary))
     if args.out:
         args.out.write_text(json.dumps({"data": args.data, "runs": rows, "summary": summary}, indent=2) + "\n")

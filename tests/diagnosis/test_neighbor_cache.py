@@ -56,3 +56,15 @@ def test_exact_nearest_reranks_candidates_in_float64():
     np.testing.assert_allclose(dist, d_exact[:, 0], atol=1e-12)
     assert dist[3] == 0.0 and dist[7] == 0.0 and nearest[3] == 7
     assert (nearest != i_exact[:, 0]).sum() <= 1  # only where two nearest are tied (3 and 7 for each other)
+
+
+def test_forget_lets_a_search_go_and_described_says_what_ran():
+    points = np.random.default_rng(4).normal(size=(50, 4))
+    cache = NeighborCache()
+    assert cache.described("space") is None
+    cache.search("space", points, lambda: points, 3)
+    assert cache.described("space")["method"] == "exact"
+    cache.forget("space")
+    assert cache.described("space") is None
+    cache.search("space", points, lambda: points, 3)
+    assert cache.searches_run == 2  # searched again: nothing of the first was kept

@@ -94,3 +94,38 @@ def test_flat_index_is_the_same_exact_search(digits, metric, monkeypatch):
     d_flat, i_flat = nearest_neighbors(points, 10, metric=metric)
     np.testing.assert_allclose(d_flat, d_blocks, atol=1e-4)
     assert _recall(i_blocks, i_flat) >= 0.999  # only near-ties may swap
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_ivf_on_principal_components_agrees_with_exact(metric):
+    """Points wider than PCA_MIN_DIM are indexed by their principal components; the candidates
+    are re-ranked in all the columns, so the neighbours and their distances match the exact search."""
+    rng = np.random.default_rng(2)
+    true = rng.integers(0, 20, 4000)
+    # a learned representation's shape: class clusters in a few directions of 128 columns
+    mixing = rng.standard_normal((24, 128))
+    points = ((rng.standard_normal((20, 24)) * 3.0)[true] + rng.standard_normal((4000, 24))) @ mixing
+    points = np.maximum(points + 0.1 * rng.standard_normal((4000, 128)), 0.0)  # ReLU-like units
+    points[7] = points[3]
+    info: dict = {}
+    # float64 reference: the float32 blocks put a duplicate at 0.06 here (|a|^2 + |b|^2 - 2ab)
+    d_exact, i_exact = nearest_neighbors(points, 10, metric=metric, method="exact", exact=True)
+    d_ivf, i_ivf = nearest_neighbors(points, 10, metric=metric, method="ivf", info=info)
+    assert info["method"] == "ivf" and neighbors.PCA_MIN_DIM <= info["pca_dim"] < 128
+    assert not (i_ivf == np.arange(len(points))[:, None]).any()
+    assert _recall(i_exact, i_ivf) >= 0.99
+    assert np.all(np.diff(d_ivf, axis=1) >= -1e-6)
+    same = i_ivf == i_exact
+    np.testing.assert_allclose(d_ivf[same], d_exact[same], rtol=1e-3, atol=1e-3)
+    assert i_ivf[7, 0] == 3 and d_ivf[7, 0] == 0.0
+
+
+def test_search_records_what_ran():
+    rng = np.random.default_rng(3)
+    points = rng.standard_normal((300, 80))
+    info: dict = {}
+    nearest_neighbors(points, 5, info=info)
+    assert info["method"] == "exact"
+    info = {}
+    nearest_neighbors(points, 5, method="ivf", info=info)
+    assert info["method"] == "ivf" and info["dim"] == 80 and info["cells"] >= 1 and info["pca_dim"] <= 80

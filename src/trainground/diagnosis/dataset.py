@@ -220,6 +220,10 @@ def diagnose_dataset(
     if config.second_pass:
         trusted = trusted_samples(data.labels.numpy(), pred_probs, embeddings, cache=searches)
         if not trusted.all() and trusted.sum() >= 10:
+            # the second pass's representation replaces the first's: let the first go before
+            # it trains (205 MB at 200,000 x 256), not only when the label check searches anew
+            searches.forget("embeddings", metric="cosine")
+            embeddings = None
             extra = second_pass(data, trusted, initial, fit_config=fit_config, patience=config.patience,
                                 guard=config.guard, loss_fn=loss_fn)
             pred_probs, embeddings, work = combine(extra.pred_probs, linear), extra.embeddings, work + extra.sample_presentations

@@ -46,6 +46,16 @@ IVF_PROBES = 16
 IVF_TRAIN_PER_CELL = 32
 IVF_KMEANS_ITERATIONS = 10
 
+# Wider points are searched in their principal components (PCA fitted on the k-means
+# sample): the index, its k-means and every scanned distance cost in proportion to the
+# width. The components kept hold PCA_VARIANCE of the variance, so the distances the index
+# ranks by differ from the full ones by at most that residual's share on average; the index
+# returns RERANK_FACTOR x k candidates, and those are re-ranked by their exact distance in
+# all the columns, so the k kept and their distances are exact among the candidates.
+PCA_MIN_DIM = 64
+PCA_VARIANCE = 0.99
+RERANK_FACTOR = 2
+
 
 def neighbor_search_method(n: int, method: NeighborMethod = "auto") -> Literal["exact", "ivf"]:
     """The search :func:`nearest_neighbors` runs for ``n`` points: exact up to
@@ -124,7 +134,7 @@ def feature_points(features, *, standardize: bool, dim: int = PROJECTED_DIM, see
 
 def nearest_neighbors(
     points: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"] = "euclidean", chunk: int = 2048,
-    exact: bool = False, method: NeighborMethod = "auto",
+    exact: bool = False, method: NeighborMethod = "auto", info: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distances and indices of each point's ``k`` nearest other points, ``[N, k]`` each.
 
@@ -141,17 +151,21 @@ def nearest_neighbors(
         chunk: most rows per block (fewer when a block would pass :data:`BLOCK_BYTES`).
         exact: float64 arithmetic, so that duplicates come out at distance 0 (float32 otherwise).
         method: ``"auto"`` (by size), ``"exact"`` or ``"ivf"``.
+        info: filled with what ran (``method``, and for the index its cells, probes and
+            PCA width), for the run's record.
 
     References:
         Jegou, Douze & Schmid, "Product Quantization for Nearest Neighbor Search", TPAMI
         2011 (the inverted file); Douze et al., "The Faiss library", 2024.
     """
     if neighbor_search_method(len(points), method) == "ivf":
-        return _ivf_neighbors(points, k, metric=metric)
+        return _ivf_neighbors(points, k, metric=metric, info=info)
     if not exact and len(points) > FLAT_MIN_POINTS and _has_faiss():
         # the same exact float32 search on faiss's flat index (BLAS blocks and a heap per
         # query, no chunk x N top-k): measured 1.9x faster at 20,000 x 256 on this machine
-        return _ivf_neighbors(points, k, metric=metric, flat=True)
+        return _ivf_neighbors(points, k, metric=metric, flat=True, info=info)
+    if info is not None:
+        info.update(method="exact", index="blocks")
     dtype = torch.float64 if exact else torch.float32
     x = torch.as_tensor(np.ascontiguousarray(points)).to(dtype)
     n = len(x)
@@ -194,34 +208,106 @@ def _has_faiss() -> bool:
 
 def _ivf_neighbors(
     points: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"], flat: bool = False,
+    info: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`nearest_neighbors` on a faiss inverted-file index (float32), or with ``flat`` on
     faiss's exact flat index: same shapes, same order, the point itself left out (its exact
-    duplicates kept, at distance 0)."""
+    duplicates kept, at distance 0). Wider than :data:`PCA_MIN_DIM` columns, the index holds
+    the points' principal components (:func:`pca_projection`) and its :data:`RERANK_FACTOR` x k
+    candidates are re-ranked by their exact distance in all the columns."""
     import faiss
 
-    x = np.ascontiguousarray(points, dtype=np.float32)
+    x = np.ascontiguousarray(points, dtype=np.float32)  # no copy of float32 points
     n, dim = x.shape
     k = max(1, min(k, n - 1))
     faiss.omp_set_num_threads(torch.get_num_threads())  # the same budget as the training
-    if metric == "cosine":
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    # cosine: unit rows (norms kept aside, so the principal-component path makes no N x D copy)
+    norms = np.maximum(np.linalg.norm(x, axis=1), 1e-12).astype(np.float32) if metric == "cosine" else None
     faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
     if flat:
+        x = x if norms is None else x / norms[:, None]
         index = faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
         index.add(x)
+        if info is not None:
+            info.update(method="exact", index="faiss flat")
         return _without_self(*index.search(x, k + 1), k=k, metric=metric)
     cells = max(1, min(n // IVF_TRAIN_PER_CELL, int(IVF_CELLS_PER_SQRT_N * np.sqrt(n))))
-    quantizer = faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, cells, faiss_metric)
+    # A fixed-seed sample: the same data give the same cells (and components), so the run is reproducible.
+    sample = np.sort(np.random.default_rng(0).choice(n, min(n, IVF_TRAIN_PER_CELL * cells), replace=False))
+    projection = None
+    if dim > PCA_MIN_DIM:
+        projection = pca_projection(x[sample] if norms is None else x[sample] / norms[sample, None])
+    if info is not None:
+        info.update(method="ivf", index="faiss IVF", cells=cells, probes=min(IVF_PROBES, cells), dim=dim,
+                    pca_dim=None if projection is None else projection[1].shape[1])
+    if projection is None:
+        search_x, search_metric = (x if norms is None else x / norms[:, None]), faiss_metric
+    else:  # in the principal components the search is euclidean (for unit rows it ranks as cosine)
+        search_x, search_metric = _project(x, *projection, norms=norms), faiss.METRIC_L2
+    width = search_x.shape[1]
+    quantizer = faiss.IndexFlatIP(width) if search_metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(width)
+    index = faiss.IndexIVFFlat(quantizer, width, cells, search_metric)
     index.cp.niter = IVF_KMEANS_ITERATIONS
     index.cp.min_points_per_centroid = 1  # the sample below is deliberately small
-    # A fixed-seed sample: the same data give the same cells, so the run is reproducible.
-    sample = np.random.default_rng(0).choice(n, min(n, IVF_TRAIN_PER_CELL * cells), replace=False)
-    index.train(x[np.sort(sample)])
-    index.add(x)
+    index.train(search_x[sample])
+    index.add(search_x)
     index.nprobe = min(IVF_PROBES, cells)
-    return _without_self(*index.search(x, k + 1), k=k, metric=metric)
+    if projection is None:
+        return _without_self(*index.search(search_x, k + 1), k=k, metric=metric)
+    wide = min(n - 1, RERANK_FACTOR * k)
+    values, found = index.search(search_x, wide + 1)
+    del index, search_x
+    _, candidates = _without_self(values, found, k=wide, metric="euclidean")
+    del values, found
+    return _rerank(x, candidates, k, metric=metric, norms=norms)
+
+
+def pca_projection(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and ``[D, d]`` principal axes of ``sample`` holding :data:`PCA_VARIANCE` of its
+    variance (at least :data:`PCA_MIN_DIM` axes, at most D)."""
+    mean = sample.mean(axis=0, dtype=np.float64)
+    centred = sample.astype(np.float64) - mean
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    values, vectors = values[::-1].clip(min=0.0), vectors[:, ::-1]
+    total = values.sum()
+    kept = len(values) if total <= 0 else int(np.searchsorted(np.cumsum(values) / total, PCA_VARIANCE) + 1)
+    kept = min(len(values), max(PCA_MIN_DIM, kept))
+    return mean.astype(np.float32), np.ascontiguousarray(vectors[:, :kept], dtype=np.float32)
+
+
+def _project(
+    x: np.ndarray, mean: np.ndarray, axes: np.ndarray, *, norms: np.ndarray | None = None, block: int = 16384,
+) -> np.ndarray:
+    """``(x / norms - mean) @ axes`` by blocks of rows (``[N, d]`` float32, no N x D temporary)."""
+    out = np.empty((len(x), axes.shape[1]), dtype=np.float32)
+    for lo in range(0, len(x), block):
+        rows = x[lo:lo + block] if norms is None else x[lo:lo + block] / norms[lo:lo + block, None]
+        np.matmul(rows - mean, axes, out=out[lo:lo + block])
+    return out
+
+
+def _rerank(
+    x: np.ndarray, candidates: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"],
+    norms: np.ndarray | None = None, block: int = 4096,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest of each row's ``candidates`` by the exact distance in all of ``x``'s
+    columns (cosine: divided by the rows' ``norms``), nearest first; ties keep the candidates' order."""
+    n = len(x)
+    dist = np.empty((n, k))
+    idx = np.empty((n, k), dtype=np.int64)
+    for lo in range(0, n, block):
+        rows = candidates[lo:lo + block]
+        own = x[lo:lo + len(rows)]
+        if metric == "cosine":
+            assert norms is not None
+            d = 1.0 - np.einsum("nkd,nd->nk", x[rows], own) / (norms[rows] * norms[lo:lo + len(rows), None])
+        else:
+            d = ((x[rows] - own[:, None, :]) ** 2).sum(axis=2)
+        order = np.argsort(d, axis=1, kind="stable")[:, :k]
+        best = np.take_along_axis(d, order, axis=1).astype(np.float64)
+        dist[lo:lo + len(rows)] = np.clip(best, 0.0, None) if metric == "cosine" else np.sqrt(np.clip(best, 0.0, None))
+        idx[lo:lo + len(rows)] = np.take_along_axis(rows, order, axis=1)
+    return dist, idx
 
 
 def _without_self(

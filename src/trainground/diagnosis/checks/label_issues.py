@@ -64,7 +64,8 @@ def label_issues(evidence: Evidence) -> CheckResult:
         suggestion = ("review the flagged rows of sample_issues.csv (sorted by label_score); relabel them to "
                       "suggested_label or drop them, then retrain")
         facts = {"flagged": n_flag, "share": share, "worst_indices": worst,
-                 "neighbor_search": neighbor_search_method(len(labels)) if evidence.embeddings is not None else None}
+                 "neighbor_search": neighbor_search_method(len(labels)) if evidence.embeddings is not None else None,
+                 "neighbor_index": evidence.neighbors.described("embeddings", metric="cosine")}
         competence = evidence.extra.get("competence")
         if isinstance(competence, Competence):
             facts.update(competence.figures(), model_competent=competence.skilled)

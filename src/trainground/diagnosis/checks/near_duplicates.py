@@ -62,7 +62,8 @@ def near_duplicates(evidence: Evidence) -> CheckResult:
             message=f"{int(flag.sum())} samples have an exact or near duplicate "
             f"({int((score == 0).sum())} exact)",
             evidence={"flagged": int(flag.sum()), "exact": int((score == 0).sum()),
-                      "neighbor_search": neighbor_search_method(len(points))},
+                      "neighbor_search": neighbor_search_method(len(points)),
+                      "neighbor_index": cache.described("standardized features")},
             suggestion="drop duplicates before splitting, or validation scores will be optimistic",
         ))
     if conflict.any():

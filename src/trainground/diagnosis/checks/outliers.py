@@ -50,14 +50,14 @@ def outliers(evidence: Evidence) -> CheckResult:
         return CheckResult(check="outliers", samples=pd.DataFrame({"index": data.index.numpy(), "score": 1.0, "flag": False}))
     cache: NeighborCache = evidence.neighbors
     if getattr(data, "kind", "table") == "image" and evidence.embeddings is not None:
-        embeddings, space = evidence.embeddings, "learned representation"
+        embeddings, space, searched = evidence.embeddings, "learned representation", "standardized embeddings"
         points, dist, _ = cache.search("standardized embeddings", embeddings,
                                        lambda: as_points(embeddings, standardize=True), NEIGHBORS)
     else:
         # the same search as the near-duplicate check's (standardised features, k = 10)
         points, dist, _ = cache.search("standardized features", data.features,
                                        lambda: feature_points(data.features, standardize=True), NEIGHBORS)
-        space = "feature space"
+        space, searched = "feature space", "standardized features"
     score, flag = outlier_scores(dist)
     table = pd.DataFrame({"index": data.index.numpy(), "score": score, "flag": flag})
     findings = []
@@ -66,7 +66,8 @@ def outliers(evidence: Evidence) -> CheckResult:
         findings.append(Finding(
             check="outliers", severity=Severity.INFO, subject="dataset",
             message=f"{int(flag.sum())} samples lie far from all others in the {space}",
-            evidence={"flagged": int(flag.sum()), "worst_indices": worst, "neighbor_search": neighbor_search_method(len(points))},
+            evidence={"flagged": int(flag.sum()), "worst_indices": worst, "neighbor_search": neighbor_search_method(len(points)),
+                      "neighbor_index": cache.described(searched)},
             suggestion="inspect the flagged rows (is_outlier_issue): entry errors, wrong units or out-of-scope "
             "samples are worth fixing or removing",
         ))
