@@ -78,7 +78,8 @@ def same_process(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(HERE))
     import step_cost
 
-    scratch = tempfile.mkdtemp(prefix="step_cost_base_")
+    scratch_dir = tempfile.TemporaryDirectory(prefix="step_cost_base_")  # removed when this function returns
+    scratch = scratch_dir.name
     renamed_copy(args.baseline_src, Path(scratch))
     sys.path.insert(0, scratch)
     base = importlib.import_module("trainground_baseline.gradients")
@@ -125,6 +126,7 @@ def same_process(args: argparse.Namespace) -> dict:
         out[model_name] = {v: {"paired": float(np.median(np.array(r["rounds"]) / plain)),
                                "paired_iqr": [float(q) for q in np.percentile(np.array(r["rounds"]) / plain, [25, 75])],
                                "median_ms": float(np.median(r["rounds"]))} for v, r in runs.items()}
+    scratch_dir.cleanup()
     return out
 
 
