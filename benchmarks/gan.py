@@ -15,6 +15,9 @@ Sections:
          decision) x discriminator {multires, single}, with none and global_norm re-run beside it
   heldout_game the same default against plain steps (multires) at main's 8 epochs on other seeds
   collapse_game the same default on the collapse section's seeds (multires)
+  game_follow the game default with ZClip's level-shift rule on and off (zscore_follow_level_shift),
+         interleaved per seed, x discriminator {multires, single}
+  heldout_follow the same on/off pair, multires only (for the held-out seeds 3-12)
   collapse_default the recipe's default (global_norm multires) on the collapse section's seeds
   ksweep fixed K in {1, 2, 4, 8} and adaptive K (both players), default Guard otherwise, at equal
          samples seen (same epochs), lr scaled by sqrt(K) for fixed K (adaptive: lr x sqrt(mean K
@@ -45,6 +48,7 @@ from trainground.diagnosis.evidence import Evidence
 from trainground.engine.callbacks import Callback
 from trainground.engine.gan import GanConfig, PlayerOptions, digits_evaluator, guard_preset, train_gan
 from trainground.engine.two_player import TwoPlayerConfig
+from trainground.gradients.zscore import FOLLOW_FRACTION, ZScoreClip
 from trainground.models.gan import MultiResolutionDiscriminator
 
 METRICS = ("precision", "recall", "f1", "frechet", "mode_coverage", "ssim_intra", "ssim_nearest_real")
@@ -52,21 +56,27 @@ _EVALUATOR: Any = None
 
 
 class StepStats(Callback):
-    """Per player: the applied gradient's norm and K at every optimizer step (window close)."""
+    """Per player at every optimizer step (window close): the applied gradient's norm, K, whether
+    ZClip clipped, and whether its level-shift rule was feeding the raw norm (firing EMA > 1/2)."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, list[tuple[float, float]]] = {}
+        self.rows: dict[str, list[tuple[float, float, float, float]]] = {}
 
     def on_batch_end(self, state: Any) -> None:
         if state.window_closed:
             name = "discriminator" if isinstance(state.model, MultiResolutionDiscriminator) else "generator"
             stats = state.guard.last_stats
-            self.rows.setdefault(name, []).append((float(stats["grad_norm"]), float(stats["accum_k"])))
+            norm, threshold = float(stats["grad_norm"]), float(stats["clip_threshold"])
+            clip = next((t for t in state.guard.chain if isinstance(t, ZScoreClip)), None)
+            following = float(clip is not None and clip.follow_level_shift and float(clip.rate) > FOLLOW_FRACTION)
+            self.rows.setdefault(name, []).append((norm, float(stats["accum_k"]), float(threshold < norm), following))
 
 
 def _config(preset: str, scales: tuple[int, ...], seed: int, epochs: int, *, k: int | None = None,
-            lr_scale: float = 1.0) -> GanConfig:
+            lr_scale: float = 1.0, follow: bool | None = None) -> GanConfig:
     guard = guard_preset(preset)
+    if follow is not None:
+        guard = replace(guard, zscore_follow_level_shift=follow)
     if k is not None:
         guard = replace(guard, accumulation=k)
     lr = 2e-4 * lr_scale
@@ -83,7 +93,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     if _EVALUATOR is None:
         _EVALUATOR = digits_evaluator(16)
     cfg = _config(job["preset"], tuple(job["scales"]), job["seed"], job["epochs"], k=job.get("k"),
-                  lr_scale=job.get("lr_scale", 1.0))
+                  lr_scale=job.get("lr_scale", 1.0), follow=job.get("follow"))
     stats = StepStats()
     start = time.perf_counter()
     run = train_gan(cfg, evaluator=_EVALUATOR, player_callbacks=[stats])
@@ -102,6 +112,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         out[f"{name}_grad_norm_mean"] = float(late.mean()) if late.size else math.nan
         out[f"{name}_mean_k"] = float(np.mean([r[1] for r in rows]))
         out[f"{name}_optimizer_steps"] = len(rows)
+        out[f"{name}_clip_fired"] = int(sum(r[2] for r in rows))  # steps ZClip clipped
+        out[f"{name}_follow_steps"] = int(sum(r[3] for r in rows))  # steps fed the raw norm by the rule
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}), flush=True)
     return out
 
@@ -120,6 +132,13 @@ def jobs_for(section: str, seeds: list[int], epochs: int) -> list[dict[str, Any]
                 for preset in ("game", "none", "global_norm"):
                     jobs.append({"section": section, "preset": preset, "scales": list(scales), "seed": seed,
                                  "epochs": epochs})
+    elif section in ("game_follow", "heldout_follow"):  # ZClip's level-shift rule on (new default) / off
+        scale_sets = ((1, 2, 4), (1,)) if section == "game_follow" else ((1, 2, 4),)
+        for seed in seeds:
+            for scales in scale_sets:
+                for follow in (True, False):
+                    jobs.append({"section": section, "preset": "game", "follow": follow, "scales": list(scales),
+                                 "seed": seed, "epochs": epochs})
     elif section == "heldout_game":  # game against plain steps, multires, 8 epochs, on seeds main never saw
         for seed in seeds:
             for preset in ("game", "none"):
@@ -157,9 +176,10 @@ def jobs_for(section: str, seeds: list[int], epochs: int) -> list[dict[str, Any]
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and std over seeds per variant."""
     frame = pd.DataFrame(rows)
-    keys = [c for c in ("section", "preset", "k", "lr_scale") if c in frame] + ["scales_key"]
+    keys = [c for c in ("section", "preset", "follow", "k", "lr_scale") if c in frame] + ["scales_key"]
     frame["scales_key"] = frame["scales"].map(lambda s: "multires" if len(s) > 1 else "single")
-    value_cols = [c for c in frame.columns if c.endswith(("_cv2", "_mean_k", "_grad_norm_mean"))] + \
+    value_cols = [c for c in frame.columns if c.endswith(("_cv2", "_mean_k", "_grad_norm_mean", "_clip_fired",
+                                                          "_follow_steps"))] + \
         list(METRICS) + ["seconds", "collapsed"]
     out = []
     for key, group in frame.groupby([k for k in keys], dropna=False):
@@ -200,10 +220,13 @@ def markdown(path: Path) -> str:
     """The README table of a results file: mean +- std over seeds per variant."""
     data = json.loads(path.read_text())
     cols = [c for c in (*METRICS, "seconds", "collapsed", "discriminator_grad_cv2", "generator_grad_cv2",
-                        "discriminator_mean_k", "generator_mean_k") if any(c in r for r in data["summary"])]
+                        "discriminator_mean_k", "generator_mean_k", "discriminator_clip_fired",
+                        "generator_clip_fired", "discriminator_follow_steps", "generator_follow_steps") if any(c in r for r in data["summary"])]
     lines = ["| variant | seeds | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for r in data["summary"]:
         name = " ".join(str(r[k]) for k in ("preset", "scales_key") if k in r)
+        if r.get("follow") is not None:
+            name += " follow" if r["follow"] else " no-follow"
         if r.get("k") is not None and not (isinstance(r["k"], float) and math.isnan(r["k"])):
             name += f" K={int(r['k'])}"
         if "lr_scale" in r and r["lr_scale"] is not None and not math.isnan(r["lr_scale"]):
