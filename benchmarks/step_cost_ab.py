@@ -100,7 +100,10 @@ def same_process(args: argparse.Namespace) -> dict:
             opt = torch.optim.SGD(model.parameters(), lr=0.05)
             name, _, which = variant.partition("@")
             if which:
-                config = base.GuardConfig(**dataclasses.asdict(step_cost.GUARD_CONFIGS[name]))
+                # options the baseline does not know yet (added since) are left at its own behaviour
+                known = {f.name for f in dataclasses.fields(base.GuardConfig)}
+                config = base.GuardConfig(**{k: v for k, v in dataclasses.asdict(step_cost.GUARD_CONFIGS[name]).items()
+                                             if k in known})
                 guard = base.Guard(model, opt, config=config)
 
                 def step(xb, yb, guard=guard, model=model):
