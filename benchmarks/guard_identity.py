@@ -49,6 +49,8 @@ class TensorOnly:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
 STEPS = 120
 
 

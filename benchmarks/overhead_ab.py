@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+import ab_trees
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -167,22 +166,11 @@ def main() -> None:
     if args.worker is not None:
         args.worker.write_text(json.dumps(worker(args)))
         return
-    trees = {"this": ROOT / "src"}
-    if args.baseline_src is not None:
-        trees = {"before": args.baseline_src.resolve(), **trees}
-    per_tree: dict[str, list[dict]] = {name: [] for name in trees}
+    trees = ab_trees.trees(ROOT / "src", args.baseline_src)
     common = [f"--repeats={args.repeats}", f"--epochs={args.epochs}", "--parts", *args.parts]
     if args.hidden:
         common += ["--hidden", *map(str, args.hidden)]
-    with tempfile.TemporaryDirectory(prefix="overhead_ab_") as scratch:  # the workers' result file
-        tmp = Path(scratch) / "worker.json"
-        for round_ in range(args.rounds):
-            for name, src in trees.items():
-                env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-                subprocess.run([sys.executable, __file__, "--worker", str(tmp), *common], env=env, check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                per_tree[name].append(json.loads(tmp.read_text()))
-                print(f"round {round_ + 1}/{args.rounds}: {name} done", flush=True)
+    per_tree, _ = ab_trees.alternate(__file__, trees, common, args.rounds, quiet=True)
     summary = summarise(per_tree)
     for tree, parts in summary.items():
         for part, variants in parts.items():

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,23 +29,32 @@ from pathlib import Path
 
 import numpy as np
 
+import ab_trees
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def worker(args: argparse.Namespace) -> dict:
+def digits_batches(size: int = 64) -> list:
+    """Standardised digits in whole batches of ``size`` (float32 inputs, int64 labels)."""
     import torch
     from sklearn.datasets import load_digits
     from sklearn.preprocessing import StandardScaler
+
+    d = load_digits()
+    x = torch.as_tensor(StandardScaler().fit_transform(d.data), dtype=torch.float32)
+    y = torch.as_tensor(d.target)
+    return [(x[i:i + size], y[i:i + size]) for i in range(0, len(y) - size + 1, size)]
+
+
+def worker(args: argparse.Namespace) -> dict:
+    import torch
 
     sys.path.insert(0, str(HERE))
     import step_cost
 
     torch.set_num_threads(1)
-    d = load_digits()
-    x = torch.as_tensor(StandardScaler().fit_transform(d.data), dtype=torch.float32)
-    y = torch.as_tensor(d.target)
-    batches = [(x[i:i + 64], y[i:i + 64]) for i in range(0, len(y) - 63, 64)]
+    batches = digits_batches()
     out = {}
     for name in args.models:
         rows = step_cost.measure(step_cost.MODELS[name], batches, rounds=args.worker_rounds, steps=args.steps,
@@ -72,8 +80,6 @@ def same_process(args: argparse.Namespace) -> dict:
 
     import torch
     import torch.nn.functional as F
-    from sklearn.datasets import load_digits
-    from sklearn.preprocessing import StandardScaler
 
     sys.path.insert(0, str(HERE))
     import step_cost
@@ -84,10 +90,7 @@ def same_process(args: argparse.Namespace) -> dict:
     sys.path.insert(0, scratch)
     base = importlib.import_module("trainground_baseline.gradients")
     torch.set_num_threads(1)
-    d = load_digits()
-    x = torch.as_tensor(StandardScaler().fit_transform(d.data), dtype=torch.float32)
-    y = torch.as_tensor(d.target)
-    batches = [(x[i:i + 64], y[i:i + 64]) for i in range(0, len(y) - 63, 64)]
+    batches = digits_batches()
     out = {}
     for model_name in args.models:
         runs = {}
@@ -182,22 +185,10 @@ def main() -> None:
             args.out.write_text(json.dumps(record, indent=1) + "\n")
             print(f"wrote {args.out}")
         return
-    trees = {"this": ROOT / "src"}
-    if args.baseline_src is not None:
-        trees = {"before": args.baseline_src.resolve(), **trees}
-    per_tree: dict[str, list[dict]] = {name: [] for name in trees}
+    trees = ab_trees.trees(ROOT / "src", args.baseline_src)
     common = [f"--worker-rounds={args.worker_rounds}", f"--steps={args.steps}", "--models", *args.models,
               "--variants", *args.variants]
-    loads = []
-    with tempfile.TemporaryDirectory(prefix="step_cost_ab_") as scratch:
-        tmp = Path(scratch) / "worker.json"
-        for round_ in range(args.rounds):
-            for name, src in trees.items():
-                env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-                subprocess.run([sys.executable, __file__, "--worker", str(tmp), *common], env=env, check=True)
-                per_tree[name].append(json.loads(tmp.read_text()))
-                loads.append(os.getloadavg()[0])
-                print(f"round {round_ + 1}/{args.rounds}: {name} done (load {loads[-1]:.1f})", flush=True)
+    per_tree, loads = ab_trees.alternate(__file__, trees, common, args.rounds)
     summary = summarise(per_tree)
     for tree, models in summary.items():
         for model, variants in models.items():

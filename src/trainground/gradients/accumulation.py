@@ -68,15 +68,17 @@ class AccumulationWindow:
         """Whether ``step`` closes the window now: it holds K micro-batches (or ``force``), and at least one."""
         return self.micro > 0 and (force or self.micro >= self.k)
 
-    def loss_multiplier(self, n: int, *, direct: bool, grads: Callable[[], list[Tensor]]) -> int:
+    def loss_multiplier(self, n: int, *, one_loss: bool, flat: bool, grads: Callable[[], list[Tensor]]) -> int:
         """What the coming micro-batch's loss is multiplied by before its backward.
 
-        ``direct``: the loss is one tensor and the gradients go where autograd puts them, or into
-        a flat buffer of a one-micro-batch window (K = 1); the window's first micro-batch then
-        keeps its plain mean gradient (multiplier 1, ``grad_factor = n``), so K = 1 costs no extra
-        pass (no ``1/n`` pass over the buffer before the transforms). A second micro-batch turns the
+        Direct (``one_loss``: the loss is one tensor; and the gradients go where autograd puts
+        them, not ``flat``, or into a flat buffer of a one-micro-batch window, K = 1 and not
+        adaptive: the noise scale needs the sums): the window's first micro-batch then keeps its
+        plain mean gradient (multiplier 1, ``grad_factor = n``), so K = 1 costs no extra pass (no
+        ``1/n`` pass over the buffer before the transforms). A second micro-batch turns the
         gradients into sums first (one pass over ``grads()``).
         """
+        direct = one_loss and (not flat or (self.k == 1 and not self.adaptive))
         if direct and self.micro == 0:
             self.grad_factor = float(n)
             return 1

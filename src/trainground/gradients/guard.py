@@ -189,11 +189,8 @@ class Guard:
             self.buffers.use(self._wants_flat())  # at a window's start: the chain or K may have changed
         if self.buffers.active:
             self._ensure_flat()
-        # Direct (the plain mean gradient, no pass to weight it): without the flat buffer, or with it
-        # when the window holds one micro-batch (K = 1, not adaptive: the noise scale needs the sums).
-        direct = not self.buffers.active or (self.window.k == 1 and not self.window.adaptive)
         multiplier = self.window.loss_multiplier(
-            n, direct=direct and not isinstance(loss, Mapping),
+            n, one_loss=not isinstance(loss, Mapping), flat=self.buffers.active,
             grads=lambda: [p.grad for p in self.params if p.grad is not None])
         # The loss scale is read only where it is needed: GradScaler.get_scale() is a host sync on CUDA.
         if isinstance(loss, Mapping):
