@@ -12,6 +12,9 @@ early-learning window's checks are scored against what was injected:
   the *another class* flags withheld when the detector's class skill is below the gate);
 - ``box_check_match`` / ``box_check_agree``: the box rules ``"match"`` (the flags as they are) and
   ``"agree"`` (only those the per-object loss confirms), both with the gate, from the same training;
+- ``box_check_peers``: the rule ``"peers"`` (the loss against the box's class x size peers, *missing*
+  confirmed at z 3.5, unmatched boxes judged by the loss alone: ``box_check_peers_by_loss``), and
+  ``box_check_peers_pooled`` / ``box_check_peers_no_unmatched``: that rule less one part, same readings;
 - ``box_check_ungated``: the rule "match" without the competence gate;
 - ``box_check_every_box``: the earliest rule (every box judged, no gate).
 
@@ -41,7 +44,15 @@ import torch
 from trainground.boxes import box_iou
 from trainground.data.products import CLASSES, Vocabulary, products_dataset
 from trainground.data.tasks import gather
-from trainground.diagnosis.box_match import box_label_issues, located_class_probs
+from trainground.diagnosis.box_match import (
+    agree_with_loss,
+    box_label_issues,
+    class_competence,
+    gate_class_flags,
+    located_class_probs,
+    peer_loss_z,
+)
+from trainground.diagnosis.target_outliers import Z_THRESHOLD, robust_z
 from trainground.engine import Callback, FitConfig
 from trainground.engine.fit_setup import split_data
 from trainground.recipes.fusion import (
@@ -51,8 +62,9 @@ from trainground.recipes.fusion import (
     train_fusion,
 )
 
-RULES = ("box_check", "box_check_match", "box_check_agree", "box_check_ungated", "box_check_every_box")
-KINDS = ("", "_missing", "_other_class")
+RULES = ("box_check", "box_check_match", "box_check_agree", "box_check_peers", "box_check_peers_pooled",
+         "box_check_peers_no_unmatched", "box_check_ungated", "box_check_every_box")
+KINDS = ("", "_missing", "_other_class", "_by_loss")
 
 
 def inject(y: dict, rate: float, seed: int) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -106,7 +118,20 @@ def box_check_scores(boxes, wrong: np.ndarray, name: str) -> dict:
            f"{name}_other_class": flag_scores(boxes.other_class, wrong)}
     res[f"{name}_missing"]["vs_moved"] = precision_recall(boxes.missing.numpy(), wrong == 2)
     res[f"{name}_other_class"]["vs_other_class"] = precision_recall(boxes.other_class.numpy(), wrong == 1)
+    if boxes.by_loss is not None:  # the rule "peers": missing flags the loss alone raised on unmatched boxes
+        res[f"{name}_by_loss"] = flag_scores(boxes.by_loss, wrong)
     return res
+
+
+def peers_ablations(window, target: torch.Tensor) -> dict:
+    """The rule "peers" less one of its parts, from the same readings (gated as the recipe gates):
+    the loss's z against all boxes instead of the peers (``pooled``); unmatched boxes left unjudged."""
+    q, best_iou, background = window.kept_boxes["boxes"]
+    issues, loss = box_label_issues(q, target, background, best_iou), window.kept["boxes"]
+    pooled = agree_with_loss(issues, robust_z(loss), missing_z=Z_THRESHOLD, unmatched_z=Z_THRESHOLD)
+    no_unmatched = agree_with_loss(issues, peer_loss_z(loss, issues.given, issues.size_bin), missing_z=Z_THRESHOLD)
+    competence = class_competence(issues, window.competence_images)
+    return {"pooled": gate_class_flags(pooled, competence), "no_unmatched": gate_class_flags(no_unmatched, competence)}
 
 
 def noisy_products(args, seed: int):
@@ -145,7 +170,7 @@ def run_diagnosis(args) -> dict:
         ungated = box_label_issues(q, train.targets["boxes"], background, best_iou)
         every_box = box_label_issues(q, train.targets["boxes"], background, best_iou, abstain="none")
         by_rule, recipe_rule = {}, window.box_rule  # both box rules (with the gate) from this one training
-        for rule in ("match", "agree"):
+        for rule in ("match", "agree", "peers"):
             window.box_rule = rule
             by_rule[rule] = window.box_issues()["boxes"]
         window.box_rule = recipe_rule
@@ -158,6 +183,10 @@ def run_diagnosis(args) -> dict:
                **box_check_scores(by_rule["match"], wrong, "box_check_match"),
                **box_check_scores(by_rule["agree"], wrong, "box_check_agree"),
                "box_check_agree_unconfirmed": int(by_rule["agree"].unconfirmed.sum()),
+               **box_check_scores(by_rule["peers"], wrong, "box_check_peers"),
+               "box_check_peers_unconfirmed": int(by_rule["peers"].unconfirmed.sum()),
+               **{k: v for name, rule in peers_ablations(window, train.targets["boxes"]).items()
+                  for k, v in box_check_scores(rule, wrong, f"box_check_peers_{name}").items()},
                **box_check_scores(ungated, wrong, "box_check_ungated"),
                **box_check_scores(every_box, wrong, "box_check_every_box"),
                "box_check_abstained": {"boxes": int(boxes.abstained.sum()), "objects": int((boxes.given >= 0).sum()),

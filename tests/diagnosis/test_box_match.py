@@ -5,11 +5,14 @@ import torch
 from trainground.diagnosis.box_match import (
     AGREE_Z,
     agree_with_loss,
+    agree_with_peers,
     box_label_issues,
     class_competence,
     gate_class_flags,
     located_class_probs,
+    peer_loss_z,
 )
+from trainground.diagnosis.target_outliers import Z_THRESHOLD
 
 GRID, STRIDE, C = 4, 8, 2  # a 32-pixel image, 4x4 cells of 8 pixels, two classes
 
@@ -174,3 +177,57 @@ def test_the_rule_agree_confirms_another_class_at_the_cut_and_never_on_padding()
     assert not below.is_issue.any() and below.unconfirmed[6, 1]
     nan = agree_with_loss(match, torch.full(target.shape[:2], float("nan")))  # no loss read: nothing confirmed
     assert not nan.is_issue.any()
+
+
+def test_peer_loss_z_scores_a_box_against_its_class_and_size_group():
+    """Small boxes cost more loss than large ones when correct: against all boxes every small one looks
+    unusual, against its peers (same class and size group) only the one far above the small boxes is."""
+    g = torch.Generator().manual_seed(0)
+    n = 80
+    given = torch.zeros(n, 1, dtype=torch.long)
+    size_bin = torch.cat([torch.zeros(40, 1, dtype=torch.long), torch.ones(40, 1, dtype=torch.long)])
+    loss = torch.cat([3.0 + 0.1 * torch.randn(40, 1, generator=g), 1.0 + 0.1 * torch.randn(40, 1, generator=g)])
+    loss[5, 0] = 4.5  # far above the other small boxes
+    z = peer_loss_z(loss, given, size_bin, min_peers=20)
+    assert float(z[5, 0]) > 5 and int((z >= Z_THRESHOLD).sum()) == 1
+    pooled = peer_loss_z(loss, given, size_bin, min_peers=41)  # groups of 40 too small: all boxes, as robust_z
+    assert int((pooled[:40] >= AGREE_Z).sum()) == 40
+    padded = peer_loss_z(torch.full((2, 1), float("nan")), torch.full((2, 1), -1), torch.full((2, 1), -1))
+    assert torch.isnan(padded).all()
+
+
+def test_the_rule_peers_cuts_missing_at_3_5_and_judges_unmatched_boxes_by_the_loss_alone():
+    """Against the rule "agree": a *missing* flag needs the loss check's z 3.5 (the flag at z 3 is
+    unconfirmed); a box no prediction matches is flagged *missing* by its loss alone at z 3.5 (by_loss),
+    another at z 3 stays unjudged; *another class* still needs z 2 only."""
+    images = [([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 1), (SMALL, 0)]) for _ in range(6)]
+    images.append(([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (EMPTY, 1), (SMALL, 0)]))  # B moved: missing
+    images.append(([(A, 0, 0.7), (B, 1, 0.6)], [(A, 1), (B, 1), (SMALL, 0)]))  # A given class 1: another class
+    out, target = batch(images)
+    match = box_label_issues(*_located(out, target))
+    assert match.missing[6, 1] and match.other_class[7, 0] and match.abstained[:, 2].all()
+    z = torch.zeros(target.shape[:2])
+    z[6, 1], z[7, 0], z[0, 2], z[1, 2] = 3.0, 2.0, 3.5, 3.0
+    agree = agree_with_loss(match, z)
+    assert agree.missing[6, 1] and agree.other_class[7, 0] and agree.by_loss is None
+    split = agree_with_loss(match, z, missing_z=Z_THRESHOLD, unmatched_z=Z_THRESHOLD)
+    assert not split.missing[6, 1] and split.unconfirmed[6, 1] and split.other_class[7, 0]
+    assert split.missing[0, 2] and split.by_loss[0, 2] and not split.missing[1, 2] and int(split.by_loss.sum()) == 1
+    assert int(split.is_issue.sum()) == 2
+    rows = {(r["image"], r["object"]): r for r in split.evidence(target)}
+    assert rows[(0, 2)]["issue"] == "missing" and rows[(0, 2)]["by_loss"] and not rows[(7, 0)]["by_loss"]
+
+
+def test_agree_with_peers_flags_the_unmatched_box_whose_loss_is_extreme_among_its_peers():
+    """The small class-0 boxes no prediction matches all cost a high loss (their own group's level); the
+    one whose loss is far above theirs is flagged by the loss alone, the others are not, and the
+    correct, matched boxes (a lower loss level) are not either."""
+    images = [([(A, 0, 0.7), (B, 1, 0.6)], [(A, 0), (B, 1), (SMALL, 0)]) for _ in range(30)]
+    out, target = batch(images)
+    issues = box_label_issues(*_located(out, target))
+    g = torch.Generator().manual_seed(1)
+    loss = 1.0 + 0.1 * torch.randn(target.shape[:2], generator=g)
+    loss[:, 2] += 3.0  # small boxes: high loss when correct
+    loss[4, 2] = 6.0
+    peers = agree_with_peers(issues, loss, min_peers=20)
+    assert peers.by_loss[4, 2] and peers.missing[4, 2] and int(peers.is_issue.sum()) == 1

@@ -54,5 +54,5 @@ def test_window_refuses_an_unknown_box_rule():
 
     data = MultiTargetDataset({"v": torch.zeros(4, 2)}, {"score": torch.zeros(4), "boxes": torch.zeros(4, 1, 5)}, torch.arange(4),
                               (TaskSpec("score", "regression"), TaskSpec("boxes", "detection", 1, shape=(1, 5))))
-    with pytest.raises(ValueError, match="box_rule must be 'match' or 'agree'"):
+    with pytest.raises(ValueError, match="box_rule must be 'match', 'agree' or 'peers'"):
         EarlyTargetWindow(data, ObjectLoss(), box_rule="vote")  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ def test_recipe_trains_through_fit_and_logs_per_task_and_per_modality_gradients(
     result = run_fusion(config, out=tmp_path / "run")
     assert set(result.test) == {"mae", "r2", "map50"} and result.test["mae"] > 0
     assert set(result.issues) == {"score", "boxes", "boxes_box", "boxes_abstained", "boxes_withheld", "boxes_unconfirmed",
-                                  "box_class_skill"}
+                                  "boxes_by_loss", "box_class_skill"}
     boxes = json.loads((tmp_path / "run" / "box_issues.json").read_text())
     assert {"skill", "min_skill", "skilled", "val_accuracy"} <= set(boxes["class_competence"])
     # The competence gate: a one-epoch detector is not skilled, so no flag says "another class" and
@@ -28,6 +28,7 @@ def test_recipe_trains_through_fit_and_logs_per_task_and_per_modality_gradients(
     assert boxes["box_rule"] == "agree" and all(row["loss_z"] >= 2 for row in boxes["flagged"])
     assert all(row["issue"] == "unconfirmed" and row["loss_z"] < 2 for row in boxes["unconfirmed"])
     assert boxes["unconfirmed_count"] == len(boxes["unconfirmed"]) == result.issues["boxes_unconfirmed"]
+    assert boxes["by_loss_count"] == result.issues["boxes_by_loss"] == 0  # "agree" leaves unmatched boxes unjudged
     assert all(row["best_iou"] < 0.5 and row["issue"] == "abstain" for row in boxes["abstained_boxes"])
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["kind"] == "step"]
@@ -92,5 +93,5 @@ def test_recipe_refuses_an_unknown_box_rule_in_one_line(tmp_path):
 
     result = CliRunner().invoke(app, ["recipe", "fusion", "--out", str(tmp_path / "run"), "--box-rule", "vote"])
     assert result.exit_code == 2
-    assert "--box-rule must be match or agree" in result.stderr
+    assert "--box-rule must be match, agree or peers" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()

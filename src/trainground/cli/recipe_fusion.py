@@ -31,8 +31,10 @@ def fusion_command(
                               "(no predicted box overlaps them; a class x size group the detector rarely "
                               "localises; none).")] = "unmatched",
     box_rule: Annotated[str, typer.Option(
-        "--box-rule", help="agree | match: only the wrong-box flags the object's early-learning loss "
-                           "confirms (robust z >= 2), or the flags as they are.")] = "agree",
+        "--box-rule", help="agree | peers | match: only the wrong-box flags the object's early-learning loss "
+                           "confirms (robust z >= 2); the same with the loss scored against the box's class x size "
+                           "peers, missing flags at z >= 3.5 and unmatched boxes judged by the loss alone; or the "
+                           "flags as they are.")] = "agree",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier run.")] = False,
 ) -> None:
     """Train the fusion model (small CNN + bag-of-embeddings text encoder) on builtin:products through
@@ -51,8 +53,8 @@ def fusion_command(
         raise ConfigError(f"--thresholds must be fixed, percentile or zscore, got {thresholds!r}")
     if box_abstain not in ("unmatched", "group", "none"):
         raise ConfigError(f"--box-abstain must be unmatched, group or none, got {box_abstain!r}")
-    if box_rule not in ("match", "agree"):
-        raise ConfigError(f"--box-rule must be match or agree, got {box_rule!r}")
+    if box_rule not in ("match", "agree", "peers"):
+        raise ConfigError(f"--box-rule must be match, agree or peers, got {box_rule!r}")
     config = FusionRecipeConfig(samples=samples, test_samples=test_samples, epochs=epochs, seed=seed,
                                 clip=clip, task_clip=task_clip, weighting=weighting,  # type: ignore[arg-type]
                                 thresholds=thresholds, box_abstain=box_abstain,  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from trainground.data.tasks import MultiTargetDataset
 from trainground.diagnosis.box_match import (
     BoxIssues,
     agree_with_loss,
+    agree_with_peers,
     box_label_issues,
     class_competence,
     gate_class_flags,
@@ -55,7 +56,9 @@ class EarlyTargetWindow(Callback):
         abstain: which labelled boxes the box check does not judge (``box_label_issues``):
             ``"unmatched"`` (no predicted box matches them), ``"group"`` or ``"none"``.
         box_rule: ``"match"``: the box check's flags as they are; ``"agree"``: only those the
-            object's early-learning loss confirms (``box_match.agree_with_loss``).
+            object's early-learning loss confirms (``box_match.agree_with_loss``); ``"peers"``: the
+            loss scored against the box's (class, size) peers, *missing* confirmed at z 3.5, and
+            the boxes no prediction matches judged by the loss alone (``box_match.agree_with_peers``).
         batch_size: prediction batch size.
 
     Attributes:
@@ -67,9 +70,9 @@ class EarlyTargetWindow(Callback):
     def __init__(self, data: MultiTargetDataset, detection_losses: dict[str, Any] | Any,
                  *, class_check: bool = False, box_check: bool = True,
                  abstain: Literal["unmatched", "group", "none"] = "unmatched",
-                 box_rule: Literal["match", "agree"] = "match", batch_size: int = 500) -> None:
-        if box_rule not in ("match", "agree"):
-            raise ValueError(f"box_rule must be 'match' or 'agree', not {box_rule!r}")
+                 box_rule: Literal["match", "agree", "peers"] = "match", batch_size: int = 500) -> None:
+        if box_rule not in ("match", "agree", "peers"):
+            raise ValueError(f"box_rule must be 'match', 'agree' or 'peers', not {box_rule!r}")
         self.data, self.batch_size, self.abstain, self.box_rule = data, batch_size, abstain, box_rule
         self.regression = [t.name for t in data.tasks if t.kind == "regression"]
         detection = [t.name for t in data.tasks if t.kind == "detection"]
@@ -130,6 +133,8 @@ class EarlyTargetWindow(Callback):
             issues = box_label_issues(q, self.data.targets[name], background, best_iou, abstain=self.abstain)
             if self.box_rule == "agree":
                 issues = agree_with_loss(issues, robust_z(self.kept[name]))
+            elif self.box_rule == "peers":
+                issues = agree_with_peers(issues, self.kept[name])
             if self.competence_images is not None:
                 issues = gate_class_flags(issues, class_competence(issues, self.competence_images))
             out[name] = issues

@@ -100,8 +100,9 @@ class FusionRecipeConfig:
     # "agree" (the default since fresh seeds 40-45: F1 0.41 vs 0.28, precision 0.42 vs 0.20, recall 0.40 vs
     # 0.47; benchmarks/README.md): a wrong-box flag stands only where the object's early-learning loss
     # confirms it (robust z >= 2, diagnosis.box_match.agree_with_loss; the others listed as unconfirmed);
-    # "match": the flags as they are.
-    box_rule: Literal["match", "agree"] = "agree"
+    # "match": the flags as they are. "peers" (diagnosis.box_match.agree_with_peers): the loss scored against the
+    # box's class x size peers, missing flags confirmed at z >= 3.5, unmatched boxes judged by the loss alone.
+    box_rule: Literal["match", "agree", "peers"] = "agree"
     threads: Annotated[int, AT_LEAST_ONE] | None = 1
 
 
@@ -211,6 +212,7 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
     issues["boxes_abstained"] = int(boxes.abstained.sum())
     issues["boxes_withheld"] = int(boxes.withheld.sum())
     issues["boxes_unconfirmed"] = int(boxes.unconfirmed.sum()) if boxes.unconfirmed is not None else 0
+    issues["boxes_by_loss"] = int(boxes.by_loss.sum()) if boxes.by_loss is not None else 0
     issues["box_class_skill"] = competence.skill
     with open(run.metrics, "a", encoding="utf-8") as fh:  # listed in the manifest by fit()
         fh.write(json.dumps({"kind": "test", "step": result.steps, **{f"test_{k}": v for k, v in scores.items()},
@@ -226,7 +228,7 @@ def train_fusion(config: FusionRecipeConfig, train: MultiTargetDataset, test: Mu
          "abstained_boxes": boxes.evidence(train.targets["boxes"], train.index, abstained=True),
          "withheld": issues["boxes_withheld"], "withheld_other_class": boxes.evidence(train.targets["boxes"], train.index,
                                                                                         withheld=True),
-         "unconfirmed_count": issues["boxes_unconfirmed"], "unconfirmed": boxes.evidence(train.targets["boxes"], train.index, unconfirmed=True)}, indent=1))
+         "by_loss_count": issues["boxes_by_loss"], "unconfirmed_count": issues["boxes_unconfirmed"], "unconfirmed": boxes.evidence(train.targets["boxes"], train.index, unconfirmed=True)}, indent=1))
     if report:
         write_report(run.path)  # the per-task loss, metric and gradient panels of a multi-target run
     outcome = FusionResult(scores, issues, run.path, time.perf_counter() - started, result.history, window)
@@ -245,8 +247,11 @@ def print_outcome(result: FusionResult, config: FusionRecipeConfig, console: Con
     console.print(table)
     if result.issues.get("boxes_unconfirmed"):
         console.print(f"{result.issues['boxes_unconfirmed']} box flags (not counted above) were not confirmed by the object's "
-                      "early-learning loss (box rule 'agree'): listed in box_issues.json, unconfirmed.",
+                      f"early-learning loss (box rule '{config.box_rule}'): listed in box_issues.json, unconfirmed.",
                       highlight=False, soft_wrap=True)
+    if result.issues.get("boxes_by_loss"):
+        console.print(f"{result.issues['boxes_by_loss']} of the boxes flagged have no predicted box on them and were judged "
+                      "by their early-learning loss alone (box_issues.json: by_loss).", highlight=False, soft_wrap=True)
     skill = result.issues.get("box_class_skill")
     if skill is not None and not skill >= MIN_SKILL:
         console.print(f"[yellow]The detector's class skill on the validation images is {skill:.2f} (below "
