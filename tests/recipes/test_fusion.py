@@ -24,11 +24,15 @@ def test_recipe_trains_through_fit_and_logs_per_task_and_per_modality_gradients(
     assert all(row["issue"] == "missing" for row in boxes["flagged"])
     assert boxes["withheld"] == len(boxes["withheld_other_class"]) == result.issues["boxes_withheld"]
     assert boxes["abstain_rule"] == "unmatched" and boxes["abstained"] == len(boxes["abstained_boxes"])
-    # The default rule "agree": every flag's object loss confirms it (robust z >= 2); the others listed apart.
-    assert boxes["box_rule"] == "agree" and all(row["loss_z"] >= 2 for row in boxes["flagged"])
-    assert all(row["issue"] == "unconfirmed" and row["loss_z"] < 2 for row in boxes["unconfirmed"])
+    # The default rule "peers": every flag's object loss, against its peers, confirms it (z >= 2; missing:
+    # z >= 3.5, also the unmatched boxes judged by the loss alone, marked by_loss); the others listed apart.
+    assert boxes["box_rule"] == "peers" and all(row["loss_z"] >= 2 for row in boxes["flagged"])
+    assert all(row["loss_z"] >= 3.5 for row in boxes["flagged"] if row["issue"] == "missing")
+    assert all(row["issue"] == "unconfirmed" and row["loss_z"] < 3.5 for row in boxes["unconfirmed"])
     assert boxes["unconfirmed_count"] == len(boxes["unconfirmed"]) == result.issues["boxes_unconfirmed"]
-    assert boxes["by_loss_count"] == result.issues["boxes_by_loss"] == 0  # "agree" leaves unmatched boxes unjudged
+    by_loss = [row for row in boxes["flagged"] if row["by_loss"]]
+    assert boxes["by_loss_count"] == result.issues["boxes_by_loss"] == len(by_loss)
+    assert all(row["best_iou"] < 0.5 and row["issue"] == "missing" for row in by_loss)
     assert all(row["best_iou"] < 0.5 and row["issue"] == "abstain" for row in boxes["abstained_boxes"])
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["kind"] == "step"]

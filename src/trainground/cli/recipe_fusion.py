@@ -31,10 +31,10 @@ def fusion_command(
                               "(no predicted box overlaps them; a class x size group the detector rarely "
                               "localises; none).")] = "unmatched",
     box_rule: Annotated[str, typer.Option(
-        "--box-rule", help="agree | peers | match: only the wrong-box flags the object's early-learning loss "
-                           "confirms (robust z >= 2); the same with the loss scored against the box's class x size "
-                           "peers, missing flags at z >= 3.5 and unmatched boxes judged by the loss alone; or the "
-                           "flags as they are.")] = "agree",
+        "--box-rule", help="peers | agree | match: only the wrong-box flags the object's early-learning loss, "
+                           "scored against the box's class x size peers, confirms (z >= 2; missing flags z >= 3.5), "
+                           "and boxes no prediction covers judged by that loss alone; the loss against all boxes "
+                           "at z >= 2, unmatched boxes not judged; or the flags as they are.")] = "peers",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it holds an earlier run.")] = False,
 ) -> None:
     """Train the fusion model (small CNN + bag-of-embeddings text encoder) on builtin:products through

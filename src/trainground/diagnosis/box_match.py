@@ -43,7 +43,7 @@ classes as often as the labels could be wrong, so its *another class* flags are 
 flagged, counted and listed apart (``withheld``). The *missing* flags do not depend on naming the
 class and are kept.
 
-**Two signals agree** (``box_rule="agree"``, :func:`agree_with_loss`, the fusion recipe's default;
+**Two signals agree** (``box_rule="agree"``, :func:`agree_with_loss`, the fusion recipe's default until "peers";
 fixed on development seeds 0-2 before its fresh-seed figures, seeds 40-45: precision 0.42 / recall
 0.40 against the flags as they are, 0.20 / 0.47): a flag stands only where the object's own early-learning loss
 (``losses.detection.DetectionLoss.per_object``, averaged over the window) is also unusually high,
@@ -59,9 +59,10 @@ made to flag 1 in 2000 on its own); on seeds 0-2 the cuts 1 / 2 / 3.5 gave preci
 0.52 at recall 0.51 / 0.46 / 0.33. Flags the loss does not confirm are counted and listed apart
 (``unconfirmed``).
 
-**The loss against its peers** (``box_rule="peers"``, :func:`agree_with_peers`; written down and
-committed before its fresh-seed figures, seeds 50-55, benchmarks/README.md), three changes to "agree",
-each with its reason:
+**The loss against its peers** (``box_rule="peers"``, :func:`agree_with_peers`, the fusion recipe's
+default; written down and committed before its fresh-seed figures, seeds 50-55: precision 0.50 /
+recall 0.50 against "agree"'s 0.47 / 0.41, benchmarks/README.md), three changes to "agree", each with
+its reason:
 
 - the object's loss is scored against its *peers* (:func:`peer_loss_z`): the boxes of the same given
   class and size quartile (the groups above), not all boxes. A small box, or one of a class the

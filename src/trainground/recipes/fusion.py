@@ -10,7 +10,8 @@ the cosine between the tasks in ``metrics.jsonl``); then score the held-out spli
 R^2, mAP@0.5), flag training targets with ``diagnosis.target_outliers`` (scores) and
 ``diagnosis.box_match`` (boxes missing where labelled, boxes of another class; evidence per
 flagged box in ``box_issues.json``, and the boxes it abstained on: those no predicted box matches) from the early-learning window (``diagnosis.target_window``),
-keeping by default only the flags the object's early-learning loss confirms (``box_rule="agree"``);
+keeping by default only the flags the object's early-learning loss, against its class x size peers, confirms,
+and judging the boxes no prediction covers by that loss alone (``box_rule="peers"``);
 below the class-skill gate (measured on ``fit``'s validation images) the *another class* flags are
 withheld and listed apart (``box_match.gate_class_flags``).
 """
@@ -97,12 +98,13 @@ class FusionRecipeConfig:
     # predicted box overlaps them: no prediction there to read), "group" (boxes of a class x size
     # group the detector localises less than half the time), "none" (judge every box).
     box_abstain: Literal["unmatched", "group", "none"] = "unmatched"
-    # "agree" (the default since fresh seeds 40-45: F1 0.41 vs 0.28, precision 0.42 vs 0.20, recall 0.40 vs
-    # 0.47; benchmarks/README.md): a wrong-box flag stands only where the object's early-learning loss
-    # confirms it (robust z >= 2, diagnosis.box_match.agree_with_loss; the others listed as unconfirmed);
-    # "match": the flags as they are. "peers" (diagnosis.box_match.agree_with_peers): the loss scored against the
-    # box's class x size peers, missing flags confirmed at z >= 3.5, unmatched boxes judged by the loss alone.
-    box_rule: Literal["match", "agree", "peers"] = "agree"
+    # "peers" (the default since fresh seeds 50-55: F1 0.50 vs 0.44, precision 0.50 vs 0.47, recall 0.50 vs 0.41;
+    # benchmarks/README.md; diagnosis.box_match.agree_with_peers): the object's early-learning loss, scored against
+    # its class x size peers, must confirm a flag (robust z >= 2 for another class, >= 3.5 for missing; the others
+    # listed as unconfirmed), and boxes no prediction covers are judged by that loss alone (z >= 3.5).
+    # "agree" (the default before: F1 0.41 vs 0.28 on seeds 40-45): z >= 2 against all boxes, unmatched boxes
+    # not judged (diagnosis.box_match.agree_with_loss); "match": the flags as they are.
+    box_rule: Literal["match", "agree", "peers"] = "peers"
     threads: Annotated[int, AT_LEAST_ONE] | None = 1
 
 
