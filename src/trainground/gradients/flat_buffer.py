@@ -53,6 +53,7 @@ class FlatGradients:
         self.old: Tensor | None = None
         self.views: list[Tensor] = []
         self.old_views: list[Tensor] = []
+        self.old_flat_views: list[Tensor] = []  # the same slices of ``old``, 1-D (per-tensor dot products)
 
     def use(self, active: bool) -> None:
         """At a window's start: switch between the flat buffer and autograd's own tensors."""
@@ -97,6 +98,7 @@ class FlatGradients:
         if self.old is not None and self.old.numel() == total:
             old.copy_(self.old)
         self.flat, self.views, self.old, self.old_views = flat, views, old, old_views
+        self.old_flat_views = [v.view(-1) for v in old_views]
         return True
 
     def _ours(self) -> bool:
@@ -112,6 +114,7 @@ class FlatGradients:
             for p in self.params:
                 self.old_views.append(self.old[offset:offset + p.numel()].view_as(p))
                 offset += p.numel()
+            self.old_flat_views = [v.view(-1) for v in self.old_views]
 
     def window(self) -> tuple[list[Tensor], list[Tensor]]:
         """(gradients, their parameters): all of them with a flat buffer, else those with a grad."""
@@ -126,6 +129,13 @@ class FlatGradients:
         if self.flat is not None or len(params) == len(self.params):
             return self.old_views
         return [v for p, v in zip(self.params, self.old_views, strict=True) if p.grad is not None]
+
+    def scratch_flat(self, params: list[Tensor]) -> list[Tensor]:
+        """:meth:`scratch` as 1-D views (made once, not per step)."""
+        self.ensure_old()
+        if self.flat is not None or len(params) == len(self.params):
+            return self.old_flat_views
+        return [v for p, v in zip(self.params, self.old_flat_views, strict=True) if p.grad is not None]
 
     def zero(self) -> None:
         """Empty the gradients: the flat buffer in one kernel, else ``grad = None``."""
