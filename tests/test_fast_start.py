@@ -42,3 +42,9 @@ def test_a_missing_input_is_refused_before_the_heavy_imports(tmp_path):
         "    assert 'no such' in result.output, result.output"
     )
     assert _loaded_after(code) == set()
+
+
+def test_all_lists_exactly_the_lazy_names():
+    import trainground
+
+    assert trainground.__all__ == sorted(trainground._EXPORTS)

@@ -45,7 +45,12 @@ _EXPORTS: dict[str, str] = {
     "repair_dataset": "trainground.recipes.repair",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Callback", "ConfigError", "DataConfig", "DataError", "Event", "FitConfig", "FitResult", "Guard", "GuardConfig",
+    "IndexedDataset", "ModelConfig", "NoiseConfig", "RunConfig", "RunDir", "RunDirError", "SampleRecorder",
+    "TrainState", "TraingroundError", "build_model", "diagnose", "find_sample_issues", "fit", "inject_label_noise",
+    "load_data", "predict", "repair", "repair_dataset", "run_fit",
+]  # the keys of _EXPORTS (tests/test_fast_start.py checks)
 
 
 def __getattr__(name: str) -> Any:
@@ -64,8 +69,18 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from trainground.data import IndexedDataset, inject_label_noise, load_data
     from trainground.engine import (
-        Callback, DataConfig, Event, FitConfig, FitResult, NoiseConfig, RunConfig, RunDir, TrainState, fit,
-        predict, run_fit,
+        Callback,
+        DataConfig,
+        Event,
+        FitConfig,
+        FitResult,
+        NoiseConfig,
+        RunConfig,
+        RunDir,
+        TrainState,
+        fit,
+        predict,
+        run_fit,
     )
     from trainground.errors import ConfigError, DataError, RunDirError, TraingroundError
     from trainground.gradients import Guard, GuardConfig

@@ -23,8 +23,8 @@ class Range:
         """Why ``value`` is outside the range ("must be > 0"), or None when it is inside."""
         if value != value:  # NaN is outside every range
             return f"must be a number, got {value}"
-        for bound, holds, op in ((self.gt, lambda b: value > b, ">"), (self.ge, lambda b: value >= b, ">="),
-                                 (self.lt, lambda b: value < b, "<"), (self.le, lambda b: value <= b, "<=")):
+        for bound, holds in ((self.gt, lambda b: value > b), (self.ge, lambda b: value >= b),
+                            (self.lt, lambda b: value < b), (self.le, lambda b: value <= b)):
             if bound is not None and not holds(bound):
                 return f"must be {self.describe()}, got {value}"
         return None

@@ -55,7 +55,7 @@ class RowNamer:
     def describe(self, positions: np.ndarray, notes: list[str] | None = None) -> str:
         shown = [self.name(int(p)) for p in positions[:_SHOWN]]
         if notes:
-            shown = [f"{name} ({note})" for name, note in zip(shown, notes)]
+            shown = [f"{name} ({note})" for name, note in zip(shown, notes, strict=False)]  # notes may cover only the shown ones
         more = f" and {len(positions) - _SHOWN} more" if len(positions) > _SHOWN else ""
         return ", ".join(shown) + more
 

@@ -37,7 +37,7 @@ def fit_medians(numbers: pd.DataFrame) -> dict[str, float]:
         return {}
     imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(numbers.to_numpy(np.float64))
     # keep_empty_features fills a column without any value here with 0.
-    return {c: float(v) for c, v in zip(numbers.columns, imputer.statistics_)}
+    return {c: float(v) for c, v in zip(numbers.columns, imputer.statistics_, strict=True)}
 
 
 def fit_categories(texts: pd.DataFrame) -> dict[str, tuple[str, ...]]:
@@ -46,7 +46,7 @@ def fit_categories(texts: pd.DataFrame) -> dict[str, tuple[str, ...]]:
         return {}
     filled = texts.fillna(MISSING_CATEGORY)
     encoder = OneHotEncoder(handle_unknown="ignore").fit(filled)
-    return {c: tuple(str(v) for v in cats) for c, cats in zip(texts.columns, encoder.categories_)}
+    return {c: tuple(str(v) for v in cats) for c, cats in zip(texts.columns, encoder.categories_, strict=True)}
 
 
 def build_transformer(

@@ -111,13 +111,16 @@ def _place(rng: np.random.Generator, n: int, size: int, max_objects: int) -> tup
     return np.take_along_axis(boxes, order[:, :, None], axis=1), np.take_along_axis(classes, order, axis=1)
 
 
+def _area(x: np.ndarray) -> np.ndarray:
+    return (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise IoU of ``[n, 4]`` boxes."""
     iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
     ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
     inter = iw * ih
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+    return inter / np.maximum(_area(a) + _area(b) - inter, 1e-9)
 
 
 def _render(rng: np.random.Generator, boxes: np.ndarray, classes: np.ndarray, size: int) -> np.ndarray:
@@ -170,7 +173,10 @@ def _reviews(rng: np.random.Generator, classes: np.ndarray, quality: np.ndarray)
     count = (classes >= 0).sum(axis=1)
     named = classes[np.arange(n), (rng.uniform(size=n) * count).astype(int)]  # one present object
     u = rng.uniform(size=(n, 7))
-    pick = lambda options, col: options[int(u[i, col] * len(options))]
+
+    def pick(options, col):  # the i-th image's choice among options, from its col-th uniform draw
+        return options[int(u[i, col] * len(options))]
+
     out = []
     for i in range(n):
         thing = f"{pick(_COLOURS, 0)} {pick(_NAMES[int(named[i])], 1)}"

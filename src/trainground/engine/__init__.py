@@ -1,5 +1,6 @@
 """The training loop, its events and callbacks, checkpoints, run directories, predictions."""
 
+from trainground.engine import detection_task  # noqa: F401  (registers the "detection" task kind)
 from trainground.engine.callbacks import Callback, CallbackList
 from trainground.engine.config import FitConfig
 from trainground.engine.evaluate import evaluate, predict_logits
@@ -16,7 +17,6 @@ from trainground.engine.sample_recording import RecordSamples
 from trainground.engine.state import TrainState
 from trainground.engine.task_kinds import TaskKind, register_task_kind, task_kind, task_kinds
 from trainground.engine.two_player import Game, Player, TwoPlayerConfig, TwoPlayerResult, TwoPlayerState, fit_two_player
-from trainground.engine import detection_task  # noqa: F401,E402,I001  (registers the "detection" task kind)
 
 __all__ = [
     "Callback", "CallbackList", "DataConfig", "Event", "FitConfig", "FitResult", "Game", "LoggingConfig", "MLflowConfig",

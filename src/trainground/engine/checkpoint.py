@@ -64,7 +64,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise RunDirError(f"{path}: checksum mismatch; the file is damaged")
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception:  # a file this code did not write: torch's own text would suggest weights_only=False
+    except Exception:  # noqa: BLE001  a file this code did not write: torch's own text would suggest weights_only=False
         raise RunDirError(f"{path}: not a checkpoint this trainground can read") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise RunDirError(f"{path}: checkpoint format is not {CHECKPOINT_FORMAT}")

@@ -19,7 +19,7 @@ from trainground.engine.rng import seed_everything
 from trainground.engine.rundir import RunDir
 from trainground.engine.two_player import Player, TwoPlayerConfig, TwoPlayerResult, fit_two_player
 from trainground.gradients import GuardConfig
-from trainground.losses.gan import GanLoss, GANGame
+from trainground.losses.gan import GANGame, GanLoss
 from trainground.metrics import GenerativeEvaluator, ReferenceClassifier, train_reference_classifier
 from trainground.models.gan import DCGANGenerator, MultiResolutionDiscriminator
 

@@ -58,7 +58,7 @@ def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         with safe_open(str(path), framework="pt") as fh:
             raw = fh.metadata() or {}
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  (any failure to read means the same to the user)
         raise RunDirError(f"{path}: not a readable safetensors file ({err})") from None
     if raw.get("format") != FORMAT:
         raise RunDirError(f"{path}: not a trainground model file (format {raw.get('format')!r})")

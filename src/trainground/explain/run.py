@@ -125,7 +125,7 @@ def explain_run(run_dir: str | Path, *, config: ExplainConfig | None = None) -> 
                     for kind, values in (("given", a_given[j]), ("suggested", a_sugg[j])):
                         rows_csv.append({"index": int(table["index"].iloc[k]), "target": kind,
                                          "class": classes[(given if kind == "given" else suggested)[k]],
-                                         **dict(zip(names, values.tolist()))})
+                                         **dict(zip(names, values.tolist(), strict=True))})
     if rows_csv:
         atomic_write_text(run.path / ATTRIBUTIONS_FILE, pd.DataFrame(rows_csv).to_csv(index=False))
     atomic_write_text(run.path / EXPLANATIONS_FILE, json.dumps(json_safe(record)))

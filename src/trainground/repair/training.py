@@ -34,8 +34,8 @@ from trainground.engine.fit_setup import make_optimizer, resolve_device
 from trainground.gradients import ActionLog
 from trainground.jsonsafe import json_safe
 from trainground.repair.actions import Action
-from trainground.repair.plan import TrainingPlan, apply_training_actions, prepare_model
 from trainground.repair.output import keep_model
+from trainground.repair.plan import TrainingPlan, apply_training_actions, prepare_model
 from trainground.repair.policy import RepairContext, run_policies_reporting
 from trainground.repair.result import repair_metrics
 from trainground.repair.rounds import Planned, RoundOutcome, run_rounds

@@ -127,7 +127,10 @@ class ReviewStore:
         # Worst first: a flagged sample's lowest score among its flagged issues (scores are low = bad).
         worst = scores.where(flags).min(axis=1).where(flagged, scores.min(axis=1)) if issues else 1.0
         n = len(frame)
-        column = (lambda name: frame[name] if name in frame.columns else pd.Series([None] * n))
+
+        def column(name: str) -> pd.Series:
+            return frame[name] if name in frame.columns else pd.Series([None] * n)
+
         rows = zip(frame["index"].astype(int), column("source"), column("given_label"), column("predicted_label"),
                    column("suggested_label"), pd.Series(worst, index=frame.index), flagged.astype(int),
                    *(flags[i].astype(int) for i in issues), *(scores[i] for i in issues), strict=True)

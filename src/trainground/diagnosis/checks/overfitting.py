@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from trainground.diagnosis.checks._common import before_divergence, fmt
-from trainground.engine.evaluate import predict_logits
 from trainground.diagnosis.evidence import Evidence
 from trainground.diagnosis.findings import CheckResult, Finding, Severity
 from trainground.diagnosis.registry import register_check
+from trainground.engine.evaluate import predict_logits
 
 NAME = "overfitting"
 # A priori: the validation loss at least doubled from its best epoch and the gap between
