@@ -220,7 +220,6 @@ def _ivf_neighbors(
     faiss.omp_set_num_threads(torch.get_num_threads())  # the same budget as the training
     # cosine: unit rows (norms kept aside: the inverted file divides block by block, no N x D copy)
     norms = np.maximum(np.linalg.norm(x, axis=1), 1e-12).astype(np.float32) if metric == "cosine" else None
-    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
     if flat:
         x = x if norms is None else x / norms[:, None]
         index = faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
