@@ -33,27 +33,28 @@ FLAT_MIN_POINTS = 10_000
 # 50,000 float64 points) for the matrix product to run at full speed.
 BLOCK_BYTES = 64 * 2**20
 
-# The approximate search is an inverted file (Jegou et al. 2011): k-means cells, and each
-# query is compared with the points of the IVF_PROBES cells whose centres are nearest to it.
-# With about 4 sqrt(N) cells of about sqrt(N) / 4 points, that is 4 sqrt(N) D per query
-# instead of N D, and on clustered learned representations it returns more than 0.99 of the
-# exact 10 nearest neighbours (tests/diagnosis/test_neighbors.py). k-means (faiss) is trained
-# on 32 points per cell (faiss's guidance is 39-256; the cells only route the search, so a
-# coarser fit costs recall, not correctness) for 10 iterations.
-#
-# The scan runs by cells, not by query: the queries of one cell are compared at once, by one
-# matrix product, with every point of the union of their probed cells. Each query so sees a
-# superset of what a per-query inverted file shows it (at least the same recall), and its
-# distances are computed exactly, in all the columns, at the speed of a matrix product: a
-# per-query scan (faiss's IndexIVFFlat) computes as many distances one vector pair at a
-# time, and on 200,000 x 256 it took 5-10x longer than the k-means and the blocks together
-# (benchmarks/README.md, "the search by cells").
+# The approximate index is an inverted file (Jegou et al. 2011, as faiss implements it):
+# k-means cells, and each query scans the points of the cells nearest to it. With about
+# 4 sqrt(N) cells of about sqrt(N) / 4 points, scanning 16 of them costs 4 sqrt(N) D per
+# query instead of N D, and on clustered learned representations it returns more than 0.99
+# of the exact 10 nearest neighbours (measured on digits and on generated class clusters,
+# tests/diagnosis/test_neighbors.py). k-means is trained on 32 points per cell (faiss's
+# guidance is 39-256; the cells only route the search, so a coarser fit costs recall, not
+# correctness) for 10 iterations.
 IVF_CELLS_PER_SQRT_N = 4
 IVF_PROBES = 16
 IVF_TRAIN_PER_CELL = 32
 IVF_KMEANS_ITERATIONS = 10
-# Rows assigned to their nearest cell centres per block (block x cells float32 distances).
-ASSIGN_BLOCK_ROWS = 16_384
+
+# Wider points are searched in their principal components (PCA fitted on the k-means
+# sample): the index, its k-means and every scanned distance cost in proportion to the
+# width. The components kept hold PCA_VARIANCE of the variance, so the distances the index
+# ranks by differ from the full ones by at most that residual's share on average; the index
+# returns RERANK_FACTOR x k candidates, and those are re-ranked by their exact distance in
+# all the columns, so the k kept and their distances are exact among the candidates.
+PCA_MIN_DIM = 64
+PCA_VARIANCE = 0.99
+RERANK_FACTOR = 2
 
 
 def neighbor_search_method(n: int, method: NeighborMethod = "auto") -> Literal["exact", "ivf"]:
@@ -150,8 +151,8 @@ def nearest_neighbors(
         chunk: most rows per block (fewer when a block would pass :data:`BLOCK_BYTES`).
         exact: float64 arithmetic, so that duplicates come out at distance 0 (float32 otherwise).
         method: ``"auto"`` (by size), ``"exact"`` or ``"ivf"``.
-        info: filled with what ran (``method``, and for the inverted file its cells, probes
-            and width), for the run's record.
+        info: filled with what ran (``method``, and for the index its cells, probes and
+            PCA width), for the run's record.
 
     References:
         Jegou, Douze & Schmid, "Product Quantization for Nearest Neighbor Search", TPAMI
@@ -209,17 +210,20 @@ def _ivf_neighbors(
     points: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"], flat: bool = False,
     info: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`nearest_neighbors` on an inverted file (faiss's k-means cells, scanned by cells in
-    blocks: :func:`_scan_cells`), or with ``flat`` on faiss's exact flat index: same shapes, same
-    order, the point itself left out (its exact duplicates kept, at distance 0)."""
+    """:func:`nearest_neighbors` on a faiss inverted-file index (float32), or with ``flat`` on
+    faiss's exact flat index: same shapes, same order, the point itself left out (its exact
+    duplicates kept, at distance 0). Wider than :data:`PCA_MIN_DIM` columns, the index holds
+    the points' principal components (:func:`pca_projection`) and its :data:`RERANK_FACTOR` x k
+    candidates are re-ranked by their exact distance in all the columns."""
     import faiss
 
     x = np.ascontiguousarray(points, dtype=np.float32)  # no copy of float32 points
     n, dim = x.shape
     k = max(1, min(k, n - 1))
     faiss.omp_set_num_threads(torch.get_num_threads())  # the same budget as the training
-    # cosine: unit rows (norms kept aside: the inverted file divides block by block, no N x D copy)
+    # cosine: unit rows (norms kept aside, so the principal-component path makes no N x D copy)
     norms = np.maximum(np.linalg.norm(x, axis=1), 1e-12).astype(np.float32) if metric == "cosine" else None
+    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
     if flat:
         x = x if norms is None else x / norms[:, None]
         index = faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
@@ -228,71 +232,81 @@ def _ivf_neighbors(
             info.update(method="exact", index="faiss flat")
         return _without_self(*index.search(x, k + 1), k=k, metric=metric)
     cells = max(1, min(n // IVF_TRAIN_PER_CELL, int(IVF_CELLS_PER_SQRT_N * np.sqrt(n))))
-    probes = min(IVF_PROBES, cells)
-    # A fixed-seed sample: the same data give the same cells, so the run is reproducible.
+    # A fixed-seed sample: the same data give the same cells (and components), so the run is reproducible.
     sample = np.sort(np.random.default_rng(0).choice(n, min(n, IVF_TRAIN_PER_CELL * cells), replace=False))
+    projection = None
+    if dim > PCA_MIN_DIM:
+        projection = pca_projection(x[sample] if norms is None else x[sample] / norms[sample, None])
     if info is not None:
-        info.update(method="ivf", index="cells by blocks (faiss k-means)", cells=cells, probes=probes, dim=dim)
-    # cosine: the cells of the unit rows (euclidean k-means on the sphere ranks as cosine);
-    # rows are divided by their norms block by block, never as an N x D copy
-    kmeans = faiss.Kmeans(dim, cells, niter=IVF_KMEANS_ITERATIONS, seed=1234, min_points_per_centroid=1,
-                          max_points_per_centroid=IVF_TRAIN_PER_CELL)
-    kmeans.train(x[sample] if norms is None else x[sample] / norms[sample, None])
-    centres = faiss.IndexFlatL2(dim)
-    centres.add(kmeans.centroids)
-    probed = np.empty((n, probes), dtype=np.int64)  # each row's nearest cell centres, nearest first
-    for lo in range(0, n, ASSIGN_BLOCK_ROWS):
-        rows = x[lo:lo + ASSIGN_BLOCK_ROWS] if norms is None else x[lo:lo + ASSIGN_BLOCK_ROWS] / norms[lo:lo + ASSIGN_BLOCK_ROWS, None]
-        probed[lo:lo + len(rows)] = centres.search(np.ascontiguousarray(rows), probes)[1]
-    del centres
-    return _scan_cells(x, probed, k, metric=metric, norms=norms)
+        info.update(method="ivf", index="faiss IVF", cells=cells, probes=min(IVF_PROBES, cells), dim=dim,
+                    pca_dim=None if projection is None else projection[1].shape[1])
+    if projection is None:
+        search_x, search_metric = (x if norms is None else x / norms[:, None]), faiss_metric
+    else:  # in the principal components the search is euclidean (for unit rows it ranks as cosine)
+        search_x, search_metric = _project(x, *projection, norms=norms), faiss.METRIC_L2
+    width = search_x.shape[1]
+    quantizer = faiss.IndexFlatIP(width) if search_metric == faiss.METRIC_INNER_PRODUCT else faiss.IndexFlatL2(width)
+    index = faiss.IndexIVFFlat(quantizer, width, cells, search_metric)
+    index.cp.niter = IVF_KMEANS_ITERATIONS
+    index.cp.min_points_per_centroid = 1  # the sample below is deliberately small
+    index.train(search_x[sample])
+    index.add(search_x)
+    index.nprobe = min(IVF_PROBES, cells)
+    if projection is None:
+        return _without_self(*index.search(search_x, k + 1), k=k, metric=metric)
+    wide = min(n - 1, RERANK_FACTOR * k)
+    values, found = index.search(search_x, wide + 1)
+    del index, search_x
+    _, candidates = _without_self(values, found, k=wide, metric="euclidean")
+    del values, found
+    return _rerank(x, candidates, k, metric=metric, norms=norms)
 
 
-def _scan_cells(
-    x: np.ndarray, probed: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"], norms: np.ndarray | None,
+def pca_projection(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and ``[D, d]`` principal axes of ``sample`` holding :data:`PCA_VARIANCE` of its
+    variance (at least :data:`PCA_MIN_DIM` axes, at most D)."""
+    mean = sample.mean(axis=0, dtype=np.float64)
+    centred = sample.astype(np.float64) - mean
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    values, vectors = values[::-1].clip(min=0.0), vectors[:, ::-1]
+    total = values.sum()
+    kept = len(values) if total <= 0 else int(np.searchsorted(np.cumsum(values) / total, PCA_VARIANCE) + 1)
+    kept = min(len(values), max(PCA_MIN_DIM, kept))
+    return mean.astype(np.float32), np.ascontiguousarray(vectors[:, :kept], dtype=np.float32)
+
+
+def _project(
+    x: np.ndarray, mean: np.ndarray, axes: np.ndarray, *, norms: np.ndarray | None = None, block: int = 16384,
+) -> np.ndarray:
+    """``(x / norms - mean) @ axes`` by blocks of rows (``[N, d]`` float32, no N x D temporary)."""
+    out = np.empty((len(x), axes.shape[1]), dtype=np.float32)
+    for lo in range(0, len(x), block):
+        rows = x[lo:lo + block] if norms is None else x[lo:lo + block] / norms[lo:lo + block, None]
+        np.matmul(rows - mean, axes, out=out[lo:lo + block])
+    return out
+
+
+def _rerank(
+    x: np.ndarray, candidates: np.ndarray, k: int, *, metric: Literal["euclidean", "cosine"],
+    norms: np.ndarray | None = None, block: int = 4096,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest other rows of each row of ``x`` among the rows of the cells it probes
-    (``probed[i]``: its cells, nearest first, so ``probed[:, 0]`` is its own): the rows of each
-    cell are ranked by one float32 matrix product with the union of their probed cells' rows,
-    then the ``k`` winners' distances are recomputed in float64 from the differences (cosine:
-    of the unit rows, ``1 - cos = |a - b|^2 / 2``), so exact duplicates come out at exactly 0
-    and first."""
+    """The ``k`` nearest of each row's ``candidates`` by the exact distance in all of ``x``'s
+    columns (cosine: divided by the rows' ``norms``), nearest first; ties keep the candidates' order."""
     n = len(x)
-    own = probed[:, 0]
-    order = np.argsort(own, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(np.bincount(own, minlength=int(probed.max()) + 1))])
-    points = torch.from_numpy(x)
-    scale = None if norms is None else torch.from_numpy(norms)
     dist = np.empty((n, k))
     idx = np.empty((n, k), dtype=np.int64)
-    for cell in range(len(starts) - 1):
-        queries = order[starts[cell]:starts[cell + 1]]
-        if not len(queries):
-            continue
-        candidates = np.concatenate([order[starts[c]:starts[c + 1]] for c in np.unique(probed[queries])])
-        q, c = torch.from_numpy(queries), torch.from_numpy(candidates)
-        a, b = points[q], points[c]
-        if scale is not None:
-            a, b = a / scale[q, None], b / scale[c, None]
-            key = -(a @ b.T)  # rank by -cos
+    for lo in range(0, n, block):
+        rows = candidates[lo:lo + block]
+        own = x[lo:lo + len(rows)]
+        if metric == "cosine":
+            assert norms is not None
+            d = 1.0 - np.einsum("nkd,nd->nk", x[rows], own) / (norms[rows] * norms[lo:lo + len(rows), None])
         else:
-            key = (b * b).sum(dim=1)[None, :] - 2.0 * (a @ b.T)  # |a - b|^2 - |a|^2
-        key[q[:, None] == c[None, :]] = float("inf")  # not its own neighbour
-        kk = min(k, len(candidates) - 1)
-        found = c[torch.topk(key, kk, dim=1, largest=False).indices]
-        if scale is None:
-            diff = points[q].double()[:, None, :] - points[found].double()
-        else:
-            diff = (points[q].double() / scale[q].double()[:, None])[:, None, :] \
-                - points[found].double() / scale[found].double()[..., None]
-        d = (diff * diff).sum(dim=2)
-        d = d / 2.0 if scale is not None else d.sqrt()
-        d, rank = torch.sort(d, dim=1, stable=True)
-        found = torch.gather(found, 1, rank)
-        if kk < k:  # fewer candidates than k (a tiny data set): repeat the nearest
-            d = torch.cat([d, d[:, :1].expand(-1, k - kk)], dim=1)
-            found = torch.cat([found, found[:, :1].expand(-1, k - kk)], dim=1)
-        dist[queries], idx[queries] = d.numpy(), found.numpy()
+            d = ((x[rows] - own[:, None, :]) ** 2).sum(axis=2)
+        order = np.argsort(d, axis=1, kind="stable")[:, :k]
+        best = np.take_along_axis(d, order, axis=1).astype(np.float64)
+        dist[lo:lo + len(rows)] = np.clip(best, 0.0, None) if metric == "cosine" else np.sqrt(np.clip(best, 0.0, None))
+        idx[lo:lo + len(rows)] = np.take_along_axis(rows, order, axis=1)
     return dist, idx
 
 
