@@ -2,7 +2,8 @@
 
 Wraps the diagnosis's phases (loading, each training, the embedding passes, every
 neighbour search, every check, the report) and prints one ``PHASE {json}`` line per
-finished call to stderr: seconds, the process's RSS and peak RSS (``/proc/self/status``)
+finished call to stderr: seconds, the process's CPU seconds (``cpu_s``, user + system: on a
+loaded machine the figure that moves least with the load), the process's RSS and peak RSS (``/proc/self/status``)
 when it ended, and for searches the size, dimension, k and metric. Then runs the CLI with
 the arguments given (Linux only: it reads /proc).
 
@@ -46,7 +47,8 @@ def memory() -> dict[str, int]:
 
 
 def report(record: dict) -> None:
-    print("PHASE", json.dumps({**record, "end": round(time.perf_counter() - STARTED, 1), **memory()}),
+    print("PHASE", json.dumps({**record, "end": round(time.perf_counter() - STARTED, 1),
+                               "cpu_end": round(time.process_time(), 1), **memory()}),
           file=sys.stderr, flush=True)
 
 
@@ -57,7 +59,7 @@ def wrap(module_name: str, attr: str):
 
     @functools.wraps(fn)
     def timed(*args, **kwargs):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = fn(*args, **kwargs)
         extra = ""
         if name == "run_check":
@@ -68,7 +70,7 @@ def wrap(module_name: str, attr: str):
         elif name == "trusted_samples" and os.environ.get("TRUSTED_OUT"):
             np.save(os.environ["TRUSTED_OUT"], np.asarray(result))
         report({"phase": f"{module_name.split('.')[-1]}.{attr}", "extra": extra,
-                "s": round(time.perf_counter() - started, 2)})
+                "s": round(time.perf_counter() - started, 2), "cpu_s": round(time.process_time() - cpu, 2)})
         return result
 
     setattr(owner, name, timed)
