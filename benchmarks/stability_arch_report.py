@@ -32,9 +32,8 @@ import math
 import statistics
 from pathlib import Path
 
-import torch
-
 import stability_arch as S
+import torch
 
 DIVERGENCE_SE = 2.0  # two standard errors: the significance level of every gate of this codebase
 _init_se_cache: dict[tuple[str, int], tuple[float, float]] = {}

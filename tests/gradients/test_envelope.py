@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -42,7 +43,7 @@ def test_a_lasting_rise_is_followed_at_most_twofold_per_ten_steps(host):
     out = _feed(EnvelopeClip(), norms, host)
     assert out[20 + 9] == pytest.approx(0.1 * 2 ** 1.0, rel=1e-4)  # ten steps after the rise: 2x
     assert out[20 + 33] == pytest.approx(1.0)  # 0.1 * 2**3.4 > 1: the new level is reached
-    assert all(b <= a * 2 ** 0.1 * (1 + 1e-5) for a, b in zip(out, out[1:]))
+    assert all(b <= a * 2 ** 0.1 * (1 + 1e-5) for a, b in itertools.pairwise(out))
 
 
 @pytest.mark.parametrize("host", [True, False])
