@@ -39,8 +39,8 @@ every step's gradient to norm 1 after the default chain.
 Issue 15, fifth pass: ``guard_follow`` is ZClip following a level shift
 (``zscore_follow_level_shift=True``, adopted as the default after its runs, so ``guard`` is that
 chain now); ``guard_zclip_published`` is the previous default (ZClip's EMA fed the clipped norm).
-Issue 15, sixth pass: ``guard_envelope`` (``EXTRA``) adds gradients/envelope.py's clip (recurrent
-tasks); every run stores ``init_loss_se`` and ``change_se`` for the divergence rule of
+Issue 15, sixth pass: ``guard_envelope`` and ``guard_level`` (``EXTRA``) add gradients/envelope.py's
+clip or level_normalize.py's scaling last (recurrent tasks); every run stores ``init_loss_se`` and ``change_se`` for the divergence rule of
 ``stability_arch_report.py``, which also reports the fixed threshold chosen out of sample.
 
 A run is solved when the target is met; diverged when a batch loss is non-finite or the eval
@@ -81,6 +81,7 @@ import common as C
 
 from trainground.gradients import Guard, GuardConfig
 from trainground.gradients.envelope import EnvelopeClip
+from trainground.gradients.level_normalize import LevelNormalize
 from trainground.gradients.normalize import NormalizeGlobalNorm
 
 # Guard rows: the defaults, and ablations that switch one component off (replaying a task's runs with
@@ -100,9 +101,10 @@ GUARDS = {
 }
 # Rows whose chain is not a GuardConfig option: the config's own chain plus transforms appended last.
 # guard_normalize: issue 15, fourth pass, second candidate (measured, not adopted; benchmarks/README.md).
-# guard_envelope: issue 15, sixth pass (gradients/envelope.py; recurrent tasks only).
+# guard_envelope, guard_level: issue 15, sixth pass (gradients/envelope.py, level_normalize.py; recurrent tasks).
 EXTRA = {"guard_normalize": (GuardConfig(), lambda: [NormalizeGlobalNorm(1.0)]),
-         "guard_envelope": (GuardConfig(), lambda: [EnvelopeClip()])}
+         "guard_envelope": (GuardConfig(), lambda: [EnvelopeClip()]),
+         "guard_level": (GuardConfig(), lambda: [LevelNormalize()])}
 LRS = np.geomspace(2e-3, 3e-2, 4)
 SEEDS = (0, 1)
 EVAL_EVERY = 25

@@ -123,13 +123,40 @@ def report(data: dict, methods: list[str]) -> None:
             print(f"| {task} | {group} | " + " | ".join(cells) + f" | {ins} | {oos} |")
 
 
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact binomial p of ``wins`` against ``losses`` discordant cells (p = 1/2 each)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(max(wins, losses), n + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired(data: dict, a: str, b: str) -> None:
+    """Per task, over every seed group holding both: cells only ``a`` solves, only ``b`` solves."""
+    for task, groups in data.items():
+        pairs = [(ra, rb) for rows in groups.values() if a in rows and b in rows
+                 for ra, rb in zip(rows[a], rows[b], strict=True)]
+        if not pairs:
+            continue
+        only_a = sum(solved_new(task, x) and not solved_new(task, y) for x, y in pairs)
+        only_b = sum(solved_new(task, y) and not solved_new(task, x) for x, y in pairs)
+        print(f"{task}: {len(pairs)} cells; only {a} {only_a}, only {b} {only_b}, "
+              f"sign test p = {sign_test(only_a, only_b):.3g}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("specs", nargs="+", metavar="TASK:GROUP=JSON[,JSON]")
     ap.add_argument("--methods", nargs="+", default=["none", "clip0.1", "clip1", "clip10", "guard"])
     ap.add_argument("--rename", nargs="*", default=[], metavar="OLD=NEW")
+    ap.add_argument("--paired", nargs=2, action="append", default=[], metavar=("A", "B"),
+                    help="also compare two methods cell by cell (pooled over seed groups)")
     args = ap.parse_args()
-    report(load(args.specs, dict(r.split("=") for r in args.rename)), args.methods)
+    data = load(args.specs, dict(r.split("=") for r in args.rename))
+    report(data, args.methods)
+    for a, b in args.paired:
+        paired(data, a, b)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,75 @@
+"""Level normalisation (issue 15, sixth pass candidate): the norm's slow trend is removed, its fast fluctuation kept."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trainground.gradients import chain
+from trainground.gradients.context import HostContext
+from trainground.gradients.level_normalize import LevelNormalize
+
+
+def _feed(t: LevelNormalize, norms: list[float], host: bool) -> list[float]:
+    out = []
+    for n in norms:
+        if host:
+            ctx = HostContext([], [], raw_norm=n, loss=1.0)
+            t.host(ctx)
+            out.append(n * ctx.scale)
+        else:
+            out.append(float(chain(t).apply_([torch.tensor([n])]).norm))
+    return out
+
+
+@pytest.mark.parametrize("host", [True, False])
+def test_a_tenfold_fall_of_the_level_is_removed_within_its_horizon(host):
+    norms = [2.2] * 10 + [0.2] * 90
+    out = _feed(LevelNormalize(), norms, host)
+    assert out[0] == pytest.approx(1.0, rel=1e-5)  # the first step is its own level
+    assert out[9] == pytest.approx(1.0, rel=1e-5)
+    assert out[10] < 0.2  # just after the fall the old level still dominates
+    assert out[60] == pytest.approx(1.0, rel=5e-2)  # 5 horizons later the plateau is back near 1
+    # plain Adam would see the plateau 11x below the first steps; here the ratio is ~1
+    assert out[99] / out[0] == pytest.approx(1.0, rel=1e-2)
+
+
+@pytest.mark.parametrize("host", [True, False])
+def test_fast_fluctuation_is_kept(host):
+    norms = [0.2] * 50 + [0.4] + [0.2] * 5
+    out = _feed(LevelNormalize(), norms, host)
+    assert out[50] / out[49] > 1.7  # one larger batch still counts larger (per-step normalisation: 1)
+
+
+@pytest.mark.parametrize("host", [True, False])
+def test_non_finite_or_zero_norm_is_left_alone(host):
+    t = LevelNormalize()
+    _feed(t, [0.5, 0.5], host)
+    before = {k: float(v) for k, v in t.state_dict().items() if k != "decay"}
+    if host:
+        for bad in (math.inf, 0.0):
+            ctx = HostContext([], [], raw_norm=bad, loss=1.0)
+            t.host(ctx)
+            assert ctx.scale == 1.0
+    else:
+        chain(t).apply_([torch.tensor([float("nan")])])
+        chain(t).apply_([torch.tensor([0.0])])
+    assert {k: float(v) for k, v in t.state_dict().items() if k != "decay"} == pytest.approx(before)
+
+
+def test_host_and_tensor_paths_agree_and_state_round_trips():
+    g = torch.Generator().manual_seed(0)
+    norms = [float(0.2 * torch.exp(0.5 * torch.randn((), generator=g))) for _ in range(100)]
+    a, b = LevelNormalize(), LevelNormalize()
+    assert _feed(a, norms, True) == pytest.approx(_feed(b, norms, False), rel=1e-5)
+    c = LevelNormalize(decay=0.5)
+    c.load_state_dict(b.state_dict())
+    assert c.decay == 0.9
+    assert _feed(c, [0.3], False) == pytest.approx(_feed(a, [0.3], True), rel=1e-5)
+
+
+def test_rejects_bad_decay():
+    with pytest.raises(ValueError):
+        LevelNormalize(decay=1.0)
