@@ -73,3 +73,39 @@ def test_host_and_tensor_paths_agree_and_state_round_trips():
 def test_rejects_bad_decay():
     with pytest.raises(ValueError):
         LevelNormalize(decay=1.0)
+
+
+def test_the_option_puts_it_last_on_recurrent_models_only_and_equals_the_benchmark_row():
+    from torch import nn
+
+    from trainground.gradients import Guard, GuardConfig
+
+    class Rec(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn, self.head = nn.LSTM(2, 8, batch_first=True), nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    on = GuardConfig(level_normalize_recurrent=True)
+    mlp = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 1))
+    assert [type(t) for t in on.build_chain(mlp)] == [type(t) for t in GuardConfig().build_chain(mlp)]
+    assert isinstance(list(on.build_chain(Rec()))[-1], LevelNormalize)
+    assert not any(isinstance(t, LevelNormalize) for t in GuardConfig().build_chain(Rec()))
+
+    def train(config, extra):
+        torch.manual_seed(0)
+        model = Rec()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        chain_ = [*config.build_chain(model), *extra] if extra else None
+        guard = Guard(model, opt, config=config, chain=chain_)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(15):
+            x = torch.randn(16, 10, 2, generator=g)
+            guard.backward(((model(x) - x.sum((1, 2))[:, None]) ** 2).mean(), batch_size=16)
+            guard.step()
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(train(on, None), train(GuardConfig(), [LevelNormalize()]))
+    assert not torch.equal(train(on, None), train(GuardConfig(), None))
