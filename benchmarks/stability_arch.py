@@ -45,6 +45,8 @@ clip or level_normalize.py's scaling last (recurrent tasks); every run stores ``
 
 A run is solved when the target is met; diverged when a batch loss is non-finite or the eval
 loss at the end is above the initial one. Steps to target are counted at eval granularity.
+(Sixth pass: stability_arch_report.py also counts by a rule that does not call a flat run diverged,
+the end above the start by more than two standard errors of the start loss, and reports both.)
 
 Usage:
     PYTHONPATH=src .venv/bin/python benchmarks/stability_arch.py --tasks adding_lstm --out r.json
