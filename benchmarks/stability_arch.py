@@ -106,7 +106,8 @@ GUARDS = {
 # guard_envelope, guard_level: issue 15, sixth pass (gradients/envelope.py, level_normalize.py; recurrent tasks).
 EXTRA = {"guard_normalize": (GuardConfig(), lambda: [NormalizeGlobalNorm(1.0)]),
          "guard_envelope": (GuardConfig(), lambda: [EnvelopeClip()]),
-         "guard_level": (GuardConfig(), lambda: [LevelNormalize()])}
+         "guard_level": (GuardConfig(), lambda: [LevelNormalize()]),
+         "guard_level_up": (GuardConfig(), lambda: [LevelNormalize(only_up=True)])}
 LRS = np.geomspace(2e-3, 3e-2, 4)
 SEEDS = (0, 1)
 EVAL_EVERY = 25

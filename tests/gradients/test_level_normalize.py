@@ -109,3 +109,21 @@ def test_the_option_puts_it_last_on_recurrent_models_only_and_equals_the_benchma
 
     assert torch.equal(train(on, None), train(GuardConfig(), [LevelNormalize()]))
     assert not torch.equal(train(on, None), train(GuardConfig(), None))
+
+
+@pytest.mark.parametrize("host", [True, False])
+def test_only_up_undoes_a_fall_and_lets_a_rise_pass(host):
+    norms = [2.2] * 10 + [0.2] * 90 + [2.0] * 30
+    out = _feed(LevelNormalize(only_up=True), norms, host)
+    assert out[:10] == pytest.approx([2.2] * 10, rel=1e-5)  # no fall yet: unchanged
+    assert all(o >= n * (1 - 1e-5) for o, n in zip(out, norms, strict=True))  # never scaled down
+    assert out[99] == pytest.approx(2.2 * 0.999 ** (89 / 2), rel=2e-2)  # the plateau lifted to the remembered peak
+    # a level back near the remembered peak (2.2 decayed to ~2.07) passes nearly as it is
+    assert out[129] == pytest.approx(2.0, rel=0.1)
+
+
+def test_only_up_paths_agree():
+    g = torch.Generator().manual_seed(2)
+    norms = [float(torch.exp(torch.randn((), generator=g))) for _ in range(100)]
+    assert _feed(LevelNormalize(only_up=True), norms, True) == pytest.approx(
+        _feed(LevelNormalize(only_up=True), norms, False), rel=1e-4)
