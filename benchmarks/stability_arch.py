@@ -100,14 +100,18 @@ GUARDS = {
     "guard_every2": GuardConfig(trust_every=2),
     # issue 15, fourth pass: + a clip at the running median of the last 100 norms (gradients/config.py)
     "guard_median100": GuardConfig(percentile=50, percentile_history=100),
+    # issue 15, sixth pass: recurrent_level="fall" became the default; this row is the previous default
+    "guard_level_off": GuardConfig(recurrent_level="off"),
 }
 # Rows whose chain is not a GuardConfig option: the config's own chain plus transforms appended last.
 # guard_normalize: issue 15, fourth pass, second candidate (measured, not adopted; benchmarks/README.md).
 # guard_envelope, guard_level: issue 15, sixth pass (gradients/envelope.py, level_normalize.py; recurrent tasks).
-EXTRA = {"guard_normalize": (GuardConfig(), lambda: [NormalizeGlobalNorm(1.0)]),
-         "guard_envelope": (GuardConfig(), lambda: [EnvelopeClip()]),
-         "guard_level": (GuardConfig(), lambda: [LevelNormalize()]),
-         "guard_level_up": (GuardConfig(), lambda: [LevelNormalize(only_up=True)])}
+# Their base is the chain without the sixth pass's level (recurrent_level="off"), as measured.
+_BASE = GuardConfig(recurrent_level="off")
+EXTRA = {"guard_normalize": (_BASE, lambda: [NormalizeGlobalNorm(1.0)]),
+         "guard_envelope": (_BASE, lambda: [EnvelopeClip()]),
+         "guard_level": (_BASE, lambda: [LevelNormalize()]),
+         "guard_level_up": (_BASE, lambda: [LevelNormalize(only_up=True)])}  # = "guard" since the sixth pass
 LRS = np.geomspace(2e-3, 3e-2, 4)
 SEEDS = (0, 1)
 EVAL_EVERY = 25
