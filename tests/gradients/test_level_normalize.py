@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -116,3 +117,46 @@ def test_the_option_puts_it_last_on_recurrent_models_under_adam_only_and_equals_
     row = train(GuardConfig(recurrent_level="off"), [LevelNormalize(only_up=mode == "fall")])
     assert torch.equal(train(on, None), row)
     assert not torch.equal(train(on, None), train(GuardConfig(recurrent_level="off"), None))
+
+
+def test_default_guard_on_an_lstm_resumes_exactly_from_its_state_dict():
+    from torch import nn
+
+    from trainground.gradients import Guard, GuardConfig
+
+    class Rec(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn, self.head = nn.LSTM(2, 8, batch_first=True), nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    def make():
+        torch.manual_seed(0)
+        model = Rec()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        return model, opt, Guard(model, opt, config=GuardConfig())
+
+    def steps(model, guard, g, n):
+        for _ in range(n):
+            x = torch.randn(16, 10, 2, generator=g)
+            guard.backward(((model(x) - x.sum((1, 2))[:, None]) ** 2).mean(), batch_size=16)
+            guard.step()
+
+    model, opt, guard = make()
+    assert any(isinstance(t, LevelNormalize) for t in guard.chain)  # the default on a recurrent model
+    g = torch.Generator().manual_seed(1)
+    steps(model, guard, g, 12)
+    # deep copies: the state dicts hold the live tensors that the next steps update in place
+    saved = copy.deepcopy((model.state_dict(), opt.state_dict(), guard.state_dict())) + (g.get_state(),)
+    steps(model, guard, g, 8)
+    model2, opt2, guard2 = make()
+    model2.load_state_dict(saved[0])
+    opt2.load_state_dict(saved[1])
+    guard2.load_state_dict(saved[2])
+    g2 = torch.Generator()
+    g2.set_state(saved[3])
+    steps(model2, guard2, g2, 8)
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
+        assert torch.equal(a, b)
