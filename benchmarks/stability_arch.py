@@ -39,8 +39,9 @@ every step's gradient to norm 1 after the default chain.
 Issue 15, fifth pass: ``guard_follow`` is ZClip following a level shift
 (``zscore_follow_level_shift=True``, adopted as the default after its runs, so ``guard`` is that
 chain now); ``guard_zclip_published`` is the previous default (ZClip's EMA fed the clipped norm).
-Issue 15, sixth pass: ``guard_envelope`` and ``guard_level`` (``EXTRA``) add gradients/envelope.py's
-clip or level_normalize.py's scaling last (recurrent tasks); every run stores ``init_loss_se`` and ``change_se`` for the divergence rule of
+Issue 15, sixth pass: ``guard_envelope``, ``guard_level`` and ``guard_level_up`` (``EXTRA``) add
+gradients/envelope.py's clip or level_normalize.py's scaling last (recurrent tasks); ``guard_level_up``
+became the default (``recurrent_level="fall"``), ``guard_level_off`` is the previous default; every run stores ``init_loss_se`` and ``change_se`` for the divergence rule of
 ``stability_arch_report.py``, which also reports the fixed threshold chosen out of sample.
 
 A run is solved when the target is met; diverged when a batch loss is non-finite or the eval
