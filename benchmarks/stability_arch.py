@@ -39,9 +39,15 @@ every step's gradient to norm 1 after the default chain.
 Issue 15, fifth pass: ``guard_follow`` is ZClip following a level shift
 (``zscore_follow_level_shift=True``, adopted as the default after its runs, so ``guard`` is that
 chain now); ``guard_zclip_published`` is the previous default (ZClip's EMA fed the clipped norm).
+Issue 15, sixth pass: ``guard_envelope``, ``guard_level`` and ``guard_level_up`` (``EXTRA``) add
+gradients/envelope.py's clip or level_normalize.py's scaling last (recurrent tasks); ``guard_level_up``
+became the default (``recurrent_level="fall"``), ``guard_level_off`` is the previous default; every run stores ``init_loss_se`` and ``change_se`` for the divergence rule of
+``stability_arch_report.py``, which also reports the fixed threshold chosen out of sample.
 
 A run is solved when the target is met; diverged when a batch loss is non-finite or the eval
 loss at the end is above the initial one. Steps to target are counted at eval granularity.
+(Sixth pass: stability_arch_report.py also counts by a rule that does not call a flat run diverged,
+the end above the start by more than two standard errors of the start loss, and reports both.)
 
 Usage:
     PYTHONPATH=src .venv/bin/python benchmarks/stability_arch.py --tasks adding_lstm --out r.json
@@ -77,6 +83,8 @@ import bench_c_stability as B
 import common as C
 
 from trainground.gradients import Guard, GuardConfig
+from trainground.gradients.envelope import EnvelopeClip
+from trainground.gradients.level_normalize import LevelNormalize
 from trainground.gradients.normalize import NormalizeGlobalNorm
 
 # Guard rows: the defaults, and ablations that switch one component off (replaying a task's runs with
@@ -93,10 +101,18 @@ GUARDS = {
     "guard_every2": GuardConfig(trust_every=2),
     # issue 15, fourth pass: + a clip at the running median of the last 100 norms (gradients/config.py)
     "guard_median100": GuardConfig(percentile=50, percentile_history=100),
+    # issue 15, sixth pass: recurrent_level="fall" became the default; this row is the previous default
+    "guard_level_off": GuardConfig(recurrent_level="off"),
 }
 # Rows whose chain is not a GuardConfig option: the config's own chain plus transforms appended last.
 # guard_normalize: issue 15, fourth pass, second candidate (measured, not adopted; benchmarks/README.md).
-EXTRA = {"guard_normalize": (GuardConfig(), lambda: [NormalizeGlobalNorm(1.0)])}
+# guard_envelope, guard_level: issue 15, sixth pass (gradients/envelope.py, level_normalize.py; recurrent tasks).
+# Their base is the chain without the sixth pass's level (recurrent_level="off"), as measured.
+_BASE = GuardConfig(recurrent_level="off")
+EXTRA = {"guard_normalize": (_BASE, lambda: [NormalizeGlobalNorm(1.0)]),
+         "guard_envelope": (_BASE, lambda: [EnvelopeClip()]),
+         "guard_level": (_BASE, lambda: [LevelNormalize()]),
+         "guard_level_up": (_BASE, lambda: [LevelNormalize(only_up=True)])}  # = "guard" since the sixth pass
 LRS = np.geomspace(2e-3, 3e-2, 4)
 SEEDS = (0, 1)
 EVAL_EVERY = 25
@@ -228,6 +244,22 @@ def evaluate(model: nn.Module, task: Task) -> tuple[float, float]:
     return loss, float((out.argmax(1) == y).float().mean())
 
 
+@torch.no_grad()
+def per_sample_loss(model: nn.Module, task: Task) -> Tensor:
+    """The eval set's per-sample losses (their mean is the eval loss; their spread its noise)."""
+    model.eval()
+    x, y = task.eval_set
+    out = model(x)
+    model.train()
+    if task.metric == "mse":
+        return ((out - y) ** 2).flatten(1).mean(1)
+    return F.cross_entropy(out, y, reduction="none")
+
+
+def standard_error(values: Tensor) -> float:
+    return float(values.std() / math.sqrt(len(values)))
+
+
 def solved(task: Task, metric: float) -> bool:
     return metric <= task.target if task.metric == "mse" else metric >= task.target
 
@@ -249,6 +281,7 @@ def run(task: Task, method: str, lr: float, seed: int) -> dict:
         clip = B.NoClip(model)
     g = torch.Generator().manual_seed(1000 + seed)
     init_loss, metric = evaluate(model, task)
+    init_samples = per_sample_loss(model, task)
     nonfinite, at, scales, clipped, skipped = None, None, [], 0, 0
     for step in range(1, task.steps + 1):
         x, y = task.batch(g)
@@ -275,9 +308,14 @@ def run(task: Task, method: str, lr: float, seed: int) -> dict:
                 break
     final_loss, metric = evaluate(model, task)
     diverged = nonfinite is not None or not math.isfinite(final_loss) or final_loss > init_loss
+    # The noise of the start loss (standard error over the eval set) and of the paired change
+    # end - start on the same samples: what the sixth pass's divergence rule reads (stability_arch_report.py).
+    init_loss_se = standard_error(init_samples)
+    change_se = standard_error(per_sample_loss(model, task) - init_samples) if math.isfinite(final_loss) else None
     out = {"lr": float(lr), "seed": seed, "solved": at is not None and not diverged, "steps_to_target": at,
            "final_loss": final_loss if math.isfinite(final_loss) else None, "final_metric": metric,
-           "init_loss": init_loss, "diverged": bool(diverged), "nonfinite_step": nonfinite}
+           "init_loss": init_loss, "init_loss_se": init_loss_se, "change_se": change_se,
+           "diverged": bool(diverged), "nonfinite_step": nonfinite}
     if scales:
         out.update(min_update_scale=min(scales), final_update_scale=scales[-1], clipped_steps=int(clipped),
                    skipped_steps=int(skipped), steps_below_half_scale=sum(x < 0.5 for x in scales),

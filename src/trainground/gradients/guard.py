@@ -81,7 +81,7 @@ class Guard:
         self.config = config or GuardConfig()
         self.tasks = tasks
         if chain is None:
-            chain = self.config.build_chain(model)  # no trust region on a recurrent model by default
+            chain = self.config.build_chain(model, optimizer)  # no trust region on a recurrent model by default
         self.chain = chain if isinstance(chain, Chain) else Chain(chain)
         # The z of the skip evidence: the chain's spike test's (GuardConfig.spike_z for the default chain).
         self._z_skip = next((t.z_skip for t in self.chain if hasattr(t, "z_skip")), None)
