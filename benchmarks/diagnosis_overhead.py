@@ -16,6 +16,10 @@ all alike:
 
 The goal (issue 5) is monitors / fit <= 1.05 per step.
 
+``--model cnn``: the second row, trainground's SmallCNN (channels 32-64, ~20k parameters) on
+the same digits as 16x16 images (each pixel repeated 2x2), a step of ~10-20 ms CPU instead of the
+MLP's ~1-2 ms (``--epochs`` to shorten it).
+
 Usage: python benchmarks/diagnosis_overhead.py [--threads 1] [--rounds 11] [--clock wall|cpu]
        [--variants fit monitors ...]
 """
@@ -33,15 +37,18 @@ from sklearn.datasets import load_digits
 from trainground.data import IndexedDataset, LabelEncoder, stratified_split
 from trainground.diagnosis import DiagnosisCallback, DiagnosisConfig
 from trainground.engine import FitConfig, fit
-from trainground.models import MLP
+from trainground.models import MLP, SmallCNN
 
 EPOCHS, BATCH, LR = 40, 64, 1e-3
 
 
-def data() -> IndexedDataset:
+def data(model: str = "mlp") -> IndexedDataset:
     d = load_digits()
-    full = IndexedDataset(torch.tensor(d.data, dtype=torch.float32), torch.tensor(d.target), torch.arange(len(d.target)),
-                          LabelEncoder.fit(d.target), "table", "digits")
+    x = torch.tensor(d.data, dtype=torch.float32)
+    if model == "cnn":  # [N, 1, 16, 16]: each 8x8 pixel repeated 2x2
+        x = x.reshape(-1, 1, 8, 8).repeat_interleave(2, dim=2).repeat_interleave(2, dim=3).contiguous()
+    full = IndexedDataset(x, torch.tensor(d.target), torch.arange(len(d.target)),
+                          LabelEncoder.fit(d.target), "image" if model == "cnn" else "table", "digits")
     train_pos, _ = stratified_split(d.target, fraction=0.2, seed=0)
     return full.subset(train_pos)
 
@@ -50,10 +57,14 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def run(train: IndexedDataset, callback: DiagnosisCallback | None, threads: int,
-        clock=time.perf_counter) -> tuple[float, int]:
+        clock=time.perf_counter, epochs: int = EPOCHS) -> tuple[float, int]:
     torch.manual_seed(0)
-    model = MLP(64, 10, hidden=(256, 256)).fit_input_stats(train.features)
-    config = FitConfig(epochs=EPOCHS, batch_size=BATCH, lr=LR, val_fraction=0.0, device="cpu", threads=threads)
+    if train.features.ndim == 4:
+        model = SmallCNN(1, 10, image_size=tuple(train.features.shape[2:]), channels=(32, 64))
+    else:
+        model = MLP(64, 10, hidden=(256, 256))
+    model = model.fit_input_stats(train.features)
+    config = FitConfig(epochs=epochs, batch_size=BATCH, lr=LR, val_fraction=0.0, device="cpu", threads=threads)
     start = clock()
     result = fit(model, train, config=config, callbacks=[callback] if callback else [])
     return clock() - start, result.steps
@@ -77,16 +88,18 @@ def main() -> None:
     # spent waiting for a core is not counted; cache and memory contention still are).
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
     args = parser.parse_args()
     clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
-    train = data()
+    train = data(args.model)
     times: dict[str, list[float]] = {k: [] for k in VARIANTS if k in args.variants or k == "fit"}
     steps = 0
-    run(train, None, args.threads)  # warm-up: allocator, kernels, imports
+    run(train, None, args.threads, epochs=min(args.epochs, 2))  # warm-up: allocator, kernels, imports
     for _ in range(args.rounds):
         for name in times:
-            seconds, steps = run(train, VARIANTS[name](), args.threads, clock)
+            seconds, steps = run(train, VARIANTS[name](), args.threads, clock, args.epochs)
             times[name].append(seconds)
     base = statistics.median(times["fit"])
     print("| variant | median s | ms/step | ratio vs fit |")

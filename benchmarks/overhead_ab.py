@@ -22,7 +22,9 @@ this tree's ``src``), ``--rounds`` times each, so both see the same machine load
     OMP_NUM_THREADS=1 python benchmarks/overhead_ab.py --baseline-src /tmp/base/src --rounds 3 --repeats 5 \\
         --out benchmarks/results/overhead_ab.json
 
-``--hidden 1024 1024`` times a wider MLP (a ~12 ms step) instead of the benchmark's model.
+``--hidden 1024 1024`` times a wider MLP (a ~12 ms step) instead of the benchmark's model;
+``--model cnn`` the built-in SmallCNN (channels 32-64, ~20k parameters) on the digits as 16x16
+images (each pixel repeated 2x2), a step of ~10-20 ms: the second row, beside the MLP's.
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ def worker(args) -> dict:
     common.setup_torch(1)
     x_np, _, y_np, _ = common.load_dataset("digits")
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)
+    if args.model == "cnn":
+        x = ot.digit_images(x)
     train_pos, val_pos = stratified_split(y_np, fraction=0.1, seed=0)
     hidden = tuple(args.hidden) if args.hidden else None
     variants = {"lightning": ["bare", "bare-clip", "callback"], "plain": ["bare", "guard", "watch"]}
@@ -160,6 +164,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--hidden", type=int, nargs="*", default=None, help="MLP widths (default 256 256)")
     ap.add_argument("--parts", nargs="*", default=["lightning", "plain"])
+    ap.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="cnn: SmallCNN on 16x16 digit images")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -167,7 +172,7 @@ def main() -> None:
         args.worker.write_text(json.dumps(worker(args)))
         return
     trees = ab_trees.trees(ROOT / "src", args.baseline_src)
-    common = [f"--repeats={args.repeats}", f"--epochs={args.epochs}", "--parts", *args.parts]
+    common = [f"--repeats={args.repeats}", f"--epochs={args.epochs}", f"--model={args.model}", "--parts", *args.parts]
     if args.hidden:
         common += ["--hidden", *map(str, args.hidden)]
     per_tree, _ = ab_trees.alternate(__file__, trees, common, args.rounds, quiet=True)
@@ -181,7 +186,7 @@ def main() -> None:
                          f"{s['ratio_over_clip_iqr'][1]:.3f}]" if "ratio_over_clip_median" in s else ""))
     if args.out is not None:
         previous = json.loads(args.out.read_text()) if args.out.exists() else {}
-        key = "mlp_" + "x".join(map(str, args.hidden or [256, 256]))
+        key = "cnn_16x16_32x64" if args.model == "cnn" else "mlp_" + "x".join(map(str, args.hidden or [256, 256]))
         previous[key] = {"summary": summary, "raw_s_per_step": per_tree, "rounds": args.rounds,
                          "repeats": args.repeats, "epochs": args.epochs, "clock": "process CPU time",
                          "machine": "2 shared CPU cores, loaded by other jobs",
