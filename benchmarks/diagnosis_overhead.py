@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -90,6 +91,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
     parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--out", default=None, help="add this run's times under a key to this JSON file")
+    parser.add_argument("--key", default=None, help="the key in --out (default: model and clock)")
     args = parser.parse_args()
     clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
@@ -108,6 +111,20 @@ def main() -> None:
         med = statistics.median(values)
         print(f"| {name} | {med:.3f} | {1000 * med / steps:.3f} | {med / base:.3f} |")
     print(json.dumps({k: [round(v, 4) for v in vs] for k, vs in times.items()}))
+    if args.out:
+        from pathlib import Path
+
+        path = Path(args.out)
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        ratios = {k: [v / f for v, f in zip(vs, times["fit"], strict=True)] for k, vs in times.items()}
+        previous[args.key or f"{args.model}_{args.clock}"] = {
+            "seconds": times, "steps": steps, "epochs": args.epochs, "rounds": args.rounds, "clock": args.clock,
+            "ratio_of_medians": {k: statistics.median(vs) / base for k, vs in times.items()},
+            "per_round_ratio_median": {k: statistics.median(r) for k, r in ratios.items()},
+            "per_round_ratio_range": {k: [min(r), max(r)] for k, r in ratios.items()},
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_after": os.getloadavg()[0],
+        }
+        path.write_text(json.dumps(previous, indent=1) + "\n")
 
 
 if __name__ == "__main__":
