@@ -179,12 +179,24 @@ class StepTimer:
         import pytorch_lightning as pl
 
         class _Timer(pl.Callback):
+            # Also the CPU time of each epoch (from one epoch's start to the next's, the last to
+            # on_train_end: validation and every callback's epoch end included): the same epoch of
+            # two fits does the same work, so its minimum over repeats filters a loaded machine's
+            # noise without dropping the rare costly epochs (see overhead_ab.py).
             def on_train_start(self, trainer, module):
                 self.t0, self.c0 = time.perf_counter(), time.process_time()
+                self.epoch_cpu, self._mark = [], self.c0
+
+            def on_train_epoch_start(self, trainer, module):
+                now = time.process_time()
+                if trainer.current_epoch > 0:
+                    self.epoch_cpu.append(now - self._mark)
+                self._mark = now
 
             def on_train_end(self, trainer, module):
                 self.seconds, self.steps = time.perf_counter() - self.t0, trainer.global_step
                 self.cpu_seconds = time.process_time() - self.c0
+                self.epoch_cpu.append(time.process_time() - self._mark)
 
         return _Timer()
 
