@@ -20,8 +20,8 @@ Three measurements:
             integrations run with their defaults (training checks on).
   overhead  Per-step wall and CPU (process) time of a Lightning fit with the callback (monitors
             at their default sampling, chain on; also without the monitors, without the chain,
-            with the full Guard, and an empty callback with the same hooks: Lightning's
-            dispatch alone) over the same bare fit; one untimed fit of each first, then
+            with the full Guard, without the features, records only, and an empty callback
+            with the same hooks: Lightning's dispatch alone) over the same bare fit; one untimed fit of each first, then
             interleaved repeats in one process, timed from on_train_start to on_train_end,
             validation included (the callback's finish, i.e. the checks and the report, is
             timed separately). CPU time is the steadier figure on a shared machine; the
