@@ -135,10 +135,10 @@ def main() -> None:
     steps = 0
     run(train, None, args.threads, epochs=min(args.epochs, 2))  # warm-up: allocator, kernels, imports
     for _ in range(args.rounds):
-        for name in times:
+        for name, values in times.items():
             segments[name].append([])
             seconds, steps = run(train, VARIANTS[name](), args.threads, clock, args.epochs, segments[name][-1])
-            times[name].append(seconds)
+            values.append(seconds)
     base = statistics.median(times["fit"])
     print("| variant | median s | ms/step | ratio vs fit |")
     print("|---|---|---|---|")
