@@ -45,6 +45,7 @@ from trainground.integrations.lightning import TraingroundCallback
 
 HOOKS = ("batch_start", "before_backward", "after_backward", "chain", "batch_end", "validation", "epoch_end")
 VARIANTS = {
+    "bare": None,  # no callback: the same hand-written steps, for the whole-step column
     "default": {},
     "sample10": {"config": SessionConfig(training_checks=DiagnosisConfig(sample_every=10))},  # the old default
     "sample20": {"config": SessionConfig(training_checks=DiagnosisConfig(sample_every=20))},
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--clock", choices=("wall", "thread"), default="wall")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     common = load_anchor("common", ANCHORS)
@@ -79,12 +81,18 @@ def main() -> None:
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         trainer = types.SimpleNamespace(optimizers=[optimizer], train_dataloader=loader, val_dataloaders=val_loader,
                                         is_global_zero=True, sanity_checking=False, should_stop=False)
-        runs[name] = (model, optimizer, trainer, TraingroundCallback(stop_early=False, **VARIANTS[name]),
-                      {h: [] for h in HOOKS})
-    clock = time.perf_counter_ns
+        cb = None if VARIANTS[name] is None else TraingroundCallback(stop_early=False, **VARIANTS[name])
+        runs[name] = (model, optimizer, trainer, cb, {h: [] for h in (*HOOKS, "epoch")})
+    # wall (default, as before) or the thread's CPU time (a loaded machine's waits for a core not counted)
+    clock = time.thread_time_ns if args.clock == "thread" else time.perf_counter_ns
 
     def epoch(model, optimizer, trainer, cb, spent) -> None:
         e = dict.fromkeys(HOOKS, 0)
+        start = clock()
+        if cb is None:
+            bare_epoch(model, optimizer)
+            spent["epoch"].append((clock() - start) / len(batches) / 1e3)
+            return
         model.train()
         for i, batch in enumerate(batches):
             t = clock(); cb.on_train_batch_start(trainer, model, batch, i); e["batch_start"] += clock() - t
@@ -110,22 +118,53 @@ def main() -> None:
                                            batch, i)
                 e["validation"] += clock() - t
         t = clock(); cb.on_train_epoch_end(trainer, model); e["epoch_end"] += clock() - t
+        spent["epoch"].append((clock() - start) / len(batches) / 1e3)
         for h in HOOKS:
             spent[h].append(e[h] / len(batches) / 1e3)
+
+    def bare_epoch(model, optimizer) -> None:
+        model.train()
+        for batch in batches:
+            _, xb, yb = batch
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        model.eval()
+        with torch.no_grad():
+            for batch in val_batches:
+                _, xb, yb = batch
+                F.cross_entropy(model(xb), yb)
 
     names = list(runs)
     for ep in range(args.epochs):
         for k in range(len(names)):  # rotating order: no variant always runs right after another
             epoch(*runs[names[(ep + k) % len(names)]])
-    out: dict = {"epochs": args.epochs, "steps_per_epoch": len(batches), "unit": "microseconds per training step",
+    out: dict = {"clock": args.clock, "epochs": args.epochs, "steps_per_epoch": len(batches), "unit": "microseconds per training step",
                  "variants": {}}
+    bare = runs["bare"][-1]["epoch"][2:] if "bare" in runs else None
     for name, (*_, spent) in runs.items():
-        tail = {h: v[2:] for h, v in spent.items()}  # the first two epochs allocate the tables
+        tail = {h: v[2:] for h, v in spent.items() if v}  # the first two epochs allocate the tables
         row = {"min": {h: min(v) for h, v in tail.items()}, "median": {h: statistics.median(v) for h, v in tail.items()}}
-        row["min_total"], row["median_total"] = sum(row["min"].values()), sum(row["median"].values())
+        hooks = [h for h in HOOKS if h in tail]
+        row["min_total"] = sum(row["min"][h] for h in hooks)
+        row["median_total"] = sum(row["median"][h] for h in hooks)
+        if bare is not None:
+            # The whole epoch (steps, forward hooks, validation, epoch end) per training step, over
+            # the bare epoch: the minimum of each over the epochs (load only ever adds time).
+            row["step_ratio_of_minima"] = min(tail["epoch"]) / min(bare)
+            # Each epoch over the bare epoch of the same rotation (run within a second of it):
+            # the load's slow drift cancels in the pair.
+            paired = [a / b for a, b in zip(tail["epoch"], bare, strict=True)]
+            row["step_ratio_paired"] = {"median": statistics.median(paired),
+                                        "iqr": [float(q) for q in statistics.quantiles(paired, n=4)[::2]]}
         out["variants"][name] = row
-        print(f"{name:13s} min total {row['min_total']:6.1f}  median total {row['median_total']:7.1f}  | "
-              + "  ".join(f"{h} {row['min'][h]:.1f}" for h in HOOKS), flush=True)
+        print(f"{name:13s} whole step min {row['min']['epoch']:7.1f} us"
+              + (f" (x{row['step_ratio_of_minima']:.3f} of bare; paired x{row['step_ratio_paired']['median']:.3f} "
+                 f"[{row['step_ratio_paired']['iqr'][0]:.3f}, {row['step_ratio_paired']['iqr'][1]:.3f}])"
+                 if bare is not None else "")
+              + f"  hooks min total {row['min_total']:6.1f}  median total {row['median_total']:7.1f}  | "
+              + "  ".join(f"{h} {row['min'][h]:.1f}" for h in hooks), flush=True)
     if args.out is not None:
         args.out.write_text(json.dumps(out, indent=1) + "\n")
         print(f"wrote {args.out}")

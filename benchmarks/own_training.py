@@ -20,8 +20,8 @@ Three measurements:
             integrations run with their defaults (training checks on).
   overhead  Per-step wall and CPU (process) time of a Lightning fit with the callback (monitors
             at their default sampling, chain on; also without the monitors, without the chain,
-            with the full Guard, and an empty callback with the same hooks: Lightning's
-            dispatch alone) over the same bare fit; one untimed fit of each first, then
+            with the full Guard, without the features, records only, and an empty callback
+            with the same hooks: Lightning's dispatch alone) over the same bare fit; one untimed fit of each first, then
             interleaved repeats in one process, timed from on_train_start to on_train_end,
             validation included (the callback's finish, i.e. the checks and the report, is
             timed separately). CPU time is the steadier figure on a shared machine; the
@@ -74,9 +74,22 @@ warnings.filterwarnings("ignore")
 
 
 def _model(x: torch.Tensor, train_pos: np.ndarray, seed: int, hidden: tuple[int, ...] | None = None) -> torch.nn.Module:
+    """The built-in MLP (``hidden`` widths, default 256-256) for ``[N, F]`` rows; the built-in
+    SmallCNN (channels 32-64) for ``[N, C, H, W]`` images (see :func:`digit_images`)."""
     seed_everything(seed)
+    if x.ndim == 4:
+        return build_model(ModelConfig(name="cnn"), input_shape=tuple(x.shape[1:]), num_classes=10,
+                           train_features=x[train_pos])
     config = ModelConfig() if hidden is None else ModelConfig(hidden=tuple(hidden))
     return build_model(config, input_shape=(x.shape[1],), num_classes=10, train_features=x[train_pos])
+
+
+def digit_images(x: torch.Tensor, side: int = 16) -> torch.Tensor:
+    """Digits' 64 features as ``[N, 1, side, side]`` images (each 8x8 pixel repeated: nearest
+    upsampling), the input of a small CNN whose step is ~5-10x the MLP's (the overhead
+    benchmarks' second model)."""
+    k = side // 8
+    return x.reshape(-1, 1, 8, 8).repeat_interleave(k, dim=2).repeat_interleave(k, dim=3).contiguous()
 
 
 def route_diagnose(x, y, seed, model, second_pass):
@@ -166,12 +179,24 @@ class StepTimer:
         import pytorch_lightning as pl
 
         class _Timer(pl.Callback):
+            # Also the CPU time of each epoch (from one epoch's start to the next's, the last to
+            # on_train_end: validation and every callback's epoch end included): the same epoch of
+            # two fits does the same work, so its minimum over repeats filters a loaded machine's
+            # noise without dropping the rare costly epochs (see overhead_ab.py).
             def on_train_start(self, trainer, module):
                 self.t0, self.c0 = time.perf_counter(), time.process_time()
+                self.epoch_cpu, self._mark = [], self.c0
+
+            def on_train_epoch_start(self, trainer, module):
+                now = time.process_time()
+                if trainer.current_epoch > 0:
+                    self.epoch_cpu.append(now - self._mark)
+                self._mark = now
 
             def on_train_end(self, trainer, module):
                 self.seconds, self.steps = time.perf_counter() - self.t0, trainer.global_step
                 self.cpu_seconds = time.process_time() - self.c0
+                self.epoch_cpu.append(time.process_time() - self._mark)
 
         return _Timer()
 
@@ -183,7 +208,7 @@ def empty_callback():
 
     from trainground.integrations.lightning import TraingroundCallback
 
-    hooks = ("on_train_batch_start", "on_before_backward", "on_after_backward", "on_before_optimizer_step",
+    hooks = ("on_train_batch_start", "on_before_backward", "on_before_optimizer_step",
              "on_train_batch_end", "on_validation_batch_end", "on_train_epoch_end", "on_fit_end")
     missing = [h for h in hooks if h not in vars(TraingroundCallback)]
     assert not missing, missing  # keep the floor's hooks those of the callback
@@ -232,6 +257,8 @@ OVERHEAD_VARIANTS = {
     "callback-no-monitors": {"config": "no-monitors"},  # SessionConfig(training_checks=None)
     "callback-no-chain": {"guard": None},  # no gradient chain (no clip, no spike skip)
     "callback-full-guard": {"full_guard": True},
+    "callback-no-features": {"config": "no-features"},  # SessionConfig(features=False)
+    "callback-records-only": {"guard": None, "config": "records-only"},  # no chain, monitors or features
 }
 
 
@@ -245,8 +272,10 @@ def overhead_part(args, common) -> dict:
     runs: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in variants}
     for repeat in range(-1, args.repeats):  # repeat -1: an untimed fit of each (imports, first kernels, LAPACK)
         for name, options in variants.items():  # interleaved: machine drift hits every variant
-            if options and options.get("config") == "no-monitors":
-                options = {**options, "config": SessionConfig(training_checks=None)}
+            if options and isinstance(options.get("config"), str):
+                options = {**options, "config": {
+                    "no-monitors": SessionConfig(training_checks=None), "no-features": SessionConfig(features=False),
+                    "records-only": SessionConfig(training_checks=None, features=False)}[options["config"]]}
             model = _model(x, train_pos, 0, args.overhead_hidden)
             _, timer, total = route_lightning(
                 x, y, 0, model, train_pos, val_pos, callback=options is not None,

@@ -124,3 +124,27 @@ def test_full_epochs_copy_no_row_until_read():
         features.snapshot()
     assert features._cur.base is None and len(features._cur.writes) == 2  # two epochs held, nothing built
     assert torch.equal(features.best, torch.full((10, 4), 4.0))
+
+
+def test_an_epoch_filed_at_once_equals_batch_by_batch():
+    # write_many (a session's flush: one stamp write for all batches) against write per batch,
+    # over full and partial epochs, a repeated row, snapshots and the 2 * N bound being crossed.
+    torch.manual_seed(3)
+    n, width = 24, 5
+    model = nn.Sequential(nn.Linear(5, width), nn.ReLU(), nn.Linear(width, 3))
+    one, many = PenultimateFeatures(model, n), PenultimateFeatures(model, n)
+    for epoch in range(9):
+        seen = torch.randperm(n) if epoch % 2 == 0 else torch.randperm(n)[: 5 + epoch]
+        batches = [(c, torch.randn(len(c), width)) for c in (seen[:7], seen[7:], seen[:2])]
+        if epoch == 5:
+            batches = batches * 3  # more rows than 2 * N in one filing: the view is built
+        one.epoch = many.epoch = epoch
+        for positions, x in batches:
+            one.write(positions, x)
+        many.write_many(batches)
+        if epoch in (1, 4, 6):
+            one.snapshot()
+            many.snapshot()
+        assert torch.equal(one.stamp, many.stamp)
+        assert torch.equal(one.chosen()[0], many.chosen()[0]) and torch.equal(one.chosen()[1], many.chosen()[1])
+    assert torch.equal(one.table, many.table) and torch.equal(one.best, many.best)

@@ -54,10 +54,14 @@ class FrameworkGradients:
 
     def apply(self, optimizer: torch.optim.Optimizer, loss: Tensor | None) -> bool:
         """Clip or skip this step's gradients in place; False when the step was skipped."""
-        params = [p for p in self._all_params(optimizer) if p.grad is not None]
+        params, grads = [], []
+        for p in self._all_params(optimizer):
+            g = p.grad
+            if g is not None:
+                params.append(p)
+                grads.append(g)
         if not params:
             return True
-        grads = [p.grad for p in params]
         if self._host is None:  # per fit: the device, the process group and the chain do not change within one
             self._distributed = is_distributed()
             self._host = self.chain.supports_host and all(g.device.type == "cpu" for g in grads)

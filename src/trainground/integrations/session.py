@@ -240,9 +240,8 @@ class TrainingSession:
             # Batch by batch, in order (the features hold each batch's head input by reference:
             # no concatenated copy)
             self.features.epoch = self.state.epoch
-            for b in batches:
-                if b[5] is not None and b[5].shape[0] == b[3].shape[0]:
-                    self.features.write(_cat_long([b[1]], b[5].device), b[5])
+            self.features.write_many([(_cat_long([b[1]], b[5].device), b[5]) for b in batches
+                                      if b[5] is not None and b[5].shape[0] == b[3].shape[0]])
         sizes = torch.tensor([b[3].shape[0] for b in batches], dtype=torch.float64, device=device)
         if all(b[4] is not None for b in batches):  # the loop's own batch-mean losses
             losses = torch.stack([b[4] for b in batches]).reshape(len(batches)).to(device, torch.float64)

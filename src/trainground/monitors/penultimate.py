@@ -104,21 +104,36 @@ class PenultimateFeatures:
         self._last = None
         if x is None or x.shape[0] != len(positions):
             return  # the head saw another batch shape (e.g. a model with several heads): skip
-        x = x.detach()
+        self.write_many([(positions, x)])
+
+    @torch.no_grad()
+    def write_many(self, batches: list[tuple[Tensor, Tensor]]) -> None:
+        """File several batches ``(positions [B], features [B, D])`` in order, as :meth:`write`
+        does one by one (the same table), with one stamp write for all of them (a session files
+        an epoch's batches at once)."""
+        if not batches:
+            return
+        first = batches[0][1]
         if self.stamp is None:
-            self.stamp = torch.full((self.num_samples,), -1, dtype=torch.long, device=x.device)
-            self._width, self._device = int(x.shape[1]), x.device
-        positions = positions.to(x.device)
+            self.stamp = torch.full((self.num_samples,), -1, dtype=torch.long, device=first.device)
+            self._width, self._device = int(first.shape[1]), first.device
         if self._open_epoch != self.epoch:
             self._new_epoch()
-        if x.untyped_storage().nbytes() > 2 * x.numel() * x.element_size():
-            x = x.clone()  # a slice of a larger activation: hold the rows, not the whole activation
-        if x.device.type == "cpu":
-            self.stamp.numpy()[positions.numpy()] = self.epoch
+        held = []
+        for positions, x in batches:
+            x = x.detach()
+            if x.untyped_storage().nbytes() > 2 * x.numel() * x.element_size():
+                x = x.clone()  # a slice of a larger activation: hold the rows, not the whole activation
+            held.append((positions.to(x.device), x))
+        if all(x.device.type == "cpu" and x.device == self.stamp.device for _, x in held):
+            # Every row gets the same stamp, so one scatter of all positions is the same as one per batch.
+            flat = held[0][0] if len(held) == 1 else torch.cat([p.reshape(-1) for p, _ in held])
+            self.stamp.numpy()[flat.numpy()] = self.epoch
         else:
-            self.stamp[positions] = self.epoch
-        self._cur.writes.append((positions, x))
-        self._cur.count += int(positions.shape[0])
+            for positions, x in held:
+                self.stamp[positions.to(self.stamp.device)] = self.epoch
+        self._cur.writes.extend(held)
+        self._cur.count += sum(int(p.shape[0]) for p, _ in held)
         if self._cur.count > 2 * self.num_samples:  # epochs that skip samples: bound what is held
             self._build(self._cur)
 
