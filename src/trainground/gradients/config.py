@@ -159,7 +159,8 @@ class GuardConfig:
     # a rise passes), "full" = divide by the level, "off" = neither (the default before the sixth pass).
     # Only with torch.optim Adam, AdamW, NAdam, RAdam or Adamax (invariant to a constant gradient
     # scale; under SGD a rescaling changes the learning rate; measured with Adam only), and only where
-    # the Guard builds the chain from the model (not in the framework callbacks). "fall" is the default:
+    # the chain is built from the model (the Guard, fit, the Lightning and transformers callbacks; not a
+    # chain given by hand). "fall" is the default:
     # it met its adoption rule, fixed before its runs (LSTM adding 6/8, 5/8 and 6/8 on fresh seeds
     # 10-11, as the best fixed threshold; every other recurrent task and seed group at least as many
     # runs as no clipping, the best fixed threshold and the previous default). "full" lost an LSTM

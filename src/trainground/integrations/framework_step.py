@@ -22,20 +22,28 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainground.gradients import Guard, GuardConfig
+from trainground.gradients import Chain, Guard, GuardConfig
 from trainground.gradients.context import HostContext, host_norm
 from trainground.gradients.distributed import is_distributed, window_mean_loss
+
+# The callbacks' default options; each callback works on its own copy (nothing shared is mutated).
+DEFAULT_GUARD = GuardConfig()
 
 
 class FrameworkGradients:
     """Runs ``config``'s chain (without the trust region) on a framework's gradients.
 
+    The chain is built at the first step, from the model and the optimizer as the Guard builds
+    its own (``GuardConfig.build_chain``: a recurrent model under Adam gets ``recurrent_level``).
+
     Args:
-        config: the Guard's options; only the chain's (spike skip, clips) apply.
+        config: the Guard's options; only the chain's (spike skip, clips, level) apply.
     """
 
     def __init__(self, config: GuardConfig) -> None:
-        self.chain = dataclasses.replace(config, trust_region=False).build_chain()
+        self.config = dataclasses.replace(config, trust_region=False)
+        self.chain: Chain | None = None
+        self._saved_chain: dict[str, Any] | None = None  # state loaded before the chain exists (a resume)
         self.skipped = 0
         self._groups: list[Any] | None = None
         self._params: list[Tensor] = []
@@ -52,8 +60,20 @@ class FrameworkGradients:
             self._host = None
         return self._params
 
-    def apply(self, optimizer: torch.optim.Optimizer, loss: Tensor | None) -> bool:
-        """Clip or skip this step's gradients in place; False when the step was skipped."""
+    def _build(self, optimizer: torch.optim.Optimizer, model: nn.Module | None) -> Chain:
+        # Lightning hands its LightningOptimizer wrapper: the chain is chosen by the torch optimizer.
+        self.chain = self.config.build_chain(model, getattr(optimizer, "optimizer", optimizer))
+        if self._saved_chain is not None:
+            self.chain.load_state_dict(self._saved_chain)
+            self._saved_chain = None
+        return self.chain
+
+    def apply(self, optimizer: torch.optim.Optimizer, loss: Tensor | None, model: nn.Module | None = None) -> bool:
+        """Clip or skip this step's gradients in place; False when the step was skipped.
+
+        ``model`` (the module being trained) lets the first call build the chain the Guard would.
+        """
+        chain = self._build(optimizer, model) if self.chain is None else self.chain
         params, grads = [], []
         for p in self._all_params(optimizer):
             g = p.grad
@@ -64,7 +84,7 @@ class FrameworkGradients:
             return True
         if self._host is None:  # per fit: the device, the process group and the chain do not change within one
             self._distributed = is_distributed()
-            self._host = self.chain.supports_host and all(g.device.type == "cpu" for g in grads)
+            self._host = chain.supports_host and all(g.device.type == "cpu" for g in grads)
         # Under DDP the gradients are already all-reduced; the loss is averaged over ranks here so
         # that every rank skips alike (see gradients.distributed).
         if self._host and not self._distributed:  # a CPU loss is read as is: one read, no tensor op
@@ -77,12 +97,12 @@ class FrameworkGradients:
             norm = host_norm(grads)
             ctx = HostContext(grads, params, raw_norm=norm, loss=None if value is None else float(value),
                               lr=float(optimizer.param_groups[0]["lr"]))
-            self.chain.host(ctx)
+            chain.host(ctx)
             keep = ctx.keep > 0 and math.isfinite(norm)
             if keep:
                 ctx.materialize()
         else:
-            keep = bool(self.chain.apply_(grads, params, loss=value).keep)  # one host read per step
+            keep = bool(chain.apply_(grads, params, loss=value).keep)  # one host read per step
         if not keep:
             for p in params:
                 p.grad = None
@@ -90,10 +110,14 @@ class FrameworkGradients:
         return keep
 
     def state_dict(self) -> dict[str, Any]:
-        return {"chain": self.chain.state_dict(), "skipped": self.skipped}
+        return {"chain": self._saved_chain if self.chain is None else self.chain.state_dict(), "skipped": self.skipped}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.chain.load_state_dict(state["chain"])
+        if state["chain"] is not None:
+            if self.chain is None:
+                self._saved_chain = state["chain"]
+            else:
+                self.chain.load_state_dict(state["chain"])
         self.skipped = int(state["skipped"])
 
 
@@ -112,7 +136,7 @@ class FrameworkGuard:
     """
 
     def __init__(self, config: GuardConfig) -> None:
-        self.config = config
+        self.config = dataclasses.replace(config)
         self.guard: Guard | None = None
         self._skipped: Tensor | float = 0.0
         self._pending: dict[str, Any] | None = None

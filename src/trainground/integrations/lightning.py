@@ -46,7 +46,7 @@ from torch import Tensor
 from trainground.engine import RunDir
 from trainground.errors import ConfigError
 from trainground.gradients import GuardConfig
-from trainground.integrations.framework_step import FrameworkGradients, FrameworkGuard
+from trainground.integrations.framework_step import DEFAULT_GUARD, FrameworkGradients, FrameworkGuard
 from trainground.integrations.second_pass import SecondPass, stack_inputs
 from trainground.integrations.session import SessionConfig, SessionResult, TrainingSession
 
@@ -109,7 +109,7 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
     def __init__(
         self, run_dir: str | Path | None = None, *, num_samples: int | None = None, num_classes: int | None = None,
         classes: tuple[Any, ...] | None = None, config: SessionConfig | None = None,
-        guard: GuardConfig | None = GuardConfig(), stop_early: bool = False, overwrite: bool = False,
+        guard: GuardConfig | None = DEFAULT_GUARD, stop_early: bool = False, overwrite: bool = False,
         second_pass: SecondPass | None = None, full_guard: bool = False,
     ) -> None:
         super().__init__()
@@ -173,7 +173,7 @@ class TraingroundCallback(pl.Callback):  # type: ignore[misc,name-defined]
             self.gradients.apply(pl_module, getattr(optimizer, "optimizer", optimizer), loss, self._batch_size)
             self._batch_size = None
         elif self.gradients is not None and optimizer is not None:
-            self.gradients.apply(optimizer, loss)
+            self.gradients.apply(optimizer, loss, pl_module)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         session = self._ensure_session(trainer, pl_module)

@@ -29,8 +29,8 @@ from trainground.diagnosis.dataset import PATIENCE, SampleIssues, conclude_sampl
 from trainground.diagnosis.findings import write_findings
 from trainground.engine import Callback, CallbackList, Event, FitConfig, MetricsWriter, RunDir, TrainState
 from trainground.engine.atomic import atomic_write_text
-from trainground.gradients.distributed import is_distributed
 from trainground.errors import ConfigError
+from trainground.gradients.distributed import is_distributed
 from trainground.integrations.gather import all_reduce, gather_tables, max_width, merge_latest_rows, rank
 from trainground.integrations.second_pass import SecondPass, run_second_pass
 from trainground.monitors import SampleRecorder

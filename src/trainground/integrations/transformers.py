@@ -45,7 +45,7 @@ from trainground.engine import RunDir
 from trainground.errors import ConfigError
 from trainground.gradients import GuardConfig
 from trainground.integrations.extras import require
-from trainground.integrations.framework_step import FrameworkGradients, FrameworkGuard
+from trainground.integrations.framework_step import DEFAULT_GUARD, FrameworkGradients, FrameworkGuard
 from trainground.integrations.session import SessionConfig, SessionResult, TrainingSession
 
 # The callback's state inside each of the Trainer's checkpoint folders.
@@ -90,7 +90,7 @@ class TraingroundTrainerCallback(_transformers.TrainerCallback):  # type: ignore
     def __init__(
         self, run_dir: str | Path | None = None, *, num_samples: int | None = None, num_classes: int | None = None,
         classes: tuple[Any, ...] | None = None, config: SessionConfig | None = None,
-        guard: GuardConfig | None = GuardConfig(), stop_early: bool = False, overwrite: bool = False,
+        guard: GuardConfig | None = DEFAULT_GUARD, stop_early: bool = False, overwrite: bool = False,
         full_guard: bool = False,
     ) -> None:
         self.run_dir, self.num_samples, self.num_classes, self.classes = run_dir, num_samples, num_classes, classes
@@ -165,7 +165,7 @@ class TraingroundTrainerCallback(_transformers.TrainerCallback):  # type: ignore
         if isinstance(self.gradients, FrameworkGuard) and optimizer is not None:
             self.gradients.apply(self._model, getattr(optimizer, "optimizer", optimizer), loss)
         elif self.gradients is not None and optimizer is not None:
-            self.gradients.apply(optimizer, loss)
+            self.gradients.apply(optimizer, loss, self._model)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.session is not None:

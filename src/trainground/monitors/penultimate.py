@@ -130,7 +130,7 @@ class PenultimateFeatures:
             flat = held[0][0] if len(held) == 1 else torch.cat([p.reshape(-1) for p, _ in held])
             self.stamp.numpy()[flat.numpy()] = self.epoch
         else:
-            for positions, x in held:
+            for positions, _ in held:
                 self.stamp[positions.to(self.stamp.device)] = self.epoch
         self._cur.writes.extend(held)
         self._cur.count += sum(int(p.shape[0]) for p, _ in held)
