@@ -7,10 +7,22 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from trainground.gradients import chain
 from trainground.gradients.context import HostContext
 from trainground.gradients.level_normalize import LevelNormalize
+
+
+class Rec(nn.Module):
+    """A small LSTM regressor: a recurrent model for the chain's choice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn, self.head = nn.LSTM(2, 8, batch_first=True), nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, -1])
 
 
 def _feed(t: LevelNormalize, norms: list[float], host: bool) -> list[float]:
@@ -78,17 +90,7 @@ def test_rejects_bad_decay():
 
 @pytest.mark.parametrize("mode", ["full", "fall"])
 def test_the_option_puts_it_last_on_recurrent_models_under_adam_only_and_equals_the_benchmark_row(mode):
-    from torch import nn
-
     from trainground.gradients import Guard, GuardConfig
-
-    class Rec(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rnn, self.head = nn.LSTM(2, 8, batch_first=True), nn.Linear(8, 1)
-
-        def forward(self, x):
-            return self.head(self.rnn(x)[0][:, -1])
 
     on = GuardConfig(recurrent_level=mode)
     mlp = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 1))
@@ -120,17 +122,7 @@ def test_the_option_puts_it_last_on_recurrent_models_under_adam_only_and_equals_
 
 
 def test_default_guard_on_an_lstm_resumes_exactly_from_its_state_dict():
-    from torch import nn
-
     from trainground.gradients import Guard, GuardConfig
-
-    class Rec(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rnn, self.head = nn.LSTM(2, 8, batch_first=True), nn.Linear(8, 1)
-
-        def forward(self, x):
-            return self.head(self.rnn(x)[0][:, -1])
 
     def make():
         torch.manual_seed(0)
