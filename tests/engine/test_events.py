@@ -47,3 +47,32 @@ def test_checkpoint_event_fires_only_with_a_run_dir(digits, tmp_path):
     # step 1 mid-epoch, then the epoch-end checkpoint (not a second one for step 2 mid-epoch)
     assert names.count("checkpoint") == 2
     assert names.index("checkpoint") > names.index("batch_end")
+
+
+class ValWatcher(Callback):
+    def __init__(self):
+        self.val_rows: list[int] = []
+        self.batch_at_epoch_end: list[object] = []
+        self.last_train_batch: object = None
+
+    def on_batch_end(self, state):
+        self.last_train_batch = state.batch
+
+    def on_val_forward(self, state):
+        self.val_rows += state.batch[0].tolist()
+        assert state.logits.shape == (len(state.batch[0]), 10)
+
+    def on_epoch_end(self, state):
+        self.batch_at_epoch_end.append(state.batch is self.last_train_batch)
+
+
+def test_val_forward_shows_every_validation_sample_once_per_epoch_and_restores_the_batch(digits):
+    data = digits.subset(torch.arange(300))
+    model = build_model(ModelConfig(hidden=(8,)), input_shape=(64,), num_classes=10)
+    watch = ValWatcher()
+    result = fit(model, data, config=FitConfig(epochs=2, batch_size=16, val_fraction=0.5, device="cpu"),
+                 callbacks=[watch])
+    val_index = sorted(result.val_index.tolist())
+    assert len(val_index) == 150
+    assert sorted(watch.val_rows) == sorted(val_index * 2)
+    assert watch.batch_at_epoch_end == [True, True]

@@ -156,3 +156,28 @@ def test_keep_records_false_keeps_the_same_probability_sums_and_no_rows():
                 rec.update(index[rows], logits, labels)
     np.testing.assert_array_equal(sums.mean_probs(), full.mean_probs())
     assert len(full.compute()) == 120 and len(sums.compute()) == 0
+
+
+def test_recording_fits_own_validation_equals_a_pass_of_our_own_without_the_extra_forward(digits):
+    data = digits.subset(np.arange(300))
+    train, val = data.subset(np.arange(200)), data.subset(np.arange(200, 300))
+    tables, forwards = [], []
+    for callback in (lambda r: RecordSamples(r, val_data=val), lambda r: RecordSamples(r, record_validation=True)):
+        torch.manual_seed(0)
+        model = MLP(64, 10, hidden=(16,)).fit_input_stats(train.features)
+        calls = []
+        model.register_forward_pre_hook(lambda m, inputs, calls=calls: calls.append(len(inputs[0])))
+        recorder = SampleRecorder(data.index, 10)
+        fit(model, train, val_data=val, config=FitConfig(epochs=3, batch_size=32, device="cpu"),
+            callbacks=[callback(recorder)])
+        records = recorder.compute()
+        tables.append(records[records["split"] == 1].sort_values(["epoch", "index"]).reset_index(drop=True))
+        forwards.append(sum(calls))
+    assert len(tables[1]) == 3 * len(val) and set(tables[1]["index"]) == set(val.index.tolist())
+    pd.testing.assert_frame_equal(tables[0], tables[1], rtol=1e-5, atol=1e-6)
+    assert forwards[0] - forwards[1] == 3 * len(val)  # one validation pass per epoch fewer
+
+
+def test_val_data_and_record_validation_exclude_each_other(digits):
+    with pytest.raises(ValueError, match="not both"):
+        RecordSamples(SampleRecorder(digits.index, 10), val_data=digits, record_validation=True)

@@ -204,7 +204,7 @@ def diagnose_dataset(
             dataclasses.replace(config.training_checks, write_findings=False), train_data=train, val_data=val,
         ))
     result = fit(model, train, val_data=val, config=fit_config, run_dir=run, guard=config.guard, loss_fn=loss_fn,
-                 callbacks=[RecordSamples(recorder, val_data=val), window, *watchers, *callbacks])
+                 callbacks=[RecordSamples(recorder, record_validation=True), window, *watchers, *callbacks])
     records = recorder.compute()
     device = next(result.model.parameters()).device
     use_linear = linear_view_applies(data) if config.linear_view is None else config.linear_view

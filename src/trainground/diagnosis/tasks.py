@@ -154,7 +154,7 @@ def diagnose_tasks(
         window.state_key = f"EarlyLearningWindow/{name}"
     recording = []
     for name, rec in recorders.items():
-        cb = RecordSamples(rec, val_data=val, task=name)
+        cb = RecordSamples(rec, task=name, record_validation=True)
         cb.state_key = f"RecordSamples/{name}"
         recording.append(cb)
     regression = [t.name for t in data.tasks if t.kind == "regression"]

@@ -37,6 +37,10 @@ class Callback:
     def on_batch_end(self, state: TrainState) -> None:
         """The optimizer stepped; ``state.step`` counts it."""
 
+    def on_val_forward(self, state: TrainState) -> None:
+        """A validation batch went through the model (eval mode, no gradients): ``state.batch``,
+        ``state.logits``; both are the training batch's again once the evaluation ends."""
+
     def on_epoch_end(self, state: TrainState) -> None:
         """The epoch is evaluated; ``state.epoch_metrics`` holds the results."""
 
@@ -64,6 +68,13 @@ class CallbackList:
                 raise TypeError(f"callbacks must subclass trainground.Callback, got {type(cb).__name__}")
         self._handlers: dict[Event, list[Any]] = {}
         self._seen: list[Callback] = list(self.callbacks)
+
+    def listens(self, event: Event) -> bool:
+        """Whether any callback overrides ``on_<event>`` (so the loop can skip preparing it)."""
+        handlers = self._handlers.get(event)
+        if handlers is None or self._seen != self.callbacks:
+            handlers = self._resolve(event)
+        return bool(handlers)
 
     def fire(self, event: Event, state: TrainState) -> None:
         handlers = self._handlers.get(event)

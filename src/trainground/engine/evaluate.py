@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,11 +25,17 @@ def predict_logits(model: nn.Module, features: Tensor, *, batch_size: int = 1024
     return torch.cat(chunks) if chunks else torch.empty(0)
 
 
+# Called with each evaluated batch ``(index, x, y)`` and the model's outputs for it (``fit``'s VAL_FORWARD).
+Observe = Callable[[tuple[Tensor, Any, Any], Any], None]
+
+
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: BatchSource, loss_fn: nn.Module, *, batch_size: int, device: torch.device
+    model: nn.Module, data: BatchSource, loss_fn: nn.Module, *, batch_size: int, device: torch.device,
+    observe: Observe | None = None,
 ) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``data`` (one host sync at the end)."""
+    """Mean loss and accuracy of ``model`` on ``data`` (one host sync at the end); ``observe`` sees
+    every batch and its logits."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
@@ -36,8 +43,11 @@ def evaluate(
     n = 0
     try:
         for positions in torch.arange(len(data)).split(batch_size):
-            _, x, y = data.batch(positions, device)
+            batch = data.batch(positions, device)
+            _, x, y = batch
             logits = model(x)
+            if observe is not None:
+                observe(batch, logits)
             # loss_fn returns a batch mean; weighting by the batch size gives the dataset mean.
             loss_sum += loss_fn(logits, y).float() * len(y)
             correct += (logits.argmax(dim=1) == y).sum()

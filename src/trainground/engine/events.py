@@ -32,7 +32,8 @@ class Event(str, Enum):
                 if step % checkpoint_every == 0:
                     CHECKPOINT                     # callbacks flush; their state_dict() is saved
             guard.step(force=True)                 # a short last window still steps (weighted exactly)
-            metrics = evaluate(validation split)
+            metrics = evaluate(validation split)   # eval mode, no gradients; for each batch:
+                VAL_FORWARD                        #   state.batch, state.logits of that batch
             EPOCH_END                              # state.epoch_metrics: train/val loss and accuracy
             if last epoch or checkpoint_seconds passed since the last one:
                 CHECKPOINT                         # model, optimizer, guard.state_dict(), rng, callbacks
@@ -48,6 +49,7 @@ class Event(str, Enum):
     AFTER_FORWARD = "after_forward"
     AFTER_BACKWARD = "after_backward"
     BATCH_END = "batch_end"
+    VAL_FORWARD = "val_forward"
     EPOCH_END = "epoch_end"
     CHECKPOINT = "checkpoint"
     FIT_END = "fit_end"

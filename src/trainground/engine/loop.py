@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from trainground.data.tasks import tasks_of
@@ -210,6 +211,11 @@ def fit(
                                every_steps=config.checkpoint_every, every_seconds=config.checkpoint_seconds,
                                keep=config.keep_checkpoints)
     val_batch = max(config.batch_size, 256)
+
+    def observe_val(batch: tuple[Tensor, Any, Any], outputs: Any) -> None:
+        state.batch, state.logits = batch, outputs
+        hooks.fire(Event.VAL_FORWARD, state)
+
     model.train()
     hooks.fire(Event.FIT_START, state)
     while state.epoch < config.epochs:
@@ -221,7 +227,10 @@ def fit(
             mode.train_step(state, train.batch(rows, device), hooks, totals, guard)
             checkpoints.after_batch(state.step, last_of_epoch=state.batch_in_epoch == len(order))
         guard.step(force=True)  # a short last accumulation window still steps (weighted exactly)
-        state.epoch_metrics = mode.end_epoch(model, totals, val, batch_size=val_batch, device=device)
+        last = state.batch, state.logits  # the validation batches pass through them for VAL_FORWARD
+        state.epoch_metrics = mode.end_epoch(model, totals, val, batch_size=val_batch, device=device,
+                                             observe=observe_val if hooks.listens(Event.VAL_FORWARD) else None)
+        state.batch, state.logits = last
         state.history.append(dict(state.epoch_metrics))
         hooks.fire(Event.EPOCH_END, state)
         state.epoch += 1

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from trainground.data.tasks import TaskSpec
 from trainground.engine.batches import BatchSource
 from trainground.engine.callbacks import CallbackList
+from trainground.engine.evaluate import Observe
 from trainground.engine.events import Event
 from trainground.engine.state import TrainState
 from trainground.engine.task_kinds import batch_task_metrics, task_kind
@@ -112,12 +113,12 @@ class MultiTarget:
         hooks.fire(Event.BATCH_END, state)
 
     def end_epoch(self, model: nn.Module, totals: Tensor, val: BatchSource | None, *, batch_size: int,
-                  device: torch.device) -> dict[str, float]:
+                  device: torch.device, observe: Observe | None = None) -> dict[str, float]:
         """The epoch's per-task training and validation metrics and task weights; then the loss's
         own epoch end (DWA: the next epoch's weights from this epoch's task losses)."""
         metrics = self.metrics(totals.tolist(), "train")
         if val is not None and len(val):
-            metrics.update(self.evaluate(model, val, batch_size=batch_size, device=device))
+            metrics.update(self.evaluate(model, val, batch_size=batch_size, device=device, observe=observe))
         metrics.update(self.task_weights())
         end_epoch = getattr(self.loss_fn, "end_epoch", None)
         if end_epoch is not None:
@@ -167,8 +168,8 @@ class MultiTarget:
         return {f"task_weight/{k}": v for k, v in zip(self.names, weights().tolist(), strict=True)}
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, data: BatchSource, *, batch_size: int, device: torch.device
-                 ) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, data: BatchSource, *, batch_size: int, device: torch.device,
+                 observe: Observe | None = None) -> dict[str, float]:
         """``val_*`` metrics of ``model`` on ``data`` (no event weights, as in single-target validation)."""
         was_model, was_loss = model.training, self.loss_fn.training
         model.eval()
@@ -176,8 +177,11 @@ class MultiTarget:
         totals = self.new_totals(device)
         try:
             for positions in torch.arange(len(data)).split(batch_size):
-                _, x, y = data.batch(positions, device)
+                batch = data.batch(positions, device)
+                _, x, y = batch
                 outputs = self.outputs(model(x))
+                if observe is not None:
+                    observe(batch, outputs)
                 raw = self.loss_fn.raw_losses(outputs, y)
                 total = torch.stack([v.float().reshape(()) for v in self.loss_fn.weighting(raw).values()]).sum()
                 self.add(totals, total, raw, outputs, y, len(next(iter(y.values()))))

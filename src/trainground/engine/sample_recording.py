@@ -18,23 +18,30 @@ class RecordSamples(Callback):
 
     The logits are those the loop computed anyway (no extra forward pass for training
     samples); each training sample is recorded once per epoch, as the model saw it just
-    before stepping on it. With ``val_data``, the validation samples are recorded at the
-    end of every epoch from one eval-mode pass, so held-out samples get curves too.
+    before stepping on it. With ``record_validation``, the samples of ``fit``'s own validation
+    split are recorded from its evaluation at each epoch's end (the ``VAL_FORWARD`` event: no
+    forward pass of ours), so held-out samples get curves too; ``val_data`` instead records
+    another dataset from a pass of our own at each epoch's end.
     Buffers are flushed at every checkpoint, so a resumed run's records equal an
     uninterrupted run's.
 
     Args:
         recorder: where the records go.
-        val_data: validation dataset (items ``(index, x, y)``) to record each epoch, or None.
-        val_batch_size: batch size of the validation pass.
+        val_data: a dataset (items ``(index, x, y)``) other than ``fit``'s validation split to
+            record each epoch, or None.
+        val_batch_size: batch size of that pass.
+        record_validation: record ``fit``'s validation split as ``fit`` evaluates it.
         task: a multi-target run's task to record (its output and target); None for a
             single-target run.
     """
 
     def __init__(self, recorder: SampleRecorder, *, val_data: Dataset | None = None, val_batch_size: int = 1024,
-                 task: str | None = None) -> None:
+                 task: str | None = None, record_validation: bool = False) -> None:
+        if record_validation and val_data is not None:
+            raise ValueError("RecordSamples: give val_data or record_validation=True, not both")
         self.recorder = recorder
         self.task = task
+        self.record_validation = record_validation
         self.val = None if val_data is None or len(val_data) == 0 else BatchSource(val_data)  # type: ignore[arg-type]
         self.val_batch_size = val_batch_size
 
@@ -48,6 +55,16 @@ class RecordSamples(Callback):
             self.recorder.update(index, state.logits, y)
         else:
             self.recorder.update(index, state.logits[self.task], y[self.task])  # type: ignore[index]
+
+    def on_val_forward(self, state: TrainState) -> None:
+        if not self.record_validation:
+            return
+        assert state.batch is not None and state.logits is not None
+        index, _, y = state.batch
+        if self.task is None:
+            self.recorder.update(index, state.logits, y, split="val")
+        else:
+            self.recorder.update(index, state.logits[self.task], y[self.task], split="val")  # type: ignore[index]
 
     @torch.no_grad()
     def on_epoch_end(self, state: TrainState) -> None:

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from trainground.engine.batches import BatchSource
 from trainground.engine.callbacks import CallbackList
-from trainground.engine.evaluate import evaluate
+from trainground.engine.evaluate import Observe, evaluate
 from trainground.engine.events import Event
 from trainground.engine.state import TrainState
 from trainground.gradients import Guard
@@ -66,12 +66,12 @@ class SingleTarget:
         hooks.fire(Event.BATCH_END, state)
 
     def end_epoch(self, model: nn.Module, totals: Tensor, val: BatchSource | None, *, batch_size: int,
-                  device: torch.device) -> dict[str, float]:
+                  device: torch.device, observe: Observe | None = None) -> dict[str, float]:
         """``train_loss``, ``train_accuracy`` from the epoch's sums; ``val_loss``, ``val_accuracy``."""
         loss_sum, correct, seen = totals.tolist()
         metrics = {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}
         if val is not None and len(val):
-            scores = evaluate(model, val, self.loss_fn, batch_size=batch_size, device=device)
+            scores = evaluate(model, val, self.loss_fn, batch_size=batch_size, device=device, observe=observe)
             metrics.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
         return metrics
 
