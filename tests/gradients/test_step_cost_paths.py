@@ -1,4 +1,4 @@
-"""The host step's cheap paths (issue 17): cached 1-D update views, grad mode switched by hand."""
+"""The host step's cheap paths (issue 17): cached 1-D update views; grad mode restored around the step."""
 
 from __future__ import annotations
 

@@ -32,14 +32,6 @@ class StepResult(NamedTuple):
     loss: Any  # NaN when the loss is not known (external gradients)
 
 
-def _measures(observers: Sequence[UpdateObserver]) -> bool:
-    """Whether any observer measures the coming update (a loop: ``any`` over a generator costs a frame)."""
-    for t in observers:
-        if t.measures():
-            return True
-    return False
-
-
 def host_step(chain: Chain, optimizer: torch.optim.Optimizer, buffers: FlatGradients, *, base: float,
               loss: float | None, observers: Sequence[UpdateObserver]) -> StepResult:
     """The CPU step: one read of the norm, the chain in floats, the weights touched once.
@@ -59,7 +51,7 @@ def host_step(chain: Chain, optimizer: torch.optim.Optimizer, buffers: FlatGradi
                       loss=loss, lr=float(optimizer.param_groups[0]["lr"]))
     window_norm = ctx.norm
     trust = bool(observers)
-    measure = trust and _measures(observers)  # this step's update feeds a secant
+    measure = trust and any(t.measures() for t in observers)  # this step's update feeds a secant
     if trust and flat is None:
         ctx.update_views = buffers.scratch_flat(params)  # per-tensor dot products
         ctx.update_buffer = buffers.old
@@ -72,10 +64,7 @@ def host_step(chain: Chain, optimizer: torch.optim.Optimizer, buffers: FlatGradi
         if old is None:
             step_scaled(optimizer, s)  # the common case: nothing but the optimizer touches the weights
         else:
-            # Grad mode switched by hand: the context manager costs ~1.5 us per step here.
-            grad_mode = torch.is_grad_enabled()
-            torch._C._set_grad_enabled(False)
-            try:
+            with torch.no_grad():
                 if measure and flat is None and len(params) < len(buffers.params):
                     buffers.old.zero_()  # type: ignore[union-attr]  # a parameter without a grad did not move
                 torch._foreach_copy_(old, params)
@@ -83,8 +72,6 @@ def host_step(chain: Chain, optimizer: torch.optim.Optimizer, buffers: FlatGradi
                     torch._foreach_lerp_(params, old, 1.0 - s)
                 if measure:
                     torch._foreach_sub_(old, params)  # old <- -(applied update)
-            finally:
-                torch._C._set_grad_enabled(grad_mode)
     else:
         ctx.keep = 0.0
         skip_step_(optimizer, params, grads, buffers.scratch(params) if buffers.same_layout else None)
