@@ -16,6 +16,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -34,7 +35,7 @@ for candidate in (ANCHORS, Path("/work/shared/anchors")):
 import bench_c_stability as B
 import common as C
 
-from trainground.gradients import Guard, GuardConfig
+from trainground.gradients import Guard, GuardConfig, flat_buffer
 
 GUARDS = {
     "guard": GuardConfig(),
@@ -45,7 +46,31 @@ GUARDS = {
     "guard_p8": GuardConfig(trust_rise_overshoot=True),  # secant principle 8 (issue 15, third pass)
     "guard_every2": GuardConfig(trust_every=2),
     "guard_trust_only": GuardConfig(spike_z=None, percentile=None, zscore=None),
+    # issue 17, the sampled secant: on this 85k MLP the Guard keeps a flat gradient buffer and reads
+    # every element (below flat_buffer.SAMPLE_MIN_NUMEL). To check the 1-in-8 sample where it is
+    # hardest (~10k sampled elements instead of the 1M model's ~130k), these two force the per-tensor
+    # layout, whole (the layout's own rounding) and sampled (GuardConfig.trust_sample=8).
+    "guard_per_tensor": GuardConfig(trust_sample=1),
+    "guard_sampled_forced": GuardConfig(trust_sample=8),
+    "guard_sampled": GuardConfig(trust_sample=8),  # with --hidden 1024: where sampling applies by itself
+    "guard_whole": GuardConfig(trust_sample=1),  # every element read (the default)
 }
+# method -> (flat_buffer.SMALL_TENSOR, flat_buffer.SAMPLE_MIN_NUMEL) while it runs
+FORCED_LAYOUT = {"guard_per_tensor": (0, 0), "guard_sampled_forced": (0, 0)}
+
+
+@contextlib.contextmanager
+def forced_layout(name: str):
+    """Set the Guard's layout thresholds for method ``name`` (FORCED_LAYOUT), restored afterwards."""
+    if name not in FORCED_LAYOUT:
+        yield
+        return
+    saved = flat_buffer.SMALL_TENSOR, flat_buffer.SAMPLE_MIN_NUMEL
+    flat_buffer.SMALL_TENSOR, flat_buffer.SAMPLE_MIN_NUMEL = FORCED_LAYOUT[name]
+    try:
+        yield
+    finally:
+        flat_buffer.SMALL_TENSOR, flat_buffer.SAMPLE_MIN_NUMEL = saved
 
 
 def _train_guard(model, opt, guard, sched, start, Xtr, ytr, poison=None, seed=0, branch_at=None):
@@ -71,9 +96,9 @@ def _train_guard(model, opt, guard, sched, start, Xtr, ytr, poison=None, seed=0,
     return None, ploss, snap
 
 
-def run_guard(config, opt_kind, lr, seed, Xtr, ytr, Xte, yte, poison_step, poison_modes):
+def run_guard(config, opt_kind, lr, seed, Xtr, ytr, Xte, yte, poison_step, poison_modes, hidden=256):
     torch.manual_seed(seed)
-    model = C.make_mlp(Xtr.shape[1])
+    model = C.make_mlp(Xtr.shape[1], hidden)
     opt = B.make_opt(opt_kind, model.parameters(), float(lr))
     guard = Guard(model, opt, config=copy.deepcopy(config))
     sched = B.batch_schedule(len(ytr), seed)
@@ -127,7 +152,12 @@ def main() -> None:
     ap.add_argument("--optimizers", nargs="*", default=["sgd", "adam"])
     ap.add_argument("--poison-modes", nargs="*", default=list(B.POISON_MODES))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--hidden", type=int, default=256,
+                    help="width of the MLP's two hidden layers for the Guard's methods (the protocol: 256; "
+                         "1024 gives 1.1M parameters, where GuardConfig(trust_sample=8) samples the secant)")
     args = ap.parse_args()
+    if args.hidden != 256 and not set(args.methods) <= set(GUARDS):
+        ap.error("--hidden applies to the Guard's methods only (the anchors' runs build the protocol's MLP)")
     if args.table:
         return table(args.table)
     C.setup_torch(args.threads)
@@ -135,7 +165,7 @@ def main() -> None:
     Xtr, Xte, ytr, yte = (torch.as_tensor(a) for a in C.load_dataset("digits"))
     poison_step = (math.ceil(len(ytr) / B.BATCH) * B.EPOCHS) // 2
     modes = tuple(args.poison_modes)
-    res = {"protocol": "anchors/bench_c_stability.py", "threads": args.threads, "seeds": args.seeds,
+    res = {"protocol": "anchors/bench_c_stability.py", "threads": args.threads, "seeds": args.seeds, "hidden": args.hidden,
            "env": C.env_info(), "results": {}}
     for opt_kind in args.optimizers:
         lrs = B.SGD_LRS if opt_kind == "sgd" else B.ADAM_LRS
@@ -146,7 +176,9 @@ def main() -> None:
             for i, lr in enumerate(lrs):
                 for s in args.seeds:
                     if name in GUARDS:
-                        c, p = run_guard(GUARDS[name], opt_kind, lr, s, Xtr, ytr, Xte, yte, poison_step, modes)
+                        with forced_layout(name):
+                            c, p = run_guard(GUARDS[name], opt_kind, lr, s, Xtr, ytr, Xte, yte, poison_step, modes,
+                                             hidden=args.hidden)
                     else:
                         c, p = B.run(anchors[name], opt_kind, lr, s, Xtr, ytr, Xte, yte, poison_step, modes)
                     clean[(i, s)] = c

@@ -128,6 +128,14 @@ class GuardConfig:
     # a copy and a difference of the weights plus two dot products (memory passes, most of the
     # trust region's cost on a CPU); the EMAs and the scale keep their time constants in steps.
     trust_every: Annotated[int, AT_LEAST_ONE] = 1
+    # Measure it on one parameter element in N (every N-th block of 1,024) where those passes are
+    # memory-bound: the CPU path without a flat gradient buffer (tensors of > 64k elements on
+    # average), from 2**18 parameters (1 MiB of float32, a typical L2) on. The secant reads only
+    # ratios of its sums, which a uniform sample estimates without the 1/N (gradients/sampled.py).
+    # 8 takes the 1M MLP's Guard step from 1.22x to 1.12x a plain step, but on benchmark C at
+    # 1.1M parameters (seeds 0-9) 4 of 160 runs ended above their start loss against 1 reading
+    # every element (benchmarks/README.md "D. ... sampled secant"), so it is not the default.
+    trust_sample: Annotated[int, AT_LEAST_ONE] = 1
     # Let the trust region shrink the step only on evidence of overshoot: a rising loss (short EMA
     # > long EMA + 2 standard errors) with rho > target, or a flat loss with a significant
     # overshoot (excess curvature C - target*D two standard errors above 0 over the ~100 steps on
@@ -224,7 +232,8 @@ class GuardConfig:
             steps.append(LevelNormalize(only_up=self.recurrent_level == "fall"))
         if self.uses_trust_region(model):
             steps.append(SecantTrustRegion(target=self.trust_target, every=self.trust_every,
-                                           loss_gate=self.trust_loss_gate, rise_overshoot=self.trust_rise_overshoot))
+                                           loss_gate=self.trust_loss_gate, rise_overshoot=self.trust_rise_overshoot,
+                                           sample=self.trust_sample))
         return Chain(steps)
 
 

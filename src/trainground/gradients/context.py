@@ -10,6 +10,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from trainground.gradients.sampled import SampledLayout
+
 
 def global_norm(grads: Sequence[Tensor], flat: Tensor | None = None) -> Tensor:
     """L2 norm of all ``grads`` together, as a float32 0-dim tensor (no host sync).
@@ -137,15 +139,37 @@ class HostContext:
     # ``grads``, so a transform can take <grads, update> tensor by tensor (see :meth:`dot`).
     update_views: list[Tensor] | None = None
     update_buffer: Tensor | None = None  # the flat tensor ``update_views`` are views of
+    # The sampled secant (gradients/sampled.py): ``update_buffer`` is ``sampled.update`` and the
+    # dot products read the same sample of the gradients; ``sampled_index``: the positions of
+    # ``grads`` among the layout's parameters (None: all of them).
+    sampled: SampledLayout | None = None
+    sampled_index: list[int] | None = None
+    # ``applied_scale`` when the gradients' sample was last gathered (NaN: not yet this step); a
+    # second dot product of the step reads the same gradients unless a clip scaled them since.
+    sampled_gathered_at: float = math.nan
 
     @property
     def norm(self) -> float:
         return self.raw_norm * self.scale
 
+    def reads(self, flat_update: Tensor) -> bool:
+        """Whether :meth:`dot` can read ``flat_update`` in this step's layout (a secant kept before
+        the Guard switched between the flat, per-tensor and sampled layouts cannot be)."""
+        if self.flat is not None:
+            return flat_update.numel() == self.flat.numel()
+        if self.sampled is not None:
+            return flat_update is self.sampled.update
+        return self.update_views is not None and flat_update is self.update_buffer
+
     def dot(self, flat_update: Tensor) -> float:
         """``<gradients, flat_update>`` for a vector laid out like the Guard's update buffer."""
         if self.flat is not None:
             return float(torch.dot(self.flat, flat_update))
+        if self.sampled is not None and flat_update is self.sampled.update:
+            if self.sampled_gathered_at != self.applied_scale:
+                self.sampled.gather(self.grads, self.sampled_index)
+                self.sampled_gathered_at = self.applied_scale
+            return self.sampled.dot()
         if self.update_views is None or flat_update is not self.update_buffer:
             raise ValueError("HostContext.dot needs a flat gradient buffer, or update_views of flat_update")
         # The views alias ``flat_update`` (the Guard's buffer); one dot per tensor, one read.

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from trainground.gradients.context import GradContext, HostContext
+from trainground.gradients.sampled import SAMPLE_MIN_NUMEL, SampledLayout
 
 # Mean elements per parameter tensor below which one kernel over a flat buffer is cheaper than
 # one dispatch per tensor (a CPU kernel on 64k floats costs about as much as its launch).
@@ -20,7 +21,10 @@ class UpdateObserver(Protocol):
     """Hooks of a transform that reads the update the optimizer applied (the secant trust region).
 
     The Guard keeps that update, negated, in the flat update buffer and hands it over after the
-    step; the transform may keep a reference to it until the next step.
+    step; the transform may keep a reference to it until the next step. An optional ``sample``
+    attribute (int, 1 when absent) lets the Guard's CPU path keep it on one element in ``sample``
+    only (:mod:`trainground.gradients.sampled`; :meth:`FlatGradients.sample_stride` says where),
+    in a compact buffer; the transform reads it through ``HostContext.dot``, which knows that layout.
     """
 
     def measures(self) -> bool:
@@ -54,6 +58,7 @@ class FlatGradients:
         self.views: list[Tensor] = []
         self.old_views: list[Tensor] = []
         self.old_flat_views: list[Tensor] = []  # the same slices of ``old``, 1-D (per-tensor dot products)
+        self._sampled: tuple[tuple[int, tuple[int, ...]], SampledLayout] | None = None  # ((stride, data pointers), it)
 
     def use(self, active: bool) -> None:
         """At a window's start: switch between the flat buffer and autograd's own tensors."""
@@ -99,6 +104,7 @@ class FlatGradients:
             old.copy_(self.old)
         self.flat, self.views, self.old, self.old_views = flat, views, old, old_views
         self.old_flat_views = [v.view(-1) for v in old_views]
+        self._sampled = None
         return True
 
     def _ours(self) -> bool:
@@ -115,6 +121,27 @@ class FlatGradients:
                 self.old_views.append(self.old[offset:offset + p.numel()].view_as(p))
                 offset += p.numel()
             self.old_flat_views = [v.view(-1) for v in self.old_views]
+            self._sampled = None
+
+    def sample_stride(self, observers: list[UpdateObserver]) -> int:
+        """The observers' coarsest ``sample`` where the Guard's CPU path may read the update
+        sampled (no flat gradient buffer, at least :data:`SAMPLE_MIN_NUMEL` parameters), else 1."""
+        if self.flat is not None or self.numel < SAMPLE_MIN_NUMEL or not observers:
+            return 1
+        if not all(p.is_contiguous() for p in self.params):
+            return 1  # a sampled view of such a parameter would be a copy, not the weights
+        return max(1, min(int(getattr(t, "sample", 1)) for t in observers))
+
+    def sampled(self, params: list[Tensor], stride: int) -> tuple[SampledLayout, list[int] | None]:
+        """The :class:`~trainground.gradients.sampled.SampledLayout` of the parameters (made once per
+        stride and storage), and the positions of ``params`` among them (None: all of them)."""
+        storage = tuple(p.data_ptr() for p in self.params)  # a parameter whose data was replaced
+        if self._sampled is None or self._sampled[0] != (stride, storage):
+            self._sampled = ((stride, storage), SampledLayout(self.params, stride))
+        layout = self._sampled[1]
+        if len(params) == len(self.params):
+            return layout, None
+        return layout, [i for i, p in enumerate(self.params) if p.grad is not None]
 
     def window(self) -> tuple[list[Tensor], list[Tensor]]:
         """(gradients, their parameters): all of them with a flat buffer, else those with a grad."""

@@ -65,6 +65,11 @@ class SecantTrustRegion(SecantGate, ScalarState):
             and the scale moves by the per-step factor to the power ``every`` per measurement,
             so the time constants stay those of ``every = 1``; the applied scale is still used
             on every step.
+        sample: on the Guard's CPU path, measure the secant on one parameter element in ``sample``
+            (blocks of 1,024; :mod:`trainground.gradients.sampled`). It applies only where the
+            passes are memory-bound: no flat gradient buffer (tensors of > 64k elements on
+            average) and at least 2**18 parameters; elsewhere, and on the tensor path (CUDA),
+            every element is read. 1: always every element.
 
     References:
         Secant (quasi-Newton) curvature along the step: Barzilai, Borwein. Two-point step size
@@ -74,13 +79,17 @@ class SecantTrustRegion(SecantGate, ScalarState):
     """
 
     def __init__(self, target: float = 1.0, beta: float = 0.9, grow: float = 1.02, min_factor: float = 0.1,
-                 min_scale: float = 0.01, every: int = 1, loss_gate: bool = True, rise_overshoot: bool = False) -> None:
+                 min_scale: float = 0.01, every: int = 1, loss_gate: bool = True, rise_overshoot: bool = False,
+                 sample: int = 1) -> None:
         self.target, self.beta, self.grow, self.min_factor, self.min_scale = target, beta, grow, min_factor, min_scale
         self.loss_gate, self.rise_overshoot = loss_gate, rise_overshoot
         self._init_gate()
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.every = int(every)
+        if sample < 1:
+            raise ValueError(f"sample must be >= 1, got {sample}")
+        self.sample = int(sample)
         self.tick = 0  # steps seen (host counter): a step with tick % every == 0 measures
         self.scale = torch.ones(())
         self.descent = torch.zeros(())  # EMA of D
@@ -112,9 +121,11 @@ class SecantTrustRegion(SecantGate, ScalarState):
 
     def host(self, ctx: HostContext) -> None:
         """The same trust region in floats (the Guard's CPU path): one dot product, one read."""
-        if ctx.flat is None and ctx.update_views is None:
+        if ctx.flat is None and ctx.update_views is None and ctx.sampled is None:
             return  # parameters of mixed dtype/device: no update buffer, no secant
         self._host_state()
+        if self.neg_update is not None and not ctx.reads(self.neg_update):
+            self.reset_direction()  # the Guard changed its update layout: no secant across the switch
         if self.neg_update is not None and ctx.keep > 0:  # a skipped step cannot be valid: no dot
             along = -ctx.dot(self.neg_update) * ctx.base_scale
             curvature = along + self.last_descent
@@ -136,6 +147,8 @@ class SecantTrustRegion(SecantGate, ScalarState):
             # Parameters of mixed dtype/device have no flat buffer: no secant, the update stays as is.
             return
         self._to(ctx.flat.device)
+        if self.neg_update is not None and self.neg_update.numel() != ctx.flat.numel():
+            self.reset_direction()  # kept in the CPU path's sampled layout: no secant across the switch
         if self.neg_update is not None:
             # C_t = <g_{t+1} - g_t, u_t> = <g_{t+1}, u_t> + D_t, with the raw (unclipped) gradient.
             along = -torch.dot(ctx.flat, self.neg_update) * ctx.base_scale
@@ -210,7 +223,7 @@ class SecantTrustRegion(SecantGate, ScalarState):
 
     def state_dict(self) -> dict[str, Any]:
         return {"target": self.target, "beta": self.beta, "grow": self.grow, "min_factor": self.min_factor,
-                "every": self.every, "tick": self.tick, "loss_gate": self.loss_gate, "rise_overshoot": self.rise_overshoot,
+                "every": self.every, "sample": self.sample, "tick": self.tick, "loss_gate": self.loss_gate, "rise_overshoot": self.rise_overshoot,
                 "min_scale": self.min_scale, **{name: self._state_tensor(name) for name in self._fields},
                 # Saved so a resumed run computes the same secant as an uninterrupted one.
                 "neg_update": None if self.neg_update is None else self.neg_update.detach().cpu().clone()}
@@ -219,6 +232,7 @@ class SecantTrustRegion(SecantGate, ScalarState):
         for key in ("target", "beta", "grow", "min_factor", "min_scale"):
             setattr(self, key, float(state[key]))
         self.every, self.tick = int(state.get("every", 1)), int(state.get("tick", 0))
+        self.sample = int(state.get("sample", 1))  # checkpoints from before sampling read every element
         self.loss_gate = bool(state.get("loss_gate", False))
         self.rise_overshoot = bool(state.get("rise_overshoot", False))
         # Checkpoints from before the gate or its flat budget: zeros, a reference of 1.

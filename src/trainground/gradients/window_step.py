@@ -52,16 +52,41 @@ def host_step(chain: Chain, optimizer: torch.optim.Optimizer, buffers: FlatGradi
     window_norm = ctx.norm
     trust = bool(observers)
     measure = trust and any(t.measures() for t in observers)  # this step's update feeds a secant
+    layout = None  # the sampled secant's (gradients/sampled.py), where the passes are memory-bound
     if trust and flat is None:
-        ctx.update_views = buffers.scratch_flat(params)  # per-tensor dot products
-        ctx.update_buffer = buffers.old
+        stride = buffers.sample_stride(list(observers))
+        if stride == 1:
+            ctx.update_views = buffers.scratch_flat(params)  # per-tensor dot products
+            ctx.update_buffer = buffers.old
+        else:
+            layout, ctx.sampled_index = buffers.sampled(params, stride)
+            ctx.sampled = layout
+            for t in observers:
+                t.adopt_update_buffer(layout.update)  # a resumed secant's saved update (a no-op after)
     chain.host(ctx)
     keep = ctx.keep > 0 and math.isfinite(window_norm)
     if keep:
         ctx.materialize()  # finite norm: no NaN to clean; scale 1: no pass at all
         s = ctx.update_scale
-        old = buffers.scratch(params) if measure or (s != 1.0 and not lr_scalable(optimizer)) else None
-        if old is None:
+        whole = s != 1.0 and not lr_scalable(optimizer)  # the scale is applied by a lerp: every old weight
+        old = buffers.scratch(params) if (measure and layout is None) or whole else None
+        if measure and layout is not None:
+            index = ctx.sampled_index
+            kept, mine = layout.pick(layout.update_views, index), layout.pick(layout.params, index)
+            with torch.no_grad():
+                if index is not None:
+                    layout.update.zero_()  # a parameter without a grad did not move
+                if old is None:
+                    torch._foreach_copy_(kept, mine)
+                    step_scaled(optimizer, s)  # the lr carries the scale (not `whole`)
+                    torch._foreach_sub_(kept, mine)  # -(applied update), on the sample
+                else:
+                    torch._foreach_copy_(old, params)
+                    if not step_scaled(optimizer, s):
+                        torch._foreach_lerp_(params, old, 1.0 - s)
+                    torch._foreach_sub_(old, params)
+                    torch._foreach_copy_(kept, layout.views(old, index))  # -(applied update), sampled
+        elif old is None:
             step_scaled(optimizer, s)  # the common case: nothing but the optimizer touches the weights
         else:
             with torch.no_grad():
@@ -76,9 +101,9 @@ def host_step(chain: Chain, optimizer: torch.optim.Optimizer, buffers: FlatGradi
         ctx.keep = 0.0
         skip_step_(optimizer, params, grads, buffers.scratch(params) if buffers.same_layout else None)
         if trust:
-            buffers.old.zero_()  # type: ignore[union-attr]  # nothing was applied
+            (buffers.old if layout is None else layout.update).zero_()  # type: ignore[union-attr]  # nothing applied
     if trust:
-        chain.after_step(ctx, buffers.old)  # type: ignore[arg-type]
+        chain.after_step(ctx, buffers.old if layout is None else layout.update)  # type: ignore[arg-type]
     return StepResult(window_norm, ctx.threshold, 1.0 if keep else 0.0, ctx.update_scale,
                       math.nan if loss is None else loss)
 
