@@ -78,22 +78,34 @@ def test_the_sampled_update_is_the_applied_update_on_the_sampled_elements(monkey
     guard, _ = _run(8, 1, monkeypatch)
     assert guard._flat is None and guard.buffers.old is None  # no whole update buffer is even made
     trust = _trust(guard)
-    layout = guard.buffers._sampled[1]
-    assert trust.sample == 8 and trust.neg_update is layout.update
-    assert layout.update.numel() < guard.buffers.numel / 4
-    # One more step by hand to see the weights before and after it.
+    layouts = guard.buffers._sampled[1]
+    assert trust.sample == 8 and len(layouts) == 8 and trust.neg_update is layouts[0].update
+    assert layouts[0].update.numel() < guard.buffers.numel / 4
+    # One more step by hand to see the weights before and after it: the second measured step reads phase 1.
     before = [p.detach().clone() for p in guard.model.parameters()]
     x, y = _batch(99)
     guard.backward(nn.functional.cross_entropy(guard.model(x), y), batch_size=16)
     grads = [p.grad.clone() for p in guard.model.parameters()]
     guard.step()
     after = [p.detach() for p in guard.model.parameters()]
-    kept = torch.cat([sample_view(b - a, 8).reshape(-1) for b, a in zip(before, after, strict=True)])
-    assert torch.equal(layout.update, kept)  # -u, exactly, on the sampled elements, in parameter order
-    # D of that step: the raw gradient's dot with -u over the sampled elements only (no clip fired).
-    expected = float(torch.dot(torch.cat([sample_view(g, 8).reshape(-1) for g in grads]), kept))
+    assert trust.neg_update is layouts[1].update
+    kept = torch.cat([sample_view(b - a, 8, 1).reshape(-1) for b, a in zip(before, after, strict=True)])
+    assert torch.equal(layouts[1].update, kept)  # -u, exactly, on the sampled elements, in parameter order
+    # D of that step: the raw gradient's dot with -u over the same elements only (no clip fired).
+    expected = float(torch.dot(torch.cat([sample_view(g, 8, 1).reshape(-1) for g in grads]), kept))
     assert guard.last_stats["update_scale"] > 0
     assert abs(trust.last_descent - expected) <= 1e-5 * abs(expected)
+
+
+def test_the_phases_cover_every_element_once():
+    t = torch.zeros(SAMPLE_BLOCK * 20 + 5)
+    for phase in range(8):
+        sample_view(t, 8, phase).add_(1.0)
+    assert torch.equal(t[: SAMPLE_BLOCK * 20], torch.ones(SAMPLE_BLOCK * 20))  # the partial block: never
+    small = torch.zeros(77)
+    for phase in range(8):
+        sample_view(small, 8, phase).add_(1.0)
+    assert torch.equal(small, torch.ones(77))
 
 
 def test_a_parameter_without_a_gradient_counts_zero_in_the_sampled_secant(monkeypatch):
@@ -107,7 +119,8 @@ def test_a_parameter_without_a_gradient_counts_zero_in_the_sampled_secant(monkey
         x, _ = _batch(seed)
         guard.backward(used(x).pow(2).mean(), batch_size=16)  # `unused` gets no gradient
         guard.step()
-    layout = guard.buffers._sampled[1]
+    layout = guard.buffers._sampled[1][2]  # the third measured step's phase
+    assert _trust(guard).neg_update is layout.update
     n_used = sum(v.numel() for v in layout.update_views[:2])
     assert layout.update[n_used:].abs().sum() == 0 and layout.update[:n_used].abs().sum() > 0
     assert torch.isfinite(torch.as_tensor(_trust(guard).rho))
@@ -179,4 +192,4 @@ def test_a_sampled_guard_resumes_on_the_same_trajectory(monkeypatch):
     guard2.load_state_dict(state[2])
     train(model2, guard2, range(5, 10))
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters(), strict=True))
-    assert _trust(guard2).neg_update is guard2.buffers._sampled[1].update  # the saved update was adopted
+    assert _trust(guard2).neg_update is guard2.buffers._sampled[1][9 % 8].update  # the saved update was adopted

@@ -132,9 +132,10 @@ class GuardConfig:
     # memory-bound: the CPU path without a flat gradient buffer (tensors of > 64k elements on
     # average), from 2**18 parameters (1 MiB of float32, a typical L2) on. The secant reads only
     # ratios of its sums, which a uniform sample estimates without the 1/N (gradients/sampled.py).
-    # 8 takes the 1M MLP's Guard step from 1.22x to 1.12x a plain step, but on benchmark C at
-    # 1.1M parameters (seeds 0-9) 4 of 160 runs ended above their start loss against 1 reading
-    # every element (benchmarks/README.md "D. ... sampled secant"), so it is not the default.
+    # The sample's phase moves by one block per measured step, so every element is read once every
+    # N steps. 8 takes the 1M MLP's Guard step from 1.21x to 1.11x a plain step, but on benchmark C
+    # at 1.1M parameters (seeds 0-9) 3 of 160 runs failed against 1 reading every element
+    # (benchmarks/README.md "The sampled secant"), so it is not the default.
     trust_sample: Annotated[int, AT_LEAST_ONE] = 1
     # Let the trust region shrink the step only on evidence of overshoot: a rising loss (short EMA
     # > long EMA + 2 standard errors) with rho > target, or a flat loss with a significant

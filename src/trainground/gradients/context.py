@@ -139,14 +139,14 @@ class HostContext:
     # ``grads``, so a transform can take <grads, update> tensor by tensor (see :meth:`dot`).
     update_views: list[Tensor] | None = None
     update_buffer: Tensor | None = None  # the flat tensor ``update_views`` are views of
-    # The sampled secant (gradients/sampled.py): ``update_buffer`` is ``sampled.update`` and the
-    # dot products read the same sample of the gradients; ``sampled_index``: the positions of
-    # ``grads`` among the layout's parameters (None: all of them).
-    sampled: SampledLayout | None = None
+    # The sampled secant (gradients/sampled.py): one layout per phase; a dot product with a
+    # phase's ``update`` reads the same sample of the gradients. ``sampled_index``: the positions
+    # of ``grads`` among the layouts' parameters (None: all of them).
+    sampled: list[SampledLayout] | None = None
     sampled_index: list[int] | None = None
-    # ``applied_scale`` when the gradients' sample was last gathered (NaN: not yet this step); a
-    # second dot product of the step reads the same gradients unless a clip scaled them since.
-    sampled_gathered_at: float = math.nan
+    # (phase, ``applied_scale``) of the last gathered sample of the gradients: a second dot product
+    # on that phase reads the same gradients unless a clip scaled them since.
+    sampled_gathered: tuple[int, float] | None = None
 
     @property
     def norm(self) -> float:
@@ -158,18 +158,20 @@ class HostContext:
         if self.flat is not None:
             return flat_update.numel() == self.flat.numel()
         if self.sampled is not None:
-            return flat_update is self.sampled.update
+            return any(flat_update is layout.update for layout in self.sampled)
         return self.update_views is not None and flat_update is self.update_buffer
 
     def dot(self, flat_update: Tensor) -> float:
         """``<gradients, flat_update>`` for a vector laid out like the Guard's update buffer."""
         if self.flat is not None:
             return float(torch.dot(self.flat, flat_update))
-        if self.sampled is not None and flat_update is self.sampled.update:
-            if self.sampled_gathered_at != self.applied_scale:
-                self.sampled.gather(self.grads, self.sampled_index)
-                self.sampled_gathered_at = self.applied_scale
-            return self.sampled.dot()
+        for layout in self.sampled or ():
+            if flat_update is layout.update:
+                key = (layout.phase, self.applied_scale)
+                if self.sampled_gathered != key:
+                    layout.gather(self.grads, self.sampled_index)
+                    self.sampled_gathered = key
+                return layout.dot()
         if self.update_views is None or flat_update is not self.update_buffer:
             raise ValueError("HostContext.dot needs a flat gradient buffer, or update_views of flat_update")
         # The views alias ``flat_update`` (the Guard's buffer); one dot per tensor, one read.

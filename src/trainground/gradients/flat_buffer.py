@@ -58,7 +58,8 @@ class FlatGradients:
         self.views: list[Tensor] = []
         self.old_views: list[Tensor] = []
         self.old_flat_views: list[Tensor] = []  # the same slices of ``old``, 1-D (per-tensor dot products)
-        self._sampled: tuple[tuple[int, tuple[int, ...]], SampledLayout] | None = None  # ((stride, data pointers), it)
+        # ((stride, data pointers), one SampledLayout per phase)
+        self._sampled: tuple[tuple[int, tuple[int, ...]], list[SampledLayout]] | None = None
 
     def use(self, active: bool) -> None:
         """At a window's start: switch between the flat buffer and autograd's own tensors."""
@@ -132,16 +133,16 @@ class FlatGradients:
             return 1  # a sampled view of such a parameter would be a copy, not the weights
         return max(1, min(int(getattr(t, "sample", 1)) for t in observers))
 
-    def sampled(self, params: list[Tensor], stride: int) -> tuple[SampledLayout, list[int] | None]:
-        """The :class:`~trainground.gradients.sampled.SampledLayout` of the parameters (made once per
-        stride and storage), and the positions of ``params`` among them (None: all of them)."""
+    def sampled(self, params: list[Tensor], stride: int) -> tuple[list[SampledLayout], list[int] | None]:
+        """The :class:`~trainground.gradients.sampled.SampledLayout` of each phase (made once per
+        stride and storage), and the positions of ``params`` among the parameters (None: all)."""
         storage = tuple(p.data_ptr() for p in self.params)  # a parameter whose data was replaced
         if self._sampled is None or self._sampled[0] != (stride, storage):
-            self._sampled = ((stride, storage), SampledLayout(self.params, stride))
-        layout = self._sampled[1]
+            self._sampled = ((stride, storage), [SampledLayout(self.params, stride, k) for k in range(stride)])
+        layouts = self._sampled[1]
         if len(params) == len(self.params):
-            return layout, None
-        return layout, [i for i, p in enumerate(self.params) if p.grad is not None]
+            return layouts, None
+        return layouts, [i for i, p in enumerate(self.params) if p.grad is not None]
 
     def window(self) -> tuple[list[Tensor], list[Tensor]]:
         """(gradients, their parameters): all of them with a flat buffer, else those with a grad."""

@@ -11,8 +11,9 @@ sampling adds noise to a ratio of EMAs that already average the mini-batch noise
 
 Which elements: every ``stride``-th block of :data:`SAMPLE_BLOCK` elements of each tensor (the
 last partial block left out), or every ``stride``-th element of a tensor too small to hold
-``stride`` blocks, so every element has about the same chance to be in. The sampled update and
-gradients are kept in two compact buffers, so each dot product is one kernel.
+``stride`` blocks, so every element has about the same chance to be in; the starting block (the
+phase) moves by one each measured step, so every element is read once every ``stride`` steps.
+The sampled update and gradients are kept in two compact buffers, so each dot product is one kernel.
 """
 
 from __future__ import annotations
@@ -31,36 +32,41 @@ SAMPLE_BLOCK = 1 << 10
 SAMPLE_MIN_NUMEL = 1 << 18
 
 
-def sample_geometry(numel: int, stride: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(size, strides) of the sample of a contiguous tensor of ``numel`` elements (module docstring)."""
-    blocks = numel // SAMPLE_BLOCK
+def sample_geometry(numel: int, stride: int, phase: int = 0) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """(size, strides, offset) of phase ``phase`` of the sample of a contiguous tensor of ``numel``
+    elements (module docstring): blocks ``phase``, ``phase + stride``, ... (or those elements)."""
     if numel < SAMPLE_BLOCK * stride:
-        return (math.ceil(numel / stride),), (stride,)
-    return (math.ceil(blocks / stride), SAMPLE_BLOCK), (SAMPLE_BLOCK * stride, 1)
+        return (max(0, math.ceil((numel - phase) / stride)),), (stride,), phase
+    blocks = numel // SAMPLE_BLOCK
+    return (max(0, math.ceil((blocks - phase) / stride)), SAMPLE_BLOCK), (SAMPLE_BLOCK * stride, 1), phase * SAMPLE_BLOCK
 
 
-def sample_view(t: Tensor, stride: int) -> Tensor:
-    """The sample of ``t`` (module docstring): a view of a contiguous ``t``, else of a copy."""
+def sample_view(t: Tensor, stride: int, phase: int = 0) -> Tensor:
+    """Phase ``phase`` of the sample of ``t`` (module docstring): a view of a contiguous ``t``, else of a copy."""
     t = t.contiguous()
-    size, strides = sample_geometry(t.numel(), stride)
-    return t.as_strided(size, strides, t.storage_offset())
+    size, strides, offset = sample_geometry(t.numel(), stride, phase)
+    return t.as_strided(size, strides, t.storage_offset() + offset)
 
 
 class SampledLayout:
-    """The sampled views of a list of contiguous parameters, with two compact buffers aligned to
-    them: ``update`` (``-u`` on the sample, what the secant keeps) and ``grad`` (the gradients'
-    sample, gathered for each dot product).
+    """Phase ``phase`` of the sampled views of a list of contiguous parameters, with two compact
+    buffers aligned to them: ``update`` (``-u`` on the sample, what the secant keeps) and ``grad``
+    (the gradients' sample, gathered for each dot product). The Guard keeps one layout per phase
+    and measures step t on phase ``t mod stride``, so every element is read once every ``stride``
+    steps: a fixed sample would never see an instability confined to the elements it leaves out
+    (one layer's rows, a few units), a rotating one sees it within ``stride`` steps.
 
     Args:
         params: the parameters, all contiguous, of one dtype and device.
         stride: keep one element in ``stride``.
+        phase: which of the ``stride`` disjoint samples (0 <= phase < stride).
     """
 
-    def __init__(self, params: list[Tensor], stride: int) -> None:
-        self.stride = stride
-        self.geometry = [sample_geometry(p.numel(), stride) for p in params]
-        self.params = [p.detach().as_strided(size, strides, p.storage_offset())
-                       for p, (size, strides) in zip(params, self.geometry, strict=True)]
+    def __init__(self, params: list[Tensor], stride: int, phase: int = 0) -> None:
+        self.stride, self.phase = stride, phase
+        self.geometry = [sample_geometry(p.numel(), stride, phase) for p in params]
+        self.params = [p.detach().as_strided(size, strides, p.storage_offset() + offset)
+                       for p, (size, strides, offset) in zip(params, self.geometry, strict=True)]
         sizes = [v.numel() for v in self.params]
         ref = params[0]
         self.update = torch.zeros(sum(sizes), dtype=ref.dtype, device=ref.device)
@@ -71,8 +77,9 @@ class SampledLayout:
     def views(self, tensors: list[Tensor], index: list[int] | None = None) -> list[Tensor]:
         """The sample of parameter-shaped ``tensors`` (aligned with the parameters, or ``index``)."""
         geometry = self.geometry if index is None else [self.geometry[i] for i in index]
-        return [t.as_strided(size, strides, t.storage_offset()) if t.is_contiguous() else sample_view(t, self.stride)
-                for t, (size, strides) in zip(tensors, geometry, strict=True)]
+        return [t.as_strided(size, strides, t.storage_offset() + offset) if t.is_contiguous()
+                else sample_view(t, self.stride, self.phase)
+                for t, (size, strides, offset) in zip(tensors, geometry, strict=True)]
 
     def pick(self, views: list[Tensor], index: list[int] | None) -> list[Tensor]:
         """``views`` (one per parameter) at ``index`` (None: all of them)."""

@@ -105,6 +105,11 @@ class SecantTrustRegion(SecantGate, ScalarState):
     def _to(self, device: torch.device) -> None:
         self._device_state(device)
 
+    def sample_phase(self) -> int:
+        """The phase of the sample the coming measurement reads (``sample`` > 1): it moves by one
+        per measured step, so every parameter element is read once every ``sample`` measurements."""
+        return (self.tick // self.every) % self.sample
+
     def measures(self) -> bool:
         """Whether the coming step's update is measured (the Guard then keeps ``-u`` for the secant)."""
         return self.tick % self.every == 0

@@ -59,10 +59,12 @@ def host_step(chain: Chain, optimizer: torch.optim.Optimizer, buffers: FlatGradi
             ctx.update_views = buffers.scratch_flat(params)  # per-tensor dot products
             ctx.update_buffer = buffers.old
         else:
-            layout, ctx.sampled_index = buffers.sampled(params, stride)
-            ctx.sampled = layout
+            layouts, ctx.sampled_index = buffers.sampled(params, stride)
+            ctx.sampled = layouts
+            phase = next((int(t.sample_phase()) for t in observers if hasattr(t, "sample_phase")), 0) % stride
+            layout = layouts[phase]  # where this step's update is kept; the last one's is the phase before
             for t in observers:
-                t.adopt_update_buffer(layout.update)  # a resumed secant's saved update (a no-op after)
+                t.adopt_update_buffer(layouts[phase - 1].update)  # a resumed secant's saved update (no-op after)
     chain.host(ctx)
     keep = ctx.keep > 0 and math.isfinite(window_norm)
     if keep:
