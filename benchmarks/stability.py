@@ -52,8 +52,8 @@ GUARDS = {
     # layout, whole (the layout's own rounding) and sampled (GuardConfig.trust_sample=8).
     "guard_per_tensor": GuardConfig(trust_sample=1),
     "guard_sampled_forced": GuardConfig(trust_sample=8),
-    "guard_sampled": GuardConfig(trust_sample=8),  # with --hidden 1024: where sampling applies by itself
-    "guard_whole": GuardConfig(trust_sample=1),  # every element read (the default)
+    "guard_sampled": GuardConfig(trust_sample=8),  # = the default; with --hidden 1024 the sample applies
+    "guard_whole": GuardConfig(trust_sample=1),  # every element read (the default before issue 17's sample)
 }
 # method -> (flat_buffer.SMALL_TENSOR, flat_buffer.SAMPLE_MIN_NUMEL) while it runs
 FORCED_LAYOUT = {"guard_per_tensor": (0, 0), "guard_sampled_forced": (0, 0)}

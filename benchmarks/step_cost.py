@@ -55,7 +55,8 @@ GUARD_OPTIONS: dict[str, dict] = {
     "guard": {}, "guard_p10": {"percentile": 10.0, "zscore": None},
     "guard_trust_every2": {"trust_every": 2},
     "guard_no_trust": {"trust_region": False},
-    "guard_sampled": {"trust_sample": 8},  # issue 17: the secant on 1 parameter block in 8 (opt-in)
+    "guard_sampled": {"trust_sample": 8},  # issue 17: the secant on 1 cache line in 8 (= the default)
+    "guard_whole": {"trust_sample": 1},  # the secant on every element (the default before)
     "guard_p8": {"trust_rise_overshoot": True},
     # issue 15, fifth pass: the previous default (ZClip's EMA fed the clipped norm)
     "guard_zclip_published": {"zscore_follow_level_shift": False},

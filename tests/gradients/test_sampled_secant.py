@@ -1,4 +1,4 @@
-"""The sampled secant (issue 17, opt-in): the trust region's passes read one parameter element in
+"""The sampled secant (issue 17): the trust region's passes read one parameter element in
 ``GuardConfig.trust_sample`` where they are memory-bound (CPU, per-tensor layout, >= 2**18 parameters)."""
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ def test_sample_view_is_a_view_of_about_one_element_in_stride():
     assert small.nonzero().flatten().tolist() == list(range(0, 100, 8))
 
 
-def test_the_default_reads_every_element(monkeypatch):
-    assert GuardConfig().trust_sample == 1
+def test_the_default_samples_and_trust_sample_1_reads_every_element(monkeypatch):
+    model = _model()
+    default = Guard(model, torch.optim.SGD(model.parameters(), lr=0.1), config=GuardConfig())
+    assert GuardConfig().trust_sample == 8 and _trust(default).sample == 8
     guard, _ = _run(1, 3, monkeypatch)
     assert guard.buffers._sampled is None and _trust(guard).neg_update is guard.buffers.old
 

@@ -128,15 +128,16 @@ class GuardConfig:
     # a copy and a difference of the weights plus two dot products (memory passes, most of the
     # trust region's cost on a CPU); the EMAs and the scale keep their time constants in steps.
     trust_every: Annotated[int, AT_LEAST_ONE] = 1
-    # Measure it on one parameter element in N (every N-th block of 1,024) where those passes are
-    # memory-bound: the CPU path without a flat gradient buffer (tensors of > 64k elements on
-    # average), from 2**18 parameters (1 MiB of float32, a typical L2) on. The secant reads only
-    # ratios of its sums, which a uniform sample estimates without the 1/N (gradients/sampled.py).
-    # The sample's phase moves by one block per measured step, so every element is read once every
-    # N steps. 8 takes the 1M MLP's Guard step from 1.21x to 1.11x a plain step, but on benchmark C
-    # at 1.1M parameters (seeds 0-9) 3 of 160 runs failed against 1 reading every element
-    # (benchmarks/README.md "The sampled secant"), so it is not the default.
-    trust_sample: Annotated[int, AT_LEAST_ONE] = 1
+    # Measure it on one parameter element in N (every N-th cache line of 16 floats) where those
+    # passes are memory-bound: the CPU path without a flat gradient buffer (tensors of > 64k
+    # elements on average), from 2**18 parameters (1 MiB of float32, a typical L2) on. The secant
+    # reads only ratios of its sums, which a uniform sample estimates without the 1/N
+    # (gradients/sampled.py); the sample moves by one line per measured step, so every element is
+    # read once every N steps. 8 (fixed for the bytes before any run) takes the 1M MLP's Guard step
+    # from ~1.20x to ~1.14x a plain step; on benchmark C at 1.1M parameters it lost no more runs
+    # than reading every element (seeds 0-19: 2 of 320 each; benchmarks/README.md "The sampled
+    # secant"). 1: every element (the tensor path on CUDA always reads every element).
+    trust_sample: Annotated[int, AT_LEAST_ONE] = 8
     # Let the trust region shrink the step only on evidence of overshoot: a rising loss (short EMA
     # > long EMA + 2 standard errors) with rho > target, or a flat loss with a significant
     # overshoot (excess curvature C - target*D two standard errors above 0 over the ~100 steps on

@@ -66,10 +66,11 @@ class SecantTrustRegion(SecantGate, ScalarState):
             so the time constants stay those of ``every = 1``; the applied scale is still used
             on every step.
         sample: on the Guard's CPU path, measure the secant on one parameter element in ``sample``
-            (blocks of 1,024; :mod:`trainground.gradients.sampled`). It applies only where the
-            passes are memory-bound: no flat gradient buffer (tensors of > 64k elements on
-            average) and at least 2**18 parameters; elsewhere, and on the tensor path (CUDA),
-            every element is read. 1: always every element.
+            (cache lines of 16 floats, the sample moving by one line per measured step;
+            :mod:`trainground.gradients.sampled`). It applies only where the passes are
+            memory-bound: no flat gradient buffer (tensors of > 64k elements on average) and at
+            least 2**18 parameters; elsewhere, and on the tensor path (CUDA), every element is
+            read. 1 (this class's default; ``GuardConfig.trust_sample`` is 8): every element.
 
     References:
         Secant (quasi-Newton) curvature along the step: Barzilai, Borwein. Two-point step size
