@@ -26,9 +26,9 @@ from torch import Tensor
 # Parameters are read in blocks of this many elements: 16 float32, one 64-byte cache line, the
 # smallest block whose skipping saves memory traffic. Small blocks keep every row of a weight
 # matrix (rows of >= 128 elements) in every phase, so every unit and every class is seen at every
-# step; blocks of 1,024 (a page) read 10% fewer bytes but, for a (10, 1024) output layer, one or
-# two classes' rows per step, and lost more runs of benchmark C at 1.1M parameters
-# (benchmarks/README.md "The sampled secant") ...
+# step; blocks of 1,024 (a page) cost ~3% less per step on the 1M MLP but read, for a (10, 1024)
+# output layer, one or two classes' rows per step, and lost more runs of benchmark C at 1.1M
+# parameters (benchmarks/README.md "The sampled secant") ...
 SAMPLE_BLOCK = 1 << 4
 # ... and only from this many parameters on (1 MiB of float32, a typical CPU's L2). Below it the
 # passes run from cache and cost their dispatch, which sampling does not cut: measured on the 85k
