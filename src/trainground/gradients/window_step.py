@@ -72,22 +72,18 @@ def host_step(chain: Chain, optimizer: torch.optim.Optimizer, buffers: FlatGradi
         s = ctx.update_scale
         whole = s != 1.0 and not lr_scalable(optimizer)  # the scale is applied by a lerp: every old weight
         old = buffers.scratch(params) if (measure and layout is None) or whole else None
-        if measure and layout is not None:
+        sampled = measure and layout is not None  # this step's -u kept on the sample (gradients/sampled.py)
+        if sampled:
             index = ctx.sampled_index
-            kept, mine = layout.pick(layout.update_views, index), layout.pick(layout.params, index)
+            kept = layout.pick(layout.update_views, index)  # type: ignore[union-attr]
+            if index is not None:
+                layout.update.zero_()  # type: ignore[union-attr]  # a parameter without a grad did not move
+        if sampled and old is None:
+            mine = layout.pick(layout.params, index)  # type: ignore[union-attr]
             with torch.no_grad():
-                if index is not None:
-                    layout.update.zero_()  # a parameter without a grad did not move
-                if old is None:
-                    torch._foreach_copy_(kept, mine)
-                    step_scaled(optimizer, s)  # the lr carries the scale (not `whole`)
-                    torch._foreach_sub_(kept, mine)  # -(applied update), on the sample
-                else:
-                    torch._foreach_copy_(old, params)
-                    if not step_scaled(optimizer, s):
-                        torch._foreach_lerp_(params, old, 1.0 - s)
-                    torch._foreach_sub_(old, params)
-                    torch._foreach_copy_(kept, layout.views(old, index))  # -(applied update), sampled
+                torch._foreach_copy_(kept, mine)
+                step_scaled(optimizer, s)  # the lr carries the scale (not `whole`)
+                torch._foreach_sub_(kept, mine)  # -(applied update), on the sample
         elif old is None:
             step_scaled(optimizer, s)  # the common case: nothing but the optimizer touches the weights
         else:
@@ -99,6 +95,8 @@ def host_step(chain: Chain, optimizer: torch.optim.Optimizer, buffers: FlatGradi
                     torch._foreach_lerp_(params, old, 1.0 - s)
                 if measure:
                     torch._foreach_sub_(old, params)  # old <- -(applied update)
+                if sampled:
+                    torch._foreach_copy_(kept, layout.views(old, index))  # type: ignore[union-attr]  # its sample
     else:
         ctx.keep = 0.0
         skip_step_(optimizer, params, grads, buffers.scratch(params) if buffers.same_layout else None)
